@@ -1,0 +1,291 @@
+"""Pipeline config (YAML) -> typed, validated objects.
+
+Every error names the file and the key, e.g.
+``include/pipelines/churn.yaml: model.candidates[1].estimator: unknown estimator 'sklearn.foo.Bar'``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from airflow_mlops.core.errors import ConfigError
+
+TASKS = ("binary_classification", "multiclass_classification", "regression")
+FEATURE_TYPES = ("numeric", "categorical")
+SOURCE_FORMATS = ("csv", "parquet")
+CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "f1", "log_loss", "precision", "recall")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+ALLOWED_ESTIMATOR_PREFIX = "sklearn."
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    type: str  # numeric | categorical
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    path: str  # a file, or a folder of daily files; relative paths are relative to the project root
+    format: str = "csv"
+    date_column: str | None = None
+    window_days: int | None = None
+    max_file_mb: float = 512.0
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    test_size: float = 0.2
+    stratify: bool = True
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    estimator: str  # dotted path, e.g. sklearn.linear_model.LogisticRegression
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    primary: str
+    others: tuple[str, ...] = ()
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (self.primary, *[m for m in self.others if m != self.primary])
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    name: str
+    source: SourceConfig
+    target: str
+    task: str
+    features: tuple[Feature, ...]
+    expectation_suite: str
+    model_name: str
+    candidates: tuple[Candidate, ...]
+    metrics: MetricsConfig
+    split: SplitConfig
+    seed: int
+    path: str = ""  # the file this config came from
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def numeric_features(self) -> list[str]:
+        return [f.name for f in self.features if f.type == "numeric"]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [f.name for f in self.features if f.type == "categorical"]
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task != "regression"
+
+    def candidate(self, name: str) -> Candidate:
+        for c in self.candidates:
+            if c.name == name:
+                return c
+        known = ", ".join(c.name for c in self.candidates)
+        raise ConfigError(f"{self.path}: model.candidates: no candidate named {name!r} (known: {known})")
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the config, relative to the project root (the folder holding include/)."""
+        p = Path(relative)
+        return p if p.is_absolute() else project_root_of(self.path) / p
+
+
+def project_root_of(config_path: str) -> Path:
+    """The project root: the parent of the `include/` folder the config lives in, else its folder."""
+    p = Path(config_path).resolve()
+    for parent in p.parents:
+        if parent.name == "include":
+            return parent.parent
+    return p.parent
+
+
+class _Reader:
+    """Reads one mapping strictly: unknown keys and wrong types are errors naming file and key."""
+
+    def __init__(self, file: str, data: Any, where: str) -> None:
+        self.file, self.where = file, where
+        if not isinstance(data, dict):
+            self.fail(f"expected a mapping, got {type(data).__name__}")
+        self.data: dict[str, Any] = data
+        self.used: set[str] = set()
+
+    def fail(self, msg: str, key: str | None = None) -> None:
+        loc = f"{self.where}.{key}" if key and self.where else (key or self.where or "<top level>")
+        raise ConfigError(f"{self.file}: {loc}: {msg}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., choices: tuple = ()) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if default is ...:
+                self.fail("required key is missing", key)
+            return default
+        value = self.data[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds:
+            ok = False
+        else:
+            ok = isinstance(value, kinds) or (float in kinds and isinstance(value, int))
+        if not ok:
+            names = " or ".join(k.__name__ for k in kinds)
+            self.fail(f"expected {names}, got {type(value).__name__} {value!r}", key)
+        if choices and value not in choices:
+            self.fail(f"{value!r} is not one of {', '.join(map(str, choices))}", key)
+        return value
+
+    def sub(self, key: str, default: Any = ...) -> _Reader:
+        value = self.get(key, dict, default)
+        return _Reader(self.file, value, f"{self.where}.{key}" if self.where else key)
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            self.fail(f"unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(self.used))}")
+
+
+def load_config(path: str | Path, *, check_estimators: bool = True) -> PipelineConfig:
+    """Read and validate a pipeline config file."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: config file not found; pipeline configs live in include/pipelines/") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    return parse_config(data, file=file, check_estimators=check_estimators)
+
+
+def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = True) -> PipelineConfig:
+    top = _Reader(file, data, "")
+    name = top.get("pipeline", str)
+
+    src = top.sub("source")
+    source = SourceConfig(
+        path=src.get("path", str),
+        format=src.get("format", str, "csv", SOURCE_FORMATS),
+        date_column=src.get("date_column", str, None),
+        window_days=src.get("window_days", int, None),
+        max_file_mb=float(src.get("max_file_mb", float, 512.0)),
+    )
+    src.done()
+    if source.window_days is not None and source.window_days < 1:
+        src.fail("must be >= 1", "window_days")
+
+    tgt = top.sub("target")
+    target = tgt.get("column", str)
+    task = tgt.get("task", str, choices=TASKS)
+    tgt.done()
+
+    features = []
+    raw_features = top.get("features", list)
+    if not raw_features:
+        top.fail("at least one feature is required", "features")
+    for i, item in enumerate(raw_features):
+        fr = _Reader(file, item, f"features[{i}]")
+        features.append(Feature(name=fr.get("name", str), type=fr.get("type", str, choices=FEATURE_TYPES)))
+        fr.done()
+    names = [f.name for f in features]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        top.fail(f"duplicated feature name(s): {', '.join(dupes)}", "features")
+    if target in names:
+        top.fail(f"the target column {target!r} is also listed as a feature (target leakage)", "features")
+
+    val = top.sub("validation")
+    suite = val.get("suite", str)
+    val.done()
+
+    mdl = top.sub("model")
+    model_name = mdl.get("name", str)
+    candidates = []
+    raw_candidates = mdl.get("candidates", list)
+    if not raw_candidates:
+        mdl.fail("at least one candidate is required", "candidates")
+    for i, item in enumerate(raw_candidates):
+        cr = _Reader(file, item, f"model.candidates[{i}]")
+        cand = Candidate(name=cr.get("name", str), estimator=cr.get("estimator", str), params=cr.get("params", dict, {}))
+        cr.done()
+        if check_estimators:
+            _check_estimator(cand.estimator, task, lambda msg, r=cr: r.fail(msg, "estimator"))
+        candidates.append(cand)
+    cnames = [c.name for c in candidates]
+    if len(set(cnames)) != len(cnames):
+        mdl.fail(f"candidate names must be unique, got {cnames}", "candidates")
+    mdl.done()
+
+    met = top.sub("metrics")
+    allowed = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+    primary = met.get("primary", str, choices=allowed)
+    others = met.get("others", list, [])
+    for m in others:
+        if m not in allowed:
+            met.fail(f"{m!r} is not a metric for {task}; allowed: {', '.join(allowed)}", "others")
+    met.done()
+
+    spl = top.sub("split", {})
+    split = SplitConfig(test_size=float(spl.get("test_size", float, 0.2)), stratify=spl.get("stratify", bool, True))
+    spl.done()
+    if not 0.0 < split.test_size < 1.0:
+        spl.fail(f"must be between 0 and 1, got {split.test_size}", "test_size")
+
+    seed = top.get("seed", int)
+    top.get("description", str, "")
+    top.done()
+
+    return PipelineConfig(
+        name=name,
+        source=source,
+        target=target,
+        task=task,
+        features=tuple(features),
+        expectation_suite=suite,
+        model_name=model_name,
+        candidates=tuple(candidates),
+        metrics=MetricsConfig(primary=primary, others=tuple(others)),
+        split=split,
+        seed=seed,
+        path=file,
+        raw=data,
+    )
+
+
+def _check_estimator(path: str, task: str, fail: Any) -> None:
+    if not path.startswith(ALLOWED_ESTIMATOR_PREFIX) or path.count(".") < 2:
+        fail(f"unknown estimator {path!r}: give a scikit-learn class path such as sklearn.linear_model.LogisticRegression")
+    module_name, _, class_name = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        fail(f"unknown estimator {path!r}: module {module_name!r} does not exist in scikit-learn")
+    cls = getattr(module, class_name, None)
+    if cls is None or not hasattr(cls, "fit"):
+        fail(f"unknown estimator {path!r}: {module_name} has no estimator class {class_name!r}")
+    wants = "regressor" if task == "regression" else "classifier"
+    kind = getattr(cls, "_estimator_type", None)
+    if kind is None:
+        from sklearn.base import is_classifier, is_regressor
+
+        try:
+            est = cls()
+            kind = "classifier" if is_classifier(est) else "regressor" if is_regressor(est) else None
+        except Exception:
+            kind = None
+    if kind is not None and kind != wants:
+        fail(f"estimator {path!r} is a {kind}, but the target task {task!r} needs a {wants}")
