@@ -1,0 +1,129 @@
+"""A deterministic, realistic customer-churn stream: one CSV file per day.
+
+    python include/churn_stream.py --out data/churn --start 2026-01-01 --days 60 \
+        --drift-from 2026-02-15 --bad-day 2026-02-20
+
+Numeric and categorical features; churn depends on contract, tenure, charges and support
+calls. From `drift_from` on, the relationship shifts (price sensitivity rises, fibre users
+leave) and the feature mix moves. A `bad_day` produces a broken batch: nulls, negative
+tenure, an unknown contract type and strings in a numeric column.
+Same seed, same arguments: byte-identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+CONTRACTS = ["month-to-month", "one-year", "two-year"]
+PAYMENTS = ["card", "bank-transfer", "electronic-check", "mailed-check"]
+REGIONS = ["north", "south", "east", "west"]
+
+
+def daily_batch(
+    day: dt.date,
+    *,
+    rows: int = 400,
+    seed: int = 7,
+    drift_from: dt.date | None = None,
+    bad: bool = False,
+) -> pd.DataFrame:
+    """One day of customer records with the churn label observed 30 days later."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng([seed, day.toordinal()])
+    drifted = drift_from is not None and day >= drift_from
+    contract = rng.choice(CONTRACTS, size=rows, p=[0.7, 0.2, 0.1] if drifted else [0.5, 0.3, 0.2])
+    payment = rng.choice(PAYMENTS, size=rows, p=[0.35, 0.25, 0.3, 0.1])
+    region = rng.choice(REGIONS, size=rows)
+    tenure = np.clip(rng.gamma(2.0, 12.0, size=rows), 0, 72).round(0)
+    base_charge = rng.normal(85 if drifted else 65, 20, size=rows)
+    charges = np.clip(base_charge + (contract == "two-year") * -10, 18, 150).round(2)
+    calls = rng.poisson(2.5 if drifted else 1.2, size=rows)
+    usage = np.clip(rng.lognormal(2.5, 0.6, size=rows), 0, 500).round(2)
+
+    logit = (
+        -1.2
+        + 1.4 * (contract == "month-to-month")
+        - 1.0 * (contract == "two-year")
+        - 0.04 * tenure
+        + 0.45 * calls
+        + 0.6 * (payment == "electronic-check")
+    )
+    if drifted:
+        logit = logit + 0.035 * (charges - 65) + 0.8 * (region == "south") - 0.3 * calls
+    else:
+        logit = logit + 0.012 * (charges - 65)
+    churned = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
+
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{day:%Y%m%d}-{i:05d}" for i in range(rows)],
+            "event_date": [day.isoformat()] * rows,
+            "tenure_months": tenure,
+            "monthly_charges": charges,
+            "support_calls": calls,
+            "data_usage_gb": usage,
+            "contract": contract,
+            "payment_method": payment,
+            "region": region,
+            "churned": churned,
+        }
+    )
+    if bad:
+        frame = frame.astype({"tenure_months": object, "monthly_charges": object, "contract": object})
+        frame.loc[frame.index[::3], "monthly_charges"] = None
+        frame.loc[frame.index[1::7], "tenure_months"] = -5
+        frame.loc[frame.index[2::11], "contract"] = "lifetime"
+        frame.loc[frame.index[5::13], "tenure_months"] = "unknown"
+    return frame
+
+
+def write_stream(
+    out: Path,
+    start: dt.date,
+    days: int,
+    *,
+    rows: int = 400,
+    seed: int = 7,
+    drift_from: dt.date | None = None,
+    bad_days: tuple[dt.date, ...] = (),
+) -> list[Path]:
+    """Write `days` daily files churn_YYYY-MM-DD.csv into `out`; existing files are rewritten identically."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(days):
+        day = start + dt.timedelta(days=i)
+        frame = daily_batch(day, rows=rows, seed=seed, drift_from=drift_from, bad=day in bad_days)
+        path = out / f"churn_{day.isoformat()}.csv"
+        frame.to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("data/churn"))
+    parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1))
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--rows", type=int, default=400, help="rows per day")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--drift-from", type=dt.date.fromisoformat, default=None)
+    parser.add_argument("--bad-day", type=dt.date.fromisoformat, action="append", default=[])
+    args = parser.parse_args(argv)
+    paths = write_stream(
+        args.out, args.start, args.days, rows=args.rows, seed=args.seed,
+        drift_from=args.drift_from, bad_days=tuple(args.bad_day),
+    )
+    print(f"wrote {len(paths)} daily files ({args.rows} rows each) to {args.out}/ "
+          f"[{paths[0].name} .. {paths[-1].name}]")
+
+
+if __name__ == "__main__":
+    main()

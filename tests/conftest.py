@@ -1,0 +1,82 @@
+"""Shared fixtures: a private MLOps home, a real MLflow SQLite store, the churn config and data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugins"))
+CHURN_CONFIG = ROOT / "include" / "pipelines" / "churn.yaml"
+
+
+def _load_stream_module():
+    spec = importlib.util.spec_from_file_location("churn_stream", ROOT / "include" / "churn_stream.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+churn_stream = _load_stream_module()
+
+
+@pytest.fixture
+def mlops_home(tmp_path, monkeypatch) -> Path:
+    """A fresh AIRFLOW_MLOPS_HOME: its own SQLite tracking store, artifacts and snapshots."""
+    home = tmp_path / "mlops"
+    home.mkdir()
+    monkeypatch.setenv("AIRFLOW_MLOPS_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def mlflow_client(mlops_home):
+    """A real MlflowClient on a SQLite store inside the test's MLOps home."""
+    from mlflow import MlflowClient
+
+    from airflow_mlops import settings
+    from airflow_mlops.core import tracking
+
+    client = MlflowClient(tracking_uri=settings.default_tracking_uri(), registry_uri=settings.default_tracking_uri())
+    tracking.configure(client)
+    return client
+
+
+@pytest.fixture(scope="session")
+def churn_config():
+    from airflow_mlops.core.config import load_config
+
+    return load_config(CHURN_CONFIG)
+
+
+@pytest.fixture
+def churn_dir(tmp_path) -> Path:
+    """28 clean daily churn files in a temp folder (2026-01-01 .. 2026-01-28)."""
+    out = tmp_path / "data" / "churn"
+    churn_stream.write_stream(out, dt.date(2026, 1, 1), 28, rows=150)
+    return out
+
+
+@pytest.fixture
+def churn_frame():
+    """A clean churn dataframe of 2,000 rows (5 days)."""
+    import pandas as pd
+
+    return pd.concat(
+        [churn_stream.daily_batch(dt.date(2026, 1, 1) + dt.timedelta(days=i), rows=400) for i in range(5)],
+        ignore_index=True,
+    )
+
+
+@pytest.fixture
+def bad_churn_frame():
+    """A churn batch with the generator's bad-batch switch on."""
+    return churn_stream.daily_batch(dt.date(2026, 1, 3), rows=400, bad=True)
+
+
+os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
