@@ -1,0 +1,67 @@
+"""What every airflow-mlops operator shares: the MLflow hook, run tags, error translation."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_mlops.hooks.mlflow import MlflowHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_mlops.core.config import PipelineConfig
+
+
+class MlopsBaseOperator(BaseOperator):
+    """Base for the pipeline operators: a dumb constructor, a lazily built hook."""
+
+    ui_color = "#e8f1fb"
+
+    def __init__(self, *, config_path: str, mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.config_path = config_path
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def load_config(self) -> PipelineConfig:
+        from airflow_mlops.core.config import load_config
+
+        with fail_on_bad_input():
+            return load_config(self.config_path)
+
+    @staticmethod
+    def run_tags(context: Context, **extra: str) -> dict[str, str]:
+        """Tags that trace an MLflow run or model version back to the Airflow task that made it."""
+        ti = context["ti"]
+        tags = {
+            "airflow.dag_id": ti.dag_id,
+            "airflow.run_id": ti.run_id,
+            "airflow.task_id": ti.task_id,
+            "airflow.try_number": str(ti.try_number),
+        }
+        if getattr(ti, "map_index", -1) not in (-1, None):
+            tags["airflow.map_index"] = str(ti.map_index)
+        tags.update({k.replace("__", "."): v for k, v in extra.items()})
+        return tags
+
+
+@contextlib.contextmanager
+def fail_on_bad_input() -> Iterator[None]:
+    """Turn core's bad-input errors into AirflowFailException: retrying cannot fix bad input."""
+    from airflow_mlops.core.errors import MlopsError
+
+    try:
+        yield
+    except AirflowFailException:
+        raise
+    except MlopsError as exc:
+        raise AirflowFailException(str(exc)) from exc
