@@ -6,6 +6,7 @@ import datetime as dt
 import importlib.util
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 CHURN_CONFIG = ROOT / "include" / "pipelines" / "churn.yaml"
+
+# Airflow reads its config at import: give the test session its own home and metadata DB
+# before anything imports airflow.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-mlops-tests-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
+        "GX_ANALYTICS_ENABLED": "False",
+        "AIRFLOW_MLOPS_HOME": str(_AIRFLOW_HOME / "mlops"),
+    }
+)
 
 
 def _load_stream_module():
@@ -79,4 +97,11 @@ def bad_churn_frame():
     return churn_stream.daily_batch(dt.date(2026, 1, 3), rows=400, bad=True)
 
 
-os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """A migrated Airflow metadata DB (SQLite) for dag.test() runs in this session."""
+    from airflow.utils import db
+
+    db.resetdb()
+    return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]

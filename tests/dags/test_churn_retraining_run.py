@@ -1,0 +1,75 @@
+"""End-to-end: the churn_retraining DAG run by the real Airflow task runner (dag.test())."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import pytest
+from conftest import ROOT, churn_stream
+
+LOGICAL = dt.datetime(2026, 1, 28, 2, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"), include_examples=False)
+    assert not bag.import_errors
+    return bag.get_dag("churn_retraining")
+
+
+def _states(dag_run) -> dict[str, str]:
+    states: dict[str, str] = {}
+    for ti in dag_run.get_task_instances():
+        states.setdefault(ti.task_id, str(ti.state))
+        if str(ti.state) != "success":
+            states[ti.task_id] = str(ti.state)
+    return states
+
+
+def test_snapshot_validate_train_register(dag, airflow_db, mlops_home, mlflow_client, churn_dir):
+    dag_run = dag.test(logical_date=LOGICAL, run_conf={"source": str(churn_dir)})
+
+    assert _states(dag_run) == {t: "success" for t in dag.task_ids}, _states(dag_run)
+    version = mlflow_client.get_model_version_by_alias("churn_classifier", "challenger")
+    assert version.status == "READY"
+    assert version.tags["airflow.dag_id"] == "churn_retraining"
+    assert version.tags["airflow.run_id"] == dag_run.run_id
+    assert version.tags["data.digest"].startswith("sha256:")
+    # Every candidate was trained and logged to MLflow, each from the same snapshot.
+    exp = mlflow_client.get_experiment_by_name("churn")
+    runs = mlflow_client.search_runs([exp.experiment_id], filter_string="tags.`mlops.step` = 'train'")
+    assert len(runs) == 3
+    assert {r.data.tags["data.digest"] for r in runs} == {version.tags["data.digest"]}
+    assert all("roc_auc" in r.data.metrics for r in runs)
+    best = max(runs, key=lambda r: r.data.metrics["roc_auc"])
+    assert version.run_id == best.info.run_id
+    # The validation run kept its evidence.
+    val_runs = mlflow_client.search_runs([exp.experiment_id], filter_string="tags.`mlops.step` = 'validate'")
+    assert len(val_runs) == 1
+    artifacts = {a.path for a in mlflow_client.list_artifacts(val_runs[0].info.run_id, "validation")}
+    assert "validation/result.json" in artifacts
+
+
+def test_bad_batch_stops_before_training(dag, airflow_db, mlops_home, mlflow_client, tmp_path):
+    source = tmp_path / "bad"
+    churn_stream.write_stream(source, dt.date(2026, 1, 1), 28, rows=150, bad_days=(dt.date(2026, 1, 20),))
+
+    dag_run = dag.test(logical_date=LOGICAL, run_conf={"source": str(source)})
+
+    states = _states(dag_run)
+    assert states["snapshot"] == "success"
+    assert states["validate"] == "failed"
+    assert states["train"] != "success" and states["register_challenger"] != "success"
+    assert mlflow_client.search_registered_models() == []
+    # The bad batch is kept for inspection.
+    assert list((mlops_home / "snapshots" / "churn").glob("*.parquet"))
+
+
+def test_missing_source_fails_at_snapshot_and_registers_nothing(dag, airflow_db, mlops_home, mlflow_client, tmp_path):
+    dag_run = dag.test(logical_date=LOGICAL, run_conf={"source": str(tmp_path / "nowhere")})
+
+    assert _states(dag_run)["snapshot"] == "failed"
+    assert mlflow_client.search_registered_models() == []

@@ -1,0 +1,104 @@
+"""Pipeline config: the shipped config loads; every mistake names the file and the key."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from conftest import CHURN_CONFIG
+
+from airflow_mlops.core.config import load_config, parse_config
+from airflow_mlops.core.errors import ConfigError
+
+
+@pytest.fixture
+def raw():
+    return yaml.safe_load(CHURN_CONFIG.read_text())
+
+
+def write(tmp_path, data) -> str:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_shipped_churn_config_loads(churn_config):
+    assert churn_config.name == "churn"
+    assert churn_config.task == "binary_classification"
+    assert churn_config.numeric_features == ["tenure_months", "monthly_charges", "support_calls", "data_usage_gb"]
+    assert churn_config.categorical_features == ["contract", "payment_method", "region"]
+    assert [c.name for c in churn_config.candidates] == ["logistic_regression", "random_forest", "hist_gradient_boosting"]
+    assert churn_config.metrics.all[0] == "roc_auc"
+    assert churn_config.resolve(churn_config.expectation_suite).is_file()
+
+
+def test_unknown_top_level_key_names_file_and_key(tmp_path, raw):
+    raw["learning_rate"] = 0.1
+    path = write(tmp_path, raw)
+    with pytest.raises(ConfigError, match=r"pipeline\.yaml: <top level>: unknown key\(s\) 'learning_rate'"):
+        load_config(path)
+
+
+def test_unknown_nested_key(tmp_path, raw):
+    raw["model"]["candidates"][0]["hyperparams"] = {}
+    with pytest.raises(ConfigError, match=r"model\.candidates\[0\]: unknown key\(s\) 'hyperparams'"):
+        load_config(write(tmp_path, raw))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.__setitem__("seed", "forty-two"), r"seed: expected int, got str 'forty-two'"),
+        (lambda d: d["split"].__setitem__("test_size", "big"), r"split\.test_size: expected float"),
+        (lambda d: d["split"].__setitem__("stratify", 1), r"split\.stratify: expected bool, got int"),
+        (lambda d: d["source"].__setitem__("window_days", True), r"source\.window_days: expected int, got bool"),
+        (lambda d: d["target"].__setitem__("task", "ranking"), r"target\.task: 'ranking' is not one of"),
+        (lambda d: d["features"][0].__setitem__("type", "text"), r"features\[0\]\.type: 'text' is not one of"),
+        (lambda d: d.__setitem__("features", "tenure"), r"features: expected list, got str"),
+        (lambda d: d["metrics"].__setitem__("primary", "rmse"), r"metrics\.primary: 'rmse' is not one of"),
+        (lambda d: d["split"].__setitem__("test_size", 1.5), r"split\.test_size: must be between 0 and 1"),
+        (lambda d: d["target"].pop("column"), r"target\.column: required key is missing"),
+    ],
+)
+def test_wrong_types_and_values(tmp_path, raw, mutate, message):
+    mutate(raw)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(write(tmp_path, raw))
+    assert "pipeline.yaml" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "message"),
+    [
+        ("sklearn.ensemble.SuperForest", "has no estimator class 'SuperForest'"),
+        ("sklearn.nonexistent.Model", "module 'sklearn.nonexistent' does not exist"),
+        ("os.system", "give a scikit-learn class path"),
+        ("sklearn.linear_model.LinearRegression", "is a regressor, but the target task 'binary_classification'"),
+    ],
+)
+def test_unknown_or_wrong_estimator(tmp_path, raw, estimator, message):
+    raw["model"]["candidates"][1]["estimator"] = estimator
+    with pytest.raises(ConfigError, match=r"model\.candidates\[1\]\.estimator: ") as err:
+        load_config(write(tmp_path, raw))
+    assert message in str(err.value)
+
+
+def test_target_listed_as_feature_is_leakage(raw):
+    data = copy.deepcopy(raw)
+    data["features"].append({"name": "churned", "type": "numeric"})
+    with pytest.raises(ConfigError, match="target leakage"):
+        parse_config(data, file="x.yaml")
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pipeline: [unclosed")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="list.yaml: <top level>: expected a mapping"):
+        load_config(listy)
