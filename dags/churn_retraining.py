@@ -12,7 +12,7 @@ Config: `include/pipelines/churn.yaml`. Run it on another file or folder with th
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import Param, dag
@@ -31,7 +31,7 @@ CONFIG = str(Path(__file__).resolve().parents[1] / "include" / "pipelines" / "ch
 @dag(
     dag_id="churn_retraining",
     schedule="0 2 * * *",
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,

@@ -24,7 +24,7 @@ def run_pipeline(dags_folder: Path, day: dt.date) -> str:
             print(f"DAG import error in {path}:\n{error}", file=sys.stderr)
         raise SystemExit(1)
     dag = bag.get_dag(DAG_ID)
-    logical = dt.datetime.combine(day, dt.time(2, 0), tzinfo=dt.timezone.utc)
+    logical = dt.datetime.combine(day, dt.time(2, 0), tzinfo=dt.UTC)
     print(f"Running {DAG_ID} for {day} (training window ends that day) ...", flush=True)
     dag_run = dag.test(logical_date=logical)
     return str(dag_run.state)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 
 import pytest
 from conftest import ROOT, churn_stream
 
-LOGICAL = dt.datetime(2026, 1, 28, 2, 0, tzinfo=dt.timezone.utc)
+LOGICAL = dt.datetime(2026, 1, 28, 2, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +12,8 @@ import mlflow
 from airflow_mlops import settings
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from mlflow import MlflowClient
 
 

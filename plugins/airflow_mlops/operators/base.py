@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +12,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_mlops.hooks.mlflow import MlflowHook
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from airflow.sdk import Context
 
     from airflow_mlops.core.config import PipelineConfig

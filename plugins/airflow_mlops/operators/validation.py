@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -10,6 +9,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_mlops.operators.base import MlopsBaseOperator, fail_on_bad_input
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airflow.sdk import Context
 
 
