@@ -62,7 +62,7 @@ class DataValidationOperator(MlopsBaseOperator):
                 tags=self.run_tags(context, data__digest=self.snapshot["digest"], mlops__step="validate"),
             )
         context["ti"].xcom_push(key="mlflow_run_id", value=run_id)
-        failures = [f.__dict__ if hasattr(f, "__dict__") else dict(f) for f in report.failed]
+        failures = [f.as_dict() for f in report.failed]
         summary = {
             "success": report.success,
             "evaluated": report.evaluated,
