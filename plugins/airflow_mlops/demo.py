@@ -18,7 +18,7 @@ def run_pipeline(dags_folder: Path, day: dt.date) -> str:
     """Run the DAG once with `dag.test()` (the real Airflow task runner, no scheduler); return the run state."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(dags_folder), include_examples=False)
+    bag = DagBag(dag_folder=str(dags_folder))
     if bag.import_errors:
         for path, error in bag.import_errors.items():
             print(f"DAG import error in {path}:\n{error}", file=sys.stderr)

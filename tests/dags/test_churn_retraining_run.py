@@ -14,7 +14,7 @@ LOGICAL = dt.datetime(2026, 1, 28, 2, 0, tzinfo=dt.UTC)
 def dag():
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "dags"), include_examples=False)
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors
     return bag.get_dag("churn_retraining")
 

@@ -17,7 +17,7 @@ HEAVY = ["great_expectations", "mlflow", "sklearn", "scipy", "pandas"]
 def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(DAGS), include_examples=False)
+    return DagBag(dag_folder=str(DAGS))
 
 
 def test_no_import_errors(dagbag):

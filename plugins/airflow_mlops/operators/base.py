@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_mlops.hooks.mlflow import MlflowHook
+from airflow_mlops.links import MlflowRunLink
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -23,6 +24,7 @@ class MlopsBaseOperator(BaseOperator):
     """Base for the pipeline operators: a dumb constructor, a lazily built hook."""
 
     ui_color = "#e8f1fb"
+    operator_extra_links = (MlflowRunLink(),)
 
     def __init__(self, *, config_path: str, mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any):
         super().__init__(**kwargs)
@@ -38,6 +40,12 @@ class MlopsBaseOperator(BaseOperator):
 
         with fail_on_bad_input():
             return load_config(self.config_path)
+
+    def push_run(self, context: Context, run_id: str) -> None:
+        """Push the MLflow run (and its experiment) to XCom for the 'MLflow run' link."""
+        context["ti"].xcom_push(key="mlflow_run_id", value=run_id)
+        experiment_id = self.hook.get_conn().get_run(run_id).info.experiment_id
+        context["ti"].xcom_push(key="mlflow_experiment_id", value=experiment_id)
 
     @staticmethod
     def run_tags(context: Context, **extra: str) -> dict[str, str]:
@@ -66,3 +74,5 @@ def fail_on_bad_input() -> Iterator[None]:
         raise
     except MlopsError as exc:
         raise AirflowFailException(str(exc)) from exc
+
+

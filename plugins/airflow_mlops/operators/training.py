@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.links import MlflowModelVersionLink, MlflowRunLink
 from airflow_mlops.operators.base import MlopsBaseOperator, fail_on_bad_input
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class TrainModelOperator(MlopsBaseOperator):
                 data_digest=self.snapshot["digest"], data_uri=self.snapshot["uri"],
                 tags=self.run_tags(context, data__digest=self.snapshot["digest"], mlops__step="train"),
             )
-        context["ti"].xcom_push(key="mlflow_run_id", value=result["run_id"])
+        self.push_run(context, result["run_id"])
         self.log.info("%s: %s", self.candidate, ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items()))
         return result
 
@@ -74,6 +75,7 @@ class RegisterChallengerOperator(MlopsBaseOperator):
     """
 
     template_fields: Sequence[str] = ("config_path", "results", "snapshot", "alias")
+    operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
 
     def __init__(
         self, *, config_path: str, results: Any, snapshot: Any, alias: str = "challenger", **kwargs: Any
@@ -103,7 +105,7 @@ class RegisterChallengerOperator(MlopsBaseOperator):
         ti = context["ti"]
         ti.xcom_push(key="model_name", value=version["name"])
         ti.xcom_push(key="model_version", value=str(version["version"]))
-        ti.xcom_push(key="mlflow_run_id", value=best["run_id"])
+        self.push_run(context, best["run_id"])
         self.log.info(
             "Registered %s version %s (%s, %s=%.4f) as @%s",
             version["name"], version["version"], best["candidate"], config.metrics.primary,

@@ -61,7 +61,7 @@ class DataValidationOperator(MlopsBaseOperator):
                 run_name=f"validate-{self.snapshot['digest'][7:19]}",
                 tags=self.run_tags(context, data__digest=self.snapshot["digest"], mlops__step="validate"),
             )
-        context["ti"].xcom_push(key="mlflow_run_id", value=run_id)
+        self.push_run(context, run_id)
         failures = [f.as_dict() for f in report.failed]
         summary = {
             "success": report.success,
