@@ -10,12 +10,12 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_mlops.hooks.mlflow import MlflowHook
-from airflow_mlops.links import MlflowRunLink
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from airflow.sdk import Context
+    from mlflow import MlflowClient
 
     from airflow_mlops.core.config import PipelineConfig
 
@@ -24,7 +24,6 @@ class MlopsBaseOperator(BaseOperator):
     """Base for the pipeline operators: a dumb constructor, a lazily built hook."""
 
     ui_color = "#e8f1fb"
-    operator_extra_links = (MlflowRunLink(),)
 
     def __init__(self, *, config_path: str, mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any):
         super().__init__(**kwargs)
@@ -35,6 +34,11 @@ class MlopsBaseOperator(BaseOperator):
     def hook(self) -> MlflowHook:
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
+    @cached_property
+    def client(self) -> MlflowClient:
+        """The MlflowClient for this task, built once from the connection."""
+        return self.hook.get_conn()
+
     def load_config(self) -> PipelineConfig:
         from airflow_mlops.core.config import load_config
 
@@ -44,7 +48,7 @@ class MlopsBaseOperator(BaseOperator):
     def push_run(self, context: Context, run_id: str) -> None:
         """Push the MLflow run (and its experiment) to XCom for the 'MLflow run' link."""
         context["ti"].xcom_push(key="mlflow_run_id", value=run_id)
-        experiment_id = self.hook.get_conn().get_run(run_id).info.experiment_id
+        experiment_id = self.client.get_run(run_id).info.experiment_id
         context["ti"].xcom_push(key="mlflow_experiment_id", value=experiment_id)
 
     @staticmethod

@@ -36,6 +36,7 @@ class TrainModelOperator(MlopsBaseOperator):
     """
 
     template_fields: Sequence[str] = ("config_path", "snapshot", "candidate")
+    operator_extra_links = (MlflowRunLink(),)
     ui_color = "#fde8d7"
 
     def __init__(self, *, config_path: str, snapshot: Any, candidate: str, **kwargs: Any) -> None:
@@ -56,7 +57,7 @@ class TrainModelOperator(MlopsBaseOperator):
             self.log.info("Training %r on %d rows, holding out %d", self.candidate, len(train), len(holdout))
             result = training.train_candidate(
                 train, holdout, config, self.candidate,
-                client=self.hook.get_conn(), experiment=config.name,
+                client=self.client, experiment=config.name,
                 data_digest=self.snapshot["digest"], data_uri=self.snapshot["uri"],
                 tags=self.run_tags(context, data__digest=self.snapshot["digest"], mlops__step="train"),
             )
@@ -100,7 +101,7 @@ class RegisterChallengerOperator(MlopsBaseOperator):
             mlops__primary_metric=config.metrics.primary, mlops__primary_value=f"{best['primary_value']:.6f}",
         )
         version = registry.register_challenger(
-            self.hook.get_conn(), config.model_name, best["model_uri"], best["run_id"], tags=tags, alias=self.alias
+            self.client, config.model_name, best["model_uri"], best["run_id"], tags=tags, alias=self.alias
         )
         ti = context["ti"]
         ti.xcom_push(key="model_name", value=version["name"])

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_mlops.links import MlflowRunLink
 from airflow_mlops.operators.base import MlopsBaseOperator, fail_on_bad_input
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class DataValidationOperator(MlopsBaseOperator):
     """
 
     template_fields: Sequence[str] = ("config_path", "snapshot", "suite_path")
+    operator_extra_links = (MlflowRunLink(),)
     ui_color = "#e3f4e1"
 
     def __init__(self, *, config_path: str, snapshot: Any, suite_path: str | None = None, **kwargs: Any) -> None:
@@ -53,11 +55,10 @@ class DataValidationOperator(MlopsBaseOperator):
             frame = read_snapshot(self.snapshot["uri"])
             self.log.info("Validating %d rows of %s with suite %s", len(frame), self.snapshot["uri"], suite)
             report = validation.validate_frame(frame, suite, data_name=config.name)
-        client = self.hook.get_conn()
         with tempfile.TemporaryDirectory(prefix="gx-docs-") as tmp:
             docs = validation.write_data_docs(report, Path(tmp))
             run_id = validation.log_validation_to_mlflow(
-                report, docs.parent, client=client, experiment=config.name,
+                report, docs.parent, client=self.client, experiment=config.name,
                 run_name=f"validate-{self.snapshot['digest'][7:19]}",
                 tags=self.run_tags(context, data__digest=self.snapshot["digest"], mlops__step="validate"),
             )
