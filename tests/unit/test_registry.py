@@ -87,6 +87,29 @@ def test_register_challenger_sets_alias_and_is_idempotent(mlflow_client, trained
     assert str(registry.get_alias_version(mlflow_client, config.model_name, "challenger").version) == "2"
 
 
+def test_rerun_training_in_the_same_dag_run_reuses_the_version(mlflow_client, small_problem):
+    """A cleared and re-run DAG run trains again (a new MLflow run) but registers no second version."""
+    df, config = small_problem
+    from airflow_mlops.core.data import split_frame
+
+    train_df, holdout = split_frame(df, config)
+    airflow_run = {"data.digest": DIGEST, "airflow.dag_id": "d", "airflow.run_id": "r1", "mlops.candidate": "logreg"}
+
+    def train_and_register(tags):
+        result = training.train_candidate(
+            train_df, holdout, config, "logreg", client=mlflow_client, experiment=config.name,
+            data_digest=DIGEST, data_uri="file:///snapshots/x.parquet", tags={},
+        )
+        return registry.register_challenger(
+            mlflow_client, config.model_name, result["model_uri"], result["run_id"], tags=tags
+        )
+
+    first = train_and_register(airflow_run)
+    assert train_and_register(airflow_run) == first
+    assert train_and_register({**airflow_run, "airflow.run_id": "r2"})["version"] == "2"
+    assert len(mlflow_client.search_model_versions(f"name='{config.model_name}'")) == 2
+
+
 def test_failed_registration_fails_clearly(mlflow_client, monkeypatch):
     from mlflow.entities.model_registry import ModelVersion
 

@@ -40,12 +40,12 @@ def register_challenger(
     """Register `model_uri` (logged by `run_id`) as a version of `model_name` and point `alias` at it.
 
     Idempotent: a retry finds the version this run already registered for the same data digest
-    (tag ``data.digest``) and reuses it. Returns {name, version, alias}.
+    (tag ``data.digest``; same MLflow run, or same Airflow DAG run and candidate) and reuses it. Returns {name, version, alias}.
     """
     tags = {k: str(v) for k, v in tags.items()}
-    version = _find_registered(client, model_name, run_id, tags.get(DIGEST_TAG))
+    version = _find_registered(client, model_name, run_id, tags)
     if version is not None:
-        log.info("%s: run %s is already registered as version %s; reusing it", model_name, run_id, version.version)
+        log.info("%s: this run is already registered as version %s; reusing it", model_name, version.version)
     else:
         _ensure_registered_model(client, model_name)
         version = client.create_model_version(name=model_name, source=model_uri, run_id=run_id, tags=tags)
@@ -107,14 +107,23 @@ def wait_until_ready(
         delay = min(delay * 2, 5.0)
 
 
-def _find_registered(client: MlflowClient, name: str, run_id: str, digest: str | None) -> ModelVersion | None:
-    """A usable version of `name` already registered from `run_id` for the same data digest."""
-    filter_string = f"name={_quote(name)} and run_id={_quote(run_id)}"
-    matches = [
-        mv
-        for mv in client.search_model_versions(filter_string)
-        if mv.tags.get(DIGEST_TAG) == digest and mv.status != "FAILED_REGISTRATION"
-    ]
+def _find_registered(client: MlflowClient, name: str, run_id: str, tags: dict[str, str]) -> ModelVersion | None:
+    """A usable version of `name` this pipeline run already registered for the same data digest.
+
+    Same MLflow run, or the same Airflow DAG run and candidate (a cleared and re-run training
+    task logs a new MLflow run of the same, seeded, model): either way, reuse it.
+    """
+    digest = tags.get(DIGEST_TAG)
+    same_airflow_run = ("airflow.dag_id", "airflow.run_id", "mlops.candidate")
+
+    def same(mv: ModelVersion) -> bool:
+        if mv.status == "FAILED_REGISTRATION" or mv.tags.get(DIGEST_TAG) != digest:
+            return False
+        if mv.run_id == run_id:
+            return True
+        return all(k in tags and mv.tags.get(k) == tags[k] for k in same_airflow_run)
+
+    matches = [mv for mv in client.search_model_versions(f"name={_quote(name)}") if same(mv)]
     if not matches:
         return None
     return min(matches, key=lambda mv: int(mv.version))

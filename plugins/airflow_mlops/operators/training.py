@@ -90,7 +90,8 @@ class RegisterChallengerOperator(MlopsBaseOperator):
         from airflow_mlops.core import registry, training
 
         config = self.load_config()
-        results = list(self.results)
+        # Index, don't iterate: iterating a mapped XCom sequence probes one item past its end.
+        results = [self.results[i] for i in range(len(self.results))]
         with fail_on_bad_input():
             best = training.select_best(results, config)
         for r in results:
