@@ -5,13 +5,13 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
 if __name__ == "__main__":
-    print(f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {platform.processor() or ''} "
+    print(f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {platform.processor() or ''} "
           f"Python {platform.python_version()}")
     for script in ("dag_parse.py", "mlflow_fixed_cost.py"):
         print(f"\n## {script}", flush=True)

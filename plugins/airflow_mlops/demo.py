@@ -46,7 +46,7 @@ def summary(model_name: str) -> str:
     if version is None:
         lines.append(f"No version of {model_name} carries the alias 'challenger' yet.")
     else:
-        run = client.get_run(version.run_id)
+        run = client.get_run(version.run_id or "")
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(run.data.metrics.items()))
         lines += [
             f"Registered model : {model_name} version {version.version} (alias @challenger, status {version.status})",

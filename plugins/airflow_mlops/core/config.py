@@ -277,6 +277,7 @@ def _check_estimator(path: str, task: str, fail: Any) -> None:
     cls = getattr(module, class_name, None)
     if cls is None or not hasattr(cls, "fit"):
         fail(f"unknown estimator {path!r}: {module_name} has no estimator class {class_name!r}")
+        return
     wants = "regressor" if task == "regression" else "classifier"
     kind = getattr(cls, "_estimator_type", None)
     if kind is None:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def configure(client: MlflowClient) -> None:
     """Point MLflow's fluent API (log_model, start_run) at the same stores as `client`."""
     mlflow.set_tracking_uri(client.tracking_uri)
-    mlflow.set_registry_uri(client._registry_uri)
+    mlflow.set_registry_uri(client._registry_uri or client.tracking_uri)
 
 
 def ensure_experiment(client: MlflowClient, name: str) -> str:

@@ -143,8 +143,8 @@ def compute_metrics(
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     if task != "regression" and labels is None:
-        labels = np.unique(np.concatenate([y_true, y_pred]))
-    labels = list(labels) if labels is not None else None
+        labels = list(np.unique(np.concatenate([y_true, y_pred])))
+    labels = list(labels) if labels is not None else []
     binary = task == "binary_classification"
     averaging = {"average": "binary", "pos_label": labels[-1]} if binary else {"average": "macro"}
 
@@ -338,7 +338,7 @@ def train_candidate(
             # warns about integer columns in the dataset's (descriptive) schema: neither concerns us.
             warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")
             warnings.filterwarnings("ignore", message=".*integer column.*")
-            dataset = mlflow.data.from_pandas(
+            dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
                 df_train, source=data_uri, name=f"{config.name}-train", digest=_dataset_digest(data_digest),
                 targets=config.target,
             )
@@ -430,7 +430,7 @@ def model_signature(config: PipelineConfig, x: pd.DataFrame, y: Any) -> ModelSig
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    inputs = []
+    inputs: list[Any] = []
     for f in config.features:
         dtype = x[f.name].dtype if f.name in x.columns else None
         kind = _mlflow_type(dtype, default="double" if f.type == "numeric" else "string")
