@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_mlops.hooks.mlflow import MlflowHook
-
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -18,6 +16,9 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from airflow_mlops.core.config import PipelineConfig
+    from airflow_mlops.hooks.mlflow import MlflowHook
+
+DEFAULT_MLFLOW_CONN_ID = "mlflow_default"  # MlflowHook.default_conn_name, without importing the hook at parse time
 
 
 class MlopsBaseOperator(BaseOperator):
@@ -25,13 +26,15 @@ class MlopsBaseOperator(BaseOperator):
 
     ui_color = "#e8f1fb"
 
-    def __init__(self, *, config_path: str, mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any):
+    def __init__(self, *, config_path: str, mlflow_conn_id: str = DEFAULT_MLFLOW_CONN_ID, **kwargs: Any):
         super().__init__(**kwargs)
         self.config_path = config_path
         self.mlflow_conn_id = mlflow_conn_id
 
     @cached_property
     def hook(self) -> MlflowHook:
+        from airflow_mlops.hooks.mlflow import MlflowHook
+
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     @cached_property
