@@ -102,3 +102,23 @@ def test_missing_and_invalid_files(tmp_path):
     listy.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="list.yaml: <top level>: expected a mapping"):
         load_config(listy)
+
+
+def test_evaluation_and_deployment_sections(churn_config, tmp_path, raw):
+    assert churn_config.evaluation.margin == 0.005
+    assert churn_config.evaluation.floors == {"roc_auc": 0.65, "log_loss": 0.70}
+    assert churn_config.deployment.smoke_rows == 200
+    raw["evaluation"]["guard_rails"]["rmse"] = 0.1
+    with pytest.raises(ConfigError, match=r"evaluation\.guard_rails: 'rmse' is not a metric for this task"):
+        load_config(write(tmp_path, raw))
+    raw["evaluation"]["guard_rails"] = {"accuracy": "a lot"}
+    with pytest.raises(ConfigError, match=r"evaluation\.guard_rails: accuracy: expected a number"):
+        load_config(write(tmp_path, raw))
+    raw["evaluation"]["guard_rails"] = {}
+    raw["evaluation"]["confidence"] = 1.5
+    with pytest.raises(ConfigError, match=r"evaluation\.confidence: must be in \[0.5, 1\)"):
+        load_config(write(tmp_path, raw))
+    raw["evaluation"]["confidence"] = 0.95
+    raw["deployment"]["serve"] = "yes"
+    with pytest.raises(ConfigError, match=r"deployment\.serve: expected bool, got str"):
+        load_config(write(tmp_path, raw))

@@ -62,6 +62,27 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class EvaluationConfig:
+    """The champion/challenger gate."""
+
+    margin: float = 0.0  # the primary metric must improve by at least this much
+    confidence: float = 0.95  # of the paired-bootstrap interval of the difference
+    bootstrap_samples: int = 1000
+    guard_rails: dict[str, float] = field(default_factory=dict)  # metric -> largest tolerated regression
+    floors: dict[str, float] = field(default_factory=dict)  # metric -> worst acceptable value
+    leakage_threshold: float | None = 0.999  # a holdout primary score this good smells of target leakage
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    """How a promoted model is smoke-tested as served."""
+
+    smoke_rows: int = 100
+    serve: bool = False  # also start `mlflow models serve` on loopback and POST to /invocations
+    serve_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     name: str
     source: SourceConfig
@@ -74,6 +95,8 @@ class PipelineConfig:
     metrics: MetricsConfig
     split: SplitConfig
     seed: int
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
     path: str = ""  # the file this config came from
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -245,6 +268,33 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
     if not 0.0 < split.test_size < 1.0:
         spl.fail(f"must be between 0 and 1, got {split.test_size}", "test_size")
 
+    ev = top.sub("evaluation", {})
+    evaluation = EvaluationConfig(
+        margin=float(ev.get("margin", float, 0.0)),
+        confidence=float(ev.get("confidence", float, 0.95)),
+        bootstrap_samples=ev.get("bootstrap_samples", int, 1000),
+        guard_rails=_metric_map(ev, "guard_rails", allowed),
+        floors=_metric_map(ev, "floors", allowed),
+        leakage_threshold=ev.get("leakage_threshold", (float, type(None)), 0.999),
+    )
+    ev.done()
+    if not 0.5 <= evaluation.confidence < 1.0:
+        ev.fail(f"must be in [0.5, 1), got {evaluation.confidence}", "confidence")
+    if evaluation.bootstrap_samples < 100:
+        ev.fail(f"use at least 100 resamples, got {evaluation.bootstrap_samples}", "bootstrap_samples")
+    if evaluation.margin < 0:
+        ev.fail(f"must be >= 0, got {evaluation.margin}", "margin")
+
+    dep = top.sub("deployment", {})
+    deployment = DeploymentConfig(
+        smoke_rows=dep.get("smoke_rows", int, 100),
+        serve=dep.get("serve", bool, False),
+        serve_timeout_s=float(dep.get("serve_timeout_s", float, 120.0)),
+    )
+    dep.done()
+    if deployment.smoke_rows < 1:
+        dep.fail("must be >= 1", "smoke_rows")
+
     seed = top.get("seed", int)
     top.get("description", str, "")
     top.done()
@@ -261,9 +311,24 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         metrics=MetricsConfig(primary=primary, others=tuple(others)),
         split=split,
         seed=seed,
+        evaluation=evaluation,
+        deployment=deployment,
         path=file,
         raw=data,
     )
+
+
+def _metric_map(reader: _Reader, key: str, allowed: tuple[str, ...]) -> dict[str, float]:
+    """A {metric: number} mapping whose metrics are known for the task."""
+    raw = reader.get(key, dict, {})
+    out = {}
+    for metric, value in raw.items():
+        if metric not in allowed:
+            reader.fail(f"{metric!r} is not a metric for this task; allowed: {', '.join(allowed)}", key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            reader.fail(f"{metric}: expected a number, got {type(value).__name__} {value!r}", key)
+        out[metric] = float(value)
+    return out
 
 
 def _check_estimator(path: str, task: str, fail: Any) -> None:
