@@ -37,6 +37,7 @@ data/churn/.generated: include/churn_stream.py | install
 $(AIRFLOW_HOME)/airflow.db: | install
 	@mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	$(BIN)/airflow pools set mlops_promotion 1 "One promotion at a time (airflow-mlops)" > /dev/null
 
 demo: install data/churn/.generated $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/python -m airflow_mlops.demo --day $(DEMO_DAY)

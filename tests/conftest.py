@@ -101,7 +101,9 @@ def bad_churn_frame():
 @pytest.fixture(scope="session")
 def airflow_db():
     """A migrated Airflow metadata DB (SQLite) for dag.test() runs in this session."""
+    from airflow.models.pool import Pool
     from airflow.utils import db
 
     db.resetdb()
+    Pool.create_or_update_pool("mlops_promotion", 1, "One promotion at a time", include_deferred=False)
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]

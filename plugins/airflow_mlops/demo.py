@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-DAG_ID = "churn_retraining"
+DAG_ID = "churn_retrain"
 
 
 def run_pipeline(dags_folder: Path, day: dt.date) -> str:

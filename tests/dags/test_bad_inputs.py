@@ -1,6 +1,6 @@
 """Bad input through the real DAG: a clear error naming the file and the problem, nothing registered.
 
-Each case feeds a malformed source to `churn_retraining` with the `source` param and runs it
+Each case feeds a malformed source to `churn_retrain` with the `source` param and runs it
 with dag.test(). The failing task's log (what a user reads in the Airflow UI) must name the
 file and the column/rule, and the model registry must stay empty.
 """
@@ -22,7 +22,7 @@ DAY = dt.date(2026, 1, 20)
 def dag():
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(ROOT / "dags")).get_dag("churn_retraining")
+    return DagBag(dag_folder=str(ROOT / "dags")).get_dag("churn_retrain")
 
 
 def _clean(rows: int = 300):
@@ -110,7 +110,7 @@ def test_bad_input_is_refused_with_a_clear_message(case, dag, airflow_db, mlops_
     source, expected = make(tmp_path)
     capfd.readouterr()
 
-    dag_run = dag.test(logical_date=LOGICAL, run_conf={"source": str(source), "window_end": DAY.isoformat()})
+    dag_run = dag.test(logical_date=LOGICAL, run_conf={"source": str(source), "as_of": DAY.isoformat()})
 
     states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
     assert states[failing_task] == "failed", states

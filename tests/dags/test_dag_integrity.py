@@ -14,7 +14,7 @@ HEAVY = ["great_expectations", "mlflow", "sklearn", "scipy", "pandas"]
 
 
 @pytest.fixture(scope="module")
-def dagbag():
+def dagbag(airflow_db):
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(DAGS))
@@ -34,12 +34,20 @@ def test_every_dag_has_tags_docs_and_retries(dagbag):
             assert task.retries >= 2, f"{dag_id}.{task.task_id} has retries={task.retries}, want >= 2"
 
 
-def test_churn_retraining_shape(dagbag):
-    dag = dagbag.get_dag("churn_retraining")
-    assert set(dag.task_ids) == {"snapshot", "validate", "candidates", "train", "register_challenger"}
+def test_churn_retrain_shape(dagbag):
+    dag = dagbag.get_dag("churn_retrain")
+    assert set(dag.task_ids) == {
+        "snapshot", "validate", "candidates", "train", "register_challenger", "evaluate", "branch", "deploy",
+        "record_rejection",
+    }
     assert dag.get_task("validate").upstream_task_ids == {"snapshot"}
     assert "validate" in dag.get_task("candidates").upstream_task_ids
     assert dag.get_task("register_challenger").upstream_task_ids == {"train", "snapshot"}
+    assert dag.get_task("branch").downstream_task_ids == {"deploy", "record_rejection"}
+    deploy = dag.get_task("deploy")
+    assert deploy.pool == "mlops_promotion"
+    assert [o.uri for o in deploy.outlets] == ["mlops://churn/champion"]
+    assert dag.max_active_runs == 1
 
 
 def test_parsing_dags_and_plugin_imports_no_heavy_library():
@@ -58,7 +66,16 @@ print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
 
 
 def test_templated_fields_render(dagbag):
-    dag = dagbag.get_dag("churn_retraining")
-    snapshot = dag.get_task("snapshot")
+    """The per-run values (source, as_of) reach the operator through its template fields."""
+    import copy
+
+    dag = dagbag.get_dag("churn_retrain")
+    snapshot = copy.deepcopy(dag.get_task("snapshot"))
     assert {"config_path", "source", "window_end"} <= set(snapshot.template_fields)
+    snapshot.render_template_fields({"params": {"source": "/data/day.csv", "as_of": "2026-02-03"}})
+    assert snapshot.source == "/data/day.csv"
+    assert snapshot.window_end == "2026-02-03"
     assert snapshot.config_path.endswith("include/pipelines/churn.yaml")
+    default = copy.deepcopy(dag.get_task("snapshot"))
+    default.render_template_fields({"params": {"source": None, "as_of": None}})
+    assert default.source == "" and default.window_end == ""

@@ -1,4 +1,4 @@
-"""End-to-end: the churn_retraining DAG run by the real Airflow task runner (dag.test())."""
+"""End-to-end: the churn_retrain DAG run by the real Airflow task runner (dag.test())."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def dag():
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors
-    return bag.get_dag("churn_retraining")
+    return bag.get_dag("churn_retrain")
 
 
 def _states(dag_run) -> dict[str, str]:
@@ -34,7 +34,7 @@ def test_snapshot_validate_train_register(dag, airflow_db, mlops_home, mlflow_cl
     assert _states(dag_run) == {t: "success" for t in dag.task_ids}, _states(dag_run)
     version = mlflow_client.get_model_version_by_alias("churn_classifier", "challenger")
     assert version.status == "READY"
-    assert version.tags["airflow.dag_id"] == "churn_retraining"
+    assert version.tags["airflow.dag_id"] == "churn_retrain"
     assert version.tags["airflow.run_id"] == dag_run.run_id
     assert version.tags["data.digest"].startswith("sha256:")
     # Every candidate was trained and logged to MLflow, each from the same snapshot.

@@ -1,0 +1,109 @@
+"""
+### Churn retraining: validate, train, judge, deploy
+
+Nightly at 02:00 (and on demand), for the customer-churn model `churn_classifier`:
+
+1. **snapshot** the 28 days up to `as_of` into an immutable Parquet file (its digest is the data version);
+2. **validate** it with the Great Expectations suite: bad data stops the run here, before any training;
+3. **train** every candidate model of the config side by side (one mapped task each) and
+   **register** the best as a new version with the alias `challenger`;
+4. **evaluate** challenger against `champion` on the same holdout: promote only with a significant
+   gain (paired bootstrap), no guard-rail regression and every floor held;
+5. **deploy** (compare-and-swap of `champion`, smoke test, automatic undo on failure) or
+   **record the rejection**. The champion is never touched by a failed or rejected run.
+
+Evidence for every step is in MLflow (experiment `churn`); `airflow-mlops status` / `history`
+show the aliases and the ledger of every move.
+
+Params: `source` trains on another file or folder; `as_of` replays a day (YYYY-MM-DD).
+Config: `include/pipelines/churn.yaml`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import Asset, Param, dag, task
+
+from airflow_mlops.notifiers import LogNotifier
+from airflow_mlops.operators.data import DataSnapshotOperator
+from airflow_mlops.operators.deploy import DeployModelOperator
+from airflow_mlops.operators.evaluation import ChampionChallengerOperator
+from airflow_mlops.operators.training import (
+    PipelineCandidatesOperator,
+    RegisterChallengerOperator,
+    TrainModelOperator,
+)
+from airflow_mlops.operators.validation import DataValidationOperator
+
+CONFIG = str(Path(__file__).resolve().parents[1] / "include" / "pipelines" / "churn.yaml")
+CHAMPION = Asset("mlops://churn/champion")
+
+
+@dag(
+    dag_id="churn_retrain",
+    schedule="0 2 * * *",
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["mlops", "churn", "training"],
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=15),
+    },
+    on_failure_callback=LogNotifier("{{ dag.dag_id }} run {{ run_id }} failed", level="ERROR"),
+    params={
+        "source": Param(None, type=["null", "string"], description="Train on this file or folder instead of the config's source"),
+        "as_of": Param(None, type=["null", "string"], description="The day to train as of (YYYY-MM-DD); default: the logical date"),
+    },
+)
+def churn_retrain():
+    snapshot = DataSnapshotOperator(
+        task_id="snapshot",
+        config_path=CONFIG,
+        source="{{ params.source or '' }}",
+        window_end="{{ params.as_of or '' }}",
+    )
+    validated = DataValidationOperator(task_id="validate", config_path=CONFIG, snapshot=snapshot.output)
+    candidates = PipelineCandidatesOperator(task_id="candidates", config_path=CONFIG)
+    trained = TrainModelOperator.partial(
+        task_id="train", config_path=CONFIG, snapshot=snapshot.output, map_index_template="{{ task.candidate }}"
+    ).expand(candidate=candidates.output)
+    challenger = RegisterChallengerOperator(
+        task_id="register_challenger", config_path=CONFIG, results=trained.output, snapshot=snapshot.output
+    )
+    verdict = ChampionChallengerOperator(
+        task_id="evaluate", config_path=CONFIG, snapshot=snapshot.output, challenger=challenger.output
+    )
+
+    @task.branch(task_id="branch")
+    def promote_or_not(verdict: dict) -> str:
+        return "deploy" if verdict["promote"] else "record_rejection"
+
+    @task(task_id="record_rejection")
+    def record_rejection(verdict: dict) -> None:
+        """The champion stays; the reasons are on the challenger version and in the evaluation run."""
+        print(f"{verdict['model_name']} v{verdict['challenger_version']} rejected; champion stays "
+              f"v{verdict['champion_version']}. Reasons:\n  - " + "\n  - ".join(verdict["reasons"]))
+
+    deploy = DeployModelOperator(
+        task_id="deploy",
+        config_path=CONFIG,
+        verdict=verdict.output,
+        snapshot=snapshot.output,
+        outlets=[CHAMPION],
+        on_success_callback=LogNotifier(
+            "{{ ti.xcom_pull(task_ids='deploy', key='model_name') }} "
+            "v{{ ti.xcom_pull(task_ids='deploy', key='model_version') }} is the new champion"
+        ),
+    )
+
+    validated >> candidates
+    promote_or_not(verdict.output) >> [deploy, record_rejection(verdict.output)]
+
+
+churn_retrain()

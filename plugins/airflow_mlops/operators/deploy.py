@@ -1,0 +1,82 @@
+"""DeployModelOperator: move `champion` to the challenger, smoke-test it as served, undo on failure."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_mlops.links import MlflowModelVersionLink
+from airflow_mlops.operators.base import MlopsBaseOperator, fail_on_bad_input
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+PROMOTION_POOL = "mlops_promotion"
+
+
+class DeployModelOperator(MlopsBaseOperator):
+    """Promote the evaluated challenger with a compare-and-swap on `champion`, then smoke-test it.
+
+    Refuses to overwrite a champion someone else moved since the evaluation. Moves
+    `previous_champion` to the old version, records both moves in the ledger, loads
+    `models:/NAME@champion` and checks its predictions on a snapshot sample (and over HTTP
+    when the config says `deployment.serve`). A failing smoke test puts the aliases back and
+    fails the task. Emits an event on the task's outlets with the new version in its extra.
+
+    :param verdict: the dict returned by ChampionChallengerOperator
+    :param snapshot: the dict returned by DataSnapshotOperator (the smoke-test sample comes from it)
+    """
+
+    template_fields: Sequence[str] = ("config_path", "verdict", "snapshot")
+    operator_extra_links = (MlflowModelVersionLink(),)
+    ui_color = "#d7f0dd"
+
+    def __init__(self, *, config_path: str, verdict: Any, snapshot: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("pool", PROMOTION_POOL)
+        super().__init__(config_path=config_path, **kwargs)
+        self.verdict = verdict
+        self.snapshot = snapshot
+
+    def execute(self, context: Context) -> dict:
+        from airflow_mlops.core import deploy, registry
+        from airflow_mlops.core.data import read_snapshot
+
+        config = self.load_config()
+        name, version = self.verdict["model_name"], str(self.verdict["challenger_version"])
+        if not self.verdict.get("promote"):
+            raise AirflowFailException(f"{name} v{version} was not approved ({self.verdict.get('decision')}): not deploying")
+        actor = self.run_tags(context)
+        reason = f"{self.verdict['decision']}: " + "; ".join(self.verdict.get("reasons", []))
+        current = registry.get_alias_version(self.client, name, registry.CHAMPION)
+        if current is not None and str(current.version) == version and current.tags.get("champion.promoted_by_run") == actor["airflow.run_id"]:
+            self.log.info("%s v%s is already champion from this run (a retry): re-checking it", name, version)
+            promotion = {"name": name, "champion": version, "previous_champion": self.verdict.get("champion_version")}
+        else:
+            with fail_on_bad_input():
+                promotion = registry.promote(
+                    self.client, name, version, expected_champion=self.verdict.get("champion_version"),
+                    actor=actor, reason=reason,
+                )
+        self.log.info("champion -> v%s, previous_champion -> %s", version, promotion.get("previous_champion"))
+        sample = read_snapshot(self.snapshot["uri"]).head(config.deployment.smoke_rows)
+        try:
+            smoke = deploy.smoke_test(
+                self.client, name, sample, config, serve=config.deployment.serve,
+                timeout_s=config.deployment.serve_timeout_s,
+            )
+        except Exception as exc:
+            registry.restore(self.client, name, promotion, actor=actor, reason=f"smoke test failed: {exc}")
+            raise AirflowFailException(
+                f"Smoke test of {name}@champion (v{version}) failed, aliases put back as they were: {exc}"
+            ) from exc
+        self.log.info("Smoke test passed: %s", smoke)
+        ti = context["ti"]
+        ti.xcom_push(key="model_name", value=name)
+        ti.xcom_push(key="model_version", value=version)
+        extra = {"model": name, "version": version, "previous_version": promotion.get("previous_champion")}
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = extra
+        return {**promotion, "smoke_test": smoke}

@@ -1,0 +1,72 @@
+"""ChampionChallengerOperator: the gate a challenger must pass to reach production."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.links import MlflowModelVersionLink, MlflowRunLink
+from airflow_mlops.operators.base import MlopsBaseOperator, fail_on_bad_input
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+
+class ChampionChallengerOperator(MlopsBaseOperator):
+    """Score champion and challenger on the same holdout and decide: PROMOTE, REJECT or NO_BASELINE_PROMOTE.
+
+    The holdout is the challenger's own (the deterministic split of the snapshot it was trained
+    on). The verdict, its reasons and evidence (metric table, plots, bootstrap) go to an MLflow
+    evaluation run and onto the challenger version's tags. Returns a small dict for the branch.
+
+    :param snapshot: the dict returned by DataSnapshotOperator
+    :param challenger: the dict returned by RegisterChallengerOperator (name, version)
+    """
+
+    template_fields: Sequence[str] = ("config_path", "snapshot", "challenger")
+    operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
+    ui_color = "#fff3c4"
+
+    def __init__(self, *, config_path: str, snapshot: Any, challenger: Any, **kwargs: Any) -> None:
+        super().__init__(config_path=config_path, **kwargs)
+        self.snapshot = snapshot
+        self.challenger = challenger
+
+    def execute(self, context: Context) -> dict:
+        from airflow_mlops.core import evaluation, registry
+        from airflow_mlops.core.data import read_snapshot, split_frame
+
+        config = self.load_config()
+        name, version = self.challenger["name"], str(self.challenger["version"])
+        champion = registry.get_alias_version(self.client, name, registry.CHAMPION)
+        champion_version = str(champion.version) if champion is not None else None
+        self.log.info(
+            "Challenger %s v%s vs champion %s", name, version, f"v{champion_version}" if champion_version else "(none yet)"
+        )
+        with fail_on_bad_input():
+            _, holdout = split_frame(read_snapshot(self.snapshot["uri"]), config)
+            result = evaluation.evaluate(
+                self.client, config, holdout,
+                challenger_uri=f"models:/{name}/{version}",
+                champion_uri=f"models:/{name}/{champion_version}" if champion_version else None,
+            )
+        run_id = evaluation.log_evaluation(
+            self.client, result, experiment=config.name, run_name=f"evaluate-v{version}",
+            tags=self.run_tags(context, data__digest=self.snapshot["digest"], mlops__step="evaluate"),
+            model_name=name, challenger_version=version, champion_version=champion_version,
+        )
+        self.push_run(context, run_id)
+        context["ti"].xcom_push(key="model_name", value=name)
+        context["ti"].xcom_push(key="model_version", value=version)
+        verdict = result.verdict
+        self.log.info("Verdict: %s\n  - %s", verdict.decision, "\n  - ".join(verdict.reasons))
+        return {
+            "decision": verdict.decision,
+            "promote": verdict.promote,
+            "reasons": list(verdict.reasons),
+            "model_name": name,
+            "challenger_version": version,
+            "champion_version": champion_version,
+            "evaluation_run_id": run_id,
+        }
