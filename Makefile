@@ -6,7 +6,6 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
-DEMO_DAY ?= 2026-02-10
 
 export AIRFLOW_MLOPS_HOME := $(CURDIR)/.mlops
 export AIRFLOW_HOME := $(CURDIR)/.mlops/airflow
@@ -18,7 +17,7 @@ export MLFLOW_ALLOW_PICKLE_DESERIALIZATION := false
 export GX_ANALYTICS_ENABLED := False
 export NO_PROXY := *
 
-.PHONY: install demo test airflow mlflow-ui lint typecheck benchmark lock clean
+.PHONY: install demo dag-test test airflow mlflow-ui lint typecheck benchmark lock clean
 
 install: $(VENV)/.installed
 
@@ -29,9 +28,9 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
-data/churn/.generated: include/churn_stream.py | install
-	$(BIN)/python include/churn_stream.py --out data/churn --start 2026-01-01 --days 60 \
-		--drift-from 2026-02-15 --bad-day 2026-02-20
+data/churn/.generated: include/churn_stream.py Makefile | install
+	$(BIN)/python include/churn_stream.py --out data/churn --start 2026-01-01 --days 90 \
+		--drift-from 2026-03-01 --bad-day 2026-02-20
 	@touch $@
 
 $(AIRFLOW_HOME)/airflow.db: | install
@@ -40,7 +39,13 @@ $(AIRFLOW_HOME)/airflow.db: | install
 	$(BIN)/airflow pools set mlops_promotion 1 "One promotion at a time (airflow-mlops)" > /dev/null
 
 demo: install data/churn/.generated $(AIRFLOW_HOME)/airflow.db
-	$(BIN)/python -m airflow_mlops.demo --day $(DEMO_DAY)
+	$(BIN)/python -m airflow_mlops.demo
+
+# One DAG run on the project-local state: make dag-test DAG=churn_retrain CONF='{"as_of": "2026-02-12"}'
+DAG ?= churn_retrain
+CONF ?= {}
+dag-test: install data/churn/.generated $(AIRFLOW_HOME)/airflow.db
+	$(BIN)/airflow dags test $(DAG) -c '$(CONF)'
 
 test: install
 	$(BIN)/python -m pytest

@@ -8,9 +8,14 @@ READY versions, and read every alias back after writing it.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
+import tempfile
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.core.errors import MlopsError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -152,5 +157,3 @@ def _quote(value: str) -> str:
     raise ValueError(f"name {value!r} contains both quote characters; MLflow filters cannot express it")
 
 
-# The champion/challenger swap (compare-and-swap on `champion`, `previous_champion`, rollback)
-# belongs here too; it is added with the deployment step.
