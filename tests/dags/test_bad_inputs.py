@@ -19,7 +19,7 @@ DAY = dt.date(2026, 1, 20)
 
 
 @pytest.fixture(scope="module")
-def dag():
+def dag(airflow_db):
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(ROOT / "dags")).get_dag("churn_retrain")
