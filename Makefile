@@ -15,6 +15,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export MLFLOW_ALLOW_PICKLE_DESERIALIZATION := false
 export GX_ANALYTICS_ENABLED := False
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export NO_PROXY := *
 
 .PHONY: install demo dag-test test airflow mlflow-ui lint typecheck benchmark lock clean

@@ -28,6 +28,7 @@ os.environ.update(
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
         "GX_ANALYTICS_ENABLED": "False",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "AIRFLOW_MLOPS_HOME": str(_AIRFLOW_HOME / "mlops"),
     }
 )

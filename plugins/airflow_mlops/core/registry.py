@@ -157,3 +157,523 @@ def _quote(value: str) -> str:
     raise ValueError(f"name {value!r} contains both quote characters; MLflow filters cannot express it")
 
 
+
+
+# --------------------------------------------------------------------------- promotion
+#
+# `champion` and `previous_champion` move together, checked and recorded:
+#   compare-and-swap  the current champion is re-read and must be the one the decision was made
+#                     against (MLflow alias writes are last-writer-wins; the check is ours);
+#   read back         after writing, both aliases are read back and compared;
+#   undo              a write that fails half-way is undone (best effort) before raising;
+#   ledger            every move is recorded as version tags and in a `champion_history.json`
+#                     artifact of a run dedicated to the model (see `history`).
+
+#: The aliases a promotion, restore or rollback moves, in write order.
+MOVED_ALIASES = (CHAMPION, PREVIOUS_CHAMPION)
+#: The experiment holding one ledger run per registered model.
+LEDGER_EXPERIMENT = "airflow-mlops-ledger"
+#: The ledger artifact (a JSON list of moves, oldest first) in the model's ledger run.
+LEDGER_ARTIFACT = "champion_history.json"
+#: Registered-model tag: the id of the model's ledger run.
+LEDGER_RUN_TAG = "champion_history.run_id"
+#: Run tag that marks a ledger run and names its model (used when the model tag is missing).
+LEDGER_MODEL_TAG = "mlops.ledger.model"
+#: Version tags written by the evaluation step (read by `status`).
+DECISION_TAG = "decision"
+DECISION_REASONS_TAG = "decision.reasons"
+DECISION_AT_TAG = "decision.at"
+_MAX_TAG_VALUE = 5000
+
+
+class PromotionError(MlopsError):
+    """An alias move was refused (unknown model or version, not READY, nothing to roll back to): nothing changed."""
+
+
+class UnknownModelError(PromotionError):
+    """The registered model or the model version does not exist."""
+
+
+class ChampionMovedError(PromotionError):
+    """The champion is not the one the caller expected (someone else moved it): nothing changed."""
+
+
+class AliasWriteError(RuntimeError):
+    """Writing an alias failed or read back wrong; what was written was undone (best effort).
+
+    Not an MlopsError on purpose: it is usually transient (registry down), so a retry may succeed.
+    """
+
+
+def promote(
+    client: MlflowClient,
+    name: str,
+    version: str | int,
+    *,
+    expected_champion: str | int | None,
+    actor: dict[str, str],
+    reason: str,
+) -> dict:
+    """Make `version` the champion and the old champion `previous_champion`, if the champion is still `expected_champion`.
+
+    Returns {name, champion, previous_champion, moved_at, before}; `before` holds both aliases as
+    they were and is what `restore` needs. A retry of a promotion that already happened returns
+    its result again (``already_done: True``) without moving anything.
+    """
+    version = str(version)
+    expected = _version_or_none(expected_champion)
+    _require_model(client, name)
+    before = read_aliases(client, name)
+    current = before[CHAMPION]
+    if current != expected:
+        done = _already_promoted(client, name, version, expected, current)
+        if done is not None:
+            return done
+        raise ChampionMovedError(
+            f"{name}: the champion is now {_describe_holder(client, name, current)}, but this promotion of "
+            f"version {version} was decided against {_version_text(expected)}; another writer moved it in between. "
+            f"Nothing was changed: evaluate version {version} against the current champion again"
+        )
+    if current == version:
+        raise PromotionError(f"{name}: version {version} is already the champion; nothing to promote")
+    _require_ready(client, name, version, "promote")
+    after = {CHAMPION: version, PREVIOUS_CHAMPION: current if current is not None else before[PREVIOUS_CHAMPION]}
+    moved_at = _now()
+    _move_and_record(client, name, before, after, actor=actor, reason=reason, action="promote", at=moved_at)
+    log.info("%s: promoted version %s to champion (was %s)", name, version, _version_text(current))
+    return {"name": name, "champion": version, "previous_champion": current, "moved_at": moved_at, "before": before}
+
+
+def restore(client: MlflowClient, name: str, promotion: dict, *, actor: dict[str, str], reason: str) -> dict:
+    """Put `champion` and `previous_champion` back as they were before `promotion` (a `promote`/`rollback` result).
+
+    Refuses (ChampionMovedError, nothing changed) when the champion is no longer the promoted
+    version. Aliases that did not exist before are deleted. Returns {name, champion,
+    previous_champion, moved_at, before}; restoring twice is a no-op the second time.
+    """
+    if "before" not in promotion or "champion" not in promotion:
+        raise PromotionError(
+            f"{name}: restore needs the result of promote() or rollback() (keys 'champion' and 'before'), "
+            f"got keys {sorted(promotion)}"
+        )
+    target = {alias: _version_or_none(promotion["before"].get(alias)) for alias in MOVED_ALIASES}
+    promoted = str(promotion["champion"])
+    _require_model(client, name)
+    current = read_aliases(client, name)
+    if current == target:
+        log.info("%s: aliases already as before the promotion of version %s; nothing to restore", name, promoted)
+        return {"name": name, **_result_aliases(target), "moved_at": None, "before": current, "already_done": True}
+    if current[CHAMPION] != promoted:
+        raise ChampionMovedError(
+            f"{name}: cannot restore the aliases from before the promotion of version {promoted}: the champion is "
+            f"now {_describe_holder(client, name, current[CHAMPION])}. Nothing was changed; check "
+            f"`airflow-mlops history {name}` and roll back by hand if needed"
+        )
+    restored = target[CHAMPION]
+    if restored is not None:
+        _require_ready(client, name, restored, "restore")
+    moved_at = _now()
+    _move_and_record(client, name, current, target, actor=actor, reason=reason, action="restore", at=moved_at)
+    log.info("%s: restored champion %s (undoing version %s)", name, _version_text(target[CHAMPION]), promoted)
+    return {"name": name, **_result_aliases(target), "moved_at": moved_at, "before": current}
+
+
+def rollback(
+    client: MlflowClient, name: str, *, to_version: str | int | None = None, actor: dict[str, str], reason: str
+) -> dict:
+    """Make `to_version` (default: the current `previous_champion`) the champion; the demoted one becomes `previous_champion`.
+
+    Returns {name, champion, previous_champion, moved_at, before} (restore() can undo it).
+    """
+    _require_model(client, name)
+    current = read_aliases(client, name)
+    champion = current[CHAMPION]
+    if champion is None:
+        raise PromotionError(f"{name} has no champion: there is nothing to roll back (promote a version first)")
+    target = _version_or_none(to_version) or current[PREVIOUS_CHAMPION]
+    if target is None:
+        raise PromotionError(
+            f"{name} has no previous_champion alias to roll back to; name the version to restore "
+            f"(--to VERSION; versions: {', '.join(_version_numbers(client, name)) or 'none'})"
+        )
+    if target == champion:
+        raise PromotionError(f"{name}: version {target} is already the champion; nothing to roll back")
+    _require_ready(client, name, target, "roll back to")
+    after: dict[str, str | None] = {CHAMPION: target, PREVIOUS_CHAMPION: champion}
+    moved_at = _now()
+    _move_and_record(client, name, current, after, actor=actor, reason=reason, action="rollback", at=moved_at)
+    log.info("%s: rolled back champion %s -> %s", name, champion, target)
+    return {"name": name, "champion": target, "previous_champion": champion, "moved_at": moved_at, "before": current}
+
+
+def read_aliases(client: MlflowClient, name: str) -> dict[str, str | None]:
+    """{champion, previous_champion} -> version (a string) or None."""
+    out: dict[str, str | None] = {}
+    for alias in MOVED_ALIASES:
+        mv = get_alias_version(client, name, alias)
+        out[alias] = None if mv is None else str(mv.version)
+    return out
+
+
+def history(client: MlflowClient, name: str) -> list[dict]:
+    """Every recorded alias move of `name`, oldest first: {at, model, action, alias, from, to, by, actor, reason}."""
+    _require_model(client, name)
+    run_id = _ledger_run_id(client, name, create=False)
+    return [] if run_id is None else _read_ledger(client, run_id)
+
+
+def status(client: MlflowClient) -> list[dict]:
+    """One row per registered model: its aliases, the latest decision (challenger's, else the last evaluated version's)."""
+    rows = []
+    for rm in _registered_models(client):
+        aliases = {str(k): str(v) for k, v in (getattr(rm, "aliases", None) or {}).items()}
+        versions = {str(mv.version): mv for mv in client.search_model_versions(f"name={_quote(rm.name)}")}
+        challenger = aliases.get(CHALLENGER)
+        evaluated = challenger if challenger in versions and DECISION_TAG in versions[challenger].tags else None
+        if evaluated is None:
+            decided = [v for v, mv in versions.items() if DECISION_TAG in mv.tags]
+            evaluated = max(decided, key=int) if decided else None
+        ev_tags = versions[evaluated].tags if evaluated in versions else {}
+        champion = aliases.get(CHAMPION)
+        champ_tags = versions[champion].tags if champion in versions else {}
+        rows.append(
+            {
+                "name": rm.name,
+                "champion": champion,
+                "challenger": challenger,
+                "previous_champion": aliases.get(PREVIOUS_CHAMPION),
+                "versions": len(versions),
+                "champion_since": champ_tags.get("champion.promoted_at"),
+                "champion_data_digest": champ_tags.get(DIGEST_TAG),
+                "evaluated_version": evaluated,
+                "decision": ev_tags.get(DECISION_TAG),
+                "reasons": _json_list(ev_tags.get(DECISION_REASONS_TAG)),
+                "decided_at": ev_tags.get(DECISION_AT_TAG),
+                "data_digest": ev_tags.get(DIGEST_TAG),
+            }
+        )
+    return sorted(rows, key=lambda r: r["name"])
+
+
+def describe_actor(actor: dict[str, str]) -> str:
+    """`airflow:<dag_id>/<run_id>/<task_id>` for a task, else the `actor` (e.g. `cli:user@host`) or `user` entry."""
+    if actor.get("airflow.dag_id"):
+        return "airflow:" + "/".join(str(actor.get(k, "?")) for k in ("airflow.dag_id", "airflow.run_id", "airflow.task_id"))
+    for key in ("actor", "user"):
+        if actor.get(key):
+            return str(actor[key])
+    return ", ".join(f"{k}={v}" for k, v in sorted(actor.items())) or "unknown"
+
+
+# --------------------------------------------------------------------------- promotion internals
+
+
+def _move_and_record(
+    client: MlflowClient,
+    name: str,
+    before: dict[str, str | None],
+    after: dict[str, str | None],
+    *,
+    actor: dict[str, str],
+    reason: str,
+    action: str,
+    at: str,
+) -> None:
+    """Write the aliases, read them back, record the moves; on any failure undo (best effort) and raise."""
+    _write_aliases(client, name, before, after)
+    try:
+        _record(client, name, before, after, actor=actor, reason=reason, action=action, at=at)
+    except Exception as exc:
+        undone = _undo(client, name, before, [a for a in MOVED_ALIASES if before[a] != after[a]])
+        raise AliasWriteError(
+            f"{name}: the {action} moved the aliases but could not record it in the ledger "
+            f"({type(exc).__name__}: {exc}); {undone}. Retry the task"
+        ) from exc
+
+
+def _write_aliases(
+    client: MlflowClient, name: str, before: dict[str, str | None], after: dict[str, str | None]
+) -> None:
+    attempted: list[str] = []
+    try:
+        for alias in MOVED_ALIASES:
+            if after[alias] == before[alias]:
+                continue
+            attempted.append(alias)
+            _put_alias(client, name, alias, after[alias])
+    except Exception as exc:
+        undone = _undo(client, name, before, attempted)
+        raise AliasWriteError(
+            f"{name}: moving alias {attempted[-1]!r} to {_version_text(after[attempted[-1]])} failed "
+            f"({type(exc).__name__}: {exc}); {undone}. Retry the task"
+        ) from exc
+    seen = read_aliases(client, name)
+    if seen != after:
+        raise AliasWriteError(
+            f"{name}: aliases were written as {_aliases_text(after)} but read back as {_aliases_text(seen)}; "
+            f"another writer moved them (promotions must go through the promotion pool). Left as read; "
+            f"check `airflow-mlops status` and `airflow-mlops history {name}`"
+        )
+
+
+def _put_alias(client: MlflowClient, name: str, alias: str, version: str | None) -> None:
+    from mlflow.exceptions import MlflowException
+
+    if version is not None:
+        client.set_registered_model_alias(name, alias, version)
+        return
+    try:
+        client.delete_registered_model_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code not in _NOT_FOUND_CODES:
+            raise
+
+
+def _undo(client: MlflowClient, name: str, before: dict[str, str | None], aliases: list[str]) -> str:
+    """Put `aliases` back to `before` (best effort); a sentence saying how it went."""
+    failures = []
+    for alias in reversed(aliases):
+        try:
+            _put_alias(client, name, alias, before[alias])
+        except Exception as exc:  # keep undoing the others
+            failures.append(f"{alias} ({type(exc).__name__}: {exc})")
+    try:
+        seen = read_aliases(client, name)
+    except Exception as exc:
+        return f"undo attempted, but the aliases cannot be read back ({type(exc).__name__}: {exc})"
+    if not failures and all(seen[a] == before[a] for a in aliases):
+        return f"the aliases were put back as before ({_aliases_text(seen)})"
+    log.error("%s: undo incomplete: now %s, wanted %s", name, _aliases_text(seen), _aliases_text(before))
+    return (
+        f"UNDO INCOMPLETE: aliases are now {_aliases_text(seen)}, were {_aliases_text(before)}"
+        + (f"; failed: {', '.join(failures)}" if failures else "")
+        + f". Fix by hand with `airflow-mlops rollback {name} --to VERSION`"
+    )
+
+
+def _record(
+    client: MlflowClient,
+    name: str,
+    before: dict[str, str | None],
+    after: dict[str, str | None],
+    *,
+    actor: dict[str, str],
+    reason: str,
+    action: str,
+    at: str,
+) -> None:
+    """Version tags on the versions involved, then one ledger entry per moved alias."""
+    by = describe_actor(actor)
+    new, old = after[CHAMPION], before[CHAMPION]
+    if new != old:
+        if new is not None:
+            _set_tags(client, name, new, {
+                "champion.promoted_at": at,
+                "champion.promoted_by": by,
+                "champion.reason": reason,
+                "champion.action": action,
+                "champion.replaced": old or "",
+                "champion.replaced_previous": before[PREVIOUS_CHAMPION] or "",
+            })
+        if old is not None:
+            _set_tags(client, name, old, {
+                "champion.demoted_at": at,
+                "champion.demoted_by": by,
+                "champion.demoted_reason": reason,
+                "champion.replaced_by": new or "",
+            })
+    entries = [
+        {
+            "at": at,
+            "model": name,
+            "action": action,
+            "alias": alias,
+            "from": before[alias],
+            "to": after[alias],
+            "by": by,
+            "actor": {str(k): str(v) for k, v in actor.items()},
+            "reason": reason,
+        }
+        for alias in MOVED_ALIASES
+        if before[alias] != after[alias]
+    ]
+    _append_ledger(client, name, entries)
+
+
+def _set_tags(client: MlflowClient, name: str, version: str, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value)[:_MAX_TAG_VALUE])
+
+
+def _already_promoted(
+    client: MlflowClient, name: str, version: str, expected: str | None, current: str | None
+) -> dict | None:
+    """The result of an earlier identical promotion (a retried task), or None."""
+    if current != version:
+        return None
+    tags = client.get_model_version(name, version).tags
+    if "champion.promoted_at" not in tags or tags.get("champion.action") != "promote":
+        return None
+    if (tags.get("champion.replaced") or None) != expected:
+        return None
+    log.info("%s: version %s was already promoted over %s; nothing to do", name, version, _version_text(expected))
+    before = {CHAMPION: expected, PREVIOUS_CHAMPION: tags.get("champion.replaced_previous") or None}
+    return {
+        "name": name,
+        "champion": version,
+        "previous_champion": expected,
+        "moved_at": tags["champion.promoted_at"],
+        "before": before,
+        "already_done": True,
+    }
+
+
+def _require_model(client: MlflowClient, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code not in _NOT_FOUND_CODES:
+            raise
+        known = [rm.name for rm in _registered_models(client, limit=20)]
+        raise UnknownModelError(
+            f"no registered model named {name!r}; known models: {', '.join(known) or 'none yet'}"
+        ) from None
+
+
+def _require_ready(client: MlflowClient, name: str, version: str, what: str) -> ModelVersion:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = client.get_model_version(name, version)
+    except MlflowException as exc:
+        if exc.error_code not in _NOT_FOUND_CODES:
+            raise
+        raise UnknownModelError(
+            f"{name} has no version {version!r} to {what}; versions: {', '.join(_version_numbers(client, name)) or 'none'}. "
+            f"Nothing was changed"
+        ) from None
+    if mv.status != "READY":
+        raise PromotionError(
+            f"{name} version {version} is {mv.status}, not READY: refusing to {what} it. Nothing was changed"
+        )
+    return mv
+
+
+def _version_numbers(client: MlflowClient, name: str) -> list[str]:
+    return sorted((str(mv.version) for mv in client.search_model_versions(f"name={_quote(name)}")), key=int)
+
+
+def _registered_models(client: MlflowClient, limit: int | None = None) -> list[Any]:
+    out: list[Any] = []
+    token = None
+    while True:
+        page = client.search_registered_models(max_results=100, page_token=token)
+        out.extend(page)
+        token = page.token
+        if not token or (limit is not None and len(out) >= limit):
+            return out[:limit] if limit is not None else out
+
+
+def _describe_holder(client: MlflowClient, name: str, version: str | None) -> str:
+    if version is None:
+        return "unset (no champion)"
+    try:
+        tags = client.get_model_version(name, version).tags
+    except Exception:
+        return f"version {version}"
+    by, at = tags.get("champion.promoted_by"), tags.get("champion.promoted_at")
+    if by or at:
+        return f"version {version} (set by {by or 'unknown'} at {at or 'unknown time'})"
+    return f"version {version} (set outside airflow-mlops: no promotion tags)"
+
+
+def _result_aliases(aliases: dict[str, str | None]) -> dict[str, str | None]:
+    return {"champion": aliases[CHAMPION], "previous_champion": aliases[PREVIOUS_CHAMPION]}
+
+
+def _version_or_none(value: str | int | None) -> str | None:
+    return None if value is None or str(value).strip() in ("", "None") else str(value).strip()
+
+
+def _version_text(version: str | None) -> str:
+    return "no champion" if version is None else f"version {version}"
+
+
+def _aliases_text(aliases: dict[str, str | None]) -> str:
+    return ", ".join(f"{a}={'unset' if v is None else v}" for a, v in aliases.items())
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json_list(text: str | None) -> list[str]:
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return [text]
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+# --------------------------------------------------------------------------- ledger
+
+
+def _ledger_run_id(client: MlflowClient, name: str, *, create: bool) -> str | None:
+    """The id of `name`'s ledger run: the registered-model tag, else a search by run tag, else a new run."""
+    from mlflow.exceptions import MlflowException
+
+    from airflow_mlops.core import tracking
+
+    run_id = client.get_registered_model(name).tags.get(LEDGER_RUN_TAG)
+    if run_id:
+        try:
+            if client.get_run(run_id).info.lifecycle_stage == "active":
+                return run_id
+        except MlflowException as exc:
+            if exc.error_code not in _NOT_FOUND_CODES:
+                raise
+        log.warning("%s: ledger run %s (tag %s) is gone; looking for another", name, run_id, LEDGER_RUN_TAG)
+    exp = client.get_experiment_by_name(LEDGER_EXPERIMENT)
+    if exp is not None:
+        runs = client.search_runs(
+            [exp.experiment_id],
+            filter_string=f"tags.`{LEDGER_MODEL_TAG}` = {_quote(name)}",
+            order_by=["attributes.start_time ASC"],
+            max_results=1,
+        )
+        if runs:
+            run_id = runs[0].info.run_id
+            client.set_registered_model_tag(name, LEDGER_RUN_TAG, run_id)
+            return run_id
+    if not create:
+        return None
+    experiment_id = tracking.ensure_experiment(client, LEDGER_EXPERIMENT)
+    run = client.create_run(experiment_id, run_name=f"{name} ledger", tags={LEDGER_MODEL_TAG: name})
+    client.set_terminated(run.info.run_id, status="FINISHED")
+    client.set_registered_model_tag(name, LEDGER_RUN_TAG, run.info.run_id)
+    return run.info.run_id
+
+
+def _read_ledger(client: MlflowClient, run_id: str) -> list[dict]:
+    if LEDGER_ARTIFACT not in {f.path for f in client.list_artifacts(run_id)}:
+        return []
+    with tempfile.TemporaryDirectory(prefix="mlops-ledger-") as tmp:
+        path = client.download_artifacts(run_id, LEDGER_ARTIFACT, tmp)
+        with open(path, encoding="utf-8") as f:
+            entries = json.load(f)
+    if not isinstance(entries, list):
+        raise ValueError(f"ledger run {run_id}: {LEDGER_ARTIFACT} is not a JSON list; fix or remove it")
+    return entries
+
+
+def _append_ledger(client: MlflowClient, name: str, entries: list[dict]) -> None:
+    """Read, append, rewrite the whole list in one artifact write (promotions are serialized by a pool)."""
+    if not entries:
+        return
+    run_id = _ledger_run_id(client, name, create=True)
+    assert run_id is not None
+    client.log_text(run_id, json.dumps(_read_ledger(client, run_id) + entries, indent=2), LEDGER_ARTIFACT)

@@ -50,16 +50,12 @@ class DeployModelOperator(MlopsBaseOperator):
             raise AirflowFailException(f"{name} v{version} was not approved ({self.verdict.get('decision')}): not deploying")
         actor = self.run_tags(context)
         reason = f"{self.verdict['decision']}: " + "; ".join(self.verdict.get("reasons", []))
-        current = registry.get_alias_version(self.client, name, registry.CHAMPION)
-        if current is not None and str(current.version) == version and current.tags.get("champion.promoted_by_run") == actor["airflow.run_id"]:
-            self.log.info("%s v%s is already champion from this run (a retry): re-checking it", name, version)
-            promotion = {"name": name, "champion": version, "previous_champion": self.verdict.get("champion_version")}
-        else:
-            with fail_on_bad_input():
-                promotion = registry.promote(
-                    self.client, name, version, expected_champion=self.verdict.get("champion_version"),
-                    actor=actor, reason=reason,
-                )
+        with fail_on_bad_input():
+            # A retry of a promotion this run already made is recognised and moves nothing.
+            promotion = registry.promote(
+                self.client, name, version, expected_champion=self.verdict.get("champion_version"),
+                actor=actor, reason=reason,
+            )
         self.log.info("champion -> v%s, previous_champion -> %s", version, promotion.get("previous_champion"))
         sample = read_snapshot(self.snapshot["uri"]).head(config.deployment.smoke_rows)
         try:
@@ -67,11 +63,19 @@ class DeployModelOperator(MlopsBaseOperator):
                 self.client, name, sample, config, serve=config.deployment.serve,
                 timeout_s=config.deployment.serve_timeout_s,
             )
-        except Exception as exc:
+        except deploy.SmokeTestFailed as exc:
             registry.restore(self.client, name, promotion, actor=actor, reason=f"smoke test failed: {exc}")
             raise AirflowFailException(
                 f"Smoke test of {name}@champion (v{version}) failed, aliases put back as they were: {exc}"
             ) from exc
+        except Exception:
+            # Could not finish the smoke test (e.g. MLflow unreachable): never leave an unverified
+            # champion serving. Put the aliases back if we can; a retry promotes and tests again.
+            try:
+                registry.restore(self.client, name, promotion, actor=actor, reason="smoke test could not run")
+            except Exception as undo_exc:
+                self.log.error("Could not put the aliases back yet (%s); the retry will finish the job", undo_exc)
+            raise
         self.log.info("Smoke test passed: %s", smoke)
         ti = context["ti"]
         ti.xcom_push(key="model_name", value=name)
@@ -80,3 +84,4 @@ class DeployModelOperator(MlopsBaseOperator):
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
         return {**promotion, "smoke_test": smoke}
+

@@ -1,0 +1,166 @@
+"""`airflow-mlops`: the registry from a terminal: status, champion history, manual rollback.
+
+MLflow is reached through `MlflowHook` (connection `mlflow_default`, else the project-local
+SQLite store under $AIRFLOW_MLOPS_HOME). Exit codes: 0 done, 2 refused (unknown model or
+version, nothing to roll back, champion moved) or bad arguments, 1 unexpected error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import json
+import socket
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from mlflow import MlflowClient
+
+EXIT_OK, EXIT_ERROR, EXIT_REFUSED = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or bad arguments (2)
+        return int(exc.code or 0)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_REFUSED
+    from airflow_mlops.core.errors import MlopsError
+
+    # stdout carries only the answer (a table or JSON): logs (Airflow's logger prints to stdout) go to stderr.
+    args.out = sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return int(args.func(args))
+    except MlopsError as exc:
+        print(f"airflow-mlops: error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except Exception as exc:
+        print(f"airflow-mlops: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def cli_actor() -> dict[str, str]:
+    """Who ran the CLI, for the ledger: {"actor": "cli:<user>@<host>"}."""
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return {"actor": f"cli:{user}@{socket.gethostname()}", "user": user, "host": socket.gethostname()}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="airflow-mlops", description="Inspect and operate the airflow-mlops model registry (MLflow)."
+    )
+    parser.add_argument("--conn-id", default="mlflow_default", help="Airflow connection to MLflow (default: %(default)s)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("status", help="champion, challenger and latest decision of every registered model")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_status)
+
+    p = sub.add_parser("history", help="every move of MODEL's champion/previous_champion aliases, oldest first")
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_history)
+
+    p = sub.add_parser("rollback", help="make the previous champion (or --to VERSION) the champion again")
+    p.add_argument("model")
+    p.add_argument("--to", dest="to_version", metavar="VERSION", help="version to restore (default: previous_champion)")
+    p.add_argument("--reason", required=True, help="why; recorded in the ledger")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_rollback)
+    return parser
+
+
+def _client(args: argparse.Namespace) -> MlflowClient:
+    from airflow_mlops.hooks.mlflow import MlflowHook
+
+    return MlflowHook(mlflow_conn_id=args.conn_id).get_conn()
+
+
+def _status(args: argparse.Namespace) -> int:
+    from airflow_mlops.core import registry
+
+    rows = registry.status(_client(args))
+    if args.json:
+        print(json.dumps(rows, indent=2), file=args.out)
+        return EXIT_OK
+    if not rows:
+        print("No registered models yet.", file=args.out)
+        return EXIT_OK
+    columns = [
+        ("MODEL", "name"), ("CHAMPION", "champion"), ("CHALLENGER", "challenger"), ("PREVIOUS", "previous_champion"),
+        ("EVALUATED", "evaluated_version"), ("DECISION", "decision"), ("DECIDED AT", "decided_at"),
+        ("DATA DIGEST", "data_digest"),
+    ]
+    print(_table(columns, [{**r, "data_digest": _short(r.get("data_digest"))} for r in rows]), file=args.out)
+    for r in rows:
+        if r.get("reasons"):
+            print(f"\n{r['name']} v{r['evaluated_version']} {r.get('decision') or ''}:", file=args.out)
+            for reason in r["reasons"]:
+                print(f"  - {reason}", file=args.out)
+    return EXIT_OK
+
+
+def _history(args: argparse.Namespace) -> int:
+    from airflow_mlops.core import registry
+
+    entries = registry.history(_client(args), args.model)
+    if args.json:
+        print(json.dumps(entries, indent=2), file=args.out)
+        return EXIT_OK
+    if not entries:
+        print(f"{args.model}: no alias moves recorded yet.", file=args.out)
+        return EXIT_OK
+    columns = [("AT", "at"), ("ACTION", "action"), ("ALIAS", "alias"), ("FROM", "from"), ("TO", "to"),
+               ("BY", "by"), ("REASON", "reason")]
+    print(_table(columns, entries), file=args.out)
+    return EXIT_OK
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from airflow_mlops.core import registry
+
+    result = registry.rollback(_client(args), args.model, to_version=args.to_version, actor=cli_actor(),
+                               reason=args.reason)
+    if args.json:
+        print(json.dumps(result, indent=2), file=args.out)
+    else:
+        print(f"{args.model}: champion is now version {result['champion']} "
+              f"(previous_champion: version {result['previous_champion']}), at {result['moved_at']}.", file=args.out)
+    return EXIT_OK
+
+
+def _table(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> str:
+    cells = [[_cell(r.get(key)) for _, key in columns] for r in rows]
+    widths = [max([len(head)] + [len(row[i]) for row in cells]) for i, (head, _) in enumerate(columns)]
+    lines = ["  ".join(head.ljust(w) for (head, _), w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    return str(value).replace("\n", " ")
+
+
+def _short(digest: str | None) -> str | None:
+    if not digest:
+        return digest
+    algo, _, hexdigest = digest.rpartition(":")
+    return f"{algo}:{hexdigest[:12]}" if algo else hexdigest[:12]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""HTML / PNG evidence: ROC curves, residuals, the bootstrap distribution, the evaluation page.
+
+Plots draw on a bare matplotlib ``Figure`` with the Agg canvas (no pyplot, no global state, safe
+in worker threads); matplotlib is imported inside each function so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from airflow_mlops.core.evaluation import EvaluationResult
+
+#: Scatter plots draw at most this many points (a seeded sample): enough to see the shape.
+MAX_SCATTER_POINTS = 5000
+
+
+def _figure(width: float = 6.4, height: float = 4.8) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    return path
+
+
+def roc_plot(
+    y_true: Any, scores: Mapping[str, np.ndarray], labels: Sequence[Any], path: str | Path, *, title: str = "ROC"
+) -> Path:
+    """ROC curves of several models on the same holdout (one-vs-rest, micro-averaged for multiclass).
+
+    `scores` maps a model's name to its predict_proba array (n, n_classes) in `labels` order, or
+    to 1-D positive-class scores for a binary task.
+    """
+    import numpy as np
+    from sklearn.metrics import auc, roc_curve
+
+    y = np.asarray(y_true)
+    labels = list(labels)
+    fig = _figure()
+    ax = fig.add_subplot()
+    for name, raw in scores.items():
+        s = np.asarray(raw, dtype=float)
+        if s.ndim == 1 or len(labels) <= 2:
+            truth = (y == labels[-1]).astype(int)
+            score = s if s.ndim == 1 else s[:, -1]
+        else:  # micro-average: every (row, class) pair is one binary decision
+            truth = (y[:, None] == np.asarray(labels, dtype=object)[None, :]).astype(int).ravel()
+            score = s.ravel()
+        fpr, tpr, _ = roc_curve(truth, score)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.4f})")
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title if len(labels) <= 2 else f"{title} (micro-averaged one-vs-rest)")
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def residual_plot(y_true: Any, predictions: Mapping[str, np.ndarray], path: str | Path, *, seed: int = 0) -> Path:
+    """Residuals (actual - predicted) against predictions, and their distribution, for each model."""
+    import numpy as np
+
+    y = np.asarray(y_true, dtype=float)
+    keep = np.arange(len(y))
+    if len(y) > MAX_SCATTER_POINTS:
+        keep = np.sort(np.random.default_rng(seed).choice(len(y), MAX_SCATTER_POINTS, replace=False))
+    fig = _figure(10, 4.5)
+    scatter, hist = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for name, raw in predictions.items():
+        pred = np.asarray(raw, dtype=float)
+        residual = y - pred
+        rmse = float(np.sqrt(np.mean(residual**2)))
+        scatter.scatter(pred[keep], residual[keep], s=6, alpha=0.4, label=f"{name} (RMSE {rmse:.4g})")
+        hist.hist(residual, bins=50, alpha=0.5, label=name)
+    scatter.axhline(0.0, color="grey", linestyle=":")
+    scatter.set_xlabel("predicted")
+    scatter.set_ylabel("actual - predicted")
+    scatter.set_title("residuals")
+    scatter.legend()
+    hist.set_xlabel("actual - predicted")
+    hist.set_ylabel("rows")
+    hist.set_title("residual distribution")
+    hist.legend()
+    return _save(fig, path)
+
+
+def bootstrap_plot(
+    samples: Any,
+    path: str | Path,
+    *,
+    metric: str,
+    diff: float,
+    low: float,
+    high: float,
+    confidence: float,
+    margin: float,
+) -> Path:
+    """Histogram of the bootstrap gains (positive = challenger better) with the interval, zero and margin."""
+    import numpy as np
+
+    values = np.asarray(samples, dtype=float)
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.hist(values, bins=50, color="#7aa6c2", edgecolor="white")
+    ax.axvspan(low, high, color="#7aa6c2", alpha=0.2, label=f"{confidence:.0%} CI {low:.4f}..{high:.4f}")
+    ax.axvline(diff, color="black", label=f"observed gain {diff:.4f}")
+    ax.axvline(0.0, color="grey", linestyle=":", label="no change")
+    if margin:
+        ax.axvline(margin, color="#c0392b", linestyle="--", label=f"margin {margin:g}")
+    ax.set_xlabel(f"{metric} gain, challenger vs champion (positive = better)")
+    ax.set_ylabel("resamples")
+    ax.set_title(f"paired bootstrap, {len(values)} resamples")
+    ax.legend(loc="upper left", fontsize="small")
+    return _save(fig, path)
+
+
+def _number(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "&ndash;"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return html.escape(str(value))
+
+
+def evaluation_html(result: EvaluationResult, images: Sequence[str] = ()) -> str:
+    """A small self-contained page: the verdict, every reason, the metric table and the plots.
+
+    `images` are PNG file names relative to the page (they are logged next to it).
+    """
+    verdict = result.verdict
+    colour = "#1e8449" if verdict.promote else "#c0392b"
+    rows = []
+    for row in result.metric_table():
+        ci = ""
+        if row.get("ci_low") is not None:
+            ci = f"{_number(row['ci_low'])}..{_number(row['ci_high'])}"
+        rows.append(
+            "<tr>"
+            f"<td>{html.escape(row['metric'])}{' (primary)' if row['primary'] else ''}</td>"
+            f"<td>{html.escape(row['better'])}</td>"
+            f"<td>{_number(row['challenger'])}</td><td>{_number(row['champion'])}</td>"
+            f"<td>{_number(row['difference'])}</td><td>{_number(row['gain'])}</td><td>{ci}</td>"
+            "</tr>"
+        )
+    reasons = "".join(
+        f'<li class="{"fail" if r.startswith("FAIL") else "pass" if r.startswith("PASS") else ""}">{html.escape(r)}</li>'
+        for r in verdict.reasons
+    )
+    pictures = "".join(f'<img src="{html.escape(name)}" alt="{html.escape(name)}">' for name in images)
+    champion = html.escape(result.champion_uri or "none (first model)")
+    confidence = result.config.evaluation.confidence
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{html.escape(result.config.name)}: champion vs challenger</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; color: #222; }}
+.verdict {{ font-size: 1.6em; font-weight: bold; color: {colour}; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+td, th {{ border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }}
+td:first-child, th:first-child {{ text-align: left; }}
+li.fail {{ color: #c0392b; }} li.pass {{ color: #1e8449; }}
+img {{ max-width: 48%; margin: 0.5em; border: 1px solid #eee; }}
+</style></head><body>
+<h1>{html.escape(result.config.name)}: champion vs challenger</h1>
+<p class="verdict">{html.escape(verdict.decision)}</p>
+<p>challenger {html.escape(result.challenger_uri)} &middot; champion {champion} &middot;
+holdout {result.n_rows} rows &middot; primary metric {html.escape(result.config.metrics.primary)}</p>
+<h2>Reasons</h2><ul>{reasons}</ul>
+<h2>Metrics</h2>
+<table><tr><th>metric</th><th>better</th><th>challenger</th><th>champion</th>
+<th>difference</th><th>gain</th><th>{confidence:.0%} CI of the gain</th></tr>
+{"".join(rows)}</table>
+<p>difference = challenger - champion; gain = the difference oriented so positive is better.</p>
+<h2>Plots</h2>{pictures}
+</body></html>
+"""
