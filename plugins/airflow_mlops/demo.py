@@ -21,9 +21,12 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from airflow_mlops import settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DAG_ID = "churn_retrain"
 MODEL = "churn_classifier"

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseNotifier
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airflow.sdk import Context
 
 log = logging.getLogger("airflow_mlops.notifications")
