@@ -83,6 +83,21 @@ class DeploymentConfig:
 
 
 @dataclass(frozen=True)
+class MonitoringConfig:
+    """Drift monitoring: what counts as drift, and how often it may ask for a retrain."""
+
+    window_days: int = 7  # the current window the monitor compares with the champion's training data
+    alpha: float = 0.01  # significance after Benjamini-Hochberg correction across features
+    psi_threshold: float = 0.2  # effect size a numeric feature needs (population stability index)
+    js_threshold: float = 0.1  # effect size a categorical feature needs (Jensen-Shannon distance)
+    drift_share: float = 0.3  # the dataset drifts when this share of features (weighted) drifts
+    weights: dict[str, float] = field(default_factory=dict)  # feature -> importance weight (default 1)
+    confirm_checks: int = 2  # emit a retrain request when drift holds in N ...
+    of_last_checks: int = 3  # ... of the last M checks
+    cooldown_hours: float = 24.0  # and not again within this many hours
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     name: str
     source: SourceConfig
@@ -97,6 +112,7 @@ class PipelineConfig:
     seed: int
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     path: str = ""  # the file this config came from
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -295,6 +311,31 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
     if deployment.smoke_rows < 1:
         dep.fail("must be >= 1", "smoke_rows")
 
+    mon = top.sub("monitoring", {})
+    monitoring = MonitoringConfig(
+        window_days=mon.get("window_days", int, 7),
+        alpha=float(mon.get("alpha", float, 0.01)),
+        psi_threshold=float(mon.get("psi_threshold", float, 0.2)),
+        js_threshold=float(mon.get("js_threshold", float, 0.1)),
+        drift_share=float(mon.get("drift_share", float, 0.3)),
+        weights={str(k): float(v) for k, v in mon.get("weights", dict, {}).items()},
+        confirm_checks=mon.get("confirm_checks", int, 2),
+        of_last_checks=mon.get("of_last_checks", int, 3),
+        cooldown_hours=float(mon.get("cooldown_hours", float, 24.0)),
+    )
+    mon.done()
+    unknown_weights = sorted(set(monitoring.weights) - set(names))
+    if unknown_weights:
+        mon.fail(f"unknown feature(s) {', '.join(map(repr, unknown_weights))}", "weights")
+    if not 1 <= monitoring.confirm_checks <= monitoring.of_last_checks:
+        mon.fail(f"need 1 <= confirm_checks <= of_last_checks, got {monitoring.confirm_checks} of "
+                 f"{monitoring.of_last_checks}", "confirm_checks")
+    for key in ("alpha", "drift_share"):
+        if not 0 < getattr(monitoring, key) <= 1:
+            mon.fail(f"must be in (0, 1], got {getattr(monitoring, key)}", key)
+    if monitoring.window_days < 1:
+        mon.fail("must be >= 1", "window_days")
+
     seed = top.get("seed", int)
     top.get("description", str, "")
     top.done()
@@ -313,6 +354,7 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         seed=seed,
         evaluation=evaluation,
         deployment=deployment,
+        monitoring=monitoring,
         path=file,
         raw=data,
     )
