@@ -40,15 +40,15 @@ def same_shape_source(dag) -> str:
     """Python source of a DAG with the same schedule, params, tasks and edges, all EmptyOperators."""
     from airflow.sdk.definitions.xcom_arg import XComArg
 
-    expression = getattr(dag.timetable, "_expression", None)
+    schedule = schedule_source(dag.timetable)
     params = {k: dag.params.get_param(k) for k in dag.params}
     param_src = "{" + ", ".join(f"{k!r}: Param({p.value!r}, **{p.schema!r}, description={p.description!r})"
                                 for k, p in params.items()) + "}"
     lines = [
         "from datetime import datetime, timezone",
-        "from airflow.sdk import DAG, Param",
+        "from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param",
         "from airflow.providers.standard.operators.empty import EmptyOperator",
-        f"with DAG(dag_id={dag.dag_id + '_empty'!r}, schedule={expression!r},"
+        f"with DAG(dag_id={dag.dag_id + '_empty'!r}, schedule={schedule},"
         f" start_date=datetime(2026, 1, 1, tzinfo=timezone.utc), catchup=False, max_active_runs=1,"
         f" params={param_src}, tags={list(dag.tags)!r}) as dag:",
     ]
@@ -69,6 +69,21 @@ def same_shape_source(dag) -> str:
         for down in sorted(task.downstream_task_ids):
             lines.append(f"    {names[task.task_id]} >> {names[down]}")
     return "\n".join(lines) + "\n"
+
+
+def schedule_source(timetable) -> str:
+    """Source code for the same schedule: None, a cron string, or cron OR Assets."""
+    inner = getattr(timetable, "timetable", None)
+    condition = getattr(timetable, "asset_condition", None)
+    if inner is not None and condition is not None:
+        uris = [a.uri for a in getattr(condition, "objects", [])]
+        assets = ", ".join(f"Asset({u!r})" for u in uris)
+        return (f"AssetOrTimeSchedule(timetable=CronTriggerTimetable({inner.expression!r}, timezone='UTC'),"
+                f" assets=[{assets}])")
+    if condition is not None:
+        return "[" + ", ".join(f"Asset({a.uri!r})" for a in getattr(condition, "objects", [])) + "]"
+    expression = getattr(timetable, "expression", None) or getattr(timetable, "_expression", None)
+    return repr(expression)
 
 
 def time_parse(path: Path, with_plugin: bool) -> float:

@@ -1,7 +1,9 @@
 """
 ### Churn retraining: validate, train, judge, deploy
 
-Nightly at 02:00 (and on demand), for the customer-churn model `churn_classifier`:
+Nightly at 02:00 UTC, or when `churn_drift_monitor` emits `mlops://churn/retrain-request`
+(the run records which: tags `mlops.trigger` and the drift summary on every MLflow run and in
+the ledger), for the customer-churn model `churn_classifier`:
 
 1. **snapshot** the 28 days up to `as_of` into an immutable Parquet file (its digest is the data version);
 2. **validate** it with the Great Expectations suite: bad data stops the run here, before any training;
@@ -24,7 +26,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from airflow_mlops.notifiers import LogNotifier
 from airflow_mlops.operators.data import DataSnapshotOperator
@@ -39,11 +41,13 @@ from airflow_mlops.operators.validation import DataValidationOperator
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "include" / "pipelines" / "churn.yaml")
 CHAMPION = Asset("mlops://churn/champion")
+RETRAIN_REQUEST = Asset("mlops://churn/retrain-request")  # emitted by churn_drift_monitor
 
 
 @dag(
     dag_id="churn_retrain",
-    schedule="0 2 * * *",
+    # Nightly, or as soon as the drift monitor asks for a retrain.
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 2 * * *", timezone="UTC"), assets=[RETRAIN_REQUEST]),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,

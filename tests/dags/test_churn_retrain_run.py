@@ -40,6 +40,7 @@ def test_first_run_trains_registers_and_promotes(dag, mlops_home, mlflow_client,
     assert version.tags["airflow.run_id"] == dag_run.run_id
     assert version.tags["data.digest"].startswith("sha256:")
     assert version.tags["decision"] == "NO_BASELINE_PROMOTE"
+    assert version.tags["mlops.trigger"] == "manual"
     champion = mlflow_client.get_model_version_by_alias("churn_classifier", "champion")
     assert champion.version == version.version
     # Every candidate was trained and logged to MLflow, each from the same snapshot.

@@ -56,18 +56,46 @@ class MlopsBaseOperator(BaseOperator):
 
     @staticmethod
     def run_tags(context: Context, **extra: str) -> dict[str, str]:
-        """Tags that trace an MLflow run or model version back to the Airflow task that made it."""
+        """Tags that trace an MLflow run or model version back to the Airflow task that made it, and why it ran."""
         ti = context["ti"]
         tags = {
             "airflow.dag_id": ti.dag_id,
             "airflow.run_id": ti.run_id,
             "airflow.task_id": ti.task_id,
             "airflow.try_number": str(ti.try_number),
+            **run_trigger(context),
         }
         if getattr(ti, "map_index", -1) not in (-1, None):
             tags["airflow.map_index"] = str(ti.map_index)
         tags.update({k.replace("__", "."): v for k, v in extra.items()})
         return tags
+
+
+def run_trigger(context: Context) -> dict[str, str]:
+    """What started this DAG run: the schedule, a person, or an Asset event (e.g. a drift retrain request).
+
+    Returns tags `mlops.trigger` (schedule | manual | asset | drift | backfill) and, for Asset
+    events, `mlops.trigger.assets` and the `summary` the event carried in its extra.
+    """
+    dag_run = context.get("dag_run")
+    run_type = str(getattr(getattr(dag_run, "run_type", None), "value", getattr(dag_run, "run_type", "")) or "")
+    trigger = {"scheduled": "schedule", "asset_triggered": "asset"}.get(run_type, run_type or "unknown")
+    tags = {"mlops.trigger": trigger}
+    uris, summaries = [], []
+    events = context.get("triggering_asset_events") or {}
+    for asset in events:
+        uris.append(asset.uri)
+        for event in events[asset]:
+            summary = (event.extra or {}).get("summary")
+            if summary:
+                summaries.append(str(summary))
+    if uris:
+        tags["mlops.trigger.assets"] = ", ".join(sorted(set(uris)))[:500]
+        if any(u.endswith("/retrain-request") for u in uris):
+            tags["mlops.trigger"] = "drift"
+    if summaries:
+        tags["mlops.trigger.summary"] = " | ".join(summaries)[:1000]
+    return tags
 
 
 @contextlib.contextmanager
