@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export AIRFLOW_MLOPS_HOME := $(CURDIR)/.mlops
 export AIRFLOW_HOME := $(CURDIR)/.mlops/airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags

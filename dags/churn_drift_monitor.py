@@ -1,0 +1,94 @@
+"""
+### Churn drift monitor: is today's data still the data the champion learned from?
+
+Daily at 06:00 UTC, or as soon as a new batch lands (`mlops://churn/new-batch`), for the model
+`churn_classifier`:
+
+1. **check_drift** waits for the window's last day (deferred to the triggerer: no worker slot is
+   held while waiting), snapshots the last 7 days (`monitoring.window_days`) immutably, validates
+   them with the Great Expectations suite (broken data fails here, reported as broken, never as
+   drift), and compares them feature by feature with the champion's *own* training snapshot,
+   found through its MLflow run. No champion yet: skipped. Statistics, the per-feature table and
+   an HTML/PNG report go to MLflow (experiment `churn-monitoring`).
+2. **request_retrain** emits `mlops://churn/retrain-request` (which schedules `churn_retrain`)
+   only when drift is confirmed: in 2 of the last 3 checks, and not again within 24 h
+   (`monitoring.confirm_checks`, `of_last_checks`, `cooldown_hours`). Otherwise it is skipped,
+   with the reason.
+
+Params: `source` checks another file or folder; `as_of` the window's last day (YYYY-MM-DD);
+default: the day a `new-batch` event names (extra `as_of`), else yesterday.
+Config: `include/pipelines/churn.yaml` (section `monitoring`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+
+from airflow_mlops.notifiers import LogNotifier
+from airflow_mlops.sensors.drift import DriftSensor
+
+CONFIG = str(Path(__file__).resolve().parents[1] / "include" / "pipelines" / "churn.yaml")
+NEW_BATCH = Asset("mlops://churn/new-batch")  # emitted by the upstream export (extra: {"as_of": "YYYY-MM-DD"})
+RETRAIN_REQUEST = Asset("mlops://churn/retrain-request")  # schedules churn_retrain
+
+
+@dag(
+    dag_id="churn_drift_monitor",
+    # Daily, or as soon as a new batch lands.
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 6 * * *", timezone="UTC"), assets=[NEW_BATCH]),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["mlops", "churn", "monitoring", "drift"],
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=15),
+    },
+    on_failure_callback=LogNotifier("{{ dag.dag_id }} run {{ run_id }} failed", level="ERROR"),
+    params={
+        "source": Param(None, type=["null", "string"], description="Check this file or folder instead of the config's source"),
+        "as_of": Param(None, type=["null", "string"], description="The window's last day (YYYY-MM-DD); default: the new-batch day, else yesterday"),
+    },
+)
+def churn_drift_monitor():
+    check = DriftSensor(
+        task_id="check_drift",
+        config_path=CONFIG,
+        source="{{ params.source or '' }}",
+        as_of="{{ params.as_of or '' }}",
+        poke_interval=300,
+        timeout=int(timedelta(hours=12).total_seconds()),
+    )
+
+    @task(task_id="request_retrain", outlets=[RETRAIN_REQUEST])
+    def request_retrain(check: dict, outlet_events=None) -> dict:
+        """Emit the retrain request, carrying the drift summary, only when the monitor asked for one."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if not check["requested"]:
+            raise AirflowSkipException(f"No retrain requested: {check['reason']}")
+        extra = {
+            "summary": check["summary"],
+            "reason": check["reason"],
+            "drifted": check["drifted"],
+            "drift_share": check["drift_share"],
+            "model_name": check["model_name"],
+            "reference_version": check["reference_version"],
+            "as_of": check["as_of"],
+            "mlflow_run_id": check["run_id"],
+        }
+        outlet_events[RETRAIN_REQUEST].extra = extra
+        print(f"Retrain requested for {check['model_name']} (champion v{check['reference_version']}): "
+              f"{check['summary']}; {check['reason']}")
+        return extra
+
+    request_retrain(check.output)
+
+
+churn_drift_monitor()

@@ -1,0 +1,452 @@
+"""Drift monitoring: the champion's reference data, the current window, debounce, evidence in MLflow.
+
+The monitor compares the last ``monitoring.window_days`` days with the champion's *own* training
+snapshot, found through the champion version's MLflow run (the dataset input logged with
+``mlflow.log_input``: its source is the snapshot URI; the ``data.digest`` tag is its version).
+No copy of the reference is kept. Every check is one MLflow run in ``<pipeline>-monitoring``;
+those runs are also the memory the debounce reads (drift in N of the last M checks, then a
+cool-down before the next retrain request).
+
+Light at import (pandas and mlflow are imported inside the functions that need them): the
+sensor calls ``window_available`` on every poke.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import math
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from airflow_mlops.core.errors import MlopsError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from airflow_mlops.core.config import PipelineConfig
+    from airflow_mlops.core.drift import DriftReport
+
+log = logging.getLogger(__name__)
+
+#: Tag values of a drift-check run (the debounce reads them back).
+STEP = "drift"
+STEP_TAG = "mlops.step"
+VERDICT_TAG = "drift.verdict"
+REQUESTED_TAG = "retrain.requested"
+REASON_TAG = "retrain.reason"
+MODEL_TAG = "mlops.model"
+CHECKED_AT_TAG = "drift.checked_at"
+REFERENCE_VERSION_TAG = "reference.version"
+REFERENCE_DIGEST_TAG = "reference.digest"
+DIGEST_TAG = "data.digest"
+_MAX_TAG_VALUE = 5000
+_METRIC_KEY_BAD = re.compile(r"[^A-Za-z0-9_\-./ ]")
+
+
+class ChampionReferenceError(MlopsError):
+    """The champion's training snapshot cannot be located or read (names the version, run and URI)."""
+
+
+def monitoring_experiment(config: PipelineConfig) -> str:
+    """The MLflow experiment holding one run per drift check of this pipeline."""
+    return f"{config.name}-monitoring"
+
+
+# --------------------------------------------------------------------------- reference
+
+
+def champion_reference(client: MlflowClient, model_name: str) -> dict | None:
+    """The champion's own training snapshot: {uri, digest, version, run_id}; None without a champion.
+
+    Found through the champion version's run: its training dataset input (source = snapshot URI)
+    and the ``data.digest`` tag of the version (else of the run).
+    """
+    from mlflow.exceptions import MlflowException
+
+    from airflow_mlops.core.registry import CHAMPION, get_alias_version
+
+    version = get_alias_version(client, model_name, CHAMPION)
+    if version is None:
+        return None
+    where = f"{model_name}@{CHAMPION} (version {version.version}, run {version.run_id})"
+    if not version.run_id:
+        raise ChampionReferenceError(f"{where}: the version has no MLflow run, so its training data is unknown; "
+                             f"retrain the model with the pipeline so the run records its snapshot")
+    try:
+        run = client.get_run(version.run_id)
+    except MlflowException as exc:
+        raise ChampionReferenceError(f"{where}: its training run cannot be read ({exc}); was it deleted?") from None
+    digest = (version.tags or {}).get(DIGEST_TAG) or run.data.tags.get(DIGEST_TAG)
+    uri = _training_input_uri(run)
+    if not uri:
+        raise ChampionReferenceError(
+            f"{where}: the training run logged no dataset input with a source URI (mlflow.log_input); "
+            f"the reference snapshot cannot be found. Retrain the model with the pipeline"
+        )
+    if not digest:
+        raise ChampionReferenceError(f"{where}: neither the version nor its run has a {DIGEST_TAG!r} tag")
+    path = _local_path(uri)
+    if path is not None and path.suffix == ".parquet" and ":" in digest and path.stem != digest.split(":", 1)[1]:
+        raise ChampionReferenceError(
+            f"{where}: the logged snapshot {uri} is not the snapshot of digest {digest} (file names are digests)"
+        )
+    if path is not None and not path.is_file():
+        raise ChampionReferenceError(
+            f"{where}: its training snapshot {path} is gone; snapshots must be kept while a version trained "
+            f"on them is champion (restore the file, or retrain to make a new champion)"
+        )
+    return {"uri": uri, "digest": digest, "version": str(version.version), "run_id": version.run_id}
+
+
+def _training_input_uri(run: Any) -> str | None:
+    """The source URI of the run's training dataset input (else of its only dataset input)."""
+    inputs = list(getattr(getattr(run, "inputs", None), "dataset_inputs", None) or [])
+
+    def context(di: Any) -> str | None:
+        return next((t.value for t in di.tags or [] if t.key == "mlflow.data.context"), None)
+
+    chosen = [di for di in inputs if context(di) == "training"] or (inputs if len(inputs) == 1 else [])
+    for di in chosen:
+        uri = _source_uri(di.dataset.source)
+        if uri:
+            return uri
+    return None
+
+
+def _source_uri(source: str | None) -> str | None:
+    if not source:
+        return None
+    try:
+        data = json.loads(source)
+    except ValueError:
+        return source
+    if isinstance(data, dict):
+        for key in ("uri", "url", "path"):
+            if data.get(key):
+                return str(data[key])
+        return None
+    return str(data)
+
+
+def _local_path(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return Path(unquote(parsed.path) if parsed.scheme else uri)
+    return None
+
+
+def champion_scores(
+    client: MlflowClient, config: PipelineConfig, reference: dict, frames: list[pd.DataFrame]
+) -> list[Any]:
+    """The champion's scores (positive-class probability, else predictions) on each frame, for prediction drift.
+
+    The model is loaded like the smoke test does (skops, this package's trusted types only).
+    """
+    from airflow_mlops.core import tracking, training
+
+    tracking.configure(client)
+    model = training.load_model(f"models:/{config.model_name}/{reference['version']}")
+    scores = []
+    for frame in frames:
+        x = frame[config.feature_names]
+        if config.task == "binary_classification" and hasattr(model, "predict_proba"):
+            scores.append(model.predict_proba(x)[:, -1])
+        else:
+            scores.append(model.predict(x))
+    return scores
+
+
+# --------------------------------------------------------------------------- current window
+
+
+def monitoring_config(config: PipelineConfig) -> PipelineConfig:
+    """The pipeline config with its source window set to the monitoring window."""
+    source = dataclasses.replace(config.source, window_days=config.monitoring.window_days)
+    return dataclasses.replace(config, source=source)
+
+
+def snapshot_window(
+    config: PipelineConfig,
+    as_of: dt.date,
+    *,
+    source: str | None = None,
+    allowed_roots: list[Path] | None = None,
+) -> dict:
+    """Snapshot the monitoring window (``monitoring.window_days`` days up to ``as_of``) immutably.
+
+    Same as the training snapshot (``data.take_snapshot``), with the monitoring window; returns its dict.
+    """
+    from airflow_mlops.core.data import take_snapshot
+
+    return take_snapshot(monitoring_config(config), source=source, window_end=as_of, allowed_roots=allowed_roots)
+
+
+def current_window(config: PipelineConfig, as_of: dt.date, *, source: str | None = None) -> pd.DataFrame:
+    """The last ``monitoring.window_days`` days up to ``as_of``, read (and snapshotted) like training data."""
+    from airflow_mlops.core.data import read_snapshot
+
+    return read_snapshot(snapshot_window(config, as_of, source=source)["uri"])
+
+
+def window_pattern(config: PipelineConfig, as_of: dt.date, *, source: str | None = None) -> str:
+    """What must exist for the window ending ``as_of``: the day's file in a folder, or the single file.
+
+    A folder of daily files (``*_YYYY-MM-DD.csv``) -> a glob for the ``as_of`` day; a file -> the file.
+    """
+    path = config.resolve(source or config.source.path)
+    if path.is_dir() or (not path.exists() and not path.suffix):
+        return str(path / f"*_{as_of.isoformat()}.{config.source.format}")
+    return str(path)
+
+
+def window_available(config: PipelineConfig, as_of: dt.date, source: str | None = None) -> bool:
+    """Cheap: does a non-empty file for the window's last day exist? (No file is read.)"""
+    import glob
+
+    for match in glob.glob(window_pattern(config, as_of, source=source)):
+        p = Path(match)
+        try:
+            if p.is_file() and p.stat().st_size > 0:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+# --------------------------------------------------------------------------- debounce
+
+
+def should_request_retrain(
+    history: list[dict],
+    *,
+    now: dt.datetime,
+    confirm_checks: int,
+    of_last_checks: int,
+    cooldown_hours: float,
+) -> tuple[bool, str]:
+    """Debounce and cool-down: ask for a retrain only when drift is confirmed and none was asked recently.
+
+    ``history``: checks ``{at, drift, requested}``, oldest first, the check being decided LAST
+    (its ``requested`` is ignored). Request when the current check drifts, at least
+    ``confirm_checks`` of the last ``of_last_checks`` checks drifted, and no earlier check
+    requested a retrain within ``cooldown_hours`` before ``now``. Returns (request?, reason).
+    """
+    if confirm_checks < 1 or of_last_checks < confirm_checks:
+        raise ValueError(f"need 1 <= confirm_checks <= of_last_checks, got {confirm_checks} of {of_last_checks}")
+    if not history:
+        return False, "no check to decide on"
+    current = history[-1]
+    if not current.get("drift"):
+        return False, "no drift in this check"
+    recent = history[-of_last_checks:]
+    drifted = sum(1 for h in recent if h.get("drift"))
+    if drifted < confirm_checks:
+        return False, (
+            f"drift in {drifted} of the last {len(recent)} check(s); {confirm_checks} of {of_last_checks} "
+            f"are needed before a retrain is requested"
+        )
+    now = _aware(now)
+    cooldown = dt.timedelta(hours=cooldown_hours)
+    for past in reversed(history[:-1]):
+        if past.get("requested"):
+            at = _aware(_as_datetime(past["at"]))
+            if now - at < cooldown:
+                return False, (
+                    f"drift confirmed ({drifted} of the last {len(recent)} checks), but a retrain was already "
+                    f"requested at {at.isoformat(timespec='seconds')}; cool-down of {cooldown_hours:g} h "
+                    f"until {(at + cooldown).isoformat(timespec='seconds')}"
+                )
+            break
+    return True, (
+        f"drift in {drifted} of the last {len(recent)} checks ({confirm_checks} of {of_last_checks} needed) "
+        f"and no retrain requested in the last {cooldown_hours:g} h"
+    )
+
+
+def check_history(
+    client: MlflowClient,
+    experiment: str,
+    model_name: str,
+    limit: int,
+    *,
+    reference_version: str | None = None,
+) -> list[dict]:
+    """The last `limit` finished drift checks of `model_name`, oldest first: {at, drift, requested, run_id, ...}.
+
+    With ``reference_version``, only checks against that champion version count (a new champion
+    starts a fresh history). A DAG run that logged several checks (retried task) counts once (its latest).
+    """
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None or limit <= 0:
+        return []
+    filters = [f"tags.`{STEP_TAG}` = '{STEP}'", f"tags.`{MODEL_TAG}` = {_quote(model_name)}",
+               "attributes.status = 'FINISHED'"]
+    if reference_version is not None:
+        filters.append(f"tags.`{REFERENCE_VERSION_TAG}` = {_quote(str(reference_version))}")
+    runs = client.search_runs(
+        [exp.experiment_id], filter_string=" and ".join(filters),
+        order_by=["attributes.start_time DESC"], max_results=max(limit * 3, 10),
+    )
+    out: list[dict] = []
+    seen_airflow_runs: set[tuple[str, str]] = set()
+    for run in runs:
+        tags = run.data.tags
+        key = (tags.get("airflow.dag_id", ""), tags.get("airflow.run_id", ""))
+        if all(key):
+            if key in seen_airflow_runs:
+                continue
+            seen_airflow_runs.add(key)
+        at = tags.get(CHECKED_AT_TAG)
+        out.append({
+            "at": _as_datetime(at) if at else dt.datetime.fromtimestamp(run.info.start_time / 1000, dt.UTC),
+            "drift": tags.get(VERDICT_TAG) == "drift",
+            "requested": tags.get(REQUESTED_TAG) == "true",
+            "run_id": run.info.run_id,
+            "airflow_run_id": tags.get("airflow.run_id"),
+            "reference_version": tags.get(REFERENCE_VERSION_TAG),
+        })
+        if len(out) >= limit:
+            break
+    return list(reversed(out))
+
+
+# --------------------------------------------------------------------------- evidence
+
+
+def drift_metrics(report: DriftReport) -> dict[str, float]:
+    """Metrics of a report: per feature ``psi|js.<f>``, ``ks|chi2.<f>``, ``p.<f>``, ``p_adj.<f>``, ``drifted.<f>``.
+
+    Prediction and target drift (when computed) as ``prediction.<metric>`` and ``target.<metric>``.
+    """
+    metrics: dict[str, float] = {"drift": float(bool(report.drift)), "drift_share": float(report.drift_share),
+                                 "n_drifted": float(len(report.drifted)), "n_features": float(len(report.features))}
+    for f in report.features:
+        name = _metric_name(f.name)
+        effect_name = _metric_name(str(f.effect_name or "effect"))
+        stat_name = _metric_name(str(getattr(f, "statistic_name", None) or "stat"))
+        for key, value in (
+            (f"{effect_name}.{name}", f.effect),
+            (f"{stat_name}.{name}", f.statistic),
+            (f"p.{name}", f.p_value),
+            (f"p_adj.{name}", f.p_adjusted),
+            (f"drifted.{name}", float(bool(f.drifted))),
+        ):
+            if value is not None and math.isfinite(float(value)):
+                metrics[key] = float(value)
+    for label in ("prediction", "target"):
+        extra = getattr(report, label, None)
+        if extra is None:
+            continue
+        stat_name = _metric_name(str(getattr(extra, "statistic_name", None) or "stat"))
+        for key, value in (
+            (f"{label}.{_metric_name(str(extra.effect_name))}", extra.effect),
+            (f"{label}.{stat_name}", extra.statistic),
+            (f"{label}.p", extra.p_value),
+            (f"{label}.drifted", float(bool(extra.drifted))),
+        ):
+            if value is not None and math.isfinite(float(value)):
+                metrics[key] = float(value)
+    return metrics
+
+
+def log_drift_check(
+    client: MlflowClient,
+    report: DriftReport,
+    *,
+    experiment: str,
+    run_name: str,
+    tags: dict[str, str],
+    reference: dict,
+    current: dict,
+    requested: bool,
+    reason: str,
+    params: dict[str, Any] | None = None,
+    checked_at: dt.datetime | None = None,
+) -> str:
+    """Log one drift check as a FINISHED MLflow run; return its id.
+
+    Metrics per feature (see ``drift_metrics``), tags (``mlops.step=drift``, ``drift.verdict``,
+    ``retrain.requested``, reference/current digests), artifacts: ``drift/drift_report.html`` with
+    its PNGs, ``drift/report.json``, ``drift/summary.txt``.
+    """
+    from airflow_mlops.core import tracking
+    from airflow_mlops.core.drift import drift_report_html
+
+    checked_at = _aware(checked_at or dt.datetime.now(dt.UTC))
+    run_tags = {
+        **{k: str(v) for k, v in tags.items()},
+        STEP_TAG: STEP,
+        VERDICT_TAG: "drift" if report.drift else "no_drift",
+        REQUESTED_TAG: "true" if requested else "false",
+        REASON_TAG: reason[:_MAX_TAG_VALUE],
+        CHECKED_AT_TAG: checked_at.isoformat(),
+        REFERENCE_VERSION_TAG: str(reference.get("version", "")),
+        REFERENCE_DIGEST_TAG: str(reference.get("digest", "")),
+        "reference.run_id": str(reference.get("run_id", "")),
+        "reference.uri": str(reference.get("uri", ""))[:_MAX_TAG_VALUE],
+        "current.digest": str(current.get("digest", "")),
+        "current.uri": str(current.get("uri", ""))[:_MAX_TAG_VALUE],
+        "drift.drifted": ", ".join(report.drifted)[:_MAX_TAG_VALUE],
+        "drift.summary": str(report.summary())[:_MAX_TAG_VALUE],
+    }
+    experiment_id = tracking.ensure_experiment(client, experiment)
+    run = client.create_run(experiment_id, run_name=run_name, tags=run_tags)
+    run_id = run.info.run_id
+    try:
+        for key, value in (params or {}).items():
+            client.log_param(run_id, key, str(value)[:6000])
+        _log_metrics(client, run_id, drift_metrics(report))
+        client.log_text(run_id, json.dumps(report.to_dict(), indent=2, default=str), "drift/report.json")
+        client.log_text(run_id, f"{report.summary()}\n\n{report.table()}\n\nretrain requested: "
+                                f"{'yes' if requested else 'no'} ({reason})\n", "drift/summary.txt")
+        with tempfile.TemporaryDirectory(prefix="drift-report-") as tmp:
+            drift_report_html(report, Path(tmp))  # drift_report.html and its PNGs
+            client.log_artifacts(run_id, tmp, "drift")
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id, status="FINISHED")
+    return run_id
+
+
+def _log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float]) -> None:
+    from mlflow.entities import Metric
+
+    now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    batch = [Metric(key=k, value=v, timestamp=now, step=0) for k, v in metrics.items()]
+    for i in range(0, len(batch), 1000):  # MLflow caps a batch at 1000 metrics
+        client.log_batch(run_id, metrics=batch[i:i + 1000])
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _metric_name(name: str) -> str:
+    return _METRIC_KEY_BAD.sub("_", name)[:200] or "_"
+
+
+def _quote(value: str) -> str:
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise ValueError(f"{value!r} contains both quote characters; MLflow filters cannot express it")
+
+
+def _as_datetime(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, (int, float)):
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
