@@ -179,6 +179,9 @@ def test_prediction_and_target_drift(churn_config):
     proba = np.c_[1 - rng.beta(5, 2, 3000), rng.beta(5, 2, 3000)]  # 2-column probabilities: the positive column
     moved = compute_drift(ref, cur, churn_config, reference_scores=rng.beta(2, 5, 3000), current_scores=proba)
     assert moved.prediction.drifted and moved.prediction.effect_name == "psi"
+    unlabelled = cur.assign(churned=np.nan)  # labels arrive 30 days later: no target drift yet, no error
+    report = compute_drift(ref, unlabelled, churn_config)
+    assert report.target is None and "churned" in report.skipped
     with pytest.raises(DriftInputError, match="both windows"):
         compute_drift(ref, cur, churn_config, reference_scores=rng.random(10))
 

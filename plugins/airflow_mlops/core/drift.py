@@ -231,9 +231,7 @@ def compute_drift(
 
     accs: dict[str, _Numeric | _Categorical] = {}
     for name, kind in [*specs.items(), *([target] if target else [])]:
-        accs[name] = (
-            _Numeric(name, ref.reservoir_size()) if kind == NUMERIC else _Categorical(name, strict=name not in skipped)
-        )
+        accs[name] = _Numeric(name, ref.reservoir_size()) if kind == NUMERIC else _Categorical(name)
     inferred = not isinstance(config, PipelineConfig) and features is None
     text_columns = [n for n, a in accs.items() if isinstance(a, _Categorical)]
 
@@ -248,7 +246,7 @@ def compute_drift(
         raise DriftInputError(f"{ref.label}: the reference window is empty (0 rows); nothing to compare against")
     for name, acc in list(accs.items()):
         if isinstance(acc, _Categorical) and acc.too_many is not None:
-            if not inferred or (target and name == target[0]):
+            if not inferred:
                 raise DriftInputError(
                     f"{ref.label}: column {name!r} has more than {MAX_CATEGORIES} distinct values in the reference: "
                     f"it is not a categorical feature (an identifier or free text?); leave it out of the features"
@@ -258,6 +256,9 @@ def compute_drift(
         elif inferred and isinstance(acc, _Categorical) and acc.looks_like_identifier():
             skipped[name] = f"{len(acc.ref_counts)} distinct values in {acc.nonnull_ref} rows (an identifier?)"
             del accs[name]
+    if target and target[0] in accs and accs[target[0]].nonnull_ref == 0:
+        skipped[target[0]] = "target: no labels in the reference window"
+        del accs[target[0]]
     _check_not_all_null(ref.label, "reference", [n for n, a in accs.items() if a.nonnull_ref == 0])
     for acc in accs.values():
         acc.freeze()
@@ -275,6 +276,9 @@ def compute_drift(
         rows_cur += len(chunk)
     if rows_cur == 0:
         raise DriftInputError(f"{cur.label}: the current window is empty (0 rows); wait for data before checking drift")
+    if target and target[0] in accs and accs[target[0]].nonnull_cur == 0:  # labels arrive later
+        skipped[target[0]] = "target: no labels in the current window yet"
+        del accs[target[0]]
     _check_not_all_null(cur.label, "current", [n for n, a in accs.items() if a.nonnull_cur == 0])
 
     weights = monitoring.weights or {}
@@ -465,7 +469,6 @@ class _Source:
         self.frame: pd.DataFrame | None = None
         self.files: list[Path] = []
         if isinstance(data, pd.DataFrame):
-            self.frame = data
             self.label = f"{side} DataFrame"
             self.columns = [str(c) for c in data.columns]
             if len(set(self.columns)) != len(self.columns):
@@ -534,8 +537,11 @@ class _Source:
                     import pyarrow.parquet as pq
 
                     pf = pq.ParquetFile(path)
-                    for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
-                        yield batch.to_pandas()
+                    # one row group at a time: a single iter_batches over the file keeps every row group's
+                    # pre-buffered column chunks until it ends (memory grows with the file)
+                    for group in range(pf.metadata.num_row_groups):
+                        for batch in pf.iter_batches(batch_size=chunk_rows, row_groups=[group], columns=columns):
+                            yield batch.to_pandas()
                 else:
                     dtype = {c: "str" for c in text_columns if c in columns}
                     with pd.read_csv(path, usecols=columns, chunksize=chunk_rows, dtype=dtype) as reader:
@@ -661,8 +667,8 @@ def ks_p_value(statistic: float, n_ref: int, n_cur: int) -> float:
 
     Up to ``KS_EXACT_N`` it is what ``scipy.stats.ks_2samp(method="asymp")`` computes,
     ``kstwo.sf(D, round(en))``; above, the limiting Kolmogorov distribution
-    ``kolmogorov(sqrt(en) * D)``, within 0.5% of it there and instant, where ``kstwo.sf`` can
-    take half a second per call at a million rows.
+    ``kolmogorov(sqrt(en) * D)``: instant, where ``kstwo.sf`` can take half a second per call at a
+    million rows, and for p-values >= 1e-4 within 1.6% (relative) of it at en = 10,000, 0.2% at 500,000.
     """
     from scipy.special import kolmogorov
     from scipy.stats import kstwo
@@ -705,7 +711,7 @@ def _check_finite(name: str, **values: float) -> None:
 class _Categorical:
     """Chi-square + Jensen-Shannon distance on category counts (unseen categories in one bucket)."""
 
-    def __init__(self, name: str, strict: bool = True) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
         self.ref_counts: dict[str, int] = {}
         self.cur_counts: dict[str, int] = {}
