@@ -27,7 +27,7 @@ from pathlib import Path
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
-from airflow_mlops.notifiers import LogNotifier
+from airflow_mlops.dag_defaults import DEFAULT_ARGS, failure_notifier
 from airflow_mlops.sensors.drift import DriftSensor
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "include" / "pipelines" / "churn.yaml")
@@ -44,13 +44,8 @@ RETRAIN_REQUEST = Asset("mlops://churn/retrain-request")  # schedules churn_retr
     max_active_runs=1,
     doc_md=__doc__,
     tags=["mlops", "churn", "monitoring", "drift"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=15),
-    },
-    on_failure_callback=LogNotifier("{{ dag.dag_id }} run {{ run_id }} failed", level="ERROR"),
+    default_args=DEFAULT_ARGS,
+    on_failure_callback=failure_notifier(),
     params={
         "source": Param(None, type=["null", "string"], description="Check this file or folder instead of the config's source"),
         "as_of": Param(None, type=["null", "string"], description="The window's last day (YYYY-MM-DD); default: the new-batch day, else yesterday"),

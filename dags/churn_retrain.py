@@ -23,11 +23,12 @@ Config: `include/pipelines/churn.yaml`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
+from airflow_mlops.dag_defaults import DEFAULT_ARGS, failure_notifier
 from airflow_mlops.notifiers import LogNotifier
 from airflow_mlops.operators.data import DataSnapshotOperator
 from airflow_mlops.operators.deploy import DeployModelOperator
@@ -53,13 +54,8 @@ RETRAIN_REQUEST = Asset("mlops://churn/retrain-request")  # emitted by churn_dri
     max_active_runs=1,
     doc_md=__doc__,
     tags=["mlops", "churn", "training"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=15),
-    },
-    on_failure_callback=LogNotifier("{{ dag.dag_id }} run {{ run_id }} failed", level="ERROR"),
+    default_args=DEFAULT_ARGS,
+    on_failure_callback=failure_notifier(),
     params={
         "source": Param(None, type=["null", "string"], description="Train on this file or folder instead of the config's source"),
         "as_of": Param(None, type=["null", "string"], description="The day to train as of (YYYY-MM-DD); default: the logical date"),

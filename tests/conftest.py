@@ -108,3 +108,36 @@ def airflow_db():
     db.resetdb()
     Pool.create_or_update_pool("mlops_promotion", 1, "One promotion at a time", include_deferred=False)
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+def binary_config(model: str, features=("mean_radius", "mean_texture", "mean_area"), *, pipeline: str = "unit_test"):
+    """A small binary-classification pipeline config over breast-cancer features (one logistic regression)."""
+    from airflow_mlops.core.config import parse_config
+
+    return parse_config(
+        {
+            "pipeline": pipeline,
+            "source": {"path": "data/test"},
+            "target": {"column": "target", "task": "binary_classification"},
+            "features": [{"name": n, "type": "numeric"} for n in features],
+            "validation": {"suite": "s.json"},
+            "model": {
+                "name": model,
+                "candidates": [
+                    {"name": "logreg", "estimator": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}},
+                ],
+            },
+            "metrics": {"primary": "roc_auc"},
+            "seed": 3,
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def breast_cancer():
+    """scikit-learn's breast-cancer data set as a frame, column names without spaces."""
+    from sklearn.datasets import load_breast_cancer
+
+    df = load_breast_cancer(as_frame=True).frame
+    df.columns = [c.replace(" ", "_") for c in df.columns]
+    return df

@@ -7,40 +7,24 @@ import json
 import socket
 
 import pytest
+from conftest import binary_config
 
 from airflow_mlops import cli
 from airflow_mlops.core import registry, training
-from airflow_mlops.core.config import parse_config
 
 MODEL = "cli_test_model"
 ACTOR = {"airflow.dag_id": "retrain", "airflow.run_id": "scheduled__1", "airflow.task_id": "deploy"}
 
 
 @pytest.fixture
-def promoted(mlflow_client):
+def promoted(mlflow_client, breast_cancer):
     """MODEL with versions 1..3: champion 2, previous_champion 1, challenger 3 rejected."""
     import json as _json
 
-    from sklearn.datasets import load_breast_cancer
-
     from airflow_mlops.core.data import split_frame
 
-    df = load_breast_cancer(as_frame=True).frame
-    df.columns = [c.replace(" ", "_") for c in df.columns]
-    config = parse_config(
-        {
-            "pipeline": "cli_test",
-            "source": {"path": "data/test"},
-            "target": {"column": "target", "task": "binary_classification"},
-            "features": [{"name": n, "type": "numeric"} for n in ("mean_radius", "mean_area")],
-            "validation": {"suite": "s.json"},
-            "model": {"name": MODEL, "candidates": [
-                {"name": "logreg", "estimator": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}},
-            ]},
-            "metrics": {"primary": "roc_auc"},
-            "seed": 3,
-        }
-    )
+    df = breast_cancer
+    config = binary_config(MODEL, ("mean_radius", "mean_area"), pipeline="cli_test")
     train_df, holdout = split_frame(df, config)
     result = training.train_candidate(
         train_df, holdout, config, "logreg", client=mlflow_client, experiment=config.name,

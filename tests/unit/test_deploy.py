@@ -6,9 +6,9 @@ import os
 import time
 
 import pytest
+from conftest import binary_config
 
 from airflow_mlops.core import deploy, registry, tracking, training
-from airflow_mlops.core.config import parse_config
 
 MODEL = "deploy_test_model"
 ACTOR = {"airflow.dag_id": "retrain", "airflow.run_id": "manual__1", "airflow.task_id": "deploy"}
@@ -16,33 +16,12 @@ FEATURES = ("mean_radius", "mean_texture", "mean_area")
 
 
 def small_config(features=FEATURES):
-    return parse_config(
-        {
-            "pipeline": "deploy_test",
-            "source": {"path": "data/test"},
-            "target": {"column": "target", "task": "binary_classification"},
-            "features": [{"name": n, "type": "numeric"} for n in features],
-            "validation": {"suite": "s.json"},
-            "model": {
-                "name": MODEL,
-                "candidates": [
-                    {"name": "logreg", "estimator": "sklearn.linear_model.LogisticRegression",
-                     "params": {"max_iter": 300}},
-                ],
-            },
-            "metrics": {"primary": "roc_auc"},
-            "seed": 3,
-        }
-    )
+    return binary_config(MODEL, features, pipeline="deploy_test")
 
 
 @pytest.fixture(scope="module")
-def frame():
-    from sklearn.datasets import load_breast_cancer
-
-    df = load_breast_cancer(as_frame=True).frame
-    df.columns = [c.replace(" ", "_") for c in df.columns]
-    return df
+def frame(breast_cancer):
+    return breast_cancer
 
 
 def register_trained(client, frame, config, digest):

@@ -5,42 +5,21 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import binary_config
 
 from airflow_mlops.core import registry, training
-from airflow_mlops.core.config import parse_config
 
 MODEL = "promotion_test_model"
 ACTOR = {"airflow.dag_id": "retrain", "airflow.run_id": "manual__1", "airflow.task_id": "deploy"}
 
 
 def small_config(features=("mean_radius", "mean_texture", "mean_area"), name=MODEL):
-    return parse_config(
-        {
-            "pipeline": "promotion_test",
-            "source": {"path": "data/test"},
-            "target": {"column": "target", "task": "binary_classification"},
-            "features": [{"name": n, "type": "numeric"} for n in features],
-            "validation": {"suite": "s.json"},
-            "model": {
-                "name": name,
-                "candidates": [
-                    {"name": "logreg", "estimator": "sklearn.linear_model.LogisticRegression",
-                     "params": {"max_iter": 300}},
-                ],
-            },
-            "metrics": {"primary": "roc_auc"},
-            "seed": 3,
-        }
-    )
+    return binary_config(name, features, pipeline="promotion_test")
 
 
 @pytest.fixture(scope="module")
-def frame():
-    from sklearn.datasets import load_breast_cancer
-
-    df = load_breast_cancer(as_frame=True).frame
-    df.columns = [c.replace(" ", "_") for c in df.columns]
-    return df
+def frame(breast_cancer):
+    return breast_cancer
 
 
 @pytest.fixture
