@@ -25,9 +25,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag
 
 from airflow_mlops.dag_defaults import DEFAULT_ARGS, failure_notifier
+from airflow_mlops.operators.monitoring import RequestRetrainOperator
 from airflow_mlops.sensors.drift import DriftSensor
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "include" / "pipelines" / "churn.yaml")
@@ -61,29 +62,8 @@ def churn_drift_monitor():
         timeout=int(timedelta(hours=12).total_seconds()),
     )
 
-    @task(task_id="request_retrain", outlets=[RETRAIN_REQUEST])
-    def request_retrain(check: dict, outlet_events=None) -> dict:
-        """Emit the retrain request, carrying the drift summary, only when the monitor asked for one."""
-        from airflow.sdk.exceptions import AirflowSkipException
+    RequestRetrainOperator(task_id="request_retrain", check=check.output, outlets=[RETRAIN_REQUEST])
 
-        if not check["requested"]:
-            raise AirflowSkipException(f"No retrain requested: {check['reason']}")
-        extra = {
-            "summary": check["summary"],
-            "reason": check["reason"],
-            "drifted": check["drifted"],
-            "drift_share": check["drift_share"],
-            "model_name": check["model_name"],
-            "reference_version": check["reference_version"],
-            "as_of": check["as_of"],
-            "mlflow_run_id": check["run_id"],
-        }
-        outlet_events[RETRAIN_REQUEST].extra = extra
-        print(f"Retrain requested for {check['model_name']} (champion v{check['reference_version']}): "
-              f"{check['summary']}; {check['reason']}")
-        return extra
-
-    request_retrain(check.output)
 
 
 churn_drift_monitor()

@@ -26,13 +26,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag
 
 from airflow_mlops.dag_defaults import DEFAULT_ARGS, failure_notifier
 from airflow_mlops.notifiers import LogNotifier
 from airflow_mlops.operators.data import DataSnapshotOperator
 from airflow_mlops.operators.deploy import DeployModelOperator
-from airflow_mlops.operators.evaluation import ChampionChallengerOperator
+from airflow_mlops.operators.evaluation import (
+    ChampionChallengerOperator,
+    PromotionBranchOperator,
+    RecordRejectionOperator,
+)
 from airflow_mlops.operators.training import (
     PipelineCandidatesOperator,
     RegisterChallengerOperator,
@@ -80,16 +84,8 @@ def churn_retrain():
         task_id="evaluate", config_path=CONFIG, snapshot=snapshot.output, challenger=challenger.output
     )
 
-    @task.branch(task_id="branch")
-    def promote_or_not(verdict: dict) -> str:
-        return "deploy" if verdict["promote"] else "record_rejection"
-
-    @task(task_id="record_rejection")
-    def record_rejection(verdict: dict) -> None:
-        """The champion stays; the reasons are on the challenger version and in the evaluation run."""
-        print(f"{verdict['model_name']} v{verdict['challenger_version']} rejected; champion stays "
-              f"v{verdict['champion_version']}. Reasons:\n  - " + "\n  - ".join(verdict["reasons"]))
-
+    branch = PromotionBranchOperator(task_id="branch", verdict=verdict.output)
+    rejected = RecordRejectionOperator(task_id="record_rejection", verdict=verdict.output)
     deploy = DeployModelOperator(
         task_id="deploy",
         config_path=CONFIG,
@@ -103,7 +99,7 @@ def churn_retrain():
     )
 
     validated >> candidates
-    promote_or_not(verdict.output) >> [deploy, record_rejection(verdict.output)]
+    branch >> [deploy, rejected]
 
 
 churn_retrain()

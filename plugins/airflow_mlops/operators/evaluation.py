@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk import BaseBranchOperator, BaseOperator
+
 from airflow_mlops.links import MlflowModelVersionLink, MlflowRunLink
 from airflow_mlops.operators.base import MlopsBaseOperator, fail_on_bad_input
 
@@ -70,3 +72,43 @@ class ChampionChallengerOperator(MlopsBaseOperator):
             "champion_version": champion_version,
             "evaluation_run_id": run_id,
         }
+
+
+class PromotionBranchOperator(BaseBranchOperator):
+    """Follow the verdict: `deploy_task_id` when it says promote, else `reject_task_id`."""
+
+    template_fields: Sequence[str] = ("verdict",)
+
+    def __init__(
+        self, *, verdict: Any, deploy_task_id: str = "deploy", reject_task_id: str = "record_rejection", **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.verdict = verdict
+        self.deploy_task_id = deploy_task_id
+        self.reject_task_id = reject_task_id
+
+    def choose_branch(self, context: Context) -> str:
+        chosen = self.deploy_task_id if self.verdict["promote"] else self.reject_task_id
+        self.log.info("Verdict %s -> %s", self.verdict["decision"], chosen)
+        return chosen
+
+
+class RecordRejectionOperator(BaseOperator):
+    """Say why the challenger was rejected. The champion stays; the reasons are already on the
+    challenger version's tags and in the evaluation run."""
+
+    template_fields: Sequence[str] = ("verdict",)
+    ui_color = "#f6dcdc"
+
+    def __init__(self, *, verdict: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.verdict = verdict
+
+    def execute(self, context: Context) -> dict:
+        v = self.verdict
+        self.log.info(
+            "%s v%s rejected; champion stays v%s. Reasons:\n  - %s",
+            v["model_name"], v["challenger_version"], v["champion_version"], "\n  - ".join(v["reasons"]),
+        )
+        return {"model_name": v["model_name"], "rejected_version": v["challenger_version"],
+                "champion_version": v["champion_version"]}

@@ -11,7 +11,6 @@ from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, Airfl
 
 from airflow_mlops.links import MlflowRunLink
 from airflow_mlops.operators.base import DEFAULT_MLFLOW_CONN_ID, MlopsBaseOperator, fail_on_bad_input
-from airflow_mlops.triggers.data_window import DataWindowTrigger
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -93,6 +92,8 @@ class DriftSensor(BaseSensorOperator, MlopsBaseOperator):
         now = time.time()
         self.log.info("No data for %s yet (%s): deferring, looking every %g s for up to %g s",
                       as_of, pattern, self.poke_interval, self.timeout)
+        from airflow_mlops.triggers.data_window import DataWindowTrigger  # triggerer code: not at parse time
+
         self.defer(
             trigger=DataWindowTrigger(
                 pattern=pattern, poke_interval=self.poke_interval, deadline=now + self.timeout, started_at=now
