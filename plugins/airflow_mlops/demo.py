@@ -68,10 +68,8 @@ def run_day(day: Day, log_dir: Path) -> tuple[bool, Path, float]:
              "-c", f'{{"as_of": "{day.day}"}}'],
             stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(), check=False,
         )
-    text = log_path.read_text(errors="replace")
-    ok = proc.returncode == 0 and "state=success" in text.replace("state: success", "state=success")
-    if "Marking run" in text:
-        ok = " successful " in text.split("Marking run")[-1][:400]
+    finished = [line for line in log_path.read_text(errors="replace").splitlines() if "DagRun Finished" in line]
+    ok = proc.returncode == 0 and bool(finished) and "state=success" in finished[-1]
     return ok, log_path, time.monotonic() - started
 
 

@@ -15,13 +15,5 @@ class DataSourceError(MlopsError):
     """The source data cannot be read or is malformed (names the file, line or column)."""
 
 
-class DataValidationError(MlopsError):
-    """The data failed its expectation suite (lists every failed expectation)."""
-
-    def __init__(self, message: str, failures: list[dict] | None = None) -> None:
-        super().__init__(message)
-        self.failures = failures or []
-
-
 class TrainingError(MlopsError):
     """The model cannot be trained on this data (names the column and what to do)."""

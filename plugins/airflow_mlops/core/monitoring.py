@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from airflow_mlops.core.errors import MlopsError
+from airflow_mlops.core.filters import quote_filter_value
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -286,10 +287,10 @@ def check_history(
     exp = client.get_experiment_by_name(experiment)
     if exp is None or limit <= 0:
         return []
-    filters = [f"tags.`{STEP_TAG}` = '{STEP}'", f"tags.`{MODEL_TAG}` = {_quote(model_name)}",
+    filters = [f"tags.`{STEP_TAG}` = '{STEP}'", f"tags.`{MODEL_TAG}` = {quote_filter_value(model_name)}",
                "attributes.status = 'FINISHED'"]
     if reference_version is not None:
-        filters.append(f"tags.`{REFERENCE_VERSION_TAG}` = {_quote(str(reference_version))}")
+        filters.append(f"tags.`{REFERENCE_VERSION_TAG}` = {quote_filter_value(str(reference_version))}")
     runs = client.search_runs(
         [exp.experiment_id], filter_string=" and ".join(filters),
         order_by=["attributes.start_time DESC"], max_results=max(limit * 3, 10),
@@ -331,28 +332,24 @@ def drift_metrics(report: DriftReport) -> dict[str, float]:
         name = _metric_name(f.name)
         effect_name = _metric_name(str(f.effect_name or "effect"))
         stat_name = _metric_name(str(getattr(f, "statistic_name", None) or "stat"))
-        for key, value in (
-            (f"{effect_name}.{name}", f.effect),
-            (f"{stat_name}.{name}", f.statistic),
-            (f"p.{name}", f.p_value),
-            (f"p_adj.{name}", f.p_adjusted),
-            (f"drifted.{name}", float(bool(f.drifted))),
-        ):
-            if value is not None and math.isfinite(float(value)):
-                metrics[key] = float(value)
+        _put_finite(metrics, {
+            f"{effect_name}.{name}": f.effect,
+            f"{stat_name}.{name}": f.statistic,
+            f"p.{name}": f.p_value,
+            f"p_adj.{name}": f.p_adjusted,
+            f"drifted.{name}": float(bool(f.drifted)),
+        })
     for label in ("prediction", "target"):
         extra = getattr(report, label, None)
         if extra is None:
             continue
         stat_name = _metric_name(str(getattr(extra, "statistic_name", None) or "stat"))
-        for key, value in (
-            (f"{label}.{_metric_name(str(extra.effect_name))}", extra.effect),
-            (f"{label}.{stat_name}", extra.statistic),
-            (f"{label}.p", extra.p_value),
-            (f"{label}.drifted", float(bool(extra.drifted))),
-        ):
-            if value is not None and math.isfinite(float(value)):
-                metrics[key] = float(value)
+        _put_finite(metrics, {
+            f"{label}.{_metric_name(str(extra.effect_name))}": extra.effect,
+            f"{label}.{stat_name}": extra.statistic,
+            f"{label}.p": extra.p_value,
+            f"{label}.drifted": float(bool(extra.drifted)),
+        })
     return metrics
 
 
@@ -428,16 +425,17 @@ def _log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float]) -
 # --------------------------------------------------------------------------- helpers
 
 
+def _put_finite(metrics: dict[str, float], values: dict[str, Any]) -> None:
+    """Add the values that are finite numbers (MLflow metrics cannot hold None or NaN)."""
+    for key, value in values.items():
+        if value is not None and math.isfinite(float(value)):
+            metrics[key] = float(value)
+
+
 def _metric_name(name: str) -> str:
     return _METRIC_KEY_BAD.sub("_", name)[:200] or "_"
 
 
-def _quote(value: str) -> str:
-    if "'" not in value:
-        return f"'{value}'"
-    if '"' not in value:
-        return f'"{value}"'
-    raise ValueError(f"{value!r} contains both quote characters; MLflow filters cannot express it")
 
 
 def _as_datetime(value: Any) -> dt.datetime:

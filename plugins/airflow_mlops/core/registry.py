@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.errors import MlopsError
+from airflow_mlops.core.filters import quote_filter_value
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -128,7 +129,7 @@ def _find_registered(client: MlflowClient, name: str, run_id: str, tags: dict[st
             return True
         return all(k in tags and mv.tags.get(k) == tags[k] for k in same_airflow_run)
 
-    matches = [mv for mv in client.search_model_versions(f"name={_quote(name)}") if same(mv)]
+    matches = [mv for mv in client.search_model_versions(f"name={quote_filter_value(name)}") if same(mv)]
     if not matches:
         return None
     return min(matches, key=lambda mv: int(mv.version))
@@ -149,12 +150,6 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
                 raise
 
 
-def _quote(value: str) -> str:
-    if "'" not in value:
-        return f"'{value}'"
-    if '"' not in value:
-        return f'"{value}"'
-    raise ValueError(f"name {value!r} contains both quote characters; MLflow filters cannot express it")
 
 
 
@@ -327,7 +322,7 @@ def status(client: MlflowClient) -> list[dict]:
     rows = []
     for rm in _registered_models(client):
         aliases = {str(k): str(v) for k, v in (getattr(rm, "aliases", None) or {}).items()}
-        versions = {str(mv.version): mv for mv in client.search_model_versions(f"name={_quote(rm.name)}")}
+        versions = {str(mv.version): mv for mv in client.search_model_versions(f"name={quote_filter_value(rm.name)}")}
         challenger = aliases.get(CHALLENGER)
         evaluated = challenger if challenger in versions and DECISION_TAG in versions[challenger].tags else None
         if evaluated is None:
@@ -562,7 +557,7 @@ def _require_ready(client: MlflowClient, name: str, version: str, what: str) -> 
 
 
 def _version_numbers(client: MlflowClient, name: str) -> list[str]:
-    return sorted((str(mv.version) for mv in client.search_model_versions(f"name={_quote(name)}")), key=int)
+    return sorted((str(mv.version) for mv in client.search_model_versions(f"name={quote_filter_value(name)}")), key=int)
 
 
 def _registered_models(client: MlflowClient, limit: int | None = None) -> list[Any]:
@@ -641,7 +636,7 @@ def _ledger_run_id(client: MlflowClient, name: str, *, create: bool) -> str | No
     if exp is not None:
         runs = client.search_runs(
             [exp.experiment_id],
-            filter_string=f"tags.`{LEDGER_MODEL_TAG}` = {_quote(name)}",
+            filter_string=f"tags.`{LEDGER_MODEL_TAG}` = {quote_filter_value(name)}",
             order_by=["attributes.start_time ASC"],
             max_results=1,
         )

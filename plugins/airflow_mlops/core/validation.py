@@ -57,7 +57,7 @@ class ExpectationFailure:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-able form (for XCom and DataValidationError.failures)."""
+        """JSON-able form (for XCom and DataValidationFailed.failures)."""
         return json.loads(json.dumps(asdict(self), default=str))
 
     def describe(self) -> str:
