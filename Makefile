@@ -69,7 +69,7 @@ benchmark: install
 	$(BIN)/python benchmarks/run_all.py
 
 lock:
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra stack --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf .mlops data
