@@ -54,7 +54,12 @@ def register_challenger(
         log.info("%s: this run is already registered as version %s; reusing it", model_name, version.version)
     else:
         _ensure_registered_model(client, model_name)
-        version = client.create_model_version(name=model_name, source=model_uri, run_id=run_id, tags=tags)
+        from mlflow.store.artifact.utils.models import _parse_model_id_if_present
+
+        # A tracking server needs the logged model's id with a `models:/<model_id>` source.
+        version = client.create_model_version(
+            name=model_name, source=model_uri, run_id=run_id, tags=tags, model_id=_parse_model_id_if_present(model_uri)
+        )
         log.info("%s: registered version %s from %s", model_name, version.version, model_uri)
     version = wait_until_ready(client, model_name, version.version, timeout_s=timeout_s)
     set_alias(client, model_name, alias, version.version)

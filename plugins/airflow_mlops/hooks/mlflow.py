@@ -39,6 +39,8 @@ class MlflowHook(BaseHook):
 
     :param mlflow_conn_id: the Airflow connection; `mlflow_default` falls back to the local
         SQLite store when it is not defined.
+    :param fallback_conn_id: used when `mlflow_conn_id` is not defined (e.g. `mlflow_promoter` ->
+        `mlflow_default` on a laptop, where one identity does everything).
     :param http_max_retries: MLflow HTTP retries per call (env MLFLOW_HTTP_REQUEST_MAX_RETRIES, else 2).
     :param http_backoff_factor: whole seconds, doubled per retry (env MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, else 1).
     :param http_timeout: seconds per HTTP request (env MLFLOW_HTTP_REQUEST_TIMEOUT, else 30).
@@ -53,6 +55,7 @@ class MlflowHook(BaseHook):
         self,
         mlflow_conn_id: str = default_conn_name,
         *,
+        fallback_conn_id: str | None = None,
         http_max_retries: int | None = None,
         http_backoff_factor: int | None = None,
         http_timeout: int | None = None,
@@ -60,6 +63,7 @@ class MlflowHook(BaseHook):
     ) -> None:
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id
+        self.fallback_conn_id = fallback_conn_id
         self.http_max_retries = http_max_retries
         self.http_backoff_factor = http_backoff_factor
         self.http_timeout = http_timeout
@@ -106,6 +110,12 @@ class MlflowHook(BaseHook):
         try:
             conn = self.get_connection(self.mlflow_conn_id)
         except AirflowNotFoundException:
+            if self.fallback_conn_id and self.fallback_conn_id != self.mlflow_conn_id:
+                self.log.info(
+                    "No Airflow connection %r is defined: using %r", self.mlflow_conn_id, self.fallback_conn_id
+                )
+                self.mlflow_conn_id, self.fallback_conn_id = self.fallback_conn_id, None
+                return self._resolve()
             if self.mlflow_conn_id != self.default_conn_name:
                 raise
             uri = settings.default_tracking_uri()

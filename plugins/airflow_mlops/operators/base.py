@@ -25,6 +25,8 @@ class MlopsBaseOperator(BaseOperator):
     """Base for the pipeline operators: a dumb constructor, a lazily built hook."""
 
     ui_color = "#e8f1fb"
+    #: The connection used when `mlflow_conn_id` is not defined (None: it must exist, or be mlflow_default).
+    mlflow_fallback_conn_id: str | None = None
 
     def __init__(self, *, config_path: str, mlflow_conn_id: str = DEFAULT_MLFLOW_CONN_ID, **kwargs: Any):
         super().__init__(**kwargs)
@@ -35,7 +37,7 @@ class MlopsBaseOperator(BaseOperator):
     def hook(self) -> MlflowHook:
         from airflow_mlops.hooks.mlflow import MlflowHook
 
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id, fallback_conn_id=self.mlflow_fallback_conn_id)
 
     @cached_property
     def client(self) -> MlflowClient:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_mlops.links import MlflowModelVersionLink
-from airflow_mlops.operators.base import MlopsBaseOperator, fail_on_bad_input
+from airflow_mlops.operators.base import DEFAULT_MLFLOW_CONN_ID, MlopsBaseOperator, fail_on_bad_input
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 PROMOTION_POOL = "mlops_promotion"
+PROMOTER_CONN_ID = "mlflow_promoter"  # the identity allowed to move `champion` (MANAGE on the model)
 
 
 class DeployModelOperator(MlopsBaseOperator):
@@ -28,14 +29,17 @@ class DeployModelOperator(MlopsBaseOperator):
 
     :param verdict: the dict returned by ChampionChallengerOperator
     :param snapshot: the dict returned by DataSnapshotOperator (the smoke-test sample comes from it)
+    :param mlflow_conn_id: default `mlflow_promoter`; when that connection is not defined, `mlflow_default`
     """
 
     template_fields: Sequence[str] = ("config_path", "verdict", "snapshot")
     operator_extra_links = (MlflowModelVersionLink(),)
     ui_color = "#d7f0dd"
+    mlflow_fallback_conn_id = DEFAULT_MLFLOW_CONN_ID
 
     def __init__(self, *, config_path: str, verdict: Any, snapshot: Any, **kwargs: Any) -> None:
         kwargs.setdefault("pool", PROMOTION_POOL)
+        kwargs.setdefault("mlflow_conn_id", PROMOTER_CONN_ID)
         super().__init__(config_path=config_path, **kwargs)
         self.verdict = verdict
         self.snapshot = snapshot

@@ -269,7 +269,11 @@ def components(stack: StackSettings, secret: dict[str, str]) -> list[Component]:
                 Component(
                     name,
                     ("airflow", "celery", "worker", "--celery-hostname", f"worker{index}@%h"),
-                    env | {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port)},
+                    env | {
+                        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port),
+                        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "airflow_mlops.stack.hostname.worker_hostname",
+                        "AIRFLOW_MLOPS_STACK_WORKER": f"worker{index}",
+                    },
                     port,
                     ready_line=" ready.",
                 )
