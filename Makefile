@@ -19,7 +19,7 @@ export GX_ANALYTICS_ENABLED := False
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export NO_PROXY := *
 
-.PHONY: install demo dag-test test airflow mlflow-ui lint typecheck benchmark lock clean
+.PHONY: install demo dag-test test stack-up stack-down stack-test airflow mlflow-ui lint typecheck benchmark lock clean
 
 install: $(VENV)/.installed
 
@@ -52,6 +52,18 @@ dag-test: install data/churn/.generated $(AIRFLOW_HOME)/airflow.db
 test: install
 	$(BIN)/python -m pytest
 
+# The production shape without containers (PostgreSQL + Redis on loopback, CeleryExecutor with two
+# workers, triggerer, MLflow server with basic auth): state and logs in .stack/. See docs/deploy.md.
+stack-up: install
+	$(BIN)/python -m airflow_mlops.stack up
+
+stack-down: install
+	$(BIN)/python -m airflow_mlops.stack down
+
+# Brings its own stack up (in .stack-test/, fresh databases), drives it through the REST API, tears it down.
+stack-test: install
+	$(BIN)/python -m pytest tests/stack -m stack -v
+
 airflow: install data/churn/.generated $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/airflow standalone
 
@@ -72,4 +84,4 @@ lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra stack --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf .mlops data
+	rm -rf .mlops .stack .stack-test data

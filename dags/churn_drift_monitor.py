@@ -22,6 +22,7 @@ Config: `include/pipelines/churn.yaml` (section `monitoring`).
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from airflow_mlops.sensors.drift import DriftSensor
 CONFIG = str(Path(__file__).resolve().parents[1] / "include" / "pipelines" / "churn.yaml")
 NEW_BATCH = Asset("mlops://churn/new-batch")  # emitted by the upstream export (extra: {"as_of": "YYYY-MM-DD"})
 RETRAIN_REQUEST = Asset("mlops://churn/retrain-request")  # schedules churn_retrain
+POKE_INTERVAL_S = int(os.environ.get("AIRFLOW_MLOPS_DRIFT_POKE_INTERVAL", "300"))  # how often the triggerer looks
 
 
 @dag(
@@ -58,7 +60,7 @@ def churn_drift_monitor():
         config_path=CONFIG,
         source="{{ params.source or '' }}",
         as_of="{{ params.as_of or '' }}",
-        poke_interval=300,
+        poke_interval=POKE_INTERVAL_S,
         timeout=int(timedelta(hours=12).total_seconds()),
     )
 

@@ -116,8 +116,8 @@ def _status(args: argparse.Namespace) -> int:
         return EXIT_OK
     columns = [
         ("MODEL", "name"), ("CHAMPION", "champion"), ("CHALLENGER", "challenger"), ("PREVIOUS", "previous_champion"),
-        ("EVALUATED", "evaluated_version"), ("DECISION", "decision"), ("DECIDED AT", "decided_at"),
-        ("DATA DIGEST", "data_digest"),
+        ("EVALUATED", "evaluated_version"), ("DECISION", "decision"), ("TRIGGER", "trigger"),
+        ("DECIDED AT", "decided_at"), ("DATA DIGEST", "data_digest"),
     ]
     print(_table(columns, [{**r, "data_digest": _short(r.get("data_digest"))} for r in rows]), file=args.out)
     for r in rows:
@@ -125,6 +125,8 @@ def _status(args: argparse.Namespace) -> int:
             print(f"\n{r['name']} v{r['evaluated_version']} {r.get('decision') or ''}:", file=args.out)
             for reason in r["reasons"]:
                 print(f"  - {reason}", file=args.out)
+        if r.get("trigger_summary"):
+            print(f"  started by {r.get('trigger')}: {r['trigger_summary']}", file=args.out)
     return EXIT_OK
 
 

@@ -1,15 +1,19 @@
-"""`make demo`: four simulated days of the churn pipeline, told as a story.
+"""`make demo`: the churn pipeline's life over simulated days, told as a story.
 
     python -m airflow_mlops.demo
 
-Each day is one `airflow dags test churn_retrain <day>` (the real Airflow task runner, no
-scheduler needed) on the project-local state in .mlops/; its full log goes to
-.mlops/demo/<day>.log and the story line to the terminal:
+Days 1-3 are each one `airflow dags test churn_retrain <day>` (the real Airflow task runner, no
+scheduler needed) on the project-local state in .mlops/; day 4 starts Airflow's scheduler,
+triggerer, dag-processor and API server (LocalExecutor, the same SQLite DB) because only the
+scheduler turns an Asset event into a DAG run. Full logs go to .mlops/demo/, the story line to
+the terminal:
 
   day 1  2026-02-10  first champion (NO_BASELINE_PROMOTE)
   day 2  2026-02-11  a challenger that is not significantly better: REJECT, champion kept
   day 3  2026-02-20  a bad batch: validation fails with a clear message, champion kept
-  day 4  2026-03-28  the ground truth shifted on 2026-03-01: the retrained challenger wins, PROMOTE
+  day 4  2026-03-27  the ground truth shifted on 2026-03-01: the drift monitor sees drift (1 check) ...
+         2026-03-28  ... confirmed the next day: it emits mlops://churn/retrain-request, the scheduler
+                     starts churn_retrain, and the retrained challenger wins: PROMOTE (trigger: drift)
 """
 
 from __future__ import annotations
@@ -43,8 +47,9 @@ STORY = (
     Day("2026-02-10", "the first model: no champion yet, the floors alone decide", "NO_BASELINE_PROMOTE"),
     Day("2026-02-11", "one more day of the same data: is the new model really better?", "REJECT"),
     Day("2026-02-20", "a broken batch arrives (nulls, negative tenure, unknown contract type)", "FAILED"),
-    Day("2026-03-28", "customers behave differently since 2026-03-01: retrain on the new reality", "PROMOTE"),
 )
+DRIFT_CHECKS = ("2026-03-27", "2026-03-28")  # the monitor's windows; the second confirms the drift
+MONITOR_ID = "churn_drift_monitor"
 
 
 def reset_state() -> None:
@@ -103,6 +108,62 @@ def failure_excerpt(log_path: Path) -> list[str]:
     return ["(see the log)"]
 
 
+def drift_day(n: int, client, log_dir: Path) -> int:
+    """The drift path through the real scheduler: monitor -> retrain request (Asset) -> retrain. Surprises."""
+    from airflow_mlops.stack import manager
+    from airflow_mlops.stack.api import AirflowApi
+    from airflow_mlops.stack.components import StackSettings, load_secrets
+
+    print(f"Day {n}  {DRIFT_CHECKS[0]}  customers behave differently since 2026-03-01: does the drift monitor notice?")
+    stack = StackSettings.from_env("local", home=settings.mlops_home())
+    with (log_dir / "stack.log").open("w") as stack_log:
+        def note(line: str) -> None:
+            print(line, file=stack_log, flush=True)
+
+        print("        starting Airflow's scheduler, triggerer, dag-processor and API server (LocalExecutor) ...",
+              flush=True)
+        manager.up(stack, log=note, timeout=600)
+        try:
+            return _drift_story(client, AirflowApi(stack.api_url, "admin", load_secrets(stack)["AIRFLOW_ADMIN_PASSWORD"]))
+        finally:
+            manager.down(stack, log=note)
+
+
+def _drift_story(client, api) -> int:
+    surprises = 0
+    for dag_id in (MONITOR_ID, DAG_ID):
+        api.wait_for_dag(dag_id)
+        api.unpause(dag_id)
+    known = {r["dag_run_id"] for r in api.dag_runs(DAG_ID)}
+    for day in DRIFT_CHECKS:
+        started = time.monotonic()
+        run_id = api.trigger(MONITOR_ID, {"as_of": day})
+        state = api.wait_for_run(MONITOR_ID, run_id, timeout=900)["state"]
+        if state != "success":
+            print(f"        !! {MONITOR_ID} {day} ended {state} (task logs: .mlops/airflow/logs/dag_id={MONITOR_ID}/)")
+            return surprises + 1
+        check = api.xcom(MONITOR_ID, run_id, "check_drift")
+        print(f"        {day} {MONITOR_ID}: {check['summary']} ({time.monotonic() - started:.0f} s)")
+        print(f"          retrain {'REQUESTED' if check['requested'] else 'not requested'}: {check['reason']}", flush=True)
+    if not check["requested"]:
+        print("        !! expected the second drift check to request a retrain")
+        return surprises + 1
+    started = time.monotonic()
+    retrain = api.wait_for_new_run(DAG_ID, known, run_type="asset_triggered", timeout=300)
+    print(f"        the scheduler started {DAG_ID} from the Asset event: {retrain['dag_run_id']}", flush=True)
+    state = api.wait_for_run(DAG_ID, retrain["dag_run_id"], timeout=1800)["state"]
+    version, decision, reasons = latest_decision(client)
+    trigger = client.get_model_version(MODEL, version).tags.get("mlops.trigger") if version else None
+    print(f"        {decision or state}: {MODEL} v{version}, trigger {trigger}  ({time.monotonic() - started:.0f} s)")
+    for reason in reasons:
+        print(f"          - {reason}")
+    if state != "success" or decision != "PROMOTE" or trigger != "drift":
+        surprises += 1
+        print(f"        !! expected a drift-triggered PROMOTE, got {decision or state} (trigger {trigger})")
+    print(flush=True)
+    return surprises
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep-state", action="store_true", help="do not reset the registry first")
@@ -136,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             surprises += 1
             print(f"        !! expected {day.expect}, got {outcome} (log: {log_path})")
         print(flush=True)
+
+    surprises += drift_day(len(STORY) + 1, client, log_dir)
 
     from airflow_mlops import cli
 

@@ -697,6 +697,7 @@ def _load(client: MlflowClient, uri: str, role: str) -> _Loaded:
             ) from None
         if mv.status != "READY":
             raise EvaluationError(f"{role} {uri}: version {mv.version} of {name!r} is {mv.status}, not READY")
+    tracking.configure(client)  # `models:/` URIs resolve through MLflow's global registry URI
     try:
         model = training.load_model(uri)
         signature = get_model_info(uri).signature

@@ -350,6 +350,8 @@ def status(client: MlflowClient) -> list[dict]:
                 "reasons": _json_list(ev_tags.get(DECISION_REASONS_TAG)),
                 "decided_at": ev_tags.get(DECISION_AT_TAG),
                 "data_digest": ev_tags.get(DIGEST_TAG),
+                "trigger": ev_tags.get("mlops.trigger"),  # schedule | manual | drift | ...: what started its run
+                "trigger_summary": ev_tags.get("mlops.trigger.summary"),
             }
         )
     return sorted(rows, key=lambda r: r["name"])

@@ -100,6 +100,29 @@ def run_trigger(context: Context) -> dict[str, str]:
     return tags
 
 
+def requested_window(context: Context) -> dict[str, str]:
+    """`as_of` and `source` named by the newest triggering Asset event (a drift retrain request), if any."""
+    newest: dict[str, str] = {}
+    newest_at = None
+    events = context.get("triggering_asset_events") or {}
+    for asset in events:
+        for event in events[asset]:
+            extra = event.extra or {}
+            if extra.get("as_of") and (newest_at is None or event.timestamp > newest_at):
+                newest_at = event.timestamp
+                newest = {"as_of": str(extra["as_of"]), "source": str(extra.get("source") or "")}
+    return newest
+
+
+def _in_mlflow_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: MlopsBaseOperator, *args: Any, **kwargs: Any) -> Any:
+        with self.mlflow_errors():
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 @contextlib.contextmanager
 def fail_on_bad_input() -> Iterator[None]:
     """Turn core's bad-input errors into AirflowFailException: retrying cannot fix bad input."""

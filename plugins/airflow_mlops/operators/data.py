@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.operators.base import MlopsBaseOperator, fail_on_bad_input
+from airflow_mlops.operators.base import MlopsBaseOperator, fail_on_bad_input, requested_window
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -20,7 +20,9 @@ class DataSnapshotOperator(MlopsBaseOperator):
 
     :param config_path: pipeline config YAML (templated)
     :param source: overrides the config's source path: a file or a folder of daily files (templated)
-    :param window_end: last day of the window, YYYY-MM-DD (templated); default: the run's logical date
+    :param window_end: last day of the window, YYYY-MM-DD (templated); default: the day a triggering
+        Asset event names (a drift retrain request's ``as_of``, whose ``source`` is used too), else
+        the run's logical date
     :param allowed_roots: folders the source must live in; a path outside them is refused
     """
 
@@ -48,10 +50,16 @@ class DataSnapshotOperator(MlopsBaseOperator):
         from airflow_mlops.core.data import take_snapshot
 
         config = self.load_config()
-        window_end = dt.date.fromisoformat(self.window_end) if self.window_end else _run_day(context)
+        request = requested_window(context) if not self.window_end else {}
+        if request:
+            self.log.info("Triggered by a request for the window ending %s (source %s)", request["as_of"],
+                          request["source"] or "from the config")
+        day = self.window_end or request.get("as_of")
+        window_end = dt.date.fromisoformat(day) if day else _run_day(context)
+        source = self.source or request.get("source") or None
         roots = [Path(r) for r in self.allowed_roots] if self.allowed_roots else None
         with fail_on_bad_input():
-            snapshot = take_snapshot(config, source=self.source or None, window_end=window_end, allowed_roots=roots)
+            snapshot = take_snapshot(config, source=source, window_end=window_end, allowed_roots=roots)
         self.log.info(
             "Snapshot of %s: %d rows from %d file(s), window %s..%s -> %s (%s)",
             snapshot["source"], snapshot["rows"], snapshot["files"], snapshot["window_start"],

@@ -38,7 +38,8 @@ class RequestRetrainOperator(BaseOperator):
             "drift_share": check["drift_share"],
             "model_name": check["model_name"],
             "reference_version": check["reference_version"],
-            "as_of": check["as_of"],
+            "as_of": check["as_of"],  # the retrain trains on the data up to this day ...
+            "source": check.get("source", ""),  # ... from this source ("": the config's)
             "mlflow_run_id": check["run_id"],
         }
         for outlet in self.outlets:

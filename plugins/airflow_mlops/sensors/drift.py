@@ -203,6 +203,7 @@ class DriftSensor(BaseSensorOperator, MlopsBaseOperator):
             "reference_digest": reference["digest"],
             "current_digest": current["digest"],
             "as_of": as_of.isoformat(),
+            "source": self.source or "",
         }
 
     def _snapshot_and_validate(self, context: Context, config: PipelineConfig, as_of: dt.date) -> tuple[dict, Any]:

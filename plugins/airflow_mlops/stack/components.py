@@ -24,7 +24,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 #: Loopback ports of the native stack (environment variable, default).
 PORT_SETTINGS = {
-    "api-server": ("AIRFLOW_MLOPS_STACK_API_PORT", 28080),
+    "airflow-apiserver": ("AIRFLOW_MLOPS_STACK_API_PORT", 28080),
     "mlflow": ("AIRFLOW_MLOPS_STACK_MLFLOW_PORT", 25000),
     "airflow-worker-1": ("AIRFLOW_MLOPS_STACK_WORKER1_LOG_PORT", 28793),
     "airflow-worker-2": ("AIRFLOW_MLOPS_STACK_WORKER2_LOG_PORT", 28795),
@@ -112,7 +112,7 @@ class StackSettings:
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['api-server']}"
+        return f"http://127.0.0.1:{self.ports['airflow-apiserver']}"
 
     @property
     def mlflow_url(self) -> str:
@@ -239,7 +239,7 @@ def mlflow_server_argv(backend_uri: str, artifacts: str, host: str, port: int, w
 def components(stack: StackSettings, secret: dict[str, str]) -> list[Component]:
     """The processes of the stack, in start order."""
     env = airflow_env(stack, secret)
-    api_port = stack.ports["api-server"]
+    api_port = stack.ports["airflow-apiserver"]
     parts: list[Component] = []
     if stack.profile == "cluster":
         parts.append(

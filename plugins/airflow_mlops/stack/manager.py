@@ -171,12 +171,21 @@ def setup_mlflow_users(mlflow_url: str, secret: dict[str, str]) -> None:
                 (c.MLFLOW_TRAINER, "experiment", monitoring, "EDIT"),
             ]
         for user, resource_type, resource_id, permission in grants:
-            _call(admin, "POST", "/api/3.0/mlflow/users/permissions/grant", json={
-                "username": user, "resource_type": resource_type, "resource_id": resource_id,
-                "permission": permission,
-            })  # fmt: skip
+            _grant(admin, user, resource_type, resource_id, permission)
     finally:
         admin.close()
+
+
+def _grant(admin: httpx.Client, user: str, resource_type: str, resource_id: str, permission: str) -> None:
+    """Grant (or re-grant, replacing an earlier level) a permission on one resource."""
+    body = {"username": user, "resource_type": resource_type, "resource_id": resource_id}
+    response = admin.post("/api/3.0/mlflow/users/permissions/grant", json={**body, "permission": permission})
+    if "RESOURCE_ALREADY_EXISTS" in response.text:
+        _call(admin, "POST", "/api/3.0/mlflow/users/permissions/revoke", json=body)
+        response = admin.post("/api/3.0/mlflow/users/permissions/grant", json={**body, "permission": permission})
+    if response.status_code >= 400:
+        raise StackError(f"MLflow refused to grant {permission} on {resource_type} {resource_id} to {user}: "
+                         f"HTTP {response.status_code} {response.text[:300]}")
 
 
 def _ensure_user(admin: httpx.Client, username: str, password: str) -> None:

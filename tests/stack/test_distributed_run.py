@@ -1,0 +1,168 @@
+"""The distributed stack, driven as a user or a CI job would: through Airflow's REST API v2.
+
+Brings up its own native stack (PostgreSQL and Redis on loopback, MLflow server with basic
+auth on PostgreSQL, Airflow with CeleryExecutor: api-server, scheduler, dag-processor,
+triggerer, two Celery workers) in .stack-test/ on fresh databases, and tears it down at the end.
+The tests run in order and build on each other: first champion -> drift -> retrain by Asset event.
+
+    make stack-test
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from airflow_mlops.stack import manager
+from airflow_mlops.stack.api import AirflowApi
+from airflow_mlops.stack.components import PROJECT_ROOT, StackSettings, load_secrets
+from airflow_mlops.stack.processes import StackError, check_service
+
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(2400)]
+
+RETRAIN, MONITOR, MODEL = "churn_retrain", "churn_drift_monitor", "churn_classifier"
+DRIFT_FROM = "2026-02-01"  # the ground truth shifts on this day
+FIRST_CHAMPION_AS_OF = "2026-01-29"  # 28 days of the old world
+LAST_DAY_ON_DISK = "2026-02-26"
+LATE_DAY = "2026-02-27"  # lands only after the monitor waits for it (deferred)
+
+
+def _require_services() -> None:
+    try:
+        check_service("PostgreSQL", "127.0.0.1", 5432, "")
+        check_service("Redis", "127.0.0.1", 6379, "")
+    except StackError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI has PostgreSQL and Redis on loopback, but: {exc}")
+        pytest.skip(f"the stack test needs local PostgreSQL and Redis: {exc}")
+
+
+def _generate(out, start: str, days: int) -> None:
+    subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "include" / "churn_stream.py"), "--out", str(out), "--start", start,
+         "--days", str(days), "--drift-from", DRIFT_FROM],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stack():
+    _require_services()
+    home = PROJECT_ROOT / ".stack-test"
+    settings = dataclasses.replace(
+        StackSettings.from_env("cluster", home=home), database_prefix="airflow_mlops_stacktest"
+    )
+    manager.down(settings, log=lambda _: None)  # a run killed earlier left processes behind
+    shutil.rmtree(home, ignore_errors=True)
+    manager.drop_databases(settings)
+    data = home / "data" / "churn"
+    _generate(data, "2026-01-01", 57)  # 2026-01-01 .. 2026-02-26
+    os.environ["AIRFLOW_MLOPS_DRIFT_POKE_INTERVAL"] = "5"  # the triggerer looks every 5 s, not 5 min
+    try:
+        manager.up(settings, log=print, timeout=600)
+        yield settings, data
+    finally:
+        os.environ.pop("AIRFLOW_MLOPS_DRIFT_POKE_INTERVAL", None)
+        manager.down(settings, log=print)
+
+
+@pytest.fixture(scope="module")
+def api(stack):
+    settings, _ = stack
+    client = AirflowApi(settings.api_url, "admin", load_secrets(settings)["AIRFLOW_ADMIN_PASSWORD"])
+    for dag_id in (RETRAIN, MONITOR):
+        client.wait_for_dag(dag_id)
+        client.unpause(dag_id)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def registry(stack):
+    """An MlflowClient on the stack's MLflow server, as its admin (read-only use here)."""
+    from mlflow import MlflowClient
+
+    settings, _ = stack
+    os.environ["MLFLOW_TRACKING_USERNAME"] = "admin"
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = load_secrets(settings)["MLFLOW_ADMIN_PASSWORD"]
+    yield MlflowClient(tracking_uri=settings.mlflow_url)
+    os.environ.pop("MLFLOW_TRACKING_USERNAME", None)
+    os.environ.pop("MLFLOW_TRACKING_PASSWORD", None)
+
+
+def _states(api: AirflowApi, dag_id: str, run_id: str) -> dict[str, str]:
+    return {
+        ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else ""): ti["state"]
+        for ti in api.task_instances(dag_id, run_id)
+    }
+
+
+def _assert_success(api: AirflowApi, dag_id: str, run: dict) -> None:
+    assert run["state"] == "success", f"{dag_id} {run['dag_run_id']}: {_states(api, dag_id, run['dag_run_id'])}"
+
+
+def test_nightly_dag_promotes_a_first_champion_and_mapped_training_spreads_over_both_workers(stack, api, registry):
+    settings, data = stack
+    run_id = api.trigger(RETRAIN, {"source": str(data), "as_of": FIRST_CHAMPION_AS_OF})
+    run = api.wait_for_run(RETRAIN, run_id, timeout=1200)
+    _assert_success(api, RETRAIN, run)
+
+    champion = registry.get_model_version_by_alias(MODEL, "champion")
+    assert champion.tags["decision"] == "NO_BASELINE_PROMOTE"
+    assert champion.tags["airflow.run_id"] == run_id
+    assert champion.tags["mlops.trigger"] == "manual"
+
+    train = [ti for ti in api.task_instances(RETRAIN, run_id) if ti["task_id"] == "train"]
+    assert len(train) == 3 and all(ti["state"] == "success" for ti in train)
+    workers = {ti["hostname"].split("@")[0] for ti in api.task_instances(RETRAIN, run_id)}
+    assert {"worker1", "worker2"} <= workers, f"tasks ran on {workers}: both Celery workers should have taken some"
+
+
+def test_drift_is_waited_for_in_the_triggerer_and_its_asset_event_schedules_the_retrain(stack, api, registry):
+    settings, data = stack
+    known_retrains = {r["dag_run_id"] for r in api.dag_runs(RETRAIN)}
+
+    # First drift check on data that is all on disk: drift, but 1 check of the 2 needed.
+    first = api.trigger(MONITOR, {"source": str(data), "as_of": LAST_DAY_ON_DISK})
+    _assert_success(api, MONITOR, api.wait_for_run(MONITOR, first, timeout=600))
+    assert _states(api, MONITOR, first)["request_retrain"] == "skipped"
+
+    # Second check for a day that has not landed: the sensor defers to the triggerer.
+    second = api.trigger(MONITOR, {"source": str(data), "as_of": LATE_DAY})
+    deadline = time.monotonic() + 300
+    while _states(api, MONITOR, second).get("check_drift") != "deferred":
+        assert time.monotonic() < deadline, f"check_drift never deferred: {_states(api, MONITOR, second)}"
+        time.sleep(2)
+    _generate(data, LATE_DAY, 1)  # the upstream export lands; the trigger sees it and the task resumes
+    _assert_success(api, MONITOR, api.wait_for_run(MONITOR, second, timeout=600))
+    assert _states(api, MONITOR, second)["request_retrain"] == "success"
+
+    # The scheduler itself turns the retrain-request Asset event into a retraining run.
+    retrain = api.wait_for_new_run(RETRAIN, known_retrains, run_type="asset_triggered", timeout=300)
+    run = api.wait_for_run(RETRAIN, retrain["dag_run_id"], timeout=1200)
+    _assert_success(api, RETRAIN, run)
+
+    champion = registry.get_model_version_by_alias(MODEL, "champion")
+    assert champion.tags["airflow.run_id"] == retrain["dag_run_id"]
+    assert champion.tags["decision"] == "PROMOTE"
+    assert champion.tags["mlops.trigger"] == "drift"
+    assert "drift" in champion.tags["mlops.trigger.summary"].lower()
+
+
+def test_final_aliases_and_ledger_tell_the_whole_story(stack, registry):
+    from airflow_mlops.core import registry as reg
+
+    champion = registry.get_model_version_by_alias(MODEL, "champion")
+    previous = registry.get_model_version_by_alias(MODEL, "previous_champion")
+    assert int(previous.version) < int(champion.version)
+    assert previous.tags["decision"] == "NO_BASELINE_PROMOTE"
+
+    moves = [m for m in reg.history(registry, MODEL) if m["alias"] == "champion"]
+    assert [str(m["to"]) for m in moves] == [previous.version, champion.version]
+    assert all(m["actor"] for m in moves), "every move names the Airflow run that made it"
