@@ -17,7 +17,8 @@ the ledger), for the customer-churn model `churn_classifier`:
 Evidence for every step is in MLflow (experiment `churn`); `airflow-mlops status` / `history`
 show the aliases and the ledger of every move.
 
-Params: `source` trains on another file or folder; `as_of` replays a day (YYYY-MM-DD).
+Params: `source` trains on another file or folder; `as_of` replays a day (YYYY-MM-DD); `config`
+uses a variant of the pipeline config (e.g. other candidates) for the same model.
 Config: `include/pipelines/churn.yaml`.
 """
 
@@ -44,7 +45,8 @@ from airflow_mlops.operators.training import (
 )
 from airflow_mlops.operators.validation import DataValidationOperator
 
-CONFIG = str(Path(__file__).resolve().parents[1] / "include" / "pipelines" / "churn.yaml")
+DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "include" / "pipelines" / "churn.yaml")
+CONFIG = "{{ params.config or '" + DEFAULT_CONFIG + "' }}"
 CHAMPION = Asset("mlops://churn/champion")
 RETRAIN_REQUEST = Asset("mlops://churn/retrain-request")  # emitted by churn_drift_monitor
 
@@ -63,6 +65,7 @@ RETRAIN_REQUEST = Asset("mlops://churn/retrain-request")  # emitted by churn_dri
     params={
         "source": Param(None, type=["null", "string"], description="Train on this file or folder instead of the config's source"),
         "as_of": Param(None, type=["null", "string"], description="The day to train as of (YYYY-MM-DD); default: the logical date"),
+        "config": Param(None, type=["null", "string"], description="A variant of include/pipelines/churn.yaml (YAML path) for the same model"),
     },
 )
 def churn_retrain():

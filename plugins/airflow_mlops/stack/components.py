@@ -20,7 +20,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+#: The checkout (dags/, plugins/, include/): this package's grandparent when it runs from plugins/.
+PROJECT_ROOT = Path(os.environ.get("AIRFLOW_MLOPS_PROJECT_ROOT") or Path(__file__).resolve().parents[3])
 
 #: Loopback ports of the native stack (environment variable, default).
 PORT_SETTINGS = {

@@ -137,10 +137,13 @@ def _start_mlflow(
 
 def pipelines() -> list[tuple[str, str]]:
     """(pipeline name, registered model name) of every pipeline config in include/pipelines/."""
+    folder = c.PROJECT_ROOT / "include" / "pipelines"
     found = []
-    for path in sorted((c.PROJECT_ROOT / "include" / "pipelines").glob("*.yaml")):
+    for path in sorted(folder.glob("*.yaml")):
         raw = yaml.safe_load(path.read_text())
         found.append((raw["pipeline"], raw["model"]["name"]))
+    if not found:
+        raise StackError(f"No pipeline configs in {folder}: set AIRFLOW_MLOPS_PROJECT_ROOT to the checkout")
     return found
 
 
