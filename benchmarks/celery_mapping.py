@@ -61,7 +61,7 @@ def main() -> None:
     try:
         api = AirflowApi(stack.api_url, "admin", load_secrets(stack)["AIRFLOW_ADMIN_PASSWORD"])
         api.wait_for_dag("churn_retrain")
-        api.unpause("churn_retrain")
+        api.unpause_skipping_missed_run("churn_retrain")
         results = {}
         for label, as_of in (("2 workers", "2026-02-05"), ("1 worker", "2026-02-06")):
             if label == "1 worker":

@@ -72,10 +72,16 @@ def test_templated_fields_render(dagbag):
     dag = dagbag.get_dag("churn_retrain")
     snapshot = copy.deepcopy(dag.get_task("snapshot"))
     assert {"config_path", "source", "window_end"} <= set(snapshot.template_fields)
-    snapshot.render_template_fields({"params": {"source": "/data/day.csv", "as_of": "2026-02-03"}})
+    snapshot.render_template_fields({"params": {"source": "/data/day.csv", "as_of": "2026-02-03", "config": None}})
     assert snapshot.source == "/data/day.csv"
     assert snapshot.window_end == "2026-02-03"
     assert snapshot.config_path.endswith("include/pipelines/churn.yaml")
     default = copy.deepcopy(dag.get_task("snapshot"))
-    default.render_template_fields({"params": {"source": None, "as_of": None}})
+    default.render_template_fields({"params": {"source": None, "as_of": None, "config": None}})
     assert default.source == "" and default.window_end == ""
+    # A config variant reaches every task that reads the config.
+    for task_id in ("snapshot", "validate", "candidates", "register_challenger", "evaluate", "deploy"):
+        task = dag.get_task(task_id)
+        assert "config_path" in task.template_fields, task_id
+        rendered = task.render_template(task.config_path, {"params": {"config": "/cfg/variant.yaml"}})
+        assert rendered == "/cfg/variant.yaml", task_id

@@ -78,7 +78,7 @@ def api(stack):
     client = AirflowApi(settings.api_url, "admin", load_secrets(settings)["AIRFLOW_ADMIN_PASSWORD"])
     for dag_id in (RETRAIN, MONITOR):
         client.wait_for_dag(dag_id)
-        client.unpause(dag_id)
+        client.unpause_skipping_missed_run(dag_id)
     yield client
     client.close()
 

@@ -38,6 +38,8 @@ def promoted(mlflow_client, breast_cancer):
     mlflow_client.set_model_version_tag(MODEL, "3", "decision", "reject")
     mlflow_client.set_model_version_tag(MODEL, "3", "decision.reasons", _json.dumps(["roc_auc gain 0.001 < margin"]))
     mlflow_client.set_model_version_tag(MODEL, "3", "decision.at", "2026-02-01T00:00:00Z")
+    mlflow_client.set_model_version_tag(MODEL, "3", "mlops.trigger", "drift")
+    mlflow_client.set_model_version_tag(MODEL, "3", "mlops.trigger.summary", "drift: 4 of 7 features")
     return mlflow_client
 
 
@@ -52,8 +54,9 @@ def test_status_table_and_json(promoted, capsys):
     assert code == 0
     header, row = out.splitlines()[:2]
     assert header.split()[:4] == ["MODEL", "CHAMPION", "CHALLENGER", "PREVIOUS"]
-    assert row.split()[:7] == [MODEL, "2", "3", "1", "3", "reject", "2026-02-01T00:00:00Z"]
+    assert row.split()[:8] == [MODEL, "2", "3", "1", "3", "reject", "drift", "2026-02-01T00:00:00Z"]
     assert "roc_auc gain 0.001 < margin" in out
+    assert "started by drift: drift: 4 of 7 features" in out
     code, out, _ = run(capsys, "status", "--json")
     [entry] = json.loads(out)
     assert (entry["champion"], entry["previous_champion"], entry["decision"]) == ("2", "1", "reject")

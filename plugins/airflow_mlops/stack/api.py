@@ -46,6 +46,18 @@ class AirflowApi:
     def unpause(self, dag_id: str) -> None:
         self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
+    def unpause_skipping_missed_run(self, dag_id: str, timeout: float = 90.0) -> None:
+        """Unpause, and fail the run the scheduler starts at once for the cron time missed while paused.
+
+        With catchup=False Airflow still runs the latest missed cron time on unpause; on a
+        replayed history (the demo, the tests) that run has no data of its own to work on.
+        """
+        known = {r["dag_run_id"] for r in self.dag_runs(dag_id)}
+        self.unpause(dag_id)
+        missed = self.wait_for_new_run(dag_id, known, run_type="scheduled", timeout=timeout)
+        self.request("PATCH", f"/dags/{dag_id}/dagRuns/{missed['dag_run_id']}",
+                     json={"state": "failed", "note": "Missed while paused: not run (airflow-mlops replay)"})
+
     def trigger(self, dag_id: str, conf: dict | None = None, logical_date: str | None = None) -> str:
         """Start a DAG run now (a manual run, as the UI's Trigger button does); returns its run id."""
         body = {"logical_date": logical_date, "conf": conf or {}}
