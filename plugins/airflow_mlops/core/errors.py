@@ -17,3 +17,10 @@ class DataSourceError(MlopsError):
 
 class TrainingError(MlopsError):
     """The model cannot be trained on this data (names the column and what to do)."""
+
+
+class MlflowUnavailableError(Exception):
+    """The MLflow server cannot be reached (down, timed out, or 429/5xx after MLflow's retries); names the URI.
+
+    Not an MlopsError on purpose: a retry can fix it, so Airflow retries the task with backoff.
+    """

@@ -6,23 +6,29 @@ elsewhere. Without an `mlflow_default` connection the hook uses the project-loca
 
 Credentials never go into os.environ: they are masked in logs and handed to MLflow through an
 in-process request-auth provider (see `airflow_mlops.core.mlflow_auth`). MLflow's HTTP retries
-and timeout are bounded so a dead server fails the task in seconds, not minutes.
+and timeout are bounded so a dead server fails the task in seconds, not minutes, and
+`explain_error()` turns MLflow's failures into one clear exception: a wrong password or a missing
+permission fails the task for good, an unreachable server is retried by Airflow.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowNotFoundException
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from airflow_mlops import settings
+from airflow_mlops.core.errors import MlflowUnavailableError
 from airflow_mlops.provider import UI_FIELD_BEHAVIOUR
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from mlflow import MlflowClient
 
 #: MLflow's HTTP settings (environment variables, not secrets) and the hook's defaults for them.
@@ -31,7 +37,9 @@ HTTP_BACKOFF_FACTOR_ENV = "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"
 HTTP_TIMEOUT_ENV = "MLFLOW_HTTP_REQUEST_TIMEOUT"
 DEFAULT_HTTP_MAX_RETRIES = 2
 DEFAULT_HTTP_BACKOFF_FACTOR = 1
-DEFAULT_HTTP_TIMEOUT = 30
+#: Worst case for one call to a server that never answers: (retries + 1) * timeout + backoff
+#: (0 s, then 2 s + up to 1 s jitter) = 3 * 15 + 3 = 48 s, under a minute; a closed port fails in ~2 s.
+DEFAULT_HTTP_TIMEOUT = 15
 
 
 class MlflowHook(BaseHook):
@@ -69,6 +77,7 @@ class MlflowHook(BaseHook):
         self.http_timeout = http_timeout
         self.tracking_uri: str | None = None
         self.registry_uri: str | None = None
+        self.username: str | None = None
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -93,7 +102,7 @@ class MlflowHook(BaseHook):
                     "Connection %r has a username/password but no http(s) tracking URI; they are not used.",
                     self.mlflow_conn_id,
                 )
-        self.tracking_uri, self.registry_uri = tracking_uri, registry_uri
+        self.tracking_uri, self.registry_uri, self.username = tracking_uri, registry_uri, login
         return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
 
     def test_connection(self) -> tuple[bool, str]:
@@ -102,8 +111,55 @@ class MlflowHook(BaseHook):
             client = self.get_conn()
             client.search_experiments(max_results=1)
         except Exception as exc:
+            clear = self.explain_error(exc)
+            if clear is not None:
+                return False, str(clear)
             return False, f"Cannot reach MLflow at {self.tracking_uri or '?'}: {type(exc).__name__}: {exc}"
         return True, f"Connected to MLflow at {self.tracking_uri}"
+
+    def explain_error(
+        self, exc: BaseException, *, experiment: str | None = None, model: str | None = None
+    ) -> Exception | None:
+        """The clear exception to raise instead of `exc`, a failed MLflow call through this hook; else None.
+
+        HTTP 401/403 -> AirflowFailException (a retry cannot fix a wrong password or a missing permission);
+        server unreachable or timed out -> MlflowUnavailableError (ordinary: Airflow retries it).
+        `experiment` and `model` name what a 403 was about.
+        """
+        import requests
+
+        if self.tracking_uri is None or isinstance(exc, AirflowFailException | MlflowUnavailableError):
+            return None
+        where = f"MLflow at {self.tracking_uri} (Airflow connection {self.mlflow_conn_id!r})"
+        status, endpoint = _http_status(exc)
+        if status == 401:
+            if not self.username:
+                return AirflowFailException(
+                    f"{where} requires a login: set the login/password of connection {self.mlflow_conn_id!r}."
+                )
+            return AirflowFailException(
+                f"{where} rejected the login of user {self.username!r} (HTTP 401: wrong password or unknown user): "
+                f"fix the login/password of connection {self.mlflow_conn_id!r}."
+            )
+        if status == 403:
+            if "registered-models" in endpoint or "model-versions" in endpoint:
+                what = f"registered model {model!r}" if model else "the registered model"
+            else:
+                what = f"experiment {experiment!r}" if experiment else "the experiment"
+            user = f"user {self.username!r}" if self.username else "anonymous requests"
+            return AirflowFailException(
+                f"{where} denied {user} access to {what} (HTTP 403 on {endpoint or 'a request'}): "
+                f"grant {user} permission on {what} in MLflow, or give connection {self.mlflow_conn_id!r} "
+                "a user that has it."
+            )
+        unreachable = (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError)
+        cause = next((e for e in _chain(exc) if isinstance(e, unreachable)), None)
+        if cause is not None:
+            return MlflowUnavailableError(
+                f"Cannot reach MLflow at {self.tracking_uri} (Airflow connection {self.mlflow_conn_id!r}): "
+                f"{_reason(cause)}. Check that the server is up and reachable from this worker; a retry will try again."
+            )
+        return None
 
     def _resolve(self) -> tuple[str, str, str | None, str | None]:
         """(tracking URI, registry URI, login, password) from the connection, or the local fallback."""
@@ -148,6 +204,39 @@ class MlflowHook(BaseHook):
                 os.environ[env] = str(value)
             else:
                 os.environ.setdefault(env, str(default))
+
+
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    """`exc` and the exceptions it was raised from or while handling."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+
+
+def _http_status(exc: BaseException) -> tuple[int | None, str]:
+    """(401 or 403, endpoint path) when an MLflow or requests error in `exc`'s chain has that HTTP status."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    for e in _chain(exc):
+        if isinstance(e, requests.HTTPError) and e.response is not None:
+            status, endpoint = e.response.status_code, urlsplit(e.response.url or "").path
+        elif isinstance(e, MlflowException):
+            match = re.search(r"endpoint (\S+)", e.message)
+            status, endpoint = e.get_http_status_code(), match.group(1) if match else ""
+        else:
+            continue
+        if status in (401, 403):
+            return status, endpoint
+    return None, ""
+
+
+def _reason(error: BaseException) -> str:
+    """'[Errno 111] Connection refused', 'Read timed out. (read timeout=15)'... from a requests error."""
+    reason = getattr(error.args[0], "reason", error.args[0]) if error.args else error
+    return str(reason).rsplit("): ", 1)[-1] or type(error).__name__
 
 
 def _tracking_uri(host: str, port: int | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +11,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from airflow.sdk import Context
     from mlflow import MlflowClient
@@ -22,7 +23,10 @@ DEFAULT_MLFLOW_CONN_ID = "mlflow_default"  # MlflowHook.default_conn_name, witho
 
 
 class MlopsBaseOperator(BaseOperator):
-    """Base for the pipeline operators: a dumb constructor, a lazily built hook."""
+    """Base for the pipeline operators: a dumb constructor, a lazily built hook.
+
+    A subclass's own `execute` and `execute_complete` run inside `mlflow_errors()`.
+    """
 
     ui_color = "#e8f1fb"
     #: The connection used when `mlflow_conn_id` is not defined (None: it must exist, or be mlflow_default).
@@ -32,6 +36,30 @@ class MlopsBaseOperator(BaseOperator):
         super().__init__(**kwargs)
         self.config_path = config_path
         self.mlflow_conn_id = mlflow_conn_id
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("execute", "execute_complete"):
+            if callable(vars(cls).get(name)):
+                setattr(cls, name, _in_mlflow_errors(vars(cls)[name]))
+
+    @contextlib.contextmanager
+    def mlflow_errors(self) -> Iterator[None]:
+        """One clear exception for a failed MLflow call (see `MlflowHook.explain_error`), others as they are.
+
+        401/403 -> AirflowFailException naming the connection, URI, user and what to fix (no retry);
+        an unreachable server -> MlflowUnavailableError naming the URI (Airflow retries it).
+        """
+        try:
+            yield
+        except Exception as exc:
+            hook = self.__dict__.get("hook")  # not built yet: no MLflow call was made
+            config = self.__dict__.get("_pipeline_config")
+            names = {"experiment": config.name, "model": config.model_name} if config is not None else {}
+            clear = hook.explain_error(exc, **names) if hook is not None else None
+            if clear is None:
+                raise
+            raise clear from None
 
     @cached_property
     def hook(self) -> MlflowHook:
@@ -48,7 +76,8 @@ class MlopsBaseOperator(BaseOperator):
         from airflow_mlops.core.config import load_config
 
         with fail_on_bad_input():
-            return load_config(self.config_path)
+            self._pipeline_config = load_config(self.config_path)
+        return self._pipeline_config
 
     def push_run(self, context: Context, run_id: str) -> None:
         """Push the MLflow run (and its experiment) to XCom for the 'MLflow run' link."""

@@ -179,7 +179,7 @@ def airflow_env(stack: StackSettings, secret: dict[str, str]) -> dict[str, str]:
         "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
         "GX_ANALYTICS_ENABLED": "False",
         "NO_PROXY": "*",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

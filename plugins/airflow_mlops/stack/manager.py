@@ -290,9 +290,10 @@ def wait_healthy(stack: StackSettings, airflow: list[c.Component], timeout: floa
     processes.wait_until(all_healthy, timeout, "scheduler, triggerer and dag-processor to report healthy")
     for part in airflow:
         if part.ready_line:
+            name, line = part.name, part.ready_line
             processes.wait_until(
-                lambda part=part: processes.log_has(stack.log_dir, part.name, part.ready_line),
-                timeout, f"{part.name} to be ready (log: {stack.log_dir / (part.name + '.log')})",
+                lambda: processes.log_has(stack.log_dir, name, line),  # noqa: B023 - called right here
+                timeout, f"{name} to be ready (log: {stack.log_dir / (name + '.log')})",
             )
     _fail_if_exited(stack, [p.name for p in airflow])
 
