@@ -162,6 +162,7 @@ def airflow_env(stack: StackSettings, secret: dict[str, str]) -> dict[str, str]:
     env = {
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW_MLOPS_HOME": str(stack.mlops_home),
+        "AIRFLOW_MLOPS_DATA_ROOTS": str(stack.home / "data"),  # sources may live here too
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
