@@ -69,8 +69,17 @@ class MlopsBaseOperator(BaseOperator):
 
     @cached_property
     def client(self) -> MlflowClient:
-        """The MlflowClient for this task, built once from the connection."""
-        return self.hook.get_conn()
+        """The MlflowClient for this task, built once from the connection.
+
+        MLflow's fluent API (log_model, `models:/` URIs, even the registry's own lookups of logged
+        models) reads process-wide URIs: point them at the same server, or a task that runs in a
+        fresh process (any real executor) would talk to ./mlflow.db.
+        """
+        from airflow_mlops.core import tracking
+
+        client = self.hook.get_conn()
+        tracking.configure(client)
+        return client
 
     def load_config(self) -> PipelineConfig:
         from airflow_mlops.core.config import load_config
