@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -18,10 +19,11 @@ from airflow_mlops.stack import processes
 from airflow_mlops.stack.processes import StackError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from airflow_mlops.stack.components import StackSettings
 
+DATABASES = ("airflow", "mlflow", "mlflow_auth")
 LEDGER_EXPERIMENT = "airflow-mlops-ledger"  # = core.registry.LEDGER_EXPERIMENT (core imports mlflow)
 
 
@@ -93,33 +95,31 @@ def _check_external_services(stack: StackSettings) -> None:
 
 def create_databases(stack: StackSettings) -> None:
     """CREATE DATABASE for Airflow, MLflow and MLflow's users, when missing."""
-    import psycopg2
-
-    dsn = stack.postgres_url.replace("postgresql+psycopg2://", "postgresql://") + "/postgres"
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            for purpose in ("airflow", "mlflow", "mlflow_auth"):
-                name = stack.database(purpose)
-                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-                if cur.fetchone() is None:
-                    cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
+    with _postgres_admin(stack) as cur:
+        for purpose in DATABASES:
+            name = stack.database(purpose)
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{name}"')
 
 
 def drop_databases(stack: StackSettings) -> None:
     """DROP the stack's databases (stack-test starts from nothing)."""
+    with _postgres_admin(stack) as cur:
+        for purpose in DATABASES:
+            cur.execute(f'DROP DATABASE IF EXISTS "{stack.database(purpose)}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def _postgres_admin(stack: StackSettings) -> Iterator[Any]:
+    """An autocommit cursor on the server's `postgres` database (CREATE/DROP DATABASE need it)."""
     import psycopg2
 
-    dsn = stack.postgres_url.replace("postgresql+psycopg2://", "postgresql://") + "/postgres"
-    conn = psycopg2.connect(dsn)
+    conn = psycopg2.connect(stack.postgres_url.replace("postgresql+psycopg2://", "postgresql://") + "/postgres")
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            for purpose in ("airflow", "mlflow", "mlflow_auth"):
-                cur.execute(f'DROP DATABASE IF EXISTS "{stack.database(purpose)}" WITH (FORCE)')
+            yield cur
     finally:
         conn.close()
 
