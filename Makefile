@@ -19,7 +19,7 @@ export GX_ANALYTICS_ENABLED := False
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export NO_PROXY := *
 
-.PHONY: install demo dag-test test stack-up stack-down stack-test airflow mlflow-ui lint typecheck benchmark lock clean
+.PHONY: install demo dag-test test soak stack-up stack-down stack-test airflow mlflow-ui lint typecheck benchmark lock clean
 
 install: $(VENV)/.installed
 
@@ -63,6 +63,10 @@ stack-down: install
 # Brings its own stack up (in .stack-test/, fresh databases), drives it through the REST API, tears it down.
 stack-test: install
 	$(BIN)/python -m pytest tests/stack -m stack -v
+
+# 100 simulated days through the real DAGs (tests/reliability/test_soak.py); CI runs it after make test.
+soak: install
+	$(BIN)/python -m pytest tests/reliability -m slow -v
 
 airflow: install data/churn/.generated $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/airflow standalone

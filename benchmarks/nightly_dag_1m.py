@@ -104,6 +104,7 @@ def run(code: str, home: Path) -> dict:
     env = {
         **os.environ,
         "AIRFLOW_MLOPS_HOME": str(home / "mlops"),
+        "AIRFLOW_MLOPS_DATA_ROOTS": str(home.parent),  # the source is a temporary file next to the homes
         "AIRFLOW_HOME": str(home / "airflow"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow' / 'airflow.db'}",
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),

@@ -18,7 +18,7 @@ Evidence for every step is in MLflow (experiment `churn`); `airflow-mlops status
 show the aliases and the ledger of every move.
 
 Params: `source` trains on another file or folder; `as_of` replays a day (YYYY-MM-DD); `config`
-uses a variant of the pipeline config (e.g. other candidates) for the same model.
+names a variant of the pipeline config in `include/pipelines/` (e.g. `churn_fast`: one candidate).
 Config: `include/pipelines/churn.yaml`.
 """
 
@@ -45,8 +45,9 @@ from airflow_mlops.operators.training import (
 )
 from airflow_mlops.operators.validation import DataValidationOperator
 
-DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "include" / "pipelines" / "churn.yaml")
-CONFIG = "{{ params.config or '" + DEFAULT_CONFIG + "' }}"
+PIPELINES = Path(__file__).resolve().parents[1] / "include" / "pipelines"
+# A config variant is named, never a path: a run cannot point the pipeline at a YAML file of its own.
+CONFIG = "{{ '" + str(PIPELINES) + "/' ~ (params.config or 'churn') ~ '.yaml' }}"
 CHAMPION = Asset("mlops://churn/champion")
 RETRAIN_REQUEST = Asset("mlops://churn/retrain-request")  # emitted by churn_drift_monitor
 
@@ -65,7 +66,10 @@ RETRAIN_REQUEST = Asset("mlops://churn/retrain-request")  # emitted by churn_dri
     params={
         "source": Param(None, type=["null", "string"], description="Train on this file or folder instead of the config's source"),
         "as_of": Param(None, type=["null", "string"], description="The day to train as of (YYYY-MM-DD); default: the logical date"),
-        "config": Param(None, type=["null", "string"], description="A variant of include/pipelines/churn.yaml (YAML path) for the same model"),
+        "config": Param(
+            None, type=["null", "string"], pattern="^[a-z0-9_]+$",
+            description="A config variant by name: include/pipelines/<name>.yaml (default churn)",
+        ),
     },
 )
 def churn_retrain():

@@ -7,6 +7,7 @@ import importlib.util
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,19 @@ def _load_stream_module():
 
 
 churn_stream = _load_stream_module()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_roots(tmp_path_factory) -> Iterator[Path]:
+    """Sources must live in allowed folders: the tests' temporary folders are one (AIRFLOW_MLOPS_DATA_ROOTS)."""
+    root = tmp_path_factory.getbasetemp()
+    previous = os.environ.get("AIRFLOW_MLOPS_DATA_ROOTS")
+    os.environ["AIRFLOW_MLOPS_DATA_ROOTS"] = str(root)
+    yield root
+    if previous is None:
+        os.environ.pop("AIRFLOW_MLOPS_DATA_ROOTS", None)
+    else:
+        os.environ["AIRFLOW_MLOPS_DATA_ROOTS"] = previous
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Where airflow-mlops keeps its local state (light: no heavy imports)."""
+"""Where airflow-mlops keeps its local state and which folders data may come from (light: no heavy imports)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,22 @@ import os
 from pathlib import Path
 
 HOME_ENV = "AIRFLOW_MLOPS_HOME"
+DATA_ROOTS_ENV = "AIRFLOW_MLOPS_DATA_ROOTS"  # extra folders sources may live in, os.pathsep-separated
+PICKLE_ENV = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+
+# MLflow's own loaders unpickle model files unless told otherwise; task processes that do not
+# say otherwise refuse (airflow-mlops itself loads models with training.load_model only).
+os.environ.setdefault(PICKLE_ENV, "false")
 
 
 def mlops_home() -> Path:
     """The project-local state folder: $AIRFLOW_MLOPS_HOME, else ./.mlops."""
     return Path(os.environ.get(HOME_ENV) or Path.cwd() / ".mlops").resolve()
+
+
+def data_roots_from_env() -> list[Path]:
+    """The folders listed in $AIRFLOW_MLOPS_DATA_ROOTS (os.pathsep-separated; empty entries ignored)."""
+    return [Path(p) for p in os.environ.get(DATA_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
 
 
 def default_tracking_uri() -> str:

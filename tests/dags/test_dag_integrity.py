@@ -83,5 +83,13 @@ def test_templated_fields_render(dagbag):
     for task_id in ("snapshot", "validate", "candidates", "register_challenger", "evaluate", "deploy"):
         task = dag.get_task(task_id)
         assert "config_path" in task.template_fields, task_id
-        rendered = task.render_template(task.config_path, {"params": {"config": "/cfg/variant.yaml"}})
-        assert rendered == "/cfg/variant.yaml", task_id
+        rendered = task.render_template(task.config_path, {"params": {"config": "churn_fast"}})
+        assert rendered == str(ROOT / "include" / "pipelines" / "churn_fast.yaml"), task_id
+
+
+def test_a_config_variant_is_a_name_not_a_path(dagbag):
+    param = dagbag.get_dag("churn_retrain").params.get_param("config")
+    for bad in ("../../etc/passwd", "/tmp/evil.yaml", "churn.yaml", "x y"):
+        with pytest.raises(Exception, match="does not match"):
+            param.resolve(bad)
+    assert param.resolve("churn_fast") == "churn_fast"

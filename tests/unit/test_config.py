@@ -122,3 +122,32 @@ def test_evaluation_and_deployment_sections(churn_config, tmp_path, raw):
     raw["deployment"]["serve"] = "yes"
     with pytest.raises(ConfigError, match=r"deployment\.serve: expected bool, got str"):
         load_config(write(tmp_path, raw))
+
+
+def test_source_roots_and_security_sections(churn_config, tmp_path, raw):
+    assert churn_config.source.allowed_roots == ("data",)
+    assert churn_config.security.allow_pickle_models is False
+    del raw["source"]["allowed_roots"], raw["security"]
+    defaults = load_config(write(tmp_path, raw))
+    assert defaults.source.allowed_roots == ("data",) and defaults.security.allow_pickle_models is False
+    raw["source"]["allowed_roots"] = ["data", "/mnt/exports"]
+    raw["security"] = {"allow_pickle_models": True}
+    custom = load_config(write(tmp_path, raw))
+    assert custom.source.allowed_roots == ("data", "/mnt/exports") and custom.security.allow_pickle_models is True
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d["source"].__setitem__("allowed_roots", "data"), r"source\.allowed_roots: expected list, got str"),
+        (lambda d: d["source"].__setitem__("allowed_roots", []), r"source\.allowed_roots: need a non-empty list"),
+        (lambda d: d["source"].__setitem__("allowed_roots", [3]), r"source\.allowed_roots: need a non-empty list"),
+        (lambda d: d["source"].__setitem__("max_file_mb", 0), r"source\.max_file_mb: must be > 0"),
+        (lambda d: d.__setitem__("security", {"allow_pickle_models": "no"}), r"security\.allow_pickle_models: expected bool"),
+        (lambda d: d.__setitem__("security", {"allow_pickle": True}), r"security: unknown key\(s\) 'allow_pickle'"),
+    ],
+)
+def test_wrong_source_roots_and_security(tmp_path, raw, mutate, message):
+    mutate(raw)
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, raw))

@@ -477,6 +477,82 @@ def test_path_inside_allowed_roots_is_read(churn_config, churn_dir, tmp_path, sn
     assert result["files"] == 28
 
 
+def test_default_roots_are_the_project_data_folder_the_home_and_the_env(churn_config, monkeypatch, tmp_path):
+    from airflow_mlops.core.paths import source_roots
+
+    monkeypatch.setenv("AIRFLOW_MLOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AIRFLOW_MLOPS_DATA_ROOTS", os.pathsep.join([str(tmp_path / "a"), "", str(tmp_path / "b")]))
+    project = Path(churn_config.path).resolve().parents[2]
+    assert source_roots(churn_config) == [project / "data", tmp_path / "home", tmp_path / "a", tmp_path / "b"]
+
+
+def test_default_roots_confine_the_source(churn_config, churn_dir, tmp_path, snap_root, monkeypatch):
+    """Without allowed_roots, a path outside the config's roots, the home and AIRFLOW_MLOPS_DATA_ROOTS is refused."""
+    monkeypatch.setenv("AIRFLOW_MLOPS_DATA_ROOTS", str(tmp_path / "elsewhere"))
+    message = raises(churn_config, churn_dir, snap_root, "outside the allowed folders", "AIRFLOW_MLOPS_DATA_ROOTS")
+    assert not snap_root.exists(), message  # nothing read, nothing written
+    raises(churn_config, "data/../include/pipelines/churn.yaml", snap_root, "outside the allowed folders")
+    monkeypatch.setenv("AIRFLOW_MLOPS_DATA_ROOTS", str(tmp_path / "data"))
+    assert snap(churn_config, churn_dir, snap_root, window_end=END)["files"] == 28
+
+
+def test_a_root_in_the_config_allows_its_folder(churn_config, churn_dir, tmp_path, snap_root, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_MLOPS_DATA_ROOTS")
+    config = with_source(churn_config, allowed_roots=(str(tmp_path / "data"),))
+    assert snap(config, churn_dir, snap_root, window_end=END)["files"] == 28
+
+
+def test_symlink_loop_is_named_a_loop(churn_config, tmp_path, snap_root):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    raises(churn_config, a, snap_root, "symbolic link loop")
+
+
+def test_wrong_delimiter_is_named(churn_config, tmp_path, snap_root):
+    for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+        source = tmp_path / f"{name}.csv"
+        source.write_text(churn_csv_text().replace(",", sep))
+        raises(churn_config, source, snap_root, f"looks {name}-delimited", "delimiter ','")
+
+
+def test_truncated_file_is_named_truncated(churn_config, tmp_path, snap_root):
+    source = tmp_path / "cut.csv"
+    text = churn_csv_text(rows=20)
+    source.write_text(text[: len(text) - 30])
+    raises(churn_config, source, snap_root, "looks truncated", "line 21")
+
+
+def test_infinite_numbers_are_refused_naming_the_column(churn_config, tmp_path, snap_root):
+    frame = churn_stream.daily_batch(dt.date(2026, 1, 3), rows=10)
+    frame.loc[[2, 7], "monthly_charges"] = [float("inf"), float("-inf")]
+    for suffix in ("csv", "parquet"):
+        source = tmp_path / f"inf.{suffix}"
+        frame.to_csv(source, index=False) if suffix == "csv" else frame.to_parquet(source, index=False)
+        raises(churn_config, source, snap_root, "column 'monthly_charges' has 2 infinite value(s) (data row(s) 3, 8)")
+
+
+def test_dates_in_the_future_are_refused_naming_the_column_and_the_day(churn_config, tmp_path, snap_root):
+    from airflow_mlops.core import data
+
+    frame = churn_stream.daily_batch(dt.date(2026, 1, 3), rows=10)
+    tomorrow = data._today() + dt.timedelta(days=1)
+    frame.loc[0, "event_date"] = tomorrow.isoformat()  # one day of slack for time zones ahead of UTC
+    source = tmp_path / "ahead.csv"
+    frame.to_csv(source, index=False)
+    assert snap(churn_config, source, snap_root)["rows"] == 10
+    frame.loc[[3, 4], "event_date"] = "2099-12-31"
+    frame.to_csv(source, index=False)
+    raises(churn_config, source, snap_root, "date column 'event_date'", "2 row(s) dated in the future", "2099-12-31")
+
+
+def test_bom_file_snapshots_to_the_same_data_version(churn_config, tmp_path, snap_root):
+    plain, bom = tmp_path / "plain.csv", tmp_path / "bom.csv"
+    plain.write_text(churn_csv_text())
+    bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    assert snap(churn_config, bom, snap_root)["digest"] == snap(churn_config, plain, snap_root)["digest"]
+
+
 def test_read_snapshot_missing(tmp_path):
     with pytest.raises(DataSourceError, match="gone.parquet: snapshot not found"):
         read_snapshot(tmp_path / "gone.parquet")

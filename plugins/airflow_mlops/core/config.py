@@ -36,6 +36,16 @@ class SourceConfig:
     date_column: str | None = None
     window_days: int | None = None
     max_file_mb: float = 512.0
+    # Folders a source may live in (relative to the project root); $AIRFLOW_MLOPS_HOME and the
+    # folders in $AIRFLOW_MLOPS_DATA_ROOTS are allowed too. A path anywhere else is refused.
+    allowed_roots: tuple[str, ...] = ("data",)
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    """What the pipeline may trust."""
+
+    allow_pickle_models: bool = False  # load pickle/cloudpickle model files (they can run code while loading)
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,7 @@ class PipelineConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     path: str = ""  # the file this config came from
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -222,10 +233,15 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         date_column=src.get("date_column", str, None),
         window_days=src.get("window_days", int, None),
         max_file_mb=float(src.get("max_file_mb", float, 512.0)),
+        allowed_roots=tuple(src.get("allowed_roots", list, ["data"])),
     )
     src.done()
     if source.window_days is not None and source.window_days < 1:
         src.fail("must be >= 1", "window_days")
+    if source.max_file_mb <= 0:
+        src.fail(f"must be > 0, got {source.max_file_mb:g}", "max_file_mb")
+    if not source.allowed_roots or not all(isinstance(r, str) and r.strip() for r in source.allowed_roots):
+        src.fail(f"need a non-empty list of folder paths, got {list(source.allowed_roots)!r}", "allowed_roots")
 
     tgt = top.sub("target")
     target = tgt.get("column", str)
@@ -336,6 +352,10 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
     if monitoring.window_days < 1:
         mon.fail("must be >= 1", "window_days")
 
+    sec = top.sub("security", {})
+    security = SecurityConfig(allow_pickle_models=sec.get("allow_pickle_models", bool, False))
+    sec.done()
+
     seed = top.get("seed", int)
     top.get("description", str, "")
     top.done()
@@ -355,6 +375,7 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         evaluation=evaluation,
         deployment=deployment,
         monitoring=monitoring,
+        security=security,
         path=file,
         raw=data,
     )

@@ -1,8 +1,9 @@
 """Load the training window, freeze it as an immutable Parquet snapshot, split it.
 
 The source is a CSV/Parquet file or a folder of daily files (``churn_YYYY-MM-DD.csv``).
-``take_snapshot`` reads the window, checks the file is sound (size, encoding, ragged rows,
-duplicated or missing columns) and writes ``<snapshot_root>/<pipeline>/<digest>.parquet``:
+``take_snapshot`` refuses a source outside the allowed folders, reads the window, checks the file
+is sound (size, encoding, delimiter, ragged rows, duplicated or missing columns, infinite numbers,
+dates in the future) and writes ``<snapshot_root>/<pipeline>/<digest>.parquet``:
 the content digest is the data version, so the same window always lands in the same file
 and a retried task re-uses it. Column *types* are not coerced here: wrong types are the
 expectation suite's business. Every problem is a ``DataSourceError`` naming the file.
@@ -14,9 +15,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
@@ -26,7 +25,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from airflow_mlops import settings
+from airflow_mlops.core import fsutil
 from airflow_mlops.core.errors import ConfigError, DataSourceError
+from airflow_mlops.core.paths import resolve_source, source_roots
 
 if TYPE_CHECKING:
     from airflow_mlops.core.config import PipelineConfig
@@ -35,6 +36,7 @@ SUFFIXES = {"csv": ".csv", "parquet": ".parquet"}
 DAILY_FILE = re.compile(r"_(\d{4}-\d{2}-\d{2})\.[A-Za-z]+$")
 PIPELINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_LISTED = 5  # how many bad lines / values an error message quotes
+DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}  # what a one-column header may really be split by
 
 
 # --------------------------------------------------------------------------- snapshot
@@ -51,9 +53,11 @@ def take_snapshot(
     """Read the source window and write it once to ``<snapshot_root>/<pipeline>/<digest>.parquet``.
 
     ``source`` overrides ``config.source.path`` (relative paths are relative to the project
-    root). With ``window_end``, rows dated after it are dropped and, with
-    ``source.window_days``, rows on or before ``window_end - window_days`` too (by
-    ``source.date_column``; daily files outside the window are not even read).
+    root). It must resolve (symlinks and ``..`` followed) inside ``allowed_roots``, by default
+    ``paths.source_roots(config)``; nothing is read before that check. With ``window_end``, rows
+    dated after it are dropped and, with ``source.window_days``, rows on or before
+    ``window_end - window_days`` too (by ``source.date_column``; daily files outside the window
+    are not even read).
     Returns a JSON-able summary: uri, digest, rows, columns, source, files, window_start, window_end.
     """
     if not PIPELINE_NAME.fullmatch(config.name):
@@ -61,17 +65,20 @@ def take_snapshot(
             f"{config.path}: pipeline: {config.name!r} cannot name a snapshot folder; "
             f"use letters, digits, '_', '-' and '.'"
         )
-    path = _resolve_source(config.resolve(source or config.source.path), allowed_roots)
+    roots = allowed_roots or source_roots(config)
+    path = resolve_source(config.resolve(source or config.source.path), roots)
     if isinstance(window_end, dt.datetime):
         window_end = window_end.date()
     start = _window_start(window_end, config.source.window_days)
 
     files = _source_files(path, config.source.format, start, window_end)
-    if allowed_roots:
-        for file in files:  # a symlink inside an allowed folder may point elsewhere
-            _resolve_source(file, allowed_roots)
+    for file in files:  # a symlink inside an allowed folder may point elsewhere
+        resolve_source(file, roots)
     required = _required_columns(config)
-    frames = [_read_file(f, _format_of(f, config.source.format), config.source.max_file_mb, required) for f in files]
+    frames = [
+        _read_file(f, _format_of(f, config.source.format), config.source.max_file_mb, required, config.source.date_column)
+        for f in files
+    ]
     _check_same_columns(frames, files)
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     n_read = len(frame)
@@ -136,19 +143,6 @@ def split_frame(df: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame,
 
 
 # --------------------------------------------------------------------------- locating files
-
-
-def _resolve_source(path: Path, allowed_roots: list[Path] | None) -> Path:
-    """The real path (symlinks and ``..`` resolved); refused when outside every allowed root."""
-    real = Path(os.path.realpath(path))
-    if allowed_roots:
-        roots = [Path(os.path.realpath(r)) for r in allowed_roots]
-        if not any(real == r or real.is_relative_to(r) for r in roots):
-            raise DataSourceError(
-                f"{path}: source path is outside the allowed folders ({', '.join(map(str, roots))}); "
-                f"it resolves to {real}. Move the data under an allowed folder or extend allowed_roots"
-            )
-    return real
 
 
 def _window_start(window_end: dt.date | None, window_days: int | None) -> dt.date | None:
@@ -223,8 +217,8 @@ def _required_columns(config: PipelineConfig) -> list[str]:
 # --------------------------------------------------------------------------- reading one file
 
 
-def _read_file(path: Path, fmt: str, max_mb: float, required: list[str]) -> pd.DataFrame:
-    """One source file as a frame, after size, shape and column checks."""
+def _read_file(path: Path, fmt: str, max_mb: float, required: list[str], date_column: str | None) -> pd.DataFrame:
+    """One source file as a frame, after size, shape, column, number and date checks."""
     size = path.stat().st_size
     if size > max_mb * 1024 * 1024:
         raise DataSourceError(
@@ -240,7 +234,46 @@ def _read_file(path: Path, fmt: str, max_mb: float, required: list[str]) -> pd.D
             f"{path}: missing required column(s) {', '.join(map(repr, missing))}; present: "
             f"{', '.join(map(str, frame.columns))}. Fix the export or the config's features/target/date_column"
         )
+    _check_finite(frame, path)
+    if date_column:
+        _check_not_future(frame, date_column, path)
     return frame
+
+
+def _check_finite(frame: pd.DataFrame, path: Path) -> None:
+    """No model can learn from an infinite number (pandas reads 'inf' and '-inf' as floats)."""
+    problems = []
+    for name in frame.columns:
+        col = frame[name]
+        if pd.api.types.is_float_dtype(col):
+            rows = col.index[col.isin([float("inf"), float("-inf")])]
+            if len(rows):
+                shown = ", ".join(str(i + 1) for i in rows[:MAX_LISTED]) + (", ..." if len(rows) > MAX_LISTED else "")
+                problems.append(f"column {name!r} has {len(rows)} infinite value(s) (data row(s) {shown})")
+    if problems:
+        raise DataSourceError(
+            f"{path}: {'; '.join(problems)}; numbers must be finite: fix the export (a division by zero upstream?)"
+        )
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _check_not_future(frame: pd.DataFrame, column: str, path: Path) -> None:
+    """Rows dated after tomorrow (UTC, one day of slack for time zones) come from a broken clock or format."""
+    dates = pd.to_datetime(frame[column], errors="coerce", format="ISO8601")
+    if getattr(dates.dt, "tz", None) is not None:
+        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    latest_ok = _today() + dt.timedelta(days=1)
+    future = dates[dates.dt.normalize() > pd.Timestamp(latest_ok)]
+    if len(future):
+        days = sorted({d.date().isoformat() for d in future})
+        shown = ", ".join(days[:MAX_LISTED]) + (f" and {len(days) - MAX_LISTED} more" if len(days) > MAX_LISTED else "")
+        raise DataSourceError(
+            f"{path}: date column {column!r} has {len(future)} row(s) dated in the future (after {latest_ok}): "
+            f"{shown}; fix the upstream clock or date format, or drop those rows"
+        )
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -270,13 +303,15 @@ def _check_csv_shape(path: Path, text: str) -> None:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     ragged: list[tuple[int, int]] = []
     n_rows = 0
-    first_line = 1  # where the record being read starts (a quoted field may span lines)
+    first_line = last_record = 1  # where the record being read starts (a quoted field may span lines)
     try:
         header = next(reader)
+        _check_delimiter(path, header)
         first_line = reader.line_num + 1
         for row in reader:
             if row:  # blank lines are skipped, by pandas too
                 n_rows += 1
+                last_record = first_line
                 if len(row) != len(header):
                     ragged.append((first_line, len(row)))
             first_line = reader.line_num + 1
@@ -299,10 +334,33 @@ def _check_csv_shape(path: Path, text: str) -> None:
             f"line {line} has {n} ({'missing' if n < width else 'extra'} fields)" for line, n in ragged[:MAX_LISTED]
         )
         more = f" and {len(ragged) - MAX_LISTED} more" if len(ragged) > MAX_LISTED else ""
-        raise DataSourceError(
-            f"{path}: {len(ragged)} row(s) with missing or extra fields (the header has {width}): "
-            f"{listed}{more}; fix or drop those rows upstream (quote fields that contain commas)"
+        cut = ragged[-1][0] == last_record and ragged[-1][1] < width and not text.endswith(("\n", "\r"))
+        advice = (
+            "the file looks truncated (its last line is incomplete): re-export or re-copy it"
+            if cut
+            else "fix or drop those rows upstream (quote fields that contain commas)"
         )
+        raise DataSourceError(
+            f"{path}: {len(ragged)} row(s) with missing or extra fields (the header has {width}): {listed}{more}; {advice}"
+        )
+
+
+def _check_delimiter(path: Path, header: list[str]) -> None:
+    """A one-column header that splits on another delimiter: say which, not "missing columns"."""
+    if len(header) != 1:
+        return
+    counts = {sep: header[0].count(sep) for sep in DELIMITERS}
+    sep = max(counts, key=lambda candidate: counts[candidate])
+    if counts[sep]:
+        raise DataSourceError(
+            f"{path}: the header is a single column {_cut(header[0])!r}: the file looks {DELIMITERS[sep]}-delimited "
+            f"({counts[sep] + 1} fields split on {sep!r}); CSV sources must be comma-separated: re-export with "
+            f"delimiter ','"
+        )
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -385,16 +443,4 @@ def _write_once(table: pa.Table, folder: Path, digest: str) -> Path:
     target = folder / f"{digest.split(':', 1)[1]}.parquet"
     if target.exists():
         return target
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return fsutil.write_atomically(target, lambda fh: pq.write_table(table, fh))

@@ -93,9 +93,11 @@ def smoke_test(
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp)
         except Exception as exc:
+            if _unreachable(exc):
+                raise  # the server, not the model: the task's retry will smoke-test again
             raise fail(f"cannot download the model files: {type(exc).__name__}: {exc}") from exc
         try:
-            model = training.load_model(local)
+            model = training.load_model(local, allow_pickle=config.security.allow_pickle_models)
         except UntrustedModelError as exc:
             raise fail(str(exc)) from exc
         except Exception as exc:
@@ -375,3 +377,16 @@ def _tail(path: Path, chars: int = 1500) -> str:
     except OSError:
         return "(no server log)"
     return text[-chars:].strip() or "(empty server log)"
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Is a connection error or timeout (MLflow down) somewhere in the exception's chain?"""
+    import requests
+
+    unreachable = (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError)
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, unreachable):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

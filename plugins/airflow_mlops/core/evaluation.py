@@ -3,8 +3,9 @@
 The gate (``config.evaluation``): promote only when the primary metric improves by at least
 ``margin`` and the lower bound of the seeded paired-bootstrap interval of the gain is above zero,
 no guard-rail metric regresses past its tolerance, and every floor holds. Without a champion the
-floors alone decide. A challenger whose input signature differs from the champion's, or whose
-holdout score is implausibly perfect (target leakage), is rejected with the reason named.
+floors alone decide. A challenger whose input signature differs from the champion's, whose
+holdout score is implausibly perfect (target leakage), or whose training data ends before the
+champion's (a backfill: stale data), is rejected with the reason named.
 
 "Gain" is always oriented so that positive means better (``challenger - champion`` for
 higher-is-better metrics, ``champion - challenger`` for LOWER_IS_BETTER ones).
@@ -341,12 +342,27 @@ def decide(
     *,
     signature_diff: Sequence[str] = (),
     leakage: Sequence[str] = (),
+    window_end: str | None = None,
+    champion_window_end: str | None = None,
 ) -> Verdict:
-    """The verdict from the numbers alone (no I/O): every check is stated, passing or failing."""
+    """The verdict from the numbers alone (no I/O): every check is stated, passing or failing.
+
+    `window_end` / `champion_window_end` are the last days (YYYY-MM-DD) of the challenger's and the
+    champion's training data: a challenger trained on older data (a backfill) never replaces the champion.
+    """
     ev = config.evaluation
     primary = config.metrics.primary
     checks: list[tuple[bool, str]] = []
     notes: list[str] = []
+
+    if champion is not None and window_end and champion_window_end:
+        if window_end < champion_window_end:
+            checks.append((False, f"stale data: the challenger was trained on data up to {window_end}, older than "
+                                  f"the champion's (up to {champion_window_end}); a backfill never replaces a newer "
+                                  f"champion"))
+        else:
+            checks.append((True, f"the challenger's data (up to {window_end}) is not older than the champion's "
+                                 f"(up to {champion_window_end})"))
 
     if signature_diff:
         checks.append((False, "the challenger's input signature differs from the champion's: " + "; ".join(signature_diff)))
@@ -572,8 +588,12 @@ def evaluate(
     *,
     challenger_uri: str,
     champion_uri: str | None,
+    window_end: str | None = None,
+    champion_window_end: str | None = None,
 ) -> EvaluationResult:
     """Score the challenger (and the champion, when there is one) on `holdout` and decide.
+
+    `window_end` / `champion_window_end`: the last days of their training data (see `decide`).
 
     URIs name versions, e.g. ``models:/churn_classifier/3`` (resolve aliases first so the verdict
     is about a fixed version). Raises EvaluationError for what cannot be compared (a deleted
@@ -582,8 +602,9 @@ def evaluate(
     import numpy as np
 
     _check_holdout(holdout, config)
-    challenger = _load(client, challenger_uri, "challenger")
-    champion = _load(client, champion_uri, "champion") if champion_uri else None
+    pickle_ok = config.security.allow_pickle_models
+    challenger = _load(client, challenger_uri, "challenger", allow_pickle=pickle_ok)
+    champion = _load(client, champion_uri, "champion", allow_pickle=pickle_ok) if champion_uri else None
     y = holdout[config.target].to_numpy()
     names = list(dict.fromkeys([*config.metrics.all, *config.evaluation.guard_rails, *config.evaluation.floors]))
 
@@ -620,7 +641,10 @@ def evaluate(
             )
 
     leakage = leakage_suspects(holdout, config) if implausibly_perfect(config, ch_metrics) else []
-    verdict = decide(config, ch_metrics, cp_metrics, bootstrap, signature_diff=signature_diff, leakage=leakage)
+    verdict = decide(
+        config, ch_metrics, cp_metrics, bootstrap, signature_diff=signature_diff, leakage=leakage,
+        window_end=window_end, champion_window_end=champion_window_end,
+    )
     log.info("%s vs %s: %s", challenger_uri, champion_uri or "no champion", verdict.decision)
     for reason in verdict.reasons:
         log.info("  %s", reason)
@@ -677,7 +701,7 @@ def _parse_models_uri(uri: str) -> tuple[str, str | None, str | None] | None:
     return (name, version, None) if name else None
 
 
-def _load(client: MlflowClient, uri: str, role: str) -> _Loaded:
+def _load(client: MlflowClient, uri: str, role: str, *, allow_pickle: bool = False) -> _Loaded:
     """The model behind `uri`, after checking in the registry that its version exists and is READY."""
     from mlflow.exceptions import MlflowException
     from mlflow.models import get_model_info
@@ -699,7 +723,7 @@ def _load(client: MlflowClient, uri: str, role: str) -> _Loaded:
             raise EvaluationError(f"{role} {uri}: version {mv.version} of {name!r} is {mv.status}, not READY")
     tracking.configure(client)  # `models:/` URIs resolve through MLflow's global registry URI
     try:
-        model = training.load_model(uri)
+        model = training.load_model(uri, allow_pickle=allow_pickle)
         signature = get_model_info(uri).signature
     except MlflowException as exc:
         if exc.error_code not in _NOT_FOUND_CODES:

@@ -153,7 +153,9 @@ def champion_scores(
     from airflow_mlops.core import tracking, training
 
     tracking.configure(client)
-    model = training.load_model(f"models:/{config.model_name}/{reference['version']}")
+    model = training.load_model(
+        f"models:/{config.model_name}/{reference['version']}", allow_pickle=config.security.allow_pickle_models
+    )
     scores = []
     for frame in frames:
         x = frame[config.feature_names]
@@ -182,7 +184,8 @@ def snapshot_window(
 ) -> dict:
     """Snapshot the monitoring window (``monitoring.window_days`` days up to ``as_of``) immutably.
 
-    Same as the training snapshot (``data.take_snapshot``), with the monitoring window; returns its dict.
+    Same as the training snapshot (``data.take_snapshot``), with the monitoring window and the same
+    confinement (``allowed_roots``, default ``paths.source_roots(config)``); returns its dict.
     """
     from airflow_mlops.core.data import take_snapshot
 
@@ -196,22 +199,31 @@ def current_window(config: PipelineConfig, as_of: dt.date, *, source: str | None
     return read_snapshot(snapshot_window(config, as_of, source=source)["uri"])
 
 
-def window_pattern(config: PipelineConfig, as_of: dt.date, *, source: str | None = None) -> str:
+def window_pattern(
+    config: PipelineConfig, as_of: dt.date, *, source: str | None = None, allowed_roots: list[Path] | None = None
+) -> str:
     """What must exist for the window ending ``as_of``: the day's file in a folder, or the single file.
 
     A folder of daily files (``*_YYYY-MM-DD.csv``) -> a glob for the ``as_of`` day; a file -> the file.
+    A source outside the allowed folders (default ``paths.source_roots(config)``) is refused: nobody
+    waits for, or probes, a path the snapshot would refuse.
     """
+    from airflow_mlops.core.paths import resolve_source, source_roots
+
     path = config.resolve(source or config.source.path)
+    resolve_source(path, allowed_roots or source_roots(config))
     if path.is_dir() or (not path.exists() and not path.suffix):
         return str(path / f"*_{as_of.isoformat()}.{config.source.format}")
     return str(path)
 
 
-def window_available(config: PipelineConfig, as_of: dt.date, source: str | None = None) -> bool:
+def window_available(
+    config: PipelineConfig, as_of: dt.date, source: str | None = None, allowed_roots: list[Path] | None = None
+) -> bool:
     """Cheap: does a non-empty file for the window's last day exist? (No file is read.)"""
     import glob
 
-    for match in glob.glob(window_pattern(config, as_of, source=source)):
+    for match in glob.glob(window_pattern(config, as_of, source=source, allowed_roots=allowed_roots)):
         p = Path(match)
         try:
             if p.is_file() and p.stat().st_size > 0:
@@ -394,6 +406,7 @@ def log_drift_check(
         "drift.summary": str(report.summary())[:_MAX_TAG_VALUE],
     }
     experiment_id = tracking.ensure_experiment(client, experiment)
+    tracking.fail_abandoned_runs(client, experiment_id, run_tags)  # an earlier try killed mid-check
     run = client.create_run(experiment_id, run_name=run_name, tags=run_tags)
     run_id = run.info.run_id
     try:

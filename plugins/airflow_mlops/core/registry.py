@@ -8,17 +8,21 @@ READY versions, and read every alias back after writing it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import tempfile
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.errors import MlopsError
 from airflow_mlops.core.filters import quote_filter_value
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
@@ -29,6 +33,8 @@ CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous_champion"
 #: The tag that, with the run id, identifies "the same registration" across task retries.
 DIGEST_TAG = "data.digest"
+#: Version tag: the last day of the training data window (YYYY-MM-DD); a backfill never replaces a newer champion.
+WINDOW_END_TAG = "data.window_end"
 
 _NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
@@ -167,7 +173,12 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
 #   read back         after writing, both aliases are read back and compared;
 #   undo              a write that fails half-way is undone (best effort) before raising;
 #   ledger            every move is recorded as version tags and in a `champion_history.json`
-#                     artifact of a run dedicated to the model (see `history`).
+#                     artifact of a run dedicated to the model (see `history`);
+#   lock              one writer at a time per model, across processes: parameter `lock.<n>` of the
+#                     ledger run (MLflow never changes a logged parameter, so claiming it is an
+#                     atomic test-and-set). The move is announced first (`intent.<n>`): if the
+#                     writer dies half-way, whoever takes its lock over records a move that was
+#                     made, or undoes a half-made one, before moving anything itself.
 
 #: The aliases a promotion, restore or rollback moves, in write order.
 MOVED_ALIASES = (CHAMPION, PREVIOUS_CHAMPION)
@@ -184,6 +195,12 @@ DECISION_TAG = "decision"
 DECISION_REASONS_TAG = "decision.reasons"
 DECISION_AT_TAG = "decision.at"
 _MAX_TAG_VALUE = 5000
+#: Seconds a writer waits for another one to release the model's promotion lock.
+LOCK_WAIT_S = 60.0
+#: A lock held this long is taken to be held by a dead writer and is taken over (an Airflow task's own retry
+#: takes its lock over at once: Airflow never runs two tries of a task at the same time).
+LOCK_STALE_S = 600.0
+_LOCK_POLL_S = 0.2
 
 
 class PromotionError(MlopsError):
@@ -205,6 +222,17 @@ class AliasWriteError(RuntimeError):
     """
 
 
+class PromotionInProgressError(RuntimeError):
+    """Another writer holds the model's promotion lock: nothing was changed; retry later (transient)."""
+
+
+@dataclass
+class _Lock:
+    run_id: str  # the ledger run holding the lock parameters
+    index: int
+    moving: bool = False  # an announced move is not finished nor undone: keep the lock for whoever recovers it
+
+
 def promote(
     client: MlflowClient,
     name: str,
@@ -223,23 +251,25 @@ def promote(
     version = str(version)
     expected = _version_or_none(expected_champion)
     _require_model(client, name)
-    before = read_aliases(client, name)
-    current = before[CHAMPION]
-    if current != expected:
-        done = _already_promoted(client, name, version, expected, current)
-        if done is not None:
-            return done
-        raise ChampionMovedError(
-            f"{name}: the champion is now {_describe_holder(client, name, current)}, but this promotion of "
-            f"version {version} was decided against {_version_text(expected)}; another writer moved it in between. "
-            f"Nothing was changed: evaluate version {version} against the current champion again"
-        )
-    if current == version:
-        raise PromotionError(f"{name}: version {version} is already the champion; nothing to promote")
-    _require_ready(client, name, version, "promote")
-    after = {CHAMPION: version, PREVIOUS_CHAMPION: current if current is not None else before[PREVIOUS_CHAMPION]}
-    moved_at = _now()
-    _move_and_record(client, name, before, after, actor=actor, reason=reason, action="promote", at=moved_at)
+    with _promotion_lock(client, name, actor) as lock:
+        before = read_aliases(client, name)
+        current = before[CHAMPION]
+        if current != expected:
+            done = _already_promoted(client, name, version, expected, current)
+            if done is not None:
+                return done
+            raise ChampionMovedError(
+                f"{name}: the champion is now {_describe_holder(client, name, current)}, but this promotion of "
+                f"version {version} was decided against {_version_text(expected)}; another writer moved it in "
+                f"between. Nothing was changed: evaluate version {version} against the current champion again"
+            )
+        if current == version:
+            raise PromotionError(f"{name}: version {version} is already the champion; nothing to promote")
+        _require_ready(client, name, version, "promote")
+        after = {CHAMPION: version, PREVIOUS_CHAMPION: current if current is not None else before[PREVIOUS_CHAMPION]}
+        moved_at = _now()
+        _move_and_record(client, name, before, after, actor=actor, reason=reason, action="promote", at=moved_at,
+                         lock=lock)
     log.info("%s: promoted version %s to champion (was %s)", name, version, _version_text(current))
     return {"name": name, "champion": version, "previous_champion": current, "moved_at": moved_at, "before": before}
 
@@ -259,21 +289,23 @@ def restore(client: MlflowClient, name: str, promotion: dict, *, actor: dict[str
     target = {alias: _version_or_none(promotion["before"].get(alias)) for alias in MOVED_ALIASES}
     promoted = str(promotion["champion"])
     _require_model(client, name)
-    current = read_aliases(client, name)
-    if current == target:
-        log.info("%s: aliases already as before the promotion of version %s; nothing to restore", name, promoted)
-        return {"name": name, **_result_aliases(target), "moved_at": None, "before": current, "already_done": True}
-    if current[CHAMPION] != promoted:
-        raise ChampionMovedError(
-            f"{name}: cannot restore the aliases from before the promotion of version {promoted}: the champion is "
-            f"now {_describe_holder(client, name, current[CHAMPION])}. Nothing was changed; check "
-            f"`airflow-mlops history {name}` and roll back by hand if needed"
-        )
-    restored = target[CHAMPION]
-    if restored is not None:
-        _require_ready(client, name, restored, "restore")
-    moved_at = _now()
-    _move_and_record(client, name, current, target, actor=actor, reason=reason, action="restore", at=moved_at)
+    with _promotion_lock(client, name, actor) as lock:
+        current = read_aliases(client, name)
+        if current == target:
+            log.info("%s: aliases already as before the promotion of version %s; nothing to restore", name, promoted)
+            return {"name": name, **_result_aliases(target), "moved_at": None, "before": current, "already_done": True}
+        if current[CHAMPION] != promoted:
+            raise ChampionMovedError(
+                f"{name}: cannot restore the aliases from before the promotion of version {promoted}: the champion "
+                f"is now {_describe_holder(client, name, current[CHAMPION])}. Nothing was changed; check "
+                f"`airflow-mlops history {name}` and roll back by hand if needed"
+            )
+        restored = target[CHAMPION]
+        if restored is not None:
+            _require_ready(client, name, restored, "restore")
+        moved_at = _now()
+        _move_and_record(client, name, current, target, actor=actor, reason=reason, action="restore", at=moved_at,
+                         lock=lock)
     log.info("%s: restored champion %s (undoing version %s)", name, _version_text(target[CHAMPION]), promoted)
     return {"name": name, **_result_aliases(target), "moved_at": moved_at, "before": current}
 
@@ -286,22 +318,24 @@ def rollback(
     Returns {name, champion, previous_champion, moved_at, before} (restore() can undo it).
     """
     _require_model(client, name)
-    current = read_aliases(client, name)
-    champion = current[CHAMPION]
-    if champion is None:
-        raise PromotionError(f"{name} has no champion: there is nothing to roll back (promote a version first)")
-    target = _version_or_none(to_version) or current[PREVIOUS_CHAMPION]
-    if target is None:
-        raise PromotionError(
-            f"{name} has no previous_champion alias to roll back to; name the version to restore "
-            f"(--to VERSION; versions: {', '.join(_version_numbers(client, name)) or 'none'})"
-        )
-    if target == champion:
-        raise PromotionError(f"{name}: version {target} is already the champion; nothing to roll back")
-    _require_ready(client, name, target, "roll back to")
-    after: dict[str, str | None] = {CHAMPION: target, PREVIOUS_CHAMPION: champion}
-    moved_at = _now()
-    _move_and_record(client, name, current, after, actor=actor, reason=reason, action="rollback", at=moved_at)
+    with _promotion_lock(client, name, actor) as lock:
+        current = read_aliases(client, name)
+        champion = current[CHAMPION]
+        if champion is None:
+            raise PromotionError(f"{name} has no champion: there is nothing to roll back (promote a version first)")
+        target = _version_or_none(to_version) or current[PREVIOUS_CHAMPION]
+        if target is None:
+            raise PromotionError(
+                f"{name} has no previous_champion alias to roll back to; name the version to restore "
+                f"(--to VERSION; versions: {', '.join(_version_numbers(client, name)) or 'none'})"
+            )
+        if target == champion:
+            raise PromotionError(f"{name}: version {target} is already the champion; nothing to roll back")
+        _require_ready(client, name, target, "roll back to")
+        after: dict[str, str | None] = {CHAMPION: target, PREVIOUS_CHAMPION: champion}
+        moved_at = _now()
+        _move_and_record(client, name, current, after, actor=actor, reason=reason, action="rollback", at=moved_at,
+                         lock=lock)
     log.info("%s: rolled back champion %s -> %s", name, champion, target)
     return {"name": name, "champion": target, "previous_champion": champion, "moved_at": moved_at, "before": current}
 
@@ -320,6 +354,16 @@ def history(client: MlflowClient, name: str) -> list[dict]:
     _require_model(client, name)
     run_id = _ledger_run_id(client, name, create=False)
     return [] if run_id is None else _read_ledger(client, run_id)
+
+
+def lock_holder(client: MlflowClient, name: str) -> dict | None:
+    """Who holds `name`'s promotion lock now ({index, by, at}), or None when it is free."""
+    _require_model(client, name)
+    run_id = _ledger_run_id(client, name, create=False)
+    if run_id is None:
+        return None
+    index, holder = _last_lock(client.get_run(run_id).data.params)
+    return None if holder is None else {"index": index, "by": holder["by"], "at": holder["at"]}
 
 
 def status(client: MlflowClient) -> list[dict]:
@@ -380,21 +424,33 @@ def _move_and_record(
     reason: str,
     action: str,
     at: str,
+    lock: _Lock,
 ) -> None:
-    """Write the aliases, read them back, record the moves; on any failure undo (best effort) and raise."""
-    _write_aliases(client, name, before, after)
+    """Announce the move under `lock`, write the aliases, read them back, record the moves.
+
+    On any failure undo (best effort) and raise; a move neither finished nor undone keeps the
+    lock, and whoever takes it over finishes or undoes the move from its announcement.
+    """
+    intent = {
+        "action": action, "at": at, "before": before, "after": after, "reason": reason[:2000],
+        "actor": {str(k): str(v)[:200] for k, v in actor.items()},
+    }  # fmt: skip
+    client.log_param(lock.run_id, f"intent.{lock.index}", json.dumps(intent))
+    lock.moving = True
+    _write_aliases(client, name, before, after, lock)
     try:
         _record(client, name, before, after, actor=actor, reason=reason, action=action, at=at)
     except Exception as exc:
-        undone = _undo(client, name, before, [a for a in MOVED_ALIASES if before[a] != after[a]])
+        lock.moving, undone = _undo(client, name, before, [a for a in MOVED_ALIASES if before[a] != after[a]])
         raise AliasWriteError(
             f"{name}: the {action} moved the aliases but could not record it in the ledger "
             f"({type(exc).__name__}: {exc}); {undone}. Retry the task"
         ) from exc
+    lock.moving = False
 
 
 def _write_aliases(
-    client: MlflowClient, name: str, before: dict[str, str | None], after: dict[str, str | None]
+    client: MlflowClient, name: str, before: dict[str, str | None], after: dict[str, str | None], lock: _Lock
 ) -> None:
     attempted: list[str] = []
     try:
@@ -404,13 +460,14 @@ def _write_aliases(
             attempted.append(alias)
             _put_alias(client, name, alias, after[alias])
     except Exception as exc:
-        undone = _undo(client, name, before, attempted)
+        lock.moving, undone = _undo(client, name, before, attempted)
         raise AliasWriteError(
             f"{name}: moving alias {attempted[-1]!r} to {_version_text(after[attempted[-1]])} failed "
             f"({type(exc).__name__}: {exc}); {undone}. Retry the task"
         ) from exc
     seen = read_aliases(client, name)
     if seen != after:
+        lock.moving = False  # another writer's aliases: left as they are, nothing to recover
         raise AliasWriteError(
             f"{name}: aliases were written as {_aliases_text(after)} but read back as {_aliases_text(seen)}; "
             f"another writer moved them (promotions must go through the promotion pool). Left as read; "
@@ -431,8 +488,11 @@ def _put_alias(client: MlflowClient, name: str, alias: str, version: str | None)
             raise
 
 
-def _undo(client: MlflowClient, name: str, before: dict[str, str | None], aliases: list[str]) -> str:
-    """Put `aliases` back to `before` (best effort); a sentence saying how it went."""
+def _undo(client: MlflowClient, name: str, before: dict[str, str | None], aliases: list[str]) -> tuple[bool, str]:
+    """Put `aliases` back to `before` (best effort): (False when they are back as before, a sentence saying how it went).
+
+    The flag is "still half-moved", as `_Lock.moving` wants it.
+    """
     failures = []
     for alias in reversed(aliases):
         try:
@@ -442,11 +502,11 @@ def _undo(client: MlflowClient, name: str, before: dict[str, str | None], aliase
     try:
         seen = read_aliases(client, name)
     except Exception as exc:
-        return f"undo attempted, but the aliases cannot be read back ({type(exc).__name__}: {exc})"
+        return True, f"undo attempted, but the aliases cannot be read back ({type(exc).__name__}: {exc})"
     if not failures and all(seen[a] == before[a] for a in aliases):
-        return f"the aliases were put back as before ({_aliases_text(seen)})"
+        return False, f"the aliases were put back as before ({_aliases_text(seen)})"
     log.error("%s: undo incomplete: now %s, wanted %s", name, _aliases_text(seen), _aliases_text(before))
-    return (
+    return True, (
         f"UNDO INCOMPLETE: aliases are now {_aliases_text(seen)}, were {_aliases_text(before)}"
         + (f"; failed: {', '.join(failures)}" if failures else "")
         + f". Fix by hand with `airflow-mlops rollback {name} --to VERSION`"
@@ -644,7 +704,7 @@ def _ledger_run_id(client: MlflowClient, name: str, *, create: bool) -> str | No
         runs = client.search_runs(
             [exp.experiment_id],
             filter_string=f"tags.`{LEDGER_MODEL_TAG}` = {quote_filter_value(name)}",
-            order_by=["attributes.start_time ASC"],
+            order_by=["attributes.start_time ASC", "attributes.run_id ASC"],
             max_results=1,
         )
         if runs:
@@ -656,8 +716,16 @@ def _ledger_run_id(client: MlflowClient, name: str, *, create: bool) -> str | No
     experiment_id = tracking.ensure_experiment(client, LEDGER_EXPERIMENT)
     run = client.create_run(experiment_id, run_name=f"{name} ledger", tags={LEDGER_MODEL_TAG: name})
     client.set_terminated(run.info.run_id, status="FINISHED")
-    client.set_registered_model_tag(name, LEDGER_RUN_TAG, run.info.run_id)
-    return run.info.run_id
+    # Two first promotions at the same moment may both get here: both use the oldest ledger run (the
+    # other stays empty; deleting it would need MANAGE on the ledger experiment, promoters have EDIT).
+    oldest = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{LEDGER_MODEL_TAG}` = {quote_filter_value(name)}",
+        order_by=["attributes.start_time ASC", "attributes.run_id ASC"],
+        max_results=1,
+    )[0].info.run_id
+    client.set_registered_model_tag(name, LEDGER_RUN_TAG, oldest)
+    return oldest
 
 
 def _read_ledger(client: MlflowClient, run_id: str) -> list[dict]:
@@ -673,9 +741,124 @@ def _read_ledger(client: MlflowClient, run_id: str) -> list[dict]:
 
 
 def _append_ledger(client: MlflowClient, name: str, entries: list[dict]) -> None:
-    """Read, append, rewrite the whole list in one artifact write (promotions are serialized by a pool)."""
+    """Read, append, rewrite the whole list in one artifact write (under the promotion lock).
+
+    Entries already there (same time, alias and target: a move recorded again by a recovery) are skipped.
+    """
     if not entries:
         return
     run_id = _ledger_run_id(client, name, create=True)
     assert run_id is not None
-    client.log_text(run_id, json.dumps(_read_ledger(client, run_id) + entries, indent=2), LEDGER_ARTIFACT)
+    ledger = _read_ledger(client, run_id)
+    seen = {(e.get("at"), e.get("alias"), e.get("to")) for e in ledger}
+    new = [e for e in entries if (e["at"], e["alias"], e["to"]) not in seen]
+    if new:
+        client.log_text(run_id, json.dumps(ledger + new, indent=2), LEDGER_ARTIFACT)
+
+
+# --------------------------------------------------------------------------- promotion lock
+
+
+@contextlib.contextmanager
+def _promotion_lock(client: MlflowClient, name: str, actor: dict[str, str]) -> Iterator[_Lock]:
+    """Hold `name`'s promotion lock (see the section comment above); wait up to LOCK_WAIT_S for it.
+
+    A lock whose holder died is taken over: its own Airflow retry takes it at once, anyone else
+    after LOCK_STALE_S. The move it announced is first finished or undone (`_recover`) under the
+    next lock, then a fresh lock is taken for the caller. If the recovery fails too, its lock stays
+    held and the next taker recovers the same move.
+    """
+    run_id = _ledger_run_id(client, name, create=True)
+    assert run_id is not None
+    me = describe_actor(actor)
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        params = client.get_run(run_id).data.params
+        last, holder = _last_lock(params)
+        own_retry = holder is not None and holder["by"] == me and bool(actor.get("airflow.dag_id"))
+        if holder is not None and not own_retry and time.time() - holder["t"] < LOCK_STALE_S:
+            if time.monotonic() >= deadline:
+                raise PromotionInProgressError(
+                    f"{name}: another alias move is in progress (lock {last} on ledger run {run_id}, held by "
+                    f"{holder['by']} since {holder['at']}); waited {LOCK_WAIT_S:.0f} s. Nothing was changed: retry "
+                    f"later (a lock held for {LOCK_STALE_S / 60:.0f} min is taken over)"
+                )
+            time.sleep(_LOCK_POLL_S)
+            continue
+        lock = _Lock(run_id, last + 1)
+        if not _log_param_once(client, run_id, f"lock.{lock.index}", json.dumps({"by": me, "t": time.time(), "at": _now()})):
+            continue  # another writer claimed it first
+        if holder is None:
+            break
+        outcome = _recover(client, name, _pending_intent(params, last))
+        log.warning("%s: took over the promotion lock %s of %s: %s", name, last, holder["by"], outcome)
+        _release(client, _Lock(run_id, last), f"taken over by {me}: {outcome}")
+        _release(client, lock, "recovery done")
+    try:
+        yield lock
+    finally:
+        if lock.moving:
+            log.error("%s: an alias move is half-done: keeping promotion lock %s for the retry to finish or undo it",
+                      name, lock.index)
+        else:
+            _release(client, lock, "released")
+
+
+def _recover(client: MlflowClient, name: str, intent_text: str | None) -> str:
+    """Finish (record) an announced move whose aliases were all written, or undo a half-written one."""
+    if intent_text is None:
+        return "it had not started moving aliases"
+    intent = json.loads(intent_text)
+    before, after, action = intent["before"], intent["after"], intent["action"]
+    now = read_aliases(client, name)
+    if now == after:
+        _record(client, name, before, after, actor=intent["actor"], reason=intent["reason"], action=action,
+                at=intent["at"])
+        return f"its {action} had moved the aliases ({_aliases_text(after)}); it is now recorded in the ledger"
+    if now == before:
+        return f"its {action} had not moved any alias"
+    half_moved, undone = _undo(client, name, before, [a for a in MOVED_ALIASES if now[a] == after[a] != before[a]])
+    if half_moved:
+        raise AliasWriteError(f"{name}: the {action} of {_aliases_text(before)} -> {_aliases_text(after)} was left "
+                              f"half-done and cannot be undone yet: {undone}. Retry the task")
+    return f"its {action} was half-done ({_aliases_text(now)}); {undone}"
+
+
+def _pending_intent(params: dict[str, str], last: int) -> str | None:
+    """The move announced under the newest of the unreleased locks ending at `last` (their holders died)."""
+    for index in range(last, 0, -1):
+        if f"unlock.{index}" in params:
+            return None
+        if f"intent.{index}" in params:
+            return params[f"intent.{index}"]
+    return None
+
+
+def _last_lock(params: dict[str, str]) -> tuple[int, dict | None]:
+    """(index of the newest lock parameter or 0, its holder {by, t, at} while it is not released)."""
+    indices = [int(k.split(".", 1)[1]) for k in params if k.startswith("lock.") and k[5:].isdigit()]
+    last = max(indices, default=0)
+    if not last or f"unlock.{last}" in params:
+        return last, None
+    return last, json.loads(params[f"lock.{last}"])
+
+
+def _log_param_once(client: MlflowClient, run_id: str, key: str, value: str) -> bool:
+    """Log `key` unless another value is already logged under it (False then): MLflow's atomic test-and-set."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.log_param(run_id, key, value)
+    except MlflowException as exc:
+        if exc.error_code != "INVALID_PARAMETER_VALUE" or key not in client.get_run(run_id).data.params:
+            raise
+        return False
+    return True
+
+
+def _release(client: MlflowClient, lock: _Lock, note: str) -> None:
+    try:
+        _log_param_once(client, lock.run_id, f"unlock.{lock.index}", note[:6000])
+    except Exception as exc:  # the lock stays: this task's retry, or anyone after LOCK_STALE_S, takes it over
+        log.warning("Could not release promotion lock %s on run %s (%s: %s)", lock.index, lock.run_id,
+                    type(exc).__name__, exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,11 +11,19 @@ from typing import TYPE_CHECKING
 import mlflow
 
 from airflow_mlops import settings
+from airflow_mlops.core.filters import quote_filter_value
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+
+#: Run tag on a run that a later try of the same Airflow task found RUNNING and closed as FAILED.
+ABANDONED_TAG = "mlops.abandoned"
+#: The run tags naming one Airflow task instance (with `airflow.map_index` for a mapped one).
+TASK_TAGS = ("airflow.dag_id", "airflow.run_id", "airflow.task_id")
 
 
 def configure(client: MlflowClient) -> None:
@@ -49,14 +58,45 @@ def active_run(
     """Start an MLflow run, make it the fluent active run, and close it FINISHED or FAILED."""
     configure(client)
     experiment_id = ensure_experiment(client, experiment)
+    fail_abandoned_runs(client, experiment_id, tags or {})
     run = client.create_run(experiment_id, run_name=run_name, tags=tags or {})
     run_id = run.info.run_id
     try:
         with mlflow.start_run(run_id=run_id):
             yield run_id
     except BaseException:
-        client.set_terminated(run_id, status="FAILED")
+        try:
+            client.set_terminated(run_id, status="FAILED")
+        except Exception as exc:  # MLflow unreachable: the next try of the task closes the run
+            log.warning("Could not mark MLflow run %s FAILED (%s: %s); the task's retry will", run_id,
+                        type(exc).__name__, exc)
         raise
+
+
+def fail_abandoned_runs(client: MlflowClient, experiment_id: str, tags: dict[str, str]) -> list[str]:
+    """Close as FAILED the runs that other tries of this Airflow task left RUNNING (killed, or MLflow was down).
+
+    Airflow runs one try of a task instance at a time, so when a try starts, a RUNNING run tagged
+    with the same DAG, DAG run, task and map index but another `airflow.try_number` is dangling.
+    Each is tagged `mlops.abandoned` saying why. Returns their run ids.
+    """
+    if not all(tags.get(k) for k in TASK_TAGS):
+        return []
+    same_task = " and ".join(f"tags.`{k}` = {quote_filter_value(tags[k])}" for k in TASK_TAGS)
+    runs = client.search_runs([experiment_id], filter_string=f"{same_task} and attributes.status = 'RUNNING'")
+    try_number = tags.get("airflow.try_number")
+    closed = []
+    for run in runs:
+        other = run.data.tags
+        if other.get("airflow.map_index") != tags.get("airflow.map_index") or other.get("airflow.try_number") == try_number:
+            continue
+        why = (f"try {other.get('airflow.try_number', '?')} of this task ended without closing its run (killed, or "
+               f"MLflow unreachable); marked FAILED by try {try_number or '?'}")
+        client.set_tag(run.info.run_id, ABANDONED_TAG, why)
+        client.set_terminated(run.info.run_id, status="FAILED")
+        log.warning("MLflow run %s: %s", run.info.run_id, why)
+        closed.append(run.info.run_id)
+    return closed
 
 
 def code_version() -> str:

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
 #: The packages the logged model needs at serving time, pinned to the versions it was trained with.
 MODEL_REQUIREMENTS = ("scikit-learn", "skops", "pandas", "numpy", "scipy", "mlflow")
+#: MLflow sklearn serialization formats that unpickle (and so can run code) when loaded.
+PICKLE_FORMATS = frozenset({"pickle", "cloudpickle"})
 #: Data MLflow accepts as a dataset digest (its SQL store column is 36 characters wide).
 _MAX_DATASET_DIGEST = 36
 
@@ -491,11 +493,13 @@ def select_best(results: list[dict], config: PipelineConfig) -> dict:
     return best
 
 
-def load_model(model_uri: str, dst_path: str | None = None) -> Any:
-    """Load a logged skops model, trusting only this package's TRUSTED_TYPES.
+def load_model(model_uri: str, dst_path: str | None = None, *, allow_pickle: bool = False) -> Any:
+    """Load a logged scikit-learn model: skops trusting only this package's TRUSTED_TYPES.
 
     Not ``mlflow.sklearn.load_model``: that trusts the ``skops_trusted_types`` written in the
     model's own MLmodel file (and is gated by MLFLOW_ALLOW_PICKLE_DESERIALIZATION for that reason).
+    A pickle/cloudpickle model file can run any code while loading: it is refused unless
+    ``allow_pickle`` (the pipeline config's ``security.allow_pickle_models``) says otherwise.
     """
     import mlflow.artifacts
     import skops.io
@@ -504,8 +508,17 @@ def load_model(model_uri: str, dst_path: str | None = None) -> Any:
 
     local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=dst_path)
     flavor = Model.load(os.path.join(local, "MLmodel")).flavors.get("sklearn")
-    if flavor is None or flavor.get("serialization_format") != "skops":
-        fmt = None if flavor is None else flavor.get("serialization_format")
+    fmt = None if flavor is None else flavor.get("serialization_format", "pickle")
+    if flavor is not None and fmt in PICKLE_FORMATS:
+        if not allow_pickle:
+            raise UntrustedModelError(
+                f"{model_uri}: the model file is serialized with {fmt}, which can run arbitrary code while loading; "
+                f"refused. Re-log the model with serialization_format='skops', or, if you trust where it comes "
+                f"from, set security.allow_pickle_models: true in the pipeline config"
+            )
+        log.warning("%s: loading a %s model because security.allow_pickle_models is true", model_uri, fmt)
+        return _unpickle(os.path.join(local, flavor["pickled_model"]), fmt)
+    if flavor is None or fmt != "skops":
         raise UntrustedModelError(
             f"{model_uri}: not a skops-serialized scikit-learn model (format {fmt!r}); "
             f"airflow-mlops only loads skops models, which cannot run code while loading"
@@ -523,3 +536,14 @@ def load_model(model_uri: str, dst_path: str | None = None) -> Any:
             f"Review them and add them there if they are safe"
         ) from None
 
+
+def _unpickle(path: str, fmt: str) -> Any:
+    """Only reached when the pipeline config explicitly allows pickled models."""
+    import pickle
+
+    with open(path, "rb") as fh:
+        if fmt == "cloudpickle":
+            import cloudpickle
+
+            return cloudpickle.load(fh)
+        return pickle.load(fh)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,7 @@ class ExpectationFailure:
     observed: Any
     exception: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    hint: str | None = None  # what the data shows beyond GX's result, e.g. the values that are not numbers
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form (for XCom and DataValidationFailed.failures)."""
@@ -68,7 +69,8 @@ class ExpectationFailure:
         if self.exception:
             hint = " (the column mixes value types: see its type rule)" if "same type" in self.exception else ""
             return f"{where}: {rule} could not run: {self.exception}{hint}"
-        return f"{where}: {rule} failed: {_describe_observed(self.expectation, self.observed)}"
+        hint = f"; {self.hint}" if self.hint else ""
+        return f"{where}: {rule} failed: {_describe_observed(self.expectation, self.observed)}{hint}"
 
 
 @dataclass
@@ -163,7 +165,27 @@ def validate_frame(df: pd.DataFrame, suite_path: str | Path, *, data_name: str =
     result = definition.run(batch_parameters={"dataframe": df}, result_format="SUMMARY")
     report = report_from_result(result.to_json_dict(), suite_name=suite.name)
     report.suite_path, report.data_name = str(suite_path), data_name
+    report.failed = [_with_hint(f, df) for f in report.failed]
     return report
+
+
+def _with_hint(failure: ExpectationFailure, df: pd.DataFrame) -> ExpectationFailure:
+    """A failed numeric type rule on a text column: quote the values that are not numbers.
+
+    GX only reports the column's dtype ('str'), which does not say whether one value or all are wrong.
+    """
+    import pandas as pd
+
+    numeric = {"int", "int64", "float", "float64"} & set(failure.kwargs.get("type_list") or ())
+    if failure.expectation != "expect_column_values_to_be_in_type_list" or not numeric or failure.column not in df:
+        return failure
+    values = df[failure.column].dropna()
+    bad = values[pd.to_numeric(values, errors="coerce").isna()]
+    if bad.empty:
+        return failure
+    examples = _short(_distinct(bad.head(50).tolist())[:_EXAMPLES])
+    hint = f"{len(bad)} of {len(values)} values are not numbers, e.g. {examples}"
+    return replace(failure, hint=hint)
 
 
 def report_from_result(result: dict[str, Any], *, suite_name: str | None = None) -> ValidationReport:
@@ -251,6 +273,9 @@ def _describe_observed(expectation: str, observed: Any) -> str:
         return f"{'; '.join(parts)} (observed {_short(observed.get('observed_value'))})"
     if isinstance(observed, str) and "type" in expectation:
         return f"the column's dtype is {observed!r}"
+    if expectation == "expect_column_unique_value_count_to_be_between" and isinstance(observed, int | float):
+        constant = " (a constant column carries no information: a stuck or default-filled export?)"
+        return f"{_short(observed)} distinct value(s){constant if observed == 1 else ''}"
     return f"observed {_short(observed)}"
 
 

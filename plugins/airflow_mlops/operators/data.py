@@ -23,7 +23,9 @@ class DataSnapshotOperator(MlopsBaseOperator):
     :param window_end: last day of the window, YYYY-MM-DD (templated); default: the day a triggering
         Asset event names (a drift retrain request's ``as_of``, whose ``source`` is used too), else
         the run's logical date
-    :param allowed_roots: folders the source must live in; a path outside them is refused
+    :param allowed_roots: folders the source must live in (templated); default: the config's
+        ``source.allowed_roots`` plus ``$AIRFLOW_MLOPS_HOME`` and ``$AIRFLOW_MLOPS_DATA_ROOTS``.
+        A path outside them (after following symlinks and ``..``) is refused unread.
     """
 
     template_fields: Sequence[str] = ("config_path", "source", "window_end", "allowed_roots")

@@ -52,6 +52,8 @@ class ChampionChallengerOperator(MlopsBaseOperator):
                 self.client, config, holdout,
                 challenger_uri=f"models:/{name}/{version}",
                 champion_uri=f"models:/{name}/{champion_version}" if champion_version else None,
+                window_end=self.snapshot.get("window_end"),
+                champion_window_end=champion.tags.get(registry.WINDOW_END_TAG) if champion is not None else None,
             )
         run_id = evaluation.log_evaluation(
             self.client, result, experiment=config.name, run_name=f"evaluate-v{version}",

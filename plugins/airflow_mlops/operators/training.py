@@ -47,12 +47,16 @@ class TrainModelOperator(MlopsBaseOperator):
     def execute(self, context: Context) -> dict:
         from airflow_mlops.core import training
         from airflow_mlops.core.data import read_snapshot, split_frame
+        from airflow_mlops.core.errors import TrainingError
 
         config = self.load_config()
         with fail_on_bad_input():
             config.candidate(self.candidate)
             frame = read_snapshot(self.snapshot["uri"])
-            training.check_training_data(frame, config)
+            try:
+                training.check_training_data(frame, config)
+            except TrainingError as exc:
+                raise TrainingError(f"{exc} (the batch is kept for inspection at {self.snapshot['uri']})") from None
             train, holdout = split_frame(frame, config)
             self.log.info("Training %r on %d rows, holding out %d", self.candidate, len(train), len(holdout))
             result = training.train_candidate(
@@ -101,6 +105,8 @@ class RegisterChallengerOperator(MlopsBaseOperator):
             context, data__digest=self.snapshot["digest"], mlops__candidate=best["candidate"],
             mlops__primary_metric=config.metrics.primary, mlops__primary_value=f"{best['primary_value']:.6f}",
         )
+        if self.snapshot.get("window_end"):  # lets the evaluation refuse a backfill over a newer champion
+            tags[registry.WINDOW_END_TAG] = self.snapshot["window_end"]
         version = registry.register_challenger(
             self.client, config.model_name, best["model_uri"], best["run_id"], tags=tags, alias=self.alias
         )

@@ -14,6 +14,7 @@ from airflow_mlops.operators.base import DEFAULT_MLFLOW_CONN_ID, MlopsBaseOperat
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from airflow.sdk import Context
 
@@ -40,7 +41,8 @@ class DriftSensor(BaseSensorOperator, MlopsBaseOperator):
     :param as_of: last day of the window, YYYY-MM-DD (templated); default: the day a triggering
         Asset event names in its extra (``as_of``), else the day before the run's date (the last complete day)
     :param deferrable: defer to the triggerer while waiting (default); else ``mode='reschedule'``
-    :param allowed_roots: folders the source must live in
+    :param allowed_roots: folders the source must live in; default: the config's (``source.allowed_roots``,
+        ``$AIRFLOW_MLOPS_HOME``, ``$AIRFLOW_MLOPS_DATA_ROOTS``)
     :param prediction_drift: also compare the champion's scores on both windows (loads the model)
     """
 
@@ -107,7 +109,8 @@ class DriftSensor(BaseSensorOperator, MlopsBaseOperator):
         from airflow_mlops.core.monitoring import window_available, window_pattern
 
         config, as_of = self._config(), self._as_of_day(context)
-        found = window_available(config, as_of, source=self.source or None)
+        with fail_on_bad_input():  # a source outside the allowed folders: refused, never waited for
+            found = window_available(config, as_of, source=self.source or None, allowed_roots=self._roots())
         self.log.info("Data for %s (%s): %s", as_of, window_pattern(config, as_of, source=self.source or None),
                       "present" if found else "not yet")
         return found
@@ -215,10 +218,11 @@ class DriftSensor(BaseSensorOperator, MlopsBaseOperator):
         from airflow_mlops.core.data import read_snapshot
         from airflow_mlops.operators.validation import DataValidationFailed
 
-        roots = [Path(r) for r in self.allowed_roots] if self.allowed_roots else None
         suite = str(config.resolve(config.expectation_suite))
         with fail_on_bad_input():
-            current = monitoring.snapshot_window(config, as_of, source=self.source or None, allowed_roots=roots)
+            current = monitoring.snapshot_window(
+                config, as_of, source=self.source or None, allowed_roots=self._roots()
+            )
             frame = read_snapshot(current["uri"])
             self.log.info("Window %s..%s: %d rows from %d file(s) -> %s (%s); validating with %s",
                           current["window_start"], current["window_end"], current["rows"], current["files"],
@@ -273,6 +277,12 @@ class DriftSensor(BaseSensorOperator, MlopsBaseOperator):
                 cached = load_config(self.config_path, check_estimators=False)
             self._pipeline_config = cached
         return cached
+
+    def _roots(self) -> list[Path] | None:
+        """The folders the source must live in: this sensor's `allowed_roots`, else the config's (None)."""
+        from pathlib import Path
+
+        return [Path(r) for r in self.allowed_roots] if self.allowed_roots else None
 
     def _as_of_day(self, context: Context) -> dt.date:
         if self.as_of:

@@ -1,0 +1,54 @@
+"""Which folders source data may come from (light: no pandas, the drift sensor checks this on every poke).
+
+A source path is user input (the DAGs' ``source`` param): it is resolved (symlinks and ``..``
+followed) and refused unless it lies inside an allowed folder. Nothing is read before that.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from airflow_mlops import settings
+from airflow_mlops.core.errors import DataSourceError
+
+if TYPE_CHECKING:
+    from airflow_mlops.core.config import PipelineConfig
+
+
+def source_roots(config: PipelineConfig) -> list[Path]:
+    """The config's ``source.allowed_roots`` (relative to the project root; default ``data/``),
+    ``$AIRFLOW_MLOPS_HOME`` and the folders in ``$AIRFLOW_MLOPS_DATA_ROOTS``."""
+    return [
+        *(config.resolve(r) for r in config.source.allowed_roots),
+        settings.mlops_home(),
+        *settings.data_roots_from_env(),
+    ]
+
+
+def resolve_source(path: Path, allowed_roots: list[Path]) -> Path:
+    """The real path of ``path``; a DataSourceError naming it when it is outside every allowed root."""
+    real = _real_path(path)
+    roots = [_real_path(Path(r)) for r in allowed_roots]
+    if not any(real == r or real.is_relative_to(r) for r in roots):
+        raise DataSourceError(
+            f"{path}: source path is outside the allowed folders ({', '.join(map(str, roots))}); it resolves to "
+            f"{real} and was not read. Move the data under an allowed folder, or allow its folder in the "
+            f"config's source.allowed_roots or in ${settings.DATA_ROOTS_ENV}"
+        )
+    return real
+
+
+def _real_path(path: Path) -> Path:
+    try:
+        return Path(os.path.realpath(path, strict=True))
+    except FileNotFoundError:
+        return Path(os.path.realpath(path))  # does not exist (yet): resolved as far as it goes
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DataSourceError(
+                f"{path}: symbolic link loop (the link leads back to itself); nothing was read: fix or remove the link"
+            ) from None
+        raise DataSourceError(f"{path}: the path cannot be resolved ({exc.strerror}); nothing was read") from None
