@@ -18,7 +18,6 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import CHURN_CONFIG, ROOT, churn_stream
 
 from airflow_mlops.core.config import load_config
@@ -58,31 +57,23 @@ def client(home):
     return client
 
 
-@pytest.fixture(scope="module")
-def one_candidate(tmp_path_factory) -> Path:
-    """The churn config with logistic regression as its only candidate (same model, same suite)."""
-    data = yaml.safe_load(CHURN_CONFIG.read_text())
-    data["model"]["candidates"] = data["model"]["candidates"][:1]
-    data["validation"]["suite"] = str(ROOT / data["validation"]["suite"])
-    path = tmp_path_factory.mktemp("config") / "churn_one_candidate.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+FAST = "churn_fast"  # include/pipelines/churn_fast.yaml: the same model and gate, one candidate
 
 
 @pytest.fixture(scope="module")
-def champion(dag, client, one_candidate, tmp_path_factory) -> dict:
+def champion(dag, client, tmp_path_factory) -> dict:
     """A champion trained from a clean batch saved with a UTF-8 byte-order mark."""
     source = tmp_path_factory.mktemp("bom") / "churn_bom.csv"
     source.write_bytes(b"\xef\xbb\xbf" + churn_stream.daily_batch(DAY, rows=1000).to_csv(index=False).encode())
-    dag_run = dag.test(logical_date=LOGICAL, run_conf=_conf(source, one_candidate))
+    dag_run = dag.test(logical_date=LOGICAL, run_conf=_conf(source, FAST))
     states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
     version = client.get_model_version_by_alias(MODEL, "champion")
     return {"states": states, "version": version.version, "run_id": dag_run.run_id}
 
 
-def _conf(source, config: Path = CHURN_CONFIG) -> dict:
+def _conf(source, config: str = "churn") -> dict:
     # Every param explicitly: in dag.test() one run's conf leaks into the next run's params (same DAG object).
-    return {"source": str(source), "as_of": DAY.isoformat(), "config": str(config)}
+    return {"source": str(source), "as_of": DAY.isoformat(), "config": config}
 
 
 def test_utf8_bom_is_not_bad_input_it_trains_and_deploys(champion, client):
@@ -330,7 +321,7 @@ def _versions(client) -> set[str]:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_is_refused_clearly_and_the_champion_stays(
-    case, dag, home, client, champion, one_candidate, tmp_path, capfd
+    case, dag, home, client, champion, tmp_path, capfd
 ):
     make, stage = CASES[case]
     source, expected = make(tmp_path)
@@ -340,7 +331,7 @@ def test_bad_input_is_refused_clearly_and_the_champion_stays(
     versions = _versions(client)
     capfd.readouterr()
 
-    dag_run = dag.test(logical_date=LOGICAL, run_conf=_conf(source, one_candidate if stage == "evaluate" else CHURN_CONFIG))
+    dag_run = dag.test(logical_date=LOGICAL, run_conf=_conf(source, FAST if stage == "evaluate" else "churn"))
 
     states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
     log = capfd.readouterr()
