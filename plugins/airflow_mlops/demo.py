@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
 
     client = MlflowHook().get_conn()
     surprises = 0
-    print(f"airflow-mlops demo: {len(STORY)} simulated days of {DAG_ID} (full logs in {log_dir}/)\n", flush=True)
+    print(f"airflow-mlops demo: {len(STORY)} days of {DAG_ID}, then a drift the monitor has to notice "
+          f"(full logs in {log_dir}/)\n", flush=True)
     for n, day in enumerate(STORY, start=1):
         print(f"Day {n}  {day.day}  {day.story}", flush=True)
         before = latest_decision(client)[0]
