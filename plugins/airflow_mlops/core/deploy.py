@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import registry, tracking, training
-from airflow_mlops.core.errors import MlopsError
+from airflow_mlops.core.errors import MlopsError, unreachable_cause
 from airflow_mlops.core.skops_types import TRUSTED_TYPES, UntrustedModelError
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def smoke_test(
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp)
         except Exception as exc:
-            if _unreachable(exc):
+            if unreachable_cause(exc) is not None:
                 raise  # the server, not the model: the task's retry will smoke-test again
             raise fail(f"cannot download the model files: {type(exc).__name__}: {exc}") from exc
         try:
@@ -378,15 +378,3 @@ def _tail(path: Path, chars: int = 1500) -> str:
         return "(no server log)"
     return text[-chars:].strip() or "(empty server log)"
 
-
-def _unreachable(exc: BaseException) -> bool:
-    """Is a connection error or timeout (MLflow down) somewhere in the exception's chain?"""
-    import requests
-
-    unreachable = (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError)
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, unreachable):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False

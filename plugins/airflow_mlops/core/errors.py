@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 
 class MlopsError(Exception):
     """Base class. Operators turn these into AirflowFailException: a retry cannot fix them."""
@@ -24,3 +29,20 @@ class MlflowUnavailableError(Exception):
 
     Not an MlopsError on purpose: a retry can fix it, so Airflow retries the task with backoff.
     """
+
+
+def exception_chain(exc: BaseException | None) -> Iterator[BaseException]:
+    """`exc` and the exceptions it was raised from or while handling."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+
+
+def unreachable_cause(exc: BaseException) -> BaseException | None:
+    """The connection error or timeout in `exc`'s chain (the MLflow server is down or hung), else None."""
+    import requests
+
+    unreachable = (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError)
+    return next((e for e in exception_chain(exc) if isinstance(e, unreachable)), None)

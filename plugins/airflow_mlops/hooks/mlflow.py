@@ -23,11 +23,10 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from airflow_mlops import settings
-from airflow_mlops.core.errors import MlflowUnavailableError
+from airflow_mlops.core.errors import MlflowUnavailableError, exception_chain, unreachable_cause
 from airflow_mlops.provider import UI_FIELD_BEHAVIOUR
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
 
     from mlflow import MlflowClient
 
@@ -126,7 +125,6 @@ class MlflowHook(BaseHook):
         server unreachable or timed out -> MlflowUnavailableError (ordinary: Airflow retries it).
         `experiment` and `model` name what a 403 was about.
         """
-        import requests
 
         if self.tracking_uri is None or isinstance(exc, AirflowFailException | MlflowUnavailableError):
             return None
@@ -152,8 +150,7 @@ class MlflowHook(BaseHook):
                 f"grant {user} permission on {what} in MLflow, or give connection {self.mlflow_conn_id!r} "
                 "a user that has it."
             )
-        unreachable = (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError)
-        cause = next((e for e in _chain(exc) if isinstance(e, unreachable)), None)
+        cause = unreachable_cause(exc)
         if cause is not None:
             return MlflowUnavailableError(
                 f"Cannot reach MLflow at {self.tracking_uri} (Airflow connection {self.mlflow_conn_id!r}): "
@@ -206,21 +203,12 @@ class MlflowHook(BaseHook):
                 os.environ.setdefault(env, str(default))
 
 
-def _chain(exc: BaseException | None) -> Iterator[BaseException]:
-    """`exc` and the exceptions it was raised from or while handling."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
-
-
 def _http_status(exc: BaseException) -> tuple[int | None, str]:
     """(401 or 403, endpoint path) when an MLflow or requests error in `exc`'s chain has that HTTP status."""
     import requests
     from mlflow.exceptions import MlflowException
 
-    for e in _chain(exc):
+    for e in exception_chain(exc):
         if isinstance(e, requests.HTTPError) and e.response is not None:
             status, endpoint = e.response.status_code, urlsplit(e.response.url or "").path
         elif isinstance(e, MlflowException):

@@ -81,14 +81,6 @@ class AirflowApi:
         value = self.request("GET", path)["value"]  # stored as JSON
         return json.loads(value) if isinstance(value, str) else value
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1) -> str:
-        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
-        data = self.request("GET", path, params={"map_index": map_index, "full_content": True})
-        content = data.get("content", "")
-        if isinstance(content, list):
-            return "\n".join(str(line.get("event", line)) if isinstance(line, dict) else str(line) for line in content)
-        return str(content)
-
     def wait_for_dag(self, dag_id: str, timeout: float = 180.0) -> dict:
         """Wait until the dag-processor has parsed the DAG (it is in the API)."""
         deadline = time.monotonic() + timeout
@@ -126,7 +118,3 @@ class AirflowApi:
                 raise AirflowApiError(f"No new {run_type or ''} run of {dag_id} within {timeout:.0f}s")
             time.sleep(2)
 
-    def health(self) -> dict:
-        response = self._http.get("/api/v2/monitor/health")
-        response.raise_for_status()
-        return response.json()
