@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, {plugins!r})
 from mlflow import MlflowClient
 from airflow_mlops import settings
-from airflow_mlops.core import data, deploy, evaluation, registry, training, validation
+from airflow_mlops.core import data, deploy, evaluation, registry, rows, training, validation
 from airflow_mlops.core.config import load_config
 
 t0 = time.perf_counter()
@@ -47,14 +47,14 @@ with tempfile.TemporaryDirectory() as tmp:
     validation.log_validation_to_mlflow(report, docs.parent, client=client, experiment=config.name,
                                         run_name="validate", tags={{}})
 training.check_training_data(frame, config)
-train, holdout = data.split_frame(frame, config)
-results = [training.train_candidate(train, holdout, config, c.name, client=client, experiment=config.name,
+split = rows.split_roles(frame, config)
+results = [training.train_candidate(split, config, c.name, client=client, experiment=config.name,
                                     data_digest=snap["digest"], data_uri=snap["uri"], tags={{}})
            for c in config.candidates]
 best = training.select_best(results, config)
 version = registry.register_challenger(client, config.model_name, best["model_uri"], best["run_id"],
                                        tags={{"data.digest": snap["digest"]}})
-result = evaluation.evaluate(client, config, holdout, challenger_uri=f"models:/{{config.model_name}}/{{version['version']}}",
+result = evaluation.evaluate(client, config, split.test, challenger_uri=f"models:/{{config.model_name}}/{{version['version']}}",
                              champion_uri=None)
 evaluation.log_evaluation(client, result, experiment=config.name, run_name="evaluate", tags={{}},
                           model_name=config.model_name, challenger_version=version["version"], champion_version=None)

@@ -7,10 +7,12 @@ the ledger), for the customer-churn model `churn_classifier`:
 
 1. **snapshot** the 28 days up to `as_of` into an immutable Parquet file (its digest is the data version);
 2. **validate** it with the Great Expectations suite: bad data stops the run here, before any training;
-3. **train** every candidate model of the config side by side (one mapped task each) and
-   **register** the best as a new version with the alias `challenger`;
-4. **evaluate** challenger against `champion` on the same holdout: promote only with a significant
-   gain (paired bootstrap), no guard-rail regression and every floor held;
+3. **train** every candidate model of the config side by side (one mapped task each) on the
+   window's train rows and **register** the best on the validation rows (the 3 days before the
+   newest 3) as a new version with the alias `challenger`;
+4. **evaluate** challenger against `champion` on the test rows (the newest 3 days) minus every row
+   the champion was trained or selected on: promote only with a significant gain (paired
+   bootstrap), no guard-rail regression and every floor held;
 5. **deploy** (compare-and-swap of `champion`, smoke test, automatic undo on failure) or
    **record the rejection**. The champion is never touched by a failed or rejected run.
 

@@ -89,19 +89,19 @@ def churn_config():
 
 @pytest.fixture
 def churn_dir(tmp_path) -> Path:
-    """28 clean daily churn files in a temp folder (2026-01-01 .. 2026-01-28)."""
+    """28 clean daily churn files in a temp folder (2026-01-01 .. 2026-01-28), 200 rows a day."""
     out = tmp_path / "data" / "churn"
-    churn_stream.write_stream(out, dt.date(2026, 1, 1), 28, rows=150)
+    churn_stream.write_stream(out, dt.date(2026, 1, 1), 28, rows=200)
     return out
 
 
 @pytest.fixture
 def churn_frame():
-    """A clean churn dataframe of 2,000 rows (5 days)."""
+    """A clean churn dataframe of 2,000 rows (10 days of 200: the time split's 3 test days hold 600 rows)."""
     import pandas as pd
 
     return pd.concat(
-        [churn_stream.daily_batch(dt.date(2026, 1, 1) + dt.timedelta(days=i), rows=400) for i in range(5)],
+        [churn_stream.daily_batch(dt.date(2026, 1, 1) + dt.timedelta(days=i), rows=200) for i in range(10)],
         ignore_index=True,
     )
 

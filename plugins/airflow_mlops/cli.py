@@ -1,4 +1,4 @@
-"""`airflow-mlops`: the registry from a terminal: status, champion history, manual rollback.
+"""`airflow-mlops`: the registry from a terminal: status, champion history, manual rollback, verdict audit.
 
 MLflow is reached through `MlflowHook` (connection `mlflow_default`, else the project-local
 SQLite store under $AIRFLOW_MLOPS_HOME). Exit codes: 0 done, 2 refused (unknown model or
@@ -81,6 +81,18 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_rollback)
 
     p = sub.add_parser(
+        "audit",
+        help="re-check from MLflow alone that VERSION's verdict was judged on rows neither model saw; exit 4 if not",
+        description="Reads the evaluation run's test_rows.parquet and the champion's and challenger's "
+        "training_rows.parquet, and counts the scored test rows either model was trained or selected on. "
+        "Exit codes: 0 clean, 4 a scored row was seen, 2 nothing to audit.",
+    )
+    p.add_argument("model")
+    p.add_argument("version")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a summary")
+    p.set_defaults(func=_audit)
+
+    p = sub.add_parser(
         "drift",
         help="per-feature drift between two data windows (CSV/Parquet files or folders); exit 3 on drift",
         description="Compare a current data window with a reference window: KS/PSI for numeric, chi-square/"
@@ -157,6 +169,27 @@ def _rollback(args: argparse.Namespace) -> int:
         print(f"{args.model}: champion is now version {result['champion']} "
               f"(previous_champion: version {result['previous_champion']}), at {result['moved_at']}.", file=args.out)
     return EXIT_OK
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from airflow_mlops.core.rows import audit_verdict
+
+    result = audit_verdict(_client(args), args.model, args.version)
+    if args.json:
+        print(json.dumps(result, indent=2), file=args.out)
+    else:
+        print(f"{args.model} v{args.version} vs champion v{result['champion_version']} "
+              f"(evaluation run {result['evaluation_run_id']}): {result['scored']:,} test rows scored, "
+              f"{result['excluded']:,} excluded as the champion's", file=args.out)
+        for role in ("champion", "challenger"):
+            seen = result[f"seen_by_{role}"]
+            if seen is not None:
+                print(f"  scored rows the {role} was trained or selected on: {seen}", file=args.out)
+        for note in result["notes"]:
+            print(f"  note: {note}", file=args.out)
+        print("  clean: no model was judged on rows it saw" if result["ok"] else
+              "  NOT CLEAN: the verdict was judged on rows a model saw", file=args.out)
+    return EXIT_OK if result["ok"] else 4
 
 
 def _drift(args: argparse.Namespace) -> int:

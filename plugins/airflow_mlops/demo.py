@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nLedger of alias moves:    .venv/bin/airflow-mlops history churn_classifier")
     print("MLflow UI (runs, plots):  make mlflow-ui   -> http://127.0.0.1:5000")
     print("Airflow UI (the DAGs):    make airflow     -> http://localhost:8080")
+    print("Re-check a verdict:       .venv/bin/airflow-mlops audit churn_classifier 2")
     print("Replay a day:             make dag-test DAG=churn_retrain CONF='{\"as_of\": \"2026-02-12\"}'")
     return 1 if surprises else 0
 

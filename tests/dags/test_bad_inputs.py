@@ -64,7 +64,7 @@ FAST = "churn_fast"  # include/pipelines/churn_fast.yaml: the same model and gat
 def champion(dag, client, tmp_path_factory) -> dict:
     """A champion trained from a clean batch saved with a UTF-8 byte-order mark."""
     source = tmp_path_factory.mktemp("bom") / "churn_bom.csv"
-    source.write_bytes(b"\xef\xbb\xbf" + churn_stream.daily_batch(DAY, rows=1000).to_csv(index=False).encode())
+    source.write_bytes(b"\xef\xbb\xbf" + _clean().to_csv(index=False).encode())
     dag_run = dag.test(logical_date=LOGICAL, run_conf=_conf(source, FAST))
     states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
     version = client.get_model_version_by_alias(MODEL, "champion")
@@ -86,8 +86,15 @@ def test_utf8_bom_is_not_bad_input_it_trains_and_deploys(champion, client):
 # tmp (an allowed data root in tests: AIRFLOW_MLOPS_DATA_ROOTS) unless the case is about the path.
 
 
-def _clean(rows: int = 300):
-    return churn_stream.daily_batch(DAY, rows=rows)
+def _clean(days: int = 8, rows_per_day: int = 200):
+    """A clean window ending on DAY: enough days for the time split, enough test rows for the gate."""
+    import pandas as pd
+
+    first = DAY - dt.timedelta(days=days - 1)
+    return pd.concat(
+        [churn_stream.daily_batch(first + dt.timedelta(days=i), rows=rows_per_day) for i in range(days)],
+        ignore_index=True,
+    )
 
 
 def _csv(tmp: Path, name: str, frame) -> Path:
@@ -116,7 +123,7 @@ def corrupted_parquet(tmp):
 def truncated_csv(tmp):
     path = tmp / "cut.csv"
     data = _clean().to_csv(index=False).encode()
-    path.write_bytes(data[: len(data) // 2])
+    path.write_bytes(data[: data.index(b"\n", len(data) // 2) + 20])  # cut in the middle of a record
     return path, ["cut.csv", "truncated"]
 
 
@@ -159,7 +166,7 @@ def mixed_types(tmp):
     frame["tenure_months"] = frame["tenure_months"].astype(object)
     frame.loc[:4, "tenure_months"] = "twelve"
     path = _csv(tmp, "mixed_tenure.csv", frame)
-    return path, ["mixed_tenure.csv", "'tenure_months'", "5 of 300 values are not numbers", "'twelve'"]
+    return path, ["mixed_tenure.csv", "'tenure_months'", "5 of 1600 values are not numbers", "'twelve'"]
 
 
 def infinities(tmp):
@@ -206,7 +213,7 @@ def unseen_target_labels(tmp):
     frame = _clean()
     frame.loc[:6, "churned"] = 2
     path = _csv(tmp, "label_two.csv", frame)
-    return path, ["label_two.csv", "column 'churned': expect_column_values_to_be_in_set", "7 of 300", "e.g. [2]"]
+    return path, ["label_two.csv", "column 'churned': expect_column_values_to_be_in_set", "7 of 1600", "e.g. [2]"]
 
 
 def single_class_target(tmp):

@@ -86,7 +86,7 @@ def trained(dagbag, tmp_path_factory):
     home = tmp_path_factory.mktemp("monitor") / "mlops"
     home.mkdir()
     source = home.parent / "data" / "churn"
-    churn_stream.write_stream(source, dt.date(2026, 1, 14), 66, rows=150, drift_from=DRIFT_FROM)  # .. 2026-03-20
+    churn_stream.write_stream(source, dt.date(2026, 1, 14), 66, rows=200, drift_from=DRIFT_FROM)  # .. 2026-03-20
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_MLOPS_HOME", str(home))
         retrain = dagbag.get_dag("churn_retrain")

@@ -251,14 +251,15 @@ def test_no_champion_skips_with_a_clear_reason(mlops_home, mlflow_client, tmp_pa
 def champion(mlops_home, mlflow_client, churn_config, tmp_path):
     """A champion trained (logistic regression) on 2026-01-14..2026-02-10, before any drift."""
     from airflow_mlops.core import registry, training
-    from airflow_mlops.core.data import read_snapshot, split_frame, take_snapshot
+    from airflow_mlops.core.data import read_snapshot, take_snapshot
+    from airflow_mlops.core.rows import split_roles
 
     source = tmp_path / "churn"
     churn_stream.write_stream(source, dt.date(2026, 1, 14), 66, rows=120, drift_from=dt.date(2026, 3, 1))
     snap = take_snapshot(churn_config, source=str(source), window_end=dt.date(2026, 2, 10))
-    train, holdout = split_frame(read_snapshot(snap["uri"]), churn_config)
+    split = split_roles(read_snapshot(snap["uri"]), churn_config)
     result = training.train_candidate(
-        train, holdout, churn_config, "logistic_regression", client=mlflow_client, experiment="churn",
+        split, churn_config, "logistic_regression", client=mlflow_client, experiment="churn",
         data_digest=snap["digest"], data_uri=snap["uri"], tags={"data.digest": snap["digest"]},
     )
     version = registry.register_challenger(

@@ -109,7 +109,7 @@ def client(home):
 def source(home) -> Path:
     """28 clean daily churn files (2026-01-01 .. 2026-01-28) inside the MLOps home (an allowed source folder)."""
     out = home / "data" / "churn"
-    churn_stream.write_stream(out, dt.date(2026, 1, 1), 28, rows=100)
+    churn_stream.write_stream(out, dt.date(2026, 1, 1), 28, rows=200)  # 3 test days hold 600 rows (>= min_test_rows)
     return out
 
 
@@ -140,12 +140,13 @@ def logged_model(client, snapshot, tmp_path_factory, source) -> dict:
     """One trained and logged model, registered cheaply as versions of any test's model."""
     from airflow_mlops.core import training
     from airflow_mlops.core.config import load_config
-    from airflow_mlops.core.data import read_snapshot, split_frame
+    from airflow_mlops.core.data import read_snapshot
+    from airflow_mlops.core.rows import split_roles
 
     config = load_config(write_config(tmp_path_factory.mktemp("config"), "faults_model", source))
-    train, holdout = split_frame(read_snapshot(snapshot["uri"]), config)
+    split = split_roles(read_snapshot(snapshot["uri"]), config)
     return training.train_candidate(
-        train, holdout, config, CANDIDATE, client=client, experiment="faults-setup",
+        split, config, CANDIDATE, client=client, experiment="faults-setup",
         data_digest=snapshot["digest"], data_uri=snapshot["uri"], tags={},
     )  # fmt: skip
 

@@ -21,13 +21,13 @@ def promoted(mlflow_client, breast_cancer):
     """MODEL with versions 1..3: champion 2, previous_champion 1, challenger 3 rejected."""
     import json as _json
 
-    from airflow_mlops.core.data import split_frame
+    from airflow_mlops.core.rows import split_roles
 
     df = breast_cancer
     config = binary_config(MODEL, ("mean_radius", "mean_area"), pipeline="cli_test")
-    train_df, holdout = split_frame(df, config)
+    split = split_roles(df, config)
     result = training.train_candidate(
-        train_df, holdout, config, "logreg", client=mlflow_client, experiment=config.name,
+        split, config, "logreg", client=mlflow_client, experiment=config.name,
         data_digest="sha256:x", data_uri="file:///x.parquet", tags={},
     )
     for i in range(1, 4):

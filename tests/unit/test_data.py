@@ -12,12 +12,11 @@ import pandas as pd
 import pytest
 from conftest import churn_stream
 
-from airflow_mlops.core.config import parse_config
-from airflow_mlops.core.data import content_digest, read_snapshot, split_frame, take_snapshot
+from airflow_mlops.core.data import content_digest, read_snapshot, take_snapshot
 from airflow_mlops.core.errors import DataSourceError
 
-END = dt.date(2026, 1, 28)  # churn_dir holds 2026-01-01 .. 2026-01-28, 150 rows a day
-ROWS = 150
+END = dt.date(2026, 1, 28)  # churn_dir holds 2026-01-01 .. 2026-01-28, 200 rows a day
+ROWS = 200
 
 
 @pytest.fixture
@@ -166,7 +165,7 @@ def test_no_window_end_reads_everything(churn_config, churn_dir, snap_root):
 def test_parquet_source(churn_config, churn_frame, tmp_path, snap_root):
     source = tmp_path / "churn.parquet"
     churn_frame.to_parquet(source, index=False)
-    result = snap(with_source(churn_config, format="parquet"), source, snap_root, window_end=dt.date(2026, 1, 5))
+    result = snap(with_source(churn_config, format="parquet"), source, snap_root, window_end=dt.date(2026, 1, 10))
     assert result["rows"] == len(churn_frame) and result["files"] == 1
     pd.testing.assert_frame_equal(read_snapshot(result["uri"]), churn_frame, check_dtype=False)
 
@@ -203,45 +202,6 @@ def test_bad_day_in_a_folder_still_snapshots(churn_config, tmp_path, snap_root):
     result = snap(churn_config, folder, snap_root, window_end=dt.date(2026, 1, 5))
     assert result["rows"] == 150
     assert "unknown" in set(read_snapshot(result["uri"])["tenure_months"].dropna())
-
-
-# --------------------------------------------------------------------------- split
-
-
-def test_split_is_deterministic_and_stratified(churn_config, churn_frame):
-    train, holdout = split_frame(churn_frame, churn_config)
-    train2, holdout2 = split_frame(churn_frame, churn_config)
-
-    assert len(holdout) == round(len(churn_frame) * churn_config.split.test_size)
-    assert len(train) + len(holdout) == len(churn_frame)
-    assert set(train.index).isdisjoint(holdout.index)
-    assert train.index.equals(train2.index) and holdout.index.equals(holdout2.index)
-    rate = churn_frame["churned"].mean()
-    assert abs(train["churned"].mean() - rate) < 0.005 and abs(holdout["churned"].mean() - rate) < 0.005
-
-
-def test_split_depends_on_the_seed(churn_config, churn_frame):
-    _, a = split_frame(churn_frame, churn_config)
-    _, b = split_frame(churn_frame, dataclasses.replace(churn_config, seed=churn_config.seed + 1))
-    assert not a.index.equals(b.index)
-
-
-def test_split_regression_is_not_stratified():
-    config = parse_config(
-        {
-            "pipeline": "cost",
-            "source": {"path": "data/cost.csv"},
-            "target": {"column": "y", "task": "regression"},
-            "features": [{"name": "x", "type": "numeric"}],
-            "validation": {"suite": "include/expectations/cost.json"},
-            "model": {"name": "cost", "candidates": [{"name": "lr", "estimator": "sklearn.linear_model.Ridge"}]},
-            "metrics": {"primary": "rmse"},
-            "seed": 3,
-        }
-    )
-    df = pd.DataFrame({"x": range(100), "y": [i * 0.5 for i in range(100)]})
-    train, holdout = split_frame(df, config)
-    assert (len(train), len(holdout)) == (80, 20)
 
 
 # --------------------------------------------------------------------------- bad input

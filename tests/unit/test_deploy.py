@@ -26,11 +26,11 @@ def frame(breast_cancer):
 
 def register_trained(client, frame, config, digest):
     """Train `config`'s candidate, register it as a version of MODEL; returns the version."""
-    from airflow_mlops.core.data import split_frame
+    from airflow_mlops.core.rows import split_roles
 
-    train_df, holdout = split_frame(frame, config)
+    split = split_roles(frame, config)
     result = training.train_candidate(
-        train_df, holdout, config, "logreg", client=client, experiment=config.name,
+        split, config, "logreg", client=client, experiment=config.name,
         data_digest=digest, data_uri="file:///x.parquet", tags={},
     )
     return registry.register_challenger(client, MODEL, result["model_uri"], result["run_id"],

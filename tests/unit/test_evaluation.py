@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime as dt
 import json
 import time
 
@@ -265,17 +266,17 @@ def config_from(churn_config, *, features=None, candidates=None, evaluation_over
 
 
 def train_and_register(client, df, config, candidate, *, alias="challenger", tag="a"):
-    from airflow_mlops.core.data import split_frame
+    from airflow_mlops.core.rows import split_roles
 
-    train_df, holdout = split_frame(df, config)
+    split = split_roles(df, config)
     result = training.train_candidate(
-        train_df, holdout, config, candidate, client=client, experiment=config.name, data_digest=DIGEST,
+        split, config, candidate, client=client, experiment=config.name, data_digest=DIGEST,
         data_uri="file:///snapshots/churn.parquet", tags={},
     )
     tags = {"data.digest": DIGEST, "mlops.candidate": candidate, "airflow.run_id": tag}
     reg = registry.register_challenger(client, config.model_name, result["model_uri"], result["run_id"], tags=tags,
                                        alias=alias)
-    return f"models:/{config.model_name}/{reg['version']}", reg["version"], holdout
+    return f"models:/{config.model_name}/{reg['version']}", reg["version"], split.test
 
 
 @pytest.fixture
@@ -314,11 +315,17 @@ def test_evaluate_and_log_evaluation(mlflow_client, churn_frame, fast_churn):
     assert "diff.accuracy" in m and m["bootstrap.low"] == pytest.approx(b.low) and "bootstrap.high" in m
     assert run.data.tags["airflow.dag_id"] == "unit" and run.data.tags["decision"] == result.verdict.decision
     files = {a.path for a in mlflow_client.list_artifacts(run_id, "evaluation")}
-    for name in ("roc.png", "bootstrap.png", "verdict.json", "metrics.json", "report.html", "metrics_table.json"):
+    for name in ("roc.png", "bootstrap.png", "verdict.json", "metrics.json", "report.html", "metrics_table.json",
+                 "test_rows.parquet"):
         assert f"evaluation/{name}" in files, files
     local = mlflow_client.download_artifacts(run_id, "evaluation")
     verdict = json.load(open(f"{local}/verdict.json"))
     assert verdict["decision"] == result.verdict.decision and verdict["reasons"] == result.verdict.reasons
+    assert verdict["test_rows"]["test_rows"] == len(holdout) == result.n_rows
+    assert verdict["test_rows"]["excluded_seen_by_champion"] == 0  # same split: the champion never saw these rows
+    assert verdict["test_rows"]["first_day"] == "2026-01-08" and verdict["test_rows"]["last_day"] == "2026-01-10"
+    assert result.verdict.reasons[0].startswith(f"judged on {len(holdout):,} test rows dated 2026-01-08..2026-01-10")
+    assert run.data.params["test_rows.excluded"] == "0" and run.data.params["split.strategy"] == "time"
     page = open(f"{local}/report.html").read()
     assert result.verdict.decision in page and 'src="roc.png"' in page and 'src="bootstrap.png"' in page
     assert open(f"{local}/roc.png", "rb").read(4) == b"\x89PNG"
@@ -329,6 +336,7 @@ def test_evaluate_and_log_evaluation(mlflow_client, churn_frame, fast_churn):
     assert mv.tags["decision.at"].endswith("+00:00")
     assert mv.tags["evaluation.run_id"] == run_id
     assert mv.tags["evaluation.champion_version"] == str(champion_version)
+    assert mv.tags["evaluation.test_rows"] == str(len(holdout)) and mv.tags["evaluation.excluded_rows"] == "0"
     # aliases untouched: evaluation never moves them
     assert str(registry.get_alias_version(mlflow_client, config.model_name, "champion").version) == champion_version
 
@@ -361,9 +369,10 @@ def test_signature_change_rejects_naming_the_columns(mlflow_client, churn_frame,
     assert "'loyalty_points'" in fail and "'region'" in fail
 
 
-def test_one_class_holdout_is_an_error_naming_the_target(mlflow_client, churn_frame, fast_churn):
+def test_one_class_test_rows_are_an_error_naming_the_target_and_what_to_change(mlflow_client, churn_frame, fast_churn):
     holdout = churn_frame[churn_frame["churned"] == 0]
-    with pytest.raises(EvaluationError, match=r"target column 'churned' has a single class"):
+    with pytest.raises(EvaluationError, match=r"pipeline 'churn', test rows 2026-01-01..2026-01-10: target column "
+                                              r"'churned' has a single class .*split\.test_days"):
         evaluation.evaluate(mlflow_client, fast_churn, holdout, challenger_uri="models:/x/1", champion_uri=None)
 
 
@@ -392,3 +401,138 @@ def test_deleted_version_is_a_clear_error(mlflow_client, churn_frame, fast_churn
         evaluation.evaluate(mlflow_client, fast_churn, holdout, challenger_uri=new_uri,
                             champion_uri=f"models:/{name}@champion")
     assert str(registry.get_alias_version(mlflow_client, name, "challenger").version) == new_version
+
+
+# --------------------------------------------------------------------------- the gate's rows, through MLflow
+
+
+def window(first: str, days: int, rows_per_day: int = 200):
+    import pandas as pd
+    from conftest import churn_stream
+
+    start = dt.date.fromisoformat(first)
+    return pd.concat(
+        [churn_stream.daily_batch(start + dt.timedelta(days=i), rows=rows_per_day) for i in range(days)],
+        ignore_index=True,
+    )
+
+
+def with_split(config, **split):
+    raw = copy.deepcopy(config.raw)
+    raw["split"] = split
+    return parse_config(raw, file=config.path, check_estimators=False)
+
+
+def test_rows_the_champion_saw_never_reach_the_gate_and_the_audit_confirms_it(mlflow_client, fast_churn):
+    """A champion trained with a random split of days 1-12, a challenger of days 2-13 with the same split:
+    most of the challenger's test rows were the champion's. They are excluded by hash, from MLflow."""
+    from airflow_mlops.core import rows
+
+    config = with_split(fast_churn, strategy="random", test_size=0.3, validation_size=0.2)
+    stream = window("2026-01-01", 13)
+    champion_uri, champion_version, _ = train_and_register(
+        mlflow_client, stream[stream["event_date"] <= "2026-01-12"], config, "logistic_regression",
+        alias="champion", tag="old",
+    )
+    challenger_rows = stream[stream["event_date"] >= "2026-01-02"]
+    challenger_uri, challenger_version, test = train_and_register(
+        mlflow_client, challenger_rows, config, "logistic_regression", tag="new"
+    )
+    lenient = dataclasses.replace(config, evaluation=dataclasses.replace(config.evaluation, min_test_rows=100))
+    result = evaluation.evaluate(mlflow_client, lenient, test, challenger_uri=challenger_uri, champion_uri=champion_uri)
+    seen = rows.split_roles(stream[stream["event_date"] <= "2026-01-12"], config).seen
+    seen_hashes = set(rows.row_hashes(seen).tolist())
+    assert result.test_rows.excluded > len(test) / 2
+    assert set(rows.row_hashes(result.test_rows.frame).tolist()).isdisjoint(seen_hashes)
+    assert result.n_rows == len(test) - result.test_rows.excluded
+    assert "by row hash" in result.verdict.reasons[0] and "training_rows.parquet of run" in result.verdict.reasons[0]
+
+    evaluation.log_evaluation(
+        mlflow_client, result, experiment="churn-evaluation", run_name="evaluate", tags={},
+        model_name=config.model_name, challenger_version=challenger_version, champion_version=champion_version,
+    )
+    audit = rows.audit_verdict(mlflow_client, config.model_name, challenger_version)
+    assert audit["ok"] and audit["seen_by_champion"] == 0 and audit["seen_by_challenger"] == 0
+    assert audit["scored"] == result.n_rows and audit["excluded"] == result.test_rows.excluded
+
+
+def test_an_audit_finds_a_verdict_judged_on_the_champions_rows(mlflow_client, churn_frame, fast_churn):
+    """What the audit is for: a verdict made the old way (scored on rows the champion saw) is caught."""
+    from airflow_mlops.cli import main
+    from airflow_mlops.core import rows
+
+    champion_uri, champion_version, _ = train_and_register(
+        mlflow_client, churn_frame, fast_churn, "logistic_regression", alias="champion", tag="old"
+    )
+    challenger_uri, challenger_version, test = train_and_register(
+        mlflow_client, churn_frame, fast_churn, "logistic_regression", tag="new"
+    )
+    champion_train = rows.split_roles(churn_frame, fast_churn).train
+    leaky = rows.gate_rows(champion_train, fast_churn, champion=None, has_champion=False)  # no exclusion at all
+    challenger = evaluation.load(mlflow_client, challenger_uri, "challenger")
+    champion = evaluation.load(mlflow_client, champion_uri, "champion")
+    result = evaluation.judge(fast_churn, leaky, challenger, champion)
+    evaluation.log_evaluation(
+        mlflow_client, result, experiment="churn-evaluation", run_name="evaluate", tags={},
+        model_name=fast_churn.model_name, challenger_version=challenger_version, champion_version=champion_version,
+    )
+    audit = rows.audit_verdict(mlflow_client, fast_churn.model_name, challenger_version)
+    assert not audit["ok"] and audit["seen_by_champion"] == len(champion_train) == audit["seen_by_challenger"]
+    assert main(["audit", fast_churn.model_name, challenger_version]) == 4
+
+
+def test_too_few_clean_test_rows_reject_without_scoring(mlflow_client, churn_frame, fast_churn):
+    strict = dataclasses.replace(fast_churn, evaluation=dataclasses.replace(fast_churn.evaluation, min_test_rows=601))
+    champion_uri, champion_version, _ = train_and_register(
+        mlflow_client, churn_frame, strict, "logistic_regression", alias="champion", tag="old"
+    )
+    challenger_uri, challenger_version, test = train_and_register(mlflow_client, churn_frame, strict, "random_forest",
+                                                                  tag="new")
+    result = evaluation.evaluate(mlflow_client, strict, test, challenger_uri=challenger_uri, champion_uri=champion_uri)
+    assert result.verdict.decision == REJECT and not result.verdict.promote
+    [fail] = failing(result.verdict)
+    assert "only 600 clean test row(s)" in fail and "evaluation.min_test_rows (601)" in fail
+    assert result.bootstrap is None and result.n_rows == 0
+    run_id = evaluation.log_evaluation(
+        mlflow_client, result, experiment="churn-evaluation", run_name="thin", tags={},
+        model_name=strict.model_name, challenger_version=challenger_version, champion_version=champion_version,
+    )
+    files = {a.path for a in mlflow_client.list_artifacts(run_id, "evaluation")}
+    assert "evaluation/verdict.json" in files and "evaluation/test_rows.parquet" in files
+    assert mlflow_client.get_model_version(strict.model_name, challenger_version).tags["decision"] == REJECT
+    # the first model is held to the same bar: no promotion on thin evidence
+    first = evaluation.evaluate(mlflow_client, strict, test, challenger_uri=challenger_uri, champion_uri=None)
+    assert first.verdict.decision == REJECT
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_a_champion_without_a_sound_record_falls_back_to_its_window_end(mlflow_client, fast_churn, damage):
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    stream = window("2026-01-01", 12)
+    champion_uri, _, _ = train_and_register(
+        mlflow_client, stream[stream["event_date"] <= "2026-01-10"], fast_churn, "logistic_regression",
+        alias="champion", tag="old",
+    )
+    challenger_uri, _, test = train_and_register(
+        mlflow_client, stream[stream["event_date"] >= "2026-01-03"], fast_churn, "logistic_regression", tag="new"
+    )
+    run_id = mlflow_client.get_model_version(fast_churn.model_name, "1").run_id
+    record = Path(urlparse(mlflow_client.get_run(run_id).info.artifact_uri).path) / "training_rows.parquet"
+    if damage == "missing":
+        record.unlink()
+    else:
+        record.write_bytes(b"not parquet at all")
+    lenient = dataclasses.replace(fast_churn, evaluation=dataclasses.replace(fast_churn.evaluation, min_test_rows=100))
+    result = evaluation.evaluate(
+        mlflow_client, lenient, test, challenger_uri=challenger_uri, champion_uri=champion_uri,
+        champion_window_end="2026-01-10",
+    )
+    # test days 01-10..01-12: the champion's window ended on 01-10, so that day is dropped
+    assert result.test_rows.excluded == 200 and result.test_rows.span == ("2026-01-11", "2026-01-12")
+    first = result.verdict.reasons[0]
+    assert "by date" in first and "2026-01-10" in first
+    assert ("has no training_rows.parquet" if damage == "missing" else "is corrupt") in first
+    champion_alias = registry.get_alias_version(mlflow_client, fast_churn.model_name, "champion")
+    assert str(champion_alias.version) == "1"  # untouched

@@ -25,12 +25,12 @@ def frame(breast_cancer):
 @pytest.fixture
 def versions(mlflow_client, frame):
     """Three READY versions of MODEL (one trained model registered for three data digests)."""
-    from airflow_mlops.core.data import split_frame
+    from airflow_mlops.core.rows import split_roles
 
     config = small_config()
-    train_df, holdout = split_frame(frame, config)
+    split = split_roles(frame, config)
     result = training.train_candidate(
-        train_df, holdout, config, "logreg", client=mlflow_client, experiment=config.name,
+        split, config, "logreg", client=mlflow_client, experiment=config.name,
         data_digest="sha256:aa", data_uri="file:///x.parquet", tags={},
     )
     return [

@@ -43,11 +43,11 @@ def small_problem():
 @pytest.fixture
 def trained(mlflow_client, small_problem):
     df, config = small_problem
-    from airflow_mlops.core.data import split_frame
+    from airflow_mlops.core.rows import split_roles
 
-    train_df, holdout = split_frame(df, config)
+    split = split_roles(df, config)
     return training.train_candidate(
-        train_df, holdout, config, "logreg", client=mlflow_client, experiment=config.name,
+        split, config, "logreg", client=mlflow_client, experiment=config.name,
         data_digest=DIGEST, data_uri="file:///snapshots/x.parquet", tags={},
     ), config
 
@@ -90,14 +90,14 @@ def test_register_challenger_sets_alias_and_is_idempotent(mlflow_client, trained
 def test_rerun_training_in_the_same_dag_run_reuses_the_version(mlflow_client, small_problem):
     """A cleared and re-run DAG run trains again (a new MLflow run) but registers no second version."""
     df, config = small_problem
-    from airflow_mlops.core.data import split_frame
+    from airflow_mlops.core.rows import split_roles
 
-    train_df, holdout = split_frame(df, config)
+    split = split_roles(df, config)
     airflow_run = {"data.digest": DIGEST, "airflow.dag_id": "d", "airflow.run_id": "r1", "mlops.candidate": "logreg"}
 
     def train_and_register(tags):
         result = training.train_candidate(
-            train_df, holdout, config, "logreg", client=mlflow_client, experiment=config.name,
+            split, config, "logreg", client=mlflow_client, experiment=config.name,
             data_digest=DIGEST, data_uri="file:///snapshots/x.parquet", tags={},
         )
         return registry.register_challenger(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 
@@ -19,9 +20,9 @@ DIGEST = "sha256:" + "ab" * 32
 
 
 def split(df, config):
-    from airflow_mlops.core.data import split_frame
+    from airflow_mlops.core.rows import split_roles
 
-    return split_frame(df, config)
+    return split_roles(df, config)
 
 
 def make_config(task, numeric, categorical, target, candidates, primary, others=(), **extra):
@@ -108,23 +109,22 @@ def regression_data():
 
 def train(mlflow_client, df, config, candidate=None):
     training.check_training_data(df, config)
-    train_df, holdout = split(df, config)
     return training.train_candidate(
-        train_df, holdout, config, candidate or config.candidates[0].name,
+        split(df, config), config, candidate or config.candidates[0].name,
         client=mlflow_client, experiment=config.name, data_digest=DIGEST,
         data_uri="file:///snapshots/test.parquet", tags={"airflow.dag_id": "unit"},
     )
 
 
-def assert_logged(mlflow_client, result, config, holdout):
+def assert_logged(mlflow_client, result, config, rows):
     run = mlflow_client.get_run(result["run_id"])
     assert run.info.status == "FINISHED"
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
     cand = config.candidate(result["candidate"])
     assert params["estimator"] == cand.estimator
     assert params["seed"] == str(config.seed)
-    assert params["split.test_size"] == str(config.split.test_size)
-    assert int(params["n_rows.train"]) > int(params["n_rows.holdout"]) > 0
+    assert params["split.strategy"] == config.split_strategy
+    assert int(params["n_rows.train"]) > int(params["n_rows.validation"]) > 0 and int(params["n_rows.test"]) > 0
     for key, value in cand.params.items():
         assert params[key] == str(value)
     for name in config.metrics.all:
@@ -150,7 +150,7 @@ def assert_logged(mlflow_client, result, config, holdout):
     assert flavor["serialization_format"] == "skops"
     assert [c["name"] for c in info.signature.inputs.to_dict()] == config.feature_names
     model = training.load_model(result["model_uri"])
-    x = holdout[config.feature_names].head(7)
+    x = rows[config.feature_names].head(7)
     assert len(model.predict(x)) == 7
     return model
 
@@ -162,9 +162,9 @@ def test_binary_classification_logs_one_complete_run(mlflow_client, binary_data,
     assert set(result) == {"candidate", "run_id", "model_uri", "metrics", "primary_metric", "primary_value", "estimator"}
     assert result["primary_metric"] == "roc_auc"
     assert 0.8 < result["metrics"]["roc_auc"] <= 1.0
-    _, holdout = split(df, config)
-    model = assert_logged(mlflow_client, result, config, holdout)
-    assert model.predict_proba(holdout[config.feature_names].head(3)).shape == (3, 2)
+    test = split(df, config).test
+    model = assert_logged(mlflow_client, result, config, test)
+    assert model.predict_proba(test[config.feature_names].head(3)).shape == (3, 2)
     assert "fit started" in caplog.text and "fit done in" in caplog.text and "roc_auc=" in caplog.text
     # signature: numeric -> double, categorical -> string, output = label dtype
     from mlflow.models import get_model_info
@@ -186,9 +186,9 @@ def test_multiclass_with_string_labels(mlflow_client, multiclass_data):
     result = train(mlflow_client, df, config)
     assert 0.8 < result["metrics"]["roc_auc"] <= 1.0
     assert 0 < result["metrics"]["log_loss"] < 1.5
-    _, holdout = split(df, config)
-    model = assert_logged(mlflow_client, result, config, holdout)
-    assert set(model.predict(holdout[config.feature_names])) <= {"setosa", "versicolor", "virginica"}
+    test = split(df, config).test
+    model = assert_logged(mlflow_client, result, config, test)
+    assert set(model.predict(test[config.feature_names])) <= {"setosa", "versicolor", "virginica"}
 
 
 def test_regression(mlflow_client, regression_data):
@@ -196,8 +196,7 @@ def test_regression(mlflow_client, regression_data):
     result = train(mlflow_client, df, config)
     assert result["primary_metric"] == "rmse"
     assert 30 < result["metrics"]["rmse"] < 90 and 0 < result["metrics"]["r2"] < 1
-    _, holdout = split(df, config)
-    assert_logged(mlflow_client, result, config, holdout)
+    assert_logged(mlflow_client, result, config, split(df, config).test)
 
 
 def fast_churn_config(churn_config):
@@ -211,11 +210,12 @@ def fast_churn_config(churn_config):
 def test_every_churn_candidate_logs_and_loads_with_skops(mlflow_client, churn_config, churn_frame, monkeypatch):
     config = fast_churn_config(churn_config)
     training.check_training_data(churn_frame, config)
-    train_df, holdout = split(churn_frame, config)
+    roles = split(churn_frame, config)
+    holdout = roles.test
     results = []
     for cand in config.candidates:
         result = training.train_candidate(
-            train_df, holdout, config, cand.name, client=mlflow_client, experiment=config.name,
+            roles, config, cand.name, client=mlflow_client, experiment=config.name,
             data_digest=DIGEST, data_uri="file:///snapshots/churn.parquet", tags={},
         )
         model = training.load_model(result["model_uri"])
@@ -275,12 +275,13 @@ def test_empty_and_rare_class_data(binary_data, regression_data):
     df, config = binary_data
     with pytest.raises(TrainingError, match="no rows"):
         training.check_training_data(df.iloc[:0], config)
-    rare = pd.concat([df[df["target"] == 0].head(3), df[df["target"] == 1].head(50)])
-    with pytest.raises(TrainingError, match=r"too few rows per class.*0: 3"):
-        training.check_training_data(rare, config)
+    rare = pd.concat([df[df["target"] == 0].head(2), df[df["target"] == 1].head(50)])
+    training.check_training_data(rare, config)  # two classes: the split decides whether each role gets both
+    with pytest.raises(TrainingError, match=r"pipeline 'test_binary_classification'.*(single class|cannot be split)"):
+        split(rare, config)
     rdf, rconfig = regression_data
-    with pytest.raises(TrainingError, match="too few"):
-        training.check_training_data(rdf.head(4), rconfig)
+    with pytest.raises(TrainingError, match="cannot be split into train"):
+        split(rdf.head(2), rconfig)
     with pytest.raises(TrainingError, match="must be numeric"):
         training.check_training_data(rdf.assign(target="x"), rconfig)
 
@@ -429,3 +430,29 @@ def test_trusted_types_cover_every_estimator_family():
         found |= set(sio.get_untrusted_types(data=sio.dumps(pipe)))
     assert found <= set(TRUSTED_TYPES)
     assert "sklearn.tree._tree.Tree" in found
+
+
+def test_candidates_are_ranked_on_validation_rows_and_never_read_the_test_rows(mlflow_client, churn_config, churn_frame):
+    """The test rows are the gate's: training neither fits, scores nor ranks on them, and its record
+    of the rows it saw (training_rows.parquet) holds exactly the train and validation rows."""
+    from airflow_mlops.core import rows
+
+    config = fast_churn_config(churn_config)
+    roles = split(churn_frame, config)
+    poisoned = dataclasses.replace(roles, test=roles.test.assign(tenure_months="poison", churned=7))
+    results = [
+        training.train_candidate(
+            poisoned, config, name, client=mlflow_client, experiment=config.name, data_digest=DIGEST,
+            data_uri="file:///snapshots/churn.parquet", tags={},
+        )
+        for name in ("logistic_regression", "random_forest")
+    ]
+    for result in results:
+        model = training.load_model(result["model_uri"])
+        assert result["metrics"] == pytest.approx(training.model_metrics(model, roles.validation, config))
+        local = mlflow_client.download_artifacts(result["run_id"], rows.TRAINING_ROWS_ARTIFACT)
+        record = rows.read_record(local, "test")
+        assert set(record.hashes.tolist()) == set(rows.row_hashes(roles.seen).tolist())
+        assert set(record.hashes.tolist()).isdisjoint(rows.row_hashes(roles.test).tolist())
+    best = training.select_best(results, config)
+    assert best["primary_value"] == max(r["metrics"]["roc_auc"] for r in results)

@@ -48,9 +48,23 @@ class SecurityConfig:
     allow_pickle_models: bool = False  # load pickle/cloudpickle model files (they can run code while loading)
 
 
+SPLIT_STRATEGIES = ("time", "random")
+
+
 @dataclass(frozen=True)
 class SplitConfig:
+    """Which rows of a snapshot train, which rank the candidates (validation), which judge (test).
+
+    ``time`` (the default with a date column): the newest days are the test rows, the days before
+    them validation, the rest training; ``*_days`` count days, else ``*_size`` is the share of days.
+    ``random``: a seeded three-way split, ``*_size`` the share of rows (stratified on the target).
+    """
+
+    strategy: str | None = None  # time | random; None: time when source.date_column is set, else random
+    test_days: int | None = None
+    validation_days: int | None = None
     test_size: float = 0.2
+    validation_size: float = 0.2
     stratify: bool = True
 
 
@@ -80,7 +94,8 @@ class EvaluationConfig:
     bootstrap_samples: int = 1000
     guard_rails: dict[str, float] = field(default_factory=dict)  # metric -> largest tolerated regression
     floors: dict[str, float] = field(default_factory=dict)  # metric -> worst acceptable value
-    leakage_threshold: float | None = 0.999  # a holdout primary score this good smells of target leakage
+    leakage_threshold: float | None = 0.999  # a test-set primary score this good smells of target leakage
+    min_test_rows: int = 500  # fewer clean test rows (after excluding the champion's): REJECT, never a promotion
 
 
 @dataclass(frozen=True)
@@ -142,6 +157,11 @@ class PipelineConfig:
     @property
     def is_classification(self) -> bool:
         return self.task != "regression"
+
+    @property
+    def split_strategy(self) -> str:
+        """The split strategy in force: the configured one, else time when there is a date column."""
+        return self.split.strategy or ("time" if self.source.date_column else "random")
 
     def candidate(self, name: str) -> Candidate:
         for c in self.candidates:
@@ -294,11 +314,7 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
             met.fail(f"{m!r} is not a metric for {task}; allowed: {', '.join(allowed)}", "others")
     met.done()
 
-    spl = top.sub("split", {})
-    split = SplitConfig(test_size=float(spl.get("test_size", float, 0.2)), stratify=spl.get("stratify", bool, True))
-    spl.done()
-    if not 0.0 < split.test_size < 1.0:
-        spl.fail(f"must be between 0 and 1, got {split.test_size}", "test_size")
+    split = _split_config(top.sub("split", {}), source)
 
     ev = top.sub("evaluation", {})
     evaluation = EvaluationConfig(
@@ -308,6 +324,7 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         guard_rails=_metric_map(ev, "guard_rails", allowed),
         floors=_metric_map(ev, "floors", allowed),
         leakage_threshold=ev.get("leakage_threshold", (float, type(None)), 0.999),
+        min_test_rows=ev.get("min_test_rows", int, 500),
     )
     ev.done()
     if not 0.5 <= evaluation.confidence < 1.0:
@@ -316,6 +333,8 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         ev.fail(f"use at least 100 resamples, got {evaluation.bootstrap_samples}", "bootstrap_samples")
     if evaluation.margin < 0:
         ev.fail(f"must be >= 0, got {evaluation.margin}", "margin")
+    if evaluation.min_test_rows < 2:
+        ev.fail(f"must be >= 2, got {evaluation.min_test_rows}", "min_test_rows")
 
     dep = top.sub("deployment", {})
     deployment = DeploymentConfig(
@@ -379,6 +398,36 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         path=file,
         raw=data,
     )
+
+
+def _split_config(spl: _Reader, source: SourceConfig) -> SplitConfig:
+    split = SplitConfig(
+        strategy=spl.get("strategy", str, None, SPLIT_STRATEGIES),
+        test_days=spl.get("test_days", int, None),
+        validation_days=spl.get("validation_days", int, None),
+        test_size=float(spl.get("test_size", float, 0.2)),
+        validation_size=float(spl.get("validation_size", float, 0.2)),
+        stratify=spl.get("stratify", bool, True),
+    )
+    spl.done()
+    for key in ("test_size", "validation_size"):
+        if not 0.0 < getattr(split, key) < 1.0:
+            spl.fail(f"must be between 0 and 1, got {getattr(split, key)}", key)
+    if split.test_size + split.validation_size >= 1.0:
+        spl.fail(f"test_size + validation_size must leave rows to train on, got {split.test_size} + "
+                 f"{split.validation_size}", "validation_size")
+    for key in ("test_days", "validation_days"):
+        value = getattr(split, key)
+        if value is not None and value < 1:
+            spl.fail(f"must be >= 1, got {value}", key)
+        if value is not None and split.strategy == "random":
+            spl.fail("counts days of a time split; the random split takes test_size / validation_size", key)
+    if split.strategy == "time" and not source.date_column:
+        spl.fail("'time' needs source.date_column (the day each row belongs to); set it, or use 'random'", "strategy")
+    if split.strategy is None and not source.date_column and (split.test_days or split.validation_days):
+        spl.fail("test_days / validation_days need source.date_column (a time split); use test_size / "
+                 "validation_size for a random split", "test_days" if split.test_days else "validation_days")
+    return split
 
 
 def _metric_map(reader: _Reader, key: str, allowed: tuple[str, ...]) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Load the training window, freeze it as an immutable Parquet snapshot, split it.
+"""Load the training window and freeze it as an immutable Parquet snapshot (core.rows splits it).
 
 The source is a CSV/Parquet file or a folder of daily files (``churn_YYYY-MM-DD.csv``).
 ``take_snapshot`` refuses a source outside the allowed folders, reads the window, checks the file
@@ -131,15 +131,6 @@ def read_snapshot(uri: str | Path) -> pd.DataFrame:
         raise DataSourceError(
             f"{path}: snapshot is not a readable Parquet file ({exc}); re-run the snapshot task"
         ) from None
-
-
-def split_frame(df: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train/holdout split, deterministic by ``config.seed``; stratified on the target for classifiers."""
-    from sklearn.model_selection import train_test_split
-
-    stratify = df[config.target] if config.is_classification and config.split.stratify else None
-    train, holdout = train_test_split(df, test_size=config.split.test_size, random_state=config.seed, stratify=stratify)
-    return train, holdout
 
 
 # --------------------------------------------------------------------------- locating files

@@ -24,6 +24,14 @@ class TrainingError(MlopsError):
     """The model cannot be trained on this data (names the column and what to do)."""
 
 
+class EvaluationError(MlopsError):
+    """The champion/challenger comparison cannot be made (names the model, version or column)."""
+
+
+class SplitError(TrainingError):
+    """The snapshot cannot be split into train, validation and test rows (names the window and the keys)."""
+
+
 class MlflowUnavailableError(Exception):
     """The MLflow server cannot be reached (down, timed out, or 429/5xx after MLflow's retries); names the URI.
 

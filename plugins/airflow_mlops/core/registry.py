@@ -709,7 +709,7 @@ def _ledger_run_id(client: MlflowClient, name: str, *, create: bool) -> str | No
         )
         if runs:
             run_id = runs[0].info.run_id
-            client.set_registered_model_tag(name, LEDGER_RUN_TAG, run_id)
+            _tag_ledger_run(client, name, run_id)
             return run_id
     if not create:
         return None
@@ -724,8 +724,20 @@ def _ledger_run_id(client: MlflowClient, name: str, *, create: bool) -> str | No
         order_by=["attributes.start_time ASC", "attributes.run_id ASC"],
         max_results=1,
     )[0].info.run_id
-    client.set_registered_model_tag(name, LEDGER_RUN_TAG, oldest)
+    _tag_ledger_run(client, name, oldest)
     return oldest
+
+
+def _tag_ledger_run(client: MlflowClient, name: str, run_id: str) -> None:
+    """Point the model's ledger tag at `run_id`. Two first promotions may write it at the same moment:
+    a SQL store then refuses the second insert (a unique key), which is fine when the first wrote the same id."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.set_registered_model_tag(name, LEDGER_RUN_TAG, run_id)
+    except MlflowException:
+        if client.get_registered_model(name).tags.get(LEDGER_RUN_TAG) != run_id:
+            client.set_registered_model_tag(name, LEDGER_RUN_TAG, run_id)
 
 
 def _read_ledger(client: MlflowClient, run_id: str) -> list[dict]:

@@ -43,7 +43,7 @@ def _save(fig: Figure, path: str | Path) -> Path:
 def roc_plot(
     y_true: Any, scores: Mapping[str, np.ndarray], labels: Sequence[Any], path: str | Path, *, title: str = "ROC"
 ) -> Path:
-    """ROC curves of several models on the same holdout (one-vs-rest, micro-averaged for multiclass).
+    """ROC curves of several models on the same test rows (one-vs-rest, micro-averaged for multiclass).
 
     `scores` maps a model's name to its predict_proba array (n, n_classes) in `labels` order, or
     to 1-D positive-class scores for a binary task.
@@ -165,6 +165,7 @@ def evaluation_html(result: EvaluationResult, images: Sequence[str] = ()) -> str
     )
     pictures = "".join(f'<img src="{html.escape(name)}" alt="{html.escape(name)}">' for name in images)
     champion = html.escape(result.champion_uri or "none (first model)")
+    judged = html.escape(result.test_rows.describe()) if result.test_rows is not None else f"{result.n_rows} test rows"
     confidence = result.config.evaluation.confidence
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -181,7 +182,8 @@ img {{ max-width: 48%; margin: 0.5em; border: 1px solid #eee; }}
 <h1>{html.escape(result.config.name)}: champion vs challenger</h1>
 <p class="verdict">{html.escape(verdict.decision)}</p>
 <p>challenger {html.escape(result.challenger_uri)} &middot; champion {champion} &middot;
-holdout {result.n_rows} rows &middot; primary metric {html.escape(result.config.metrics.primary)}</p>
+primary metric {html.escape(result.config.metrics.primary)}</p>
+<p>{judged}</p>
 <h2>Reasons</h2><ul>{reasons}</ul>
 <h2>Metrics</h2>
 <table><tr><th>metric</th><th>better</th><th>challenger</th><th>champion</th>

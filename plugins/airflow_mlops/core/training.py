@@ -1,4 +1,6 @@
-"""Model spec -> scikit-learn Pipeline; fit; holdout metrics; one MLflow run per candidate.
+"""Model spec -> scikit-learn Pipeline; fit on the train rows; validation metrics; one MLflow run per candidate.
+
+Candidates are ranked on the validation rows only: the test rows are the gate's (core.rows).
 
 Plain Python (no Airflow). Every error names the candidate, the column or the parameter.
 """
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.models import ModelSignature
     from sklearn.pipeline import Pipeline
+
+    from airflow_mlops.core.rows import Split
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +225,6 @@ def check_training_data(df: pd.DataFrame, config: PipelineConfig) -> None:
             f"{where}: target column {config.target!r} has {n_missing} missing value(s) (NaN) in {len(df)} rows; "
             f"labels must be complete: drop or fix those rows upstream (the expectation suite should catch them)"
         )
-    test_size = config.split.test_size
     if config.is_classification:
         counts = y.value_counts()
         if len(counts) < 2:
@@ -237,22 +240,6 @@ def check_training_data(df: pd.DataFrame, config: PipelineConfig) -> None:
                 f"({', '.join(repr(_scalar(k)) for k in counts.index[:10])}) but target.task is binary_classification; "
                 f"use multiclass_classification or fix the labels"
             )
-        # Each class must reach both sides of the split (stratified or not).
-        need = max(2, math.ceil(1 / test_size), math.ceil(1 / (1 - test_size)))
-        rare = counts[counts < need]
-        if len(rare):
-            listed = ", ".join(f"{_scalar(k)!r}: {v}" for k, v in rare.items())
-            raise TrainingError(
-                f"{where}: target column {config.target!r} has too few rows per class for a holdout of "
-                f"{test_size:.0%} (need >= {need} per class, got {listed}); widen the training window "
-                f"(source.window_days) or lower split.test_size"
-            )
-        n_holdout = math.ceil(len(df) * test_size)
-        if n_holdout < len(counts) or len(df) - n_holdout < len(counts):
-            raise TrainingError(
-                f"{where}: {len(df)} rows cannot be split into train and a {test_size:.0%} holdout holding all "
-                f"{len(counts)} classes; widen the training window (source.window_days)"
-            )
     else:
         from pandas.api.types import is_numeric_dtype
 
@@ -260,12 +247,6 @@ def check_training_data(df: pd.DataFrame, config: PipelineConfig) -> None:
             raise TrainingError(
                 f"{where}: target column {config.target!r} has dtype {y.dtype}, but a regression target "
                 f"must be numeric; fix the column or the task"
-            )
-        n_holdout = math.floor(len(df) * test_size)
-        if n_holdout < 2 or len(df) - n_holdout < 2:
-            raise TrainingError(
-                f"{where}: {len(df)} rows are too few for a {test_size:.0%} holdout (need >= 2 rows on each "
-                f"side); widen the training window (source.window_days)"
             )
 
 
@@ -277,9 +258,39 @@ def _scalar(value: Any) -> Any:
 # --------------------------------------------------------------------------- training
 
 
+def fit_candidate(train: pd.DataFrame, config: PipelineConfig, candidate_name: str) -> tuple[Pipeline, float]:
+    """The candidate's pipeline fitted on `train`, and the seconds the fit took."""
+    candidate = config.candidate(candidate_name)
+    pipeline = build_pipeline(config, candidate)
+    log.info(
+        "%s: fit started (%s, %d train rows, %d features)",
+        candidate.name, candidate.estimator, len(train), len(config.features),
+    )
+    started = time.perf_counter()
+    try:
+        pipeline.fit(train[config.feature_names], train[config.target])
+    except (ValueError, TypeError) as exc:  # bad data or parameter values: a retry cannot help
+        raise TrainingError(f"candidate {candidate.name!r} ({candidate.estimator}): fit failed: {exc}") from exc
+    seconds = time.perf_counter() - started
+    log.info("%s: fit done in %.2f s", candidate.name, seconds)
+    return pipeline, seconds
+
+
+def model_metrics(model: Any, rows: pd.DataFrame, config: PipelineConfig, names: Sequence[str] | None = None) -> dict[str, float]:
+    """The named metrics (default: the config's) of a fitted model on `rows`."""
+    x, y = rows[config.feature_names], rows[config.target]
+    labels = list(model.classes_) if config.is_classification else None
+    proba = None
+    if config.is_classification:
+        if hasattr(model, "predict_proba"):
+            proba = model.predict_proba(x)
+        elif hasattr(model, "decision_function") and config.task == "binary_classification":
+            proba = model.decision_function(x)
+    return compute_metrics(config.task, y, model.predict(x), proba, names or config.metrics.all, labels=labels)
+
+
 def train_candidate(
-    df_train: pd.DataFrame,
-    df_holdout: pd.DataFrame,
+    split: Split,
     config: PipelineConfig,
     candidate_name: str,
     *,
@@ -289,41 +300,24 @@ def train_candidate(
     data_uri: str,
     tags: dict[str, str],
 ) -> dict:
-    """Fit one candidate, score it on the holdout and log everything to one MLflow run.
+    """Fit one candidate on the split's train rows, score it on its validation rows, log one MLflow run.
 
+    The run keeps the model, its validation metrics (what candidates are ranked by) and
+    ``training_rows.parquet``: the hashes of every row it was trained or selected on, which the
+    gate excludes from its test rows when this model is the champion. The test rows are not read.
     Returns {candidate, run_id, model_uri, metrics, primary_metric, primary_value, estimator}.
     """
+    import tempfile
+
     import mlflow
 
+    from airflow_mlops.core import rows
+
     candidate = config.candidate(candidate_name)
-    pipeline = build_pipeline(config, candidate)
-    features = config.feature_names
-    x_train, y_train = df_train[features], df_train[config.target]
-    x_holdout, y_holdout = df_holdout[features], df_holdout[config.target]
-
-    log.info(
-        "%s: fit started (%s, %d train rows, %d features)",
-        candidate.name, candidate.estimator, len(x_train), len(features),
-    )
-    started = time.perf_counter()
-    try:
-        pipeline.fit(x_train, y_train)
-    except (ValueError, TypeError) as exc:  # bad data or parameter values: a retry cannot help
-        raise TrainingError(f"candidate {candidate.name!r} ({candidate.estimator}): fit failed: {exc}") from exc
-    fit_seconds = time.perf_counter() - started
-    log.info("%s: fit done in %.2f s", candidate.name, fit_seconds)
-
-    y_pred = pipeline.predict(x_holdout)
-    labels = list(pipeline.classes_) if config.is_classification else None
-    y_proba = None
-    if config.is_classification:
-        if hasattr(pipeline, "predict_proba"):
-            y_proba = pipeline.predict_proba(x_holdout)
-        elif hasattr(pipeline, "decision_function") and config.task == "binary_classification":
-            y_proba = pipeline.decision_function(x_holdout)
-    metrics = compute_metrics(config.task, y_holdout, y_pred, y_proba, config.metrics.all, labels=labels)
+    pipeline, fit_seconds = fit_candidate(split.train, config, candidate_name)
+    metrics = model_metrics(pipeline, split.validation, config)
     primary = config.metrics.primary
-    log.info("%s: holdout metrics %s", candidate.name, ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    log.info("%s: validation metrics %s", candidate.name, ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
 
     run_tags = {
         **tags,
@@ -332,8 +326,9 @@ def train_candidate(
         "seed": str(config.seed),
         "mlops.candidate": candidate.name,
     }
+    x_train, y_train = split.train[config.feature_names], split.train[config.target]
     with tracking.active_run(client, experiment, run_name=candidate.name, tags=run_tags) as run_id:
-        mlflow.log_params(_run_params(config, candidate, len(df_train), len(df_holdout)))
+        mlflow.log_params(_run_params(config, candidate, split))
         mlflow.log_metrics({**metrics, "fit_seconds": fit_seconds})
         with warnings.catch_warnings():
             # MLflow registers two equal local-file dataset sources and warns about the ambiguity, and
@@ -341,11 +336,14 @@ def train_candidate(
             warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")
             warnings.filterwarnings("ignore", message=".*integer column.*")
             dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
-                df_train, source=data_uri, name=f"{config.name}-train", digest=_dataset_digest(data_digest),
+                split.train, source=data_uri, name=f"{config.name}-train", digest=_dataset_digest(data_digest),
                 targets=config.target,
             )
             mlflow.log_input(dataset, context="training")  # computes the dataset schema (lazily)
         mlflow.log_dict(config.raw, "config/pipeline.yaml")
+        with tempfile.TemporaryDirectory(prefix="mlops-rows-") as tmp:
+            record = rows.write_record(rows.training_record(split), f"{tmp}/{rows.TRAINING_ROWS_ARTIFACT}")
+            mlflow.log_artifact(str(record))
         started = time.perf_counter()
         info = log_sklearn_model(pipeline, config, x_train.head(5), y_train)
         log.info("%s: model logged in %.2f s: %s", candidate.name, time.perf_counter() - started, info.model_uri)
@@ -361,19 +359,25 @@ def train_candidate(
     }
 
 
-def _run_params(config: PipelineConfig, candidate: Candidate, n_train: int, n_holdout: int) -> dict[str, Any]:
+def _run_params(config: PipelineConfig, candidate: Candidate, split: Split) -> dict[str, Any]:
+    from airflow_mlops.core.rows import date_span
+
     ours: dict[str, Any] = {
         "candidate": candidate.name,
         "estimator": candidate.estimator,
         "task": config.task,
         "target": config.target,
-        "split.test_size": config.split.test_size,
-        "split.stratify": config.split.stratify,
+        "split.strategy": split.strategy,
         "seed": config.seed,
-        "n_rows.train": n_train,
-        "n_rows.holdout": n_holdout,
+        "n_rows.train": len(split.train),
+        "n_rows.validation": len(split.validation),
+        "n_rows.test": len(split.test),
         "n_features": len(config.features),
     }
+    for role in ("train", "validation", "test"):
+        span = date_span(getattr(split, role), split.date_column)
+        if span:
+            ours[f"split.{role}_days"] = f"{span[0]}..{span[1]}"
     for key, value in candidate.params.items():
         ours[f"params.{key}" if key in ours else key] = value
     return ours
@@ -472,7 +476,8 @@ def pinned_requirements() -> list[str]:
 
 
 def select_best(results: list[dict], config: PipelineConfig) -> dict:
-    """The best result by the primary metric (lower is better for log_loss/rmse/mae); ties go to config order."""
+    """The best result by its validation primary metric (lower is better for log_loss/rmse/mae); ties go
+    to config order. Results carry validation metrics only: the test rows never choose the challenger."""
     if not results:
         raise TrainingError(f"{config.path}: no trained candidates to choose from; did every training task fail?")
     primary = config.metrics.primary

@@ -16,11 +16,12 @@ if TYPE_CHECKING:
 
 
 class ChampionChallengerOperator(MlopsBaseOperator):
-    """Score champion and challenger on the same holdout and decide: PROMOTE, REJECT or NO_BASELINE_PROMOTE.
+    """Score champion and challenger on the same test rows and decide: PROMOTE, REJECT or NO_BASELINE_PROMOTE.
 
-    The holdout is the challenger's own (the deterministic split of the snapshot it was trained
-    on). The verdict, its reasons and evidence (metric table, plots, bootstrap) go to an MLflow
-    evaluation run and onto the challenger version's tags. Returns a small dict for the branch.
+    The test rows are the challenger's test split of its snapshot (out of time with a date
+    column) minus every row the champion was trained or selected on. The verdict, its reasons and
+    evidence (metric table, plots, bootstrap, the test rows' hashes) go to an MLflow evaluation
+    run and onto the challenger version's tags. Returns a small dict for the branch.
 
     :param snapshot: the dict returned by DataSnapshotOperator
     :param challenger: the dict returned by RegisterChallengerOperator (name, version)
@@ -37,7 +38,8 @@ class ChampionChallengerOperator(MlopsBaseOperator):
 
     def execute(self, context: Context) -> dict:
         from airflow_mlops.core import evaluation, registry
-        from airflow_mlops.core.data import read_snapshot, split_frame
+        from airflow_mlops.core.data import read_snapshot
+        from airflow_mlops.core.rows import split_roles
 
         config = self.load_config()
         name, version = self.challenger["name"], str(self.challenger["version"])
@@ -47,9 +49,9 @@ class ChampionChallengerOperator(MlopsBaseOperator):
             "Challenger %s v%s vs champion %s", name, version, f"v{champion_version}" if champion_version else "(none yet)"
         )
         with fail_on_bad_input():
-            _, holdout = split_frame(read_snapshot(self.snapshot["uri"]), config)
+            test = split_roles(read_snapshot(self.snapshot["uri"]), config).test
             result = evaluation.evaluate(
-                self.client, config, holdout,
+                self.client, config, test,
                 challenger_uri=f"models:/{name}/{version}",
                 champion_uri=f"models:/{name}/{champion_version}" if champion_version else None,
                 window_end=self.snapshot.get("window_end"),
@@ -73,6 +75,7 @@ class ChampionChallengerOperator(MlopsBaseOperator):
             "challenger_version": version,
             "champion_version": champion_version,
             "evaluation_run_id": run_id,
+            "test_rows": None if result.test_rows is None else result.test_rows.summary(),
         }
 
 

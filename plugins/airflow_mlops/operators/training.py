@@ -27,7 +27,9 @@ class PipelineCandidatesOperator(MlopsBaseOperator):
 
 
 class TrainModelOperator(MlopsBaseOperator):
-    """Fit one candidate model on the snapshot and log it to MLflow (params, metrics, data, model).
+    """Fit one candidate on the snapshot's train rows, score it on the validation rows, and log it to
+    MLflow (params, validation metrics, data, the record of the rows it saw, the model). The test
+    rows are left for the gate.
 
     Returns {candidate, run_id, model_uri, metrics, primary_metric, primary_value}.
 
@@ -46,8 +48,9 @@ class TrainModelOperator(MlopsBaseOperator):
 
     def execute(self, context: Context) -> dict:
         from airflow_mlops.core import training
-        from airflow_mlops.core.data import read_snapshot, split_frame
+        from airflow_mlops.core.data import read_snapshot
         from airflow_mlops.core.errors import TrainingError
+        from airflow_mlops.core.rows import split_roles
 
         config = self.load_config()
         with fail_on_bad_input():
@@ -55,23 +58,26 @@ class TrainModelOperator(MlopsBaseOperator):
             frame = read_snapshot(self.snapshot["uri"])
             try:
                 training.check_training_data(frame, config)
+                split = split_roles(frame, config)
             except TrainingError as exc:
                 raise TrainingError(f"{exc} (the batch is kept for inspection at {self.snapshot['uri']})") from None
-            train, holdout = split_frame(frame, config)
-            self.log.info("Training %r on %d rows, holding out %d", self.candidate, len(train), len(holdout))
+            self.log.info("Training %r: %s", self.candidate, split.describe())
             result = training.train_candidate(
-                train, holdout, config, self.candidate,
+                split, config, self.candidate,
                 client=self.client, experiment=config.name,
                 data_digest=self.snapshot["digest"], data_uri=self.snapshot["uri"],
                 tags=self.run_tags(context, data__digest=self.snapshot["digest"], mlops__step="train"),
             )
         self.push_run(context, result["run_id"])
-        self.log.info("%s: %s", self.candidate, ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items()))
+        self.log.info(
+            "%s, validation: %s", self.candidate, ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items())
+        )
         return result
 
 
 class RegisterChallengerOperator(MlopsBaseOperator):
-    """Pick the best trained candidate and register it as a new model version with alias `challenger`.
+    """Pick the best trained candidate on the validation rows and register it as a new model version
+    with alias `challenger`.
 
     A retry finds the version it already registered (same run, same data digest).
 
@@ -100,7 +106,7 @@ class RegisterChallengerOperator(MlopsBaseOperator):
             best = training.select_best(results, config)
         for r in results:
             mark = "  <- best" if r["candidate"] == best["candidate"] else ""
-            self.log.info("%-28s %s=%.4f%s", r["candidate"], config.metrics.primary, r["primary_value"], mark)
+            self.log.info("%-28s validation %s=%.4f%s", r["candidate"], config.metrics.primary, r["primary_value"], mark)
         tags = self.run_tags(
             context, data__digest=self.snapshot["digest"], mlops__candidate=best["candidate"],
             mlops__primary_metric=config.metrics.primary, mlops__primary_value=f"{best['primary_value']:.6f}",

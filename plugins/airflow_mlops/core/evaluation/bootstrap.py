@@ -1,0 +1,205 @@
+"""The paired bootstrap of the gain on the primary metric, as weighted metrics over the test rows.
+
+"Gain" is oriented so that positive means better (``challenger - champion`` for higher-is-better
+metrics, ``champion - challenger`` for LOWER_IS_BETTER ones).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.core.errors import EvaluationError
+from airflow_mlops.core.training import LOWER_IS_BETTER
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import numpy as np
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """The observed gain on the primary metric and its percentile interval (positive = challenger better)."""
+
+    diff: float
+    low: float
+    high: float
+    samples: np.ndarray = field(repr=False)
+    metric: str = ""
+    confidence: float = 0.95
+
+
+def paired_bootstrap(
+    y_true: Any,
+    pred_challenger: Any,
+    pred_champion: Any,
+    metric: str,
+    *,
+    task: str,
+    labels: Sequence[Any] | None,
+    n: int,
+    seed: int,
+    confidence: float,
+) -> BootstrapResult:
+    """Resample test rows with replacement (the same rows for both models) and take the percentile
+    interval of the gain on `metric`.
+
+    `pred_*` are predict_proba arrays (n, n_classes) in `labels` order (1-D positive-class
+    probabilities are accepted for binary tasks) or regression predictions. Label metrics use the
+    most probable class. Same seed, same result.
+
+    A resample is a multinomial count vector w (how often each row was drawn), so every metric is
+    a weighted metric over the original rows, computed in O(rows): AUC as a weighted Mann-Whitney
+    statistic against the negatives sorted once, label metrics from a weighted confusion matrix,
+    the others from per-row losses. The values equal compute_metrics on the resampled rows.
+    """
+    import numpy as np
+
+    y = np.asarray(y_true)
+    rows = len(y)
+    if rows < 2:
+        raise EvaluationError(f"paired bootstrap of {metric!r}: the test rows are {rows} row(s); need at least 2")
+    if not 0 < confidence < 1:
+        raise EvaluationError(f"paired bootstrap: confidence must be in (0, 1), got {confidence}")
+    challenger = _metric_kernel(metric, task, y, pred_challenger, labels)
+    champion = _metric_kernel(metric, task, y, pred_champion, labels)
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    ones = np.ones(rows)
+    diff = sign * (challenger(ones) - champion(ones))
+    rng = np.random.default_rng(seed)
+    samples = np.empty(n)
+    for b in range(n):
+        weights = np.bincount(rng.integers(0, rows, rows), minlength=rows).astype(float)
+        samples[b] = sign * (challenger(weights) - champion(weights))
+    valid = samples[np.isfinite(samples)]
+    if len(valid) < max(2, n // 2):
+        raise EvaluationError(
+            f"paired bootstrap of {metric!r}: only {len(valid)} of {n} resamples could be scored (a class is "
+            f"too rare in the {rows} test rows); use more test rows (split.test_days)"
+        )
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(valid, [alpha, 1.0 - alpha])
+    return BootstrapResult(float(diff), float(low), float(high), valid, metric=metric, confidence=confidence)
+
+
+def _metric_kernel(
+    metric: str, task: str, y: np.ndarray, pred: Any, labels: Sequence[Any] | None
+) -> Callable[[np.ndarray], float]:
+    """f(w) -> the metric with row weights w (counts of a resample; all ones: the test rows themselves),
+    with the semantics of training.compute_metrics."""
+    import numpy as np
+
+    if task == "regression":
+        return _regression_kernel(metric, np.asarray(y, dtype=float), np.asarray(pred, dtype=float))
+    labels = list(labels) if labels is not None else sorted(set(y.tolist()))
+    k = len(labels)
+    proba = np.asarray(pred, dtype=float)
+    if proba.ndim == 1:
+        if k != 2:
+            raise EvaluationError(f"metric {metric!r}: 1-D scores are only accepted for a binary task")
+        proba = np.column_stack([1.0 - proba, proba])
+    if proba.shape != (len(y), k):
+        raise EvaluationError(f"metric {metric!r}: predictions have shape {proba.shape}, expected ({len(y)}, {k})")
+    y_idx = _label_index(y, labels)
+    if metric == "roc_auc":
+        if k == 2:
+            return _auc_kernel(y_idx == 1, proba[:, 1])
+        per_class = [_auc_kernel(y_idx == c, proba[:, c]) for c in range(k)]
+        return lambda w: float(np.mean([f(w) for f in per_class]))
+    if metric == "log_loss":
+        eps = np.finfo(proba.dtype).eps
+        loss = -np.log(np.clip(proba[np.arange(len(y)), y_idx], eps, 1.0 - eps))
+        return lambda w: float(np.dot(w, loss) / w.sum())
+    if metric in ("accuracy", "f1", "precision", "recall"):
+        code = y_idx * k + proba.argmax(axis=1)
+        return lambda w: _from_confusion(metric, np.bincount(code, weights=w, minlength=k * k), k)
+    raise EvaluationError(f"unknown classification metric {metric!r}")
+
+
+def _label_index(y: np.ndarray, labels: list[Any]) -> np.ndarray:
+    import numpy as np
+
+    position = {label: i for i, label in enumerate(labels)}
+    try:
+        return np.fromiter((position[v] for v in y.tolist()), dtype=np.intp, count=len(y))
+    except KeyError as exc:
+        raise EvaluationError(f"the test rows hold class {exc.args[0]!r}, unknown to the model (classes {labels})") from None
+
+
+def _auc_kernel(positive: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray], float]:
+    """Weighted Mann-Whitney AUC: sum over positives i of w_i * (W_neg below s_i + W_neg tied with s_i / 2),
+    divided by W_pos * W_neg. The negatives are sorted by score once and every positive's place among
+    them found once (searchsorted left/right), so a resample costs one cumulative sum and one dot
+    product: exactly roc_auc_score on the resampled rows, ties included.
+    """
+    import numpy as np
+
+    pos_rows = np.flatnonzero(positive)
+    neg_rows = np.flatnonzero(~positive)
+    neg_rows = neg_rows[np.argsort(score[neg_rows], kind="stable")]
+    neg_scores = score[neg_rows]
+    below = np.searchsorted(neg_scores, score[pos_rows], side="left")
+    below_or_tied = np.searchsorted(neg_scores, score[pos_rows], side="right")
+    ties = bool(np.any(below != below_or_tied))  # any positive scored exactly like some negative
+    cum = np.zeros(len(neg_rows) + 1)
+
+    def auc(w: np.ndarray) -> float:
+        np.cumsum(w[neg_rows], out=cum[1:])  # cum[j]: weight of the j lowest-scored negatives
+        w_pos = w[pos_rows]
+        total_pos, total_neg = float(w_pos.sum()), float(cum[-1])
+        if total_pos == 0 or total_neg == 0:
+            return math.nan
+        twice = cum[below] + cum[below_or_tied] if ties else 2.0 * cum[below]
+        return float(np.dot(w_pos, twice)) / (2.0 * total_pos * total_neg)
+
+    return auc
+
+
+def _from_confusion(metric: str, counts: np.ndarray, k: int) -> float:
+    """accuracy / precision / recall / f1 from a flattened (weighted) confusion matrix (binary: positive =
+    last label, multiclass: macro average; zero_division=0)."""
+    import numpy as np
+
+    cm = counts.reshape(k, k)
+    if metric == "accuracy":
+        return float(np.trace(cm)) / float(cm.sum())
+    tp = np.diag(cm).astype(float)
+    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
+    if k == 2:
+        tp, predicted, actual = tp[1:], predicted[1:], actual[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric == "precision":
+            per_class = np.where(predicted > 0, tp / predicted, 0.0)
+        elif metric == "recall":
+            per_class = np.where(actual > 0, tp / actual, 0.0)
+        else:
+            per_class = np.where(predicted + actual > 0, 2 * tp / (predicted + actual), 0.0)
+    return float(per_class.mean())
+
+
+def _regression_kernel(metric: str, y: np.ndarray, pred: np.ndarray) -> Callable[[np.ndarray], float]:
+    import numpy as np
+
+    if pred.shape != y.shape:
+        raise EvaluationError(f"metric {metric!r}: predictions have shape {pred.shape}, expected {y.shape}")
+    error = y - pred
+    if metric == "rmse":
+        sq = error**2
+        return lambda w: float(np.sqrt(np.dot(w, sq) / w.sum()))
+    if metric == "mae":
+        ae = np.abs(error)
+        return lambda w: float(np.dot(w, ae) / w.sum())
+    if metric == "r2":
+        sq = error**2
+        centred = y - y.mean()  # r2 does not change when y shifts; centring keeps the sums precise
+
+        def r2(w: np.ndarray) -> float:
+            total_w = float(w.sum())
+            mean = float(np.dot(w, centred)) / total_w
+            total = float(np.dot(w, centred**2)) - total_w * mean**2
+            return 1.0 - float(np.dot(w, sq)) / total if total > 0 else math.nan
+
+        return r2
+    raise EvaluationError(f"unknown regression metric {metric!r}")

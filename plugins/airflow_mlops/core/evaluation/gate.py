@@ -1,0 +1,281 @@
+"""Champion vs challenger on the test rows neither saw: scores, the paired bootstrap, the verdict."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.core import rows as rows_mod
+from airflow_mlops.core import training
+from airflow_mlops.core.errors import EvaluationError
+from airflow_mlops.core.evaluation.bootstrap import BootstrapResult, paired_bootstrap
+from airflow_mlops.core.evaluation.decision import Verdict, decide, implausibly_perfect, unscored_verdict
+from airflow_mlops.core.evaluation.leakage import leakage_suspects
+from airflow_mlops.core.evaluation.models import Loaded, align_classes, compare_signatures, load, score
+from airflow_mlops.core.training import LOWER_IS_BETTER
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from airflow_mlops.core.config import PipelineConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluationResult:
+    """Everything the verdict was based on, including the arrays the plots need."""
+
+    config: PipelineConfig
+    verdict: Verdict
+    challenger_uri: str
+    champion_uri: str | None
+    challenger_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+    bootstrap: BootstrapResult | None
+    signature_diff: list[str]
+    leakage: list[str]
+    y_true: np.ndarray = field(repr=False)
+    labels: list[Any] | None  # class labels in the column order of the score arrays (classification)
+    challenger_scores: np.ndarray = field(repr=False)  # predict_proba (classification) or predictions
+    champion_scores: np.ndarray | None = field(repr=False)
+    test_rows: rows_mod.TestRows | None = field(default=None, repr=False)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.y_true)
+
+    def metric_table(self) -> list[dict[str, Any]]:
+        """One row per metric: both values, the difference (challenger - champion), the gain and its interval."""
+        primary = self.config.metrics.primary
+        champion = self.champion_metrics or {}
+        rows = []
+        for name, value in self.challenger_metrics.items():
+            other = champion.get(name)
+            difference = None if other is None else value - other
+            gain = None if difference is None else (-difference if name in LOWER_IS_BETTER else difference)
+            boot = self.bootstrap if name == primary else None
+            rows.append(
+                {
+                    "metric": name,
+                    "primary": name == primary,
+                    "better": "lower" if name in LOWER_IS_BETTER else "higher",
+                    "challenger": value,
+                    "champion": other,
+                    "difference": difference,
+                    "gain": gain,
+                    "ci_low": None if boot is None else boot.low,
+                    "ci_high": None if boot is None else boot.high,
+                }
+            )
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        """The verdict and its basis as JSON-safe values (verdict.json; small enough for XCom)."""
+        ev = self.config.evaluation
+        boot = self.bootstrap
+        return {
+            "decision": self.verdict.decision,
+            "promote": self.verdict.promote,
+            "reasons": list(self.verdict.reasons),
+            "primary_metric": self.config.metrics.primary,
+            "challenger_uri": self.challenger_uri,
+            "champion_uri": self.champion_uri,
+            "challenger": dict(self.challenger_metrics),
+            "champion": None if self.champion_metrics is None else dict(self.champion_metrics),
+            "bootstrap": None
+            if boot is None
+            else {
+                "metric": boot.metric,
+                "gain": boot.diff,
+                "low": boot.low,
+                "high": boot.high,
+                "confidence": boot.confidence,
+                "resamples": len(boot.samples),
+                "seed": self.config.seed,
+            },
+            "margin": ev.margin,
+            "guard_rails": dict(ev.guard_rails),
+            "floors": dict(ev.floors),
+            "signature_diff": list(self.signature_diff),
+            "leakage": list(self.leakage),
+            "n_rows": self.n_rows,
+            "test_rows": None if self.test_rows is None else self.test_rows.summary(),
+        }
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def evaluate(
+    client: MlflowClient,
+    config: PipelineConfig,
+    test: pd.DataFrame,
+    *,
+    challenger_uri: str,
+    champion_uri: str | None,
+    window_end: str | None = None,
+    champion_window_end: str | None = None,
+) -> EvaluationResult:
+    """Load both models, drop from `test` every row the champion saw, score what is left and decide.
+
+    `test` is the challenger's test split (rows it neither trained nor was selected on). The
+    champion's rows come from the ``training_rows.parquet`` of its training run (see core.rows).
+    `window_end` / `champion_window_end`: the last days of their training data (see `decide`).
+
+    URIs name versions, e.g. ``models:/churn_classifier/3`` (resolve aliases first so the verdict
+    is about a fixed version). Raises EvaluationError for what cannot be compared (a deleted
+    version, one class in the test rows, missing columns); a differing signature or leakage is a REJECT.
+    """
+    _check_test_rows(test, config)
+    pickle_ok = config.security.allow_pickle_models
+    challenger = load(client, challenger_uri, "challenger", allow_pickle=pickle_ok)
+    champion = load(client, champion_uri, "champion", allow_pickle=pickle_ok) if champion_uri else None
+    record, why = rows_mod.champion_record(client, champion.run_id) if champion is not None else (None, None)
+    test_rows = rows_mod.gate_rows(
+        test, config, champion=record, has_champion=champion is not None,
+        champion_window_end=champion_window_end, why_no_record=why,
+    )
+    return judge(config, test_rows, challenger, champion, window_end=window_end, champion_window_end=champion_window_end)
+
+
+def judge(
+    config: PipelineConfig,
+    test_rows: rows_mod.TestRows,
+    challenger: Loaded,
+    champion: Loaded | None,
+    *,
+    window_end: str | None = None,
+    champion_window_end: str | None = None,
+) -> EvaluationResult:
+    """Score both models on the clean test rows, bootstrap the gain and decide (no MLflow I/O).
+
+    Fewer clean rows than ``evaluation.min_test_rows``: REJECT without scoring (thin evidence).
+    """
+    import numpy as np
+
+    log.info("%s", test_rows.describe())
+    thin = thin_evidence(config, test_rows)
+    if thin is not None:
+        verdict = unscored_verdict(
+            test_rows, thin, has_champion=champion is not None, window_end=window_end,
+            champion_window_end=champion_window_end,
+        )
+        _log_verdict(challenger.uri, champion, verdict)
+        return EvaluationResult(
+            config=config, verdict=verdict, challenger_uri=challenger.uri,
+            champion_uri=champion.uri if champion else None, challenger_metrics={}, champion_metrics=None,
+            bootstrap=None, signature_diff=[], leakage=[], y_true=np.asarray([]), labels=None,
+            challenger_scores=np.asarray([]), champion_scores=None, test_rows=test_rows,
+        )
+    frame = test_rows.frame
+    _check_test_rows(frame, config)
+    y = frame[config.target].to_numpy()
+    names = list(dict.fromkeys([*config.metrics.all, *config.evaluation.guard_rails, *config.evaluation.floors]))
+
+    ch_scores, ch_pred, labels = score(challenger, frame, config, role="challenger")
+    if labels is not None:
+        unknown = sorted(set(y.tolist()) - set(labels), key=str)
+        if unknown:
+            raise EvaluationError(
+                f"{config.path}: target column {config.target!r} holds class(es) {unknown} that the challenger "
+                f"({challenger.uri}) never saw (its classes: {labels}); retrain on data that includes them"
+            )
+    ch_metrics = training.compute_metrics(config.task, y, ch_pred, ch_scores, names, labels=labels)
+
+    signature_diff: list[str] = []
+    cp_metrics: dict[str, float] | None = None
+    cp_scores = None
+    bootstrap = None
+    if champion is not None:
+        signature_diff = compare_signatures(champion.signature, challenger.signature)
+        cp_metrics = {}
+        try:
+            cp_scores, cp_pred, cp_labels = score(champion, frame, config, role="champion")
+            if labels is not None and cp_labels is not None:
+                cp_scores = align_classes(cp_scores, cp_labels, labels, signature_diff)
+            if cp_scores is not None:
+                cp_metrics = training.compute_metrics(config.task, y, cp_pred, cp_scores, names, labels=labels)
+        except EvaluationError as exc:
+            signature_diff.append(f"the champion cannot score these test rows: {exc}")
+            cp_scores = None
+        if cp_scores is not None:
+            bootstrap = paired_bootstrap(
+                y, ch_scores, cp_scores, config.metrics.primary, task=config.task, labels=labels,
+                n=config.evaluation.bootstrap_samples, seed=config.seed, confidence=config.evaluation.confidence,
+            )
+
+    leakage = leakage_suspects(frame, config) if implausibly_perfect(config, ch_metrics) else []
+    verdict = decide(
+        config, ch_metrics, cp_metrics, bootstrap, signature_diff=signature_diff, leakage=leakage,
+        window_end=window_end, champion_window_end=champion_window_end, test_rows=test_rows,
+    )
+    _log_verdict(challenger.uri, champion, verdict)
+    return EvaluationResult(
+        config=config,
+        verdict=verdict,
+        challenger_uri=challenger.uri,
+        champion_uri=champion.uri if champion else None,
+        challenger_metrics=ch_metrics,
+        champion_metrics=cp_metrics,
+        bootstrap=bootstrap,
+        signature_diff=signature_diff,
+        leakage=leakage,
+        y_true=np.asarray(y),
+        labels=labels,
+        challenger_scores=ch_scores,
+        champion_scores=cp_scores,
+        test_rows=test_rows,
+    )
+
+
+def _log_verdict(challenger_uri: str, champion: Loaded | None, verdict: Verdict) -> None:
+    log.info("%s vs %s: %s", challenger_uri, champion.uri if champion else "no champion", verdict.decision)
+    for reason in verdict.reasons:
+        log.info("  %s", reason)
+
+
+def thin_evidence(config: PipelineConfig, test_rows: rows_mod.TestRows) -> str | None:
+    """Why the clean test rows are too few to judge on, or None when they are enough."""
+    need = config.evaluation.min_test_rows
+    if test_rows.n_rows >= need:
+        return None
+    if test_rows.strategy == "time":
+        advice = "lengthen split.test_days (or lower evaluation.min_test_rows, knowing the interval widens)"
+    else:
+        advice = (
+            "raise split.test_size, or use the time split (split.strategy: time with source.date_column) so the "
+            "test rows are newer than anything the champion saw"
+        )
+    return (
+        f"only {test_rows.n_rows:,} clean test row(s) after excluding {test_rows.excluded:,} the champion saw, fewer "
+        f"than evaluation.min_test_rows ({need:,}): too little evidence to judge on, the champion stays; {advice}"
+    )
+
+
+def _check_test_rows(test: pd.DataFrame, config: PipelineConfig) -> None:
+    span = rows_mod.date_span(test, config.source.date_column) if test is not None else None
+    where = f"{config.path}: pipeline {config.name!r}" + (f", test rows {span[0]}..{span[1]}" if span else "")
+    if test is None or len(test) == 0:
+        raise EvaluationError(f"{where}: there are no test rows; nothing to score the models on")
+    if config.target not in test.columns:
+        raise EvaluationError(
+            f"{where}: the test rows lack the target column {config.target!r}; present: {', '.join(map(str, test.columns))}"
+        )
+    y = test[config.target]
+    if y.isna().any():
+        raise EvaluationError(
+            f"{where}: target column {config.target!r} has {int(y.isna().sum())} missing value(s) in the test rows; "
+            f"labels must be complete"
+        )
+    if config.is_classification and y.nunique() < 2:
+        only = y.iloc[0]
+        only = only.item() if hasattr(only, "item") else only
+        raise EvaluationError(
+            f"{where}: target column {config.target!r} has a single class ({only!r}) in all {len(y)} test rows; "
+            f"the models cannot be compared on them (AUC is undefined): lengthen split.test_days (or "
+            f"split.test_size), or widen the window (source.window_days)"
+        )
