@@ -39,6 +39,7 @@ TRAINING_ROWS_ARTIFACT = "training_rows.parquet"
 TEST_ROWS_ARTIFACT = "test_rows.parquet"
 #: Parquet metadata key: the (sorted) columns a record's hashes were computed over.
 _HASH_COLUMNS_KEY = b"airflow_mlops.hash_columns"
+NO_CHAMPION = "no champion"
 _MISSING = "\x00<NA>"  # how a missing value enters a row hash (no real value looks like it)
 
 
@@ -63,7 +64,7 @@ class Split:
         return pd.concat([self.train, self.validation])
 
     def describe(self) -> str:
-        """One line per role, e.g. 'test: 1,200 rows, 2026-02-09..2026-02-11'."""
+        """E.g. 'time split: train 8,800 rows, 2026-01-14..2026-02-04; validation ...; test 1,200 rows, ...'."""
         parts = []
         for role in ROLES:
             frame = getattr(self, role)
@@ -85,7 +86,10 @@ def split_roles(df: pd.DataFrame, config: PipelineConfig) -> Split:
 
 
 def _where(config: PipelineConfig, df: pd.DataFrame) -> str:
-    return f"{config.path}: pipeline {config.name!r}, window {_date_span_text(df, config.source.date_column).strip(', ') or f'of {len(df):,} rows'}"
+    """'<config file>: pipeline <name>, window <first day>..<last day>' (or its row count, undated)."""
+    span = date_span(df, config.source.date_column)
+    window = f"{span[0]}..{span[1]}" if span else f"of {len(df):,} rows"
+    return f"{config.path}: pipeline {config.name!r}, window {window}"
 
 
 def _time_split(df: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -341,9 +345,12 @@ class TestRows:
     def describe(self) -> str:
         span = self.span
         dated = f" dated {span[0]}..{span[1]}" if span else ""
+        judged = f"judged on {self.n_rows:,} test rows{dated} ({self.strategy} split)"
+        if self.method == NO_CHAMPION:
+            return f"{judged}; no champion yet: no rows to exclude"
         return (
-            f"judged on {self.n_rows:,} test rows{dated} ({self.strategy} split); {self.excluded:,} of the "
-            f"{len(self.kept):,} test rows were excluded as seen by the champion ({self.method})"
+            f"{judged}; {self.excluded:,} of the {len(self.kept):,} test rows were excluded as seen by the "
+            f"champion ({self.method})"
         )
 
     def record(self) -> pa.Table:
@@ -381,7 +388,7 @@ def gate_rows(
         champion, columns = None, sorted(map(str, test.columns))
     hashes = row_hashes(test, columns)
     if not has_champion:
-        kept, method = np.ones(len(test), dtype=bool), "no champion"
+        kept, method = np.ones(len(test), dtype=bool), NO_CHAMPION
     elif champion is not None:
         kept = ~np.isin(hashes, champion.hashes)
         method = f"by row hash, {champion.origin}"
