@@ -28,7 +28,8 @@ from pathlib import Path
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag
 
-from airflow_mlops.dag_defaults import DEFAULT_ARGS, failure_notifier
+from airflow_mlops.alerting import PipelineNotifier
+from airflow_mlops.dag_defaults import default_args, failure_callback
 from airflow_mlops.operators.monitoring import RequestRetrainOperator
 from airflow_mlops.sensors.drift import DriftSensor
 
@@ -47,8 +48,8 @@ POKE_INTERVAL_S = int(os.environ.get("AIRFLOW_MLOPS_DRIFT_POKE_INTERVAL", "300")
     max_active_runs=1,
     doc_md=__doc__,
     tags=["mlops", "churn", "monitoring", "drift"],
-    default_args=DEFAULT_ARGS,
-    on_failure_callback=failure_notifier(),
+    default_args=default_args(CONFIG),  # a task that fails for good sends the run_failed alert
+    on_failure_callback=failure_callback(CONFIG),
     params={
         "source": Param(None, type=["null", "string"], description="Check this file or folder instead of the config's source"),
         "as_of": Param(None, type=["null", "string"], description="The window's last day (YYYY-MM-DD); default: the new-batch day, else yesterday"),
@@ -64,7 +65,10 @@ def churn_drift_monitor():
         timeout=int(timedelta(hours=12).total_seconds()),
     )
 
-    RequestRetrainOperator(task_id="request_retrain", check=check.output, outlets=[RETRAIN_REQUEST])
+    RequestRetrainOperator(
+        task_id="request_retrain", check=check.output, outlets=[RETRAIN_REQUEST],
+        on_success_callback=PipelineNotifier("drift_confirmed", CONFIG),
+    )
 
 
 

@@ -17,7 +17,8 @@ the ledger), for the customer-churn model `churn_classifier`:
    **record the rejection**. The champion is never touched by a failed or rejected run.
 
 Evidence for every step is in MLflow (experiment `churn`); `airflow-mlops status` / `history`
-show the aliases and the ledger of every move.
+show the aliases and the ledger of every move. Alerts (a failed run, a new champion, a rejection,
+a rollback) go where the config's `alerts:` section routes them, and always to the task log.
 
 Params: `source` trains on another file or folder; `as_of` replays a day (YYYY-MM-DD); `config`
 names a variant of the pipeline config in `include/pipelines/` (e.g. `churn_fast`: one candidate).
@@ -31,8 +32,8 @@ from pathlib import Path
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag
 
-from airflow_mlops.dag_defaults import DEFAULT_ARGS, failure_notifier
-from airflow_mlops.notifiers import LogNotifier
+from airflow_mlops.alerting import PipelineNotifier
+from airflow_mlops.dag_defaults import default_args, failure_callback
 from airflow_mlops.operators.data import DataSnapshotOperator
 from airflow_mlops.operators.deploy import DeployModelOperator
 from airflow_mlops.operators.evaluation import (
@@ -63,8 +64,8 @@ RETRAIN_REQUEST = Asset("mlops://churn/retrain-request")  # emitted by churn_dri
     max_active_runs=1,
     doc_md=__doc__,
     tags=["mlops", "churn", "training"],
-    default_args=DEFAULT_ARGS,
-    on_failure_callback=failure_notifier(),
+    default_args=default_args(CONFIG),  # a task that fails for good sends the run_failed alert
+    on_failure_callback=failure_callback(CONFIG),
     params={
         "source": Param(None, type=["null", "string"], description="Train on this file or folder instead of the config's source"),
         "as_of": Param(None, type=["null", "string"], description="The day to train as of (YYYY-MM-DD); default: the logical date"),
@@ -94,17 +95,16 @@ def churn_retrain():
     )
 
     branch = PromotionBranchOperator(task_id="branch", verdict=verdict.output)
-    rejected = RecordRejectionOperator(task_id="record_rejection", verdict=verdict.output)
+    rejected = RecordRejectionOperator(
+        task_id="record_rejection", verdict=verdict.output, on_success_callback=PipelineNotifier("rejected", CONFIG)
+    )
     deploy = DeployModelOperator(
         task_id="deploy",
         config_path=CONFIG,
         verdict=verdict.output,
         snapshot=snapshot.output,
         outlets=[CHAMPION],
-        on_success_callback=LogNotifier(
-            "{{ ti.xcom_pull(task_ids='deploy', key='model_name') }} "
-            "v{{ ti.xcom_pull(task_ids='deploy', key='model_version') }} is the new champion"
-        ),
+        on_success_callback=PipelineNotifier("promoted", CONFIG),
     )
 
     validated >> candidates

@@ -58,6 +58,60 @@ def data_roots(tmp_path_factory) -> Iterator[Path]:
         os.environ["AIRFLOW_MLOPS_DATA_ROOTS"] = previous
 
 
+class Mailbox:
+    """What a real SMTP server on loopback (aiosmtpd) received: one email.message.EmailMessage a mail."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.port = port
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's handler hook
+        import email
+        from email import policy
+
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 Message accepted for delivery"
+
+    @staticmethod
+    def body(message) -> str:
+        return "\n".join(part.get_content() for part in message.walk() if part.get_content_maintype() == "text")
+
+    def matching(self, *words: str) -> list:
+        """The messages whose subject or body holds every word."""
+        return [m for m in self.messages if all(w in f"{m['subject']}\n{self.body(m)}" for w in words)]
+
+
+def smtp_connection(port: int) -> str:
+    """An Airflow SMTP connection (JSON, for AIRFLOW_CONN_*) to a plain SMTP server on loopback."""
+    import json
+
+    extra = {"disable_tls": True, "disable_ssl": True, "timeout": 5, "retry_limit": 0, "from_email": "airflow-mlops@tests.local"}
+    return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": extra})
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mailbox() -> Iterator[Mailbox]:
+    """Every alert of the session goes to a real SMTP server on loopback: the pipelines' `smtp_default`."""
+    from aiosmtpd.controller import Controller
+
+    port = free_port()
+    box = Mailbox(port)
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = smtp_connection(port)
+    yield box
+    controller.stop()
+    os.environ.pop("AIRFLOW_CONN_SMTP_DEFAULT", None)
+
+
 @pytest.fixture
 def mlops_home(tmp_path, monkeypatch) -> Path:
     """A fresh AIRFLOW_MLOPS_HOME: its own SQLite tracking store, artifacts and snapshots."""

@@ -76,7 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rollback", help="make the previous champion (or --to VERSION) the champion again")
     p.add_argument("model")
     p.add_argument("--to", dest="to_version", metavar="VERSION", help="version to restore (default: previous_champion)")
-    p.add_argument("--reason", required=True, help="why; recorded in the ledger")
+    p.add_argument("--reason", required=True, help="why; recorded in the ledger and sent in the rolled_back alert")
+    p.add_argument("--config", metavar="PIPELINE", help="the pipeline config whose alert routes to use (default: the "
+                   "one in include/pipelines/ whose model.name is MODEL)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_rollback)
 
@@ -161,8 +163,9 @@ def _history(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     from airflow_mlops.core import registry
 
-    result = registry.rollback(_client(args), args.model, to_version=args.to_version, actor=cli_actor(),
-                               reason=args.reason)
+    actor = cli_actor()
+    result = registry.rollback(_client(args), args.model, to_version=args.to_version, actor=actor, reason=args.reason)
+    _alert_rollback(args, result, actor)
     if args.json:
         print(json.dumps(result, indent=2), file=args.out)
     else:
@@ -190,6 +193,22 @@ def _audit(args: argparse.Namespace) -> int:
         print("  clean: no model was judged on rows it saw" if result["ok"] else
               "  NOT CLEAN: the verdict was judged on rows a model saw", file=args.out)
     return EXIT_OK if result["ok"] else 4
+
+
+def _alert_rollback(args: argparse.Namespace, result: dict[str, Any], actor: dict[str, str]) -> None:
+    """Send the rolled_back alert through the alert routes of the pipeline that serves MODEL."""
+    from airflow_mlops.alerting import rollback_alert, send_alert
+    from airflow_mlops.core.config import load_config, pipeline_configs
+
+    if args.config:
+        configs = [load_config(args.config, check_estimators=False)]
+    else:
+        configs = [c for c in pipeline_configs() if c.model_name == args.model][:1]
+    if not configs:
+        print(f"airflow-mlops: no pipeline config in include/pipelines/ serves {args.model}: no alert sent "
+              f"(give --config PIPELINE_YAML)", file=sys.stderr)
+        return
+    send_alert(rollback_alert(configs[0], result, who=actor["actor"], reason=args.reason, automatic=False), configs[0])
 
 
 def _drift(args: argparse.Namespace) -> int:

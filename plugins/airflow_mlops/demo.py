@@ -14,6 +14,9 @@ the terminal:
   day 4  2026-03-27  the ground truth shifted on 2026-03-01: the drift monitor sees drift (1 check) ...
          2026-03-28  ... confirmed the next day: it emits mlops://churn/retrain-request, the scheduler
                      starts churn_retrain, and the retrained challenger wins: PROMOTE (trigger: drift)
+
+The alerts the config routes to e-mail (a failed run, a new champion, drift confirmed) go to a
+real SMTP server on loopback that the demo starts as `smtp_default`; each day shows what arrived.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow_mlops import settings
 
@@ -108,6 +111,60 @@ def failure_excerpt(log_path: Path) -> list[str]:
     return ["(see the log)"]
 
 
+class Inbox:
+    """A real SMTP server on loopback standing in for the team's mail server: the pipeline's alerts
+    (routed to `smtp_default` by include/pipelines/churn.yaml) land here and in .mlops/demo/mail/."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.subjects: list[str] = []
+        self.shown = 0
+        self._controller: Any = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd's handler hook
+        import email
+        from email import policy
+
+        message = email.message_from_bytes(envelope.content, policy=policy.default)
+        self.subjects.append(str(message["subject"]))
+        (self.folder / f"{len(self.subjects):02d}.eml").write_bytes(envelope.content)
+        return "250 Message accepted for delivery"
+
+    def start(self) -> bool:
+        """Listen, and point smtp_default at it (unless the user defined their own); False when it cannot."""
+        import json
+        import socket
+
+        if os.environ.get("AIRFLOW_CONN_SMTP_DEFAULT"):
+            return False
+        try:
+            from aiosmtpd.controller import Controller
+        except ImportError:
+            return False
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for old in self.folder.glob("*.eml"):
+            old.unlink()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self._controller = Controller(self, hostname="127.0.0.1", port=port)
+        self._controller.start()
+        extra = {"disable_tls": True, "disable_ssl": True, "timeout": 10, "from_email": "airflow-mlops@localhost"}
+        os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps(
+            {"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": extra}
+        )
+        return True
+
+    def print_new(self) -> None:
+        for subject in self.subjects[self.shown :]:
+            print(f"        e-mail: {subject}")
+        self.shown = len(self.subjects)
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+
+
 def drift_day(n: int, client, log_dir: Path) -> int:
     """The drift path through the real scheduler: monitor -> retrain request (Asset) -> retrain. Surprises."""
     from airflow_mlops.stack import manager
@@ -176,6 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     from airflow_mlops.hooks.mlflow import MlflowHook
 
     client = MlflowHook().get_conn()
+    inbox = Inbox(log_dir / "mail")
+    try:
+        return _story(client, log_dir, inbox if inbox.start() else None)
+    finally:
+        inbox.stop()
+
+
+def _story(client: Any, log_dir: Path, inbox: Inbox | None) -> int:
     surprises = 0
     print(f"airflow-mlops demo: {len(STORY)} days of {DAG_ID}, then a drift the monitor has to notice "
           f"(full logs in {log_dir}/)\n", flush=True)
@@ -197,9 +262,15 @@ def main(argv: list[str] | None = None) -> int:
         if outcome != day.expect:
             surprises += 1
             print(f"        !! expected {day.expect}, got {outcome} (log: {log_path})")
+        if inbox is not None:
+            inbox.print_new()
         print(flush=True)
 
     surprises += drift_day(len(STORY) + 1, client, log_dir)
+    if inbox is not None:
+        inbox.print_new()
+        print(f"\nAlerts: {len(inbox.subjects)} e-mail(s) reached the demo's local SMTP server (standing in for "
+              f"smtp_default): {inbox.folder}/*.eml\n")
 
     from airflow_mlops import cli
 

@@ -19,6 +19,11 @@ def mlops_home() -> Path:
     return Path(os.environ.get(HOME_ENV) or Path.cwd() / ".mlops").resolve()
 
 
+def project_root() -> Path:
+    """The checkout holding dags/, plugins/ and include/: $AIRFLOW_MLOPS_PROJECT_ROOT, else this package's grandparent."""
+    return Path(os.environ.get("AIRFLOW_MLOPS_PROJECT_ROOT") or Path(__file__).resolve().parents[2])
+
+
 def data_roots_from_env() -> list[Path]:
     """The folders listed in $AIRFLOW_MLOPS_DATA_ROOTS (os.pathsep-separated; empty entries ignored)."""
     return [Path(p) for p in os.environ.get(DATA_ROOTS_ENV, "").split(os.pathsep) if p.strip()]

@@ -108,7 +108,7 @@ def client(trained, monkeypatch):
     return c
 
 
-def test_calm_then_drift_then_one_retrain_request_then_cool_down(monitor, trained, client):
+def test_calm_then_drift_then_one_retrain_request_then_cool_down(monitor, trained, client, mailbox):
     champion = client.get_model_version_by_alias("churn_classifier", "champion")
     conf = {"source": str(trained["source"])}
     requests_before = len(_retrain_requests())
@@ -146,6 +146,11 @@ def test_calm_then_drift_then_one_retrain_request_then_cool_down(monitor, traine
     assert extra["reference_version"] == str(champion.version)
     assert extra["mlflow_run_id"] == runs[2].info.run_id
     assert extra["as_of"] == "2026-03-20"
+    # the one request was an alert to the pipeline's e-mail channel, with its drift summary and MLflow run
+    from urllib.parse import quote
+
+    [mail] = mailbox.matching("churn: drift confirmed, retrain requested", quote(second.run_id, safe=""))
+    assert extra["summary"][:60] in mailbox.body(mail) and f"#/runs/{runs[2].info.run_id}" in mailbox.body(mail)
 
 
 def test_broken_window_fails_validation_with_no_verdict(monitor, trained, client, tmp_path):

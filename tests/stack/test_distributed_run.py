@@ -11,13 +11,16 @@ The tests run in order and build on each other: first champion -> drift -> retra
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from urllib.parse import quote
 
 import pytest
+from conftest import smtp_connection
 
 from airflow_mlops.stack import manager
 from airflow_mlops.stack.api import AirflowApi
@@ -64,18 +67,27 @@ def stack():
     data = home / "data" / "churn"
     _generate(data, "2026-01-01", 57)  # 2026-01-01 .. 2026-02-26
     os.environ["AIRFLOW_MLOPS_DRIFT_POKE_INTERVAL"] = "5"  # the triggerer looks every 5 s, not 5 min
+    # The stack gets its SMTP connection as a user gives it one (the `api` fixture), not from this process.
+    smtp_env = os.environ.pop("AIRFLOW_CONN_SMTP_DEFAULT", None)
     try:
         manager.up(settings, log=print, timeout=600)
         yield settings, data
     finally:
         os.environ.pop("AIRFLOW_MLOPS_DRIFT_POKE_INTERVAL", None)
+        if smtp_env is not None:
+            os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = smtp_env
         manager.down(settings, log=print)
 
 
 @pytest.fixture(scope="module")
-def api(stack):
+def api(stack, mailbox):
     settings, _ = stack
     client = AirflowApi(settings.api_url, "admin", load_secrets(settings)["AIRFLOW_ADMIN_PASSWORD"])
+    # The pipelines' alert channel: Airflow's smtp_default, pointed at the test's SMTP server on loopback.
+    smtp = json.loads(smtp_connection(mailbox.port))
+    client.request("POST", "/connections", json={"connection_id": "smtp_default", "conn_type": "smtp",
+                                                 "host": smtp["host"], "port": smtp["port"],
+                                                 "extra": json.dumps(smtp["extra"])})  # fmt: skip
     for dag_id in (RETRAIN, MONITOR):
         client.wait_for_dag(dag_id)
         client.unpause_skipping_missed_run(dag_id)
@@ -107,7 +119,18 @@ def _assert_success(api: AirflowApi, dag_id: str, run: dict) -> None:
     assert run["state"] == "success", f"{dag_id} {run['dag_run_id']}: {_states(api, dag_id, run['dag_run_id'])}"
 
 
-def test_nightly_dag_promotes_a_first_champion_and_mapped_training_spreads_over_both_workers(stack, api, registry):
+def _mail(mailbox, *words: str, timeout: float = 60.0):
+    """The one e-mail holding every word (a worker sends it as its task ends: allow a moment)."""
+    deadline = time.monotonic() + timeout
+    while not mailbox.matching(*words):
+        assert time.monotonic() < deadline, f"no e-mail with {words}; got {[m['subject'] for m in mailbox.messages]}"
+        time.sleep(1)
+    [mail] = mailbox.matching(*words)
+    return mail
+
+
+def test_nightly_dag_promotes_a_first_champion_and_mapped_training_spreads_over_both_workers(stack, api, registry,
+                                                                                             mailbox):
     settings, data = stack
     run_id = api.trigger(RETRAIN, {"source": str(data), "as_of": FIRST_CHAMPION_AS_OF})
     run = api.wait_for_run(RETRAIN, run_id, timeout=1200)
@@ -123,8 +146,13 @@ def test_nightly_dag_promotes_a_first_champion_and_mapped_training_spreads_over_
     workers = {ti["hostname"].split("@")[0] for ti in api.task_instances(RETRAIN, run_id)}
     assert {"worker1", "worker2"} <= workers, f"tasks ran on {workers}: both Celery workers should have taken some"
 
+    # A Celery worker sent the promotion alert through the stack's smtp_default connection.
+    mail = _mail(mailbox, "churn: new champion", f"{MODEL} v{champion.version} is the new champion",
+                 quote(run_id, safe=""))
+    assert f"#/models/{MODEL}/versions/{champion.version}" in mailbox.body(mail)
 
-def test_drift_is_waited_for_in_the_triggerer_and_its_asset_event_schedules_the_retrain(stack, api, registry):
+
+def test_drift_is_waited_for_in_the_triggerer_and_its_asset_event_schedules_the_retrain(stack, api, registry, mailbox):
     settings, data = stack
     known_retrains = {r["dag_run_id"] for r in api.dag_runs(RETRAIN)}
 
@@ -153,6 +181,9 @@ def test_drift_is_waited_for_in_the_triggerer_and_its_asset_event_schedules_the_
     assert champion.tags["decision"] == "PROMOTE"
     assert champion.tags["mlops.trigger"] == "drift"
     assert "drift" in champion.tags["mlops.trigger.summary"].lower()
+    _mail(mailbox, "churn: drift confirmed, retrain requested", quote(second, safe=""))
+    promoted = _mail(mailbox, "churn: new champion", quote(retrain["dag_run_id"], safe=""))
+    assert "started by: drift" in mailbox.body(promoted)
 
 
 def test_final_aliases_and_ledger_tell_the_whole_story(stack, registry):

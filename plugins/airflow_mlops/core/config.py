@@ -122,6 +122,36 @@ class MonitoringConfig:
     cooldown_hours: float = 24.0  # and not again within this many hours
 
 
+#: What can be alerted on. performance_decay and approval_waiting are sent by later monitors/steps.
+ALERT_EVENTS = ("run_failed", "promoted", "rolled_back", "rejected", "drift_confirmed", "performance_decay",
+                "approval_waiting")
+ALERT_CHANNEL_TYPES = ("email", "webhook")
+WEBHOOK_FORMATS = ("json", "slack")
+
+
+@dataclass(frozen=True)
+class AlertChannel:
+    """Where alerts go: e-mail through an Airflow SMTP connection, or a JSON/Slack webhook through an HTTP one."""
+
+    name: str
+    type: str  # email | webhook
+    conn_id: str
+    to: tuple[str, ...] = ()  # email: the recipients
+    from_email: str | None = None  # email: default the connection's from_email, else airflow-mlops@<host>
+    format: str = "json"  # webhook: json (every field) | slack ({"text": ...}: Slack incoming webhooks)
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Which events go to which channels. The task log gets every alert whatever the routes say."""
+
+    channels: dict[str, AlertChannel] = field(default_factory=dict)
+    events: dict[str, tuple[str, ...]] = field(default_factory=dict)  # event -> channel names
+
+    def channels_for(self, event: str) -> list[AlertChannel]:
+        return [self.channels[name] for name in self.events.get(event, ())]
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     name: str
@@ -139,6 +169,7 @@ class PipelineConfig:
     deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     path: str = ""  # the file this config came from
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -226,6 +257,21 @@ class _Reader:
         unknown = sorted(set(self.data) - self.used)
         if unknown:
             self.fail(f"unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(self.used))}")
+
+
+def pipeline_configs(folder: str | Path | None = None) -> list[PipelineConfig]:
+    """Every pipeline config in `folder` (default: the project's include/pipelines/), sorted by file name;
+    files that do not parse are skipped (the DAGs report them)."""
+    from airflow_mlops import settings
+
+    root = Path(folder) if folder else settings.project_root() / "include" / "pipelines"
+    configs = []
+    for path in sorted(root.glob("*.yaml")):
+        try:
+            configs.append(load_config(path, check_estimators=False))
+        except ConfigError:
+            continue
+    return configs
 
 
 def load_config(path: str | Path, *, check_estimators: bool = True) -> PipelineConfig:
@@ -375,6 +421,8 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
     security = SecurityConfig(allow_pickle_models=sec.get("allow_pickle_models", bool, False))
     sec.done()
 
+    alerts = _alerts_config(top.sub("alerts", {}), file)
+
     seed = top.get("seed", int)
     top.get("description", str, "")
     top.done()
@@ -395,9 +443,46 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         deployment=deployment,
         monitoring=monitoring,
         security=security,
+        alerts=alerts,
         path=file,
         raw=data,
     )
+
+
+def _alerts_config(alr: _Reader, file: str) -> AlertsConfig:
+    channels: dict[str, AlertChannel] = {}
+    for name, raw in alr.get("channels", dict, {}).items():
+        ch = _Reader(file, raw, f"alerts.channels.{name}")
+        kind = ch.get("type", str, choices=ALERT_CHANNEL_TYPES)
+        conn_id = ch.get("conn_id", str)
+        if not conn_id.strip():
+            ch.fail("must name an Airflow connection", "conn_id")
+        to: list[Any] = []
+        if kind == "email":
+            to = ch.get("to", list)
+            if not to or not all(isinstance(a, str) and "@" in a for a in to):
+                ch.fail(f"expected a list of e-mail addresses, got {to!r}", "to")
+            sender = ch.get("from", str, None)
+        else:
+            sender = None
+        fmt = ch.get("format", str, "json", WEBHOOK_FORMATS) if kind == "webhook" else "json"
+        ch.done()
+        channels[str(name)] = AlertChannel(
+            name=str(name), type=kind, conn_id=conn_id, to=tuple(to), from_email=sender, format=fmt
+        )
+    events: dict[str, tuple[str, ...]] = {}
+    for event, names in alr.get("events", dict, {}).items():
+        if event not in ALERT_EVENTS:
+            alr.fail(f"unknown event {event!r}; events: {', '.join(ALERT_EVENTS)}", "events")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            alr.fail(f"{event}: expected a list of channel names, got {names!r}", "events")
+        unknown = [n for n in names if n not in channels]
+        if unknown:
+            alr.fail(f"{event}: unknown channel(s) {', '.join(map(repr, unknown))}; channels: "
+                     f"{', '.join(channels) or 'none defined (alerts.channels)'}", "events")
+        events[event] = tuple(names)
+    alr.done()
+    return AlertsConfig(channels=channels, events=events)
 
 
 def _split_config(spl: _Reader, source: SourceConfig) -> SplitConfig:

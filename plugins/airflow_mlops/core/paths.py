@@ -28,8 +28,32 @@ def source_roots(config: PipelineConfig) -> list[Path]:
     ]
 
 
+#: Longer than any real path (Linux PATH_MAX is 4096): refused before any file-system call.
+MAX_PATH_CHARS = 4096
+
+
+def check_path_text(text: str, what: str = "source path") -> None:
+    """A DataSourceError naming `what` when `text` cannot be a path: a NUL byte or another control
+    character (a copy-paste accident or an injection attempt), or more than MAX_PATH_CHARS characters."""
+    shown = repr(text if len(text) <= 80 else text[:77] + "...")
+    if len(text) > MAX_PATH_CHARS:
+        raise DataSourceError(
+            f"{what} {shown} is {len(text):,} characters long (more than {MAX_PATH_CHARS:,}): not a usable path; "
+            f"nothing was read. Pass the path of the file or folder"
+        )
+    bad = sorted({c for c in text if ord(c) < 32 or ord(c) == 127})
+    if bad:
+        names = ", ".join("NUL byte" if c == "\x00" else f"control character {c!r}" for c in bad)
+        raise DataSourceError(
+            f"{what} {shown} contains {names}: not a usable path; nothing was read. Pass the path as plain text "
+            f"(check the trigger's conf or the upstream that wrote it)"
+        )
+
+
 def resolve_source(path: Path, allowed_roots: list[Path]) -> Path:
-    """The real path of ``path``; a DataSourceError naming it when it is outside every allowed root."""
+    """The real path of ``path``; a DataSourceError naming it when it is outside every allowed root
+    (or cannot be a path at all: see check_path_text)."""
+    check_path_text(str(path))
     real = _real_path(path)
     roots = [_real_path(Path(r)) for r in allowed_roots]
     if not any(real == r or real.is_relative_to(r) for r in roots):

@@ -46,7 +46,6 @@ class DataSnapshotOperator(MlopsBaseOperator):
         self.allowed_roots = allowed_roots
 
     def execute(self, context: Context) -> dict:
-        import datetime as dt
         from pathlib import Path
 
         from airflow_mlops.core.data import take_snapshot
@@ -57,10 +56,10 @@ class DataSnapshotOperator(MlopsBaseOperator):
             self.log.info("Triggered by a request for the window ending %s (source %s)", request["as_of"],
                           request["source"] or "from the config")
         day = self.window_end or request.get("as_of")
-        window_end = dt.date.fromisoformat(day) if day else _run_day(context)
         source = self.source or request.get("source") or None
         roots = [Path(r) for r in self.allowed_roots] if self.allowed_roots else None
         with fail_on_bad_input():
+            window_end = _as_of(day) if day else _run_day(context)
             snapshot = take_snapshot(config, source=source, window_end=window_end, allowed_roots=roots)
         self.log.info(
             "Snapshot of %s: %d rows from %d file(s), window %s..%s -> %s (%s)",
@@ -68,6 +67,19 @@ class DataSnapshotOperator(MlopsBaseOperator):
             snapshot["window_end"], snapshot["uri"], snapshot["digest"],
         )
         return snapshot
+
+
+def _as_of(day: Any) -> Any:
+    """The `as_of` param as a date; a DataSourceError naming it (not a retry) when it is not one."""
+    import datetime as dt
+
+    from airflow_mlops.core.errors import DataSourceError
+
+    try:
+        return dt.date.fromisoformat(str(day).strip())
+    except ValueError:
+        shown = repr(day if len(str(day)) <= 40 else str(day)[:37] + "...")
+        raise DataSourceError(f"param as_of={shown} is not a date: use YYYY-MM-DD, e.g. 2026-02-12") from None
 
 
 def _run_day(context: Context):

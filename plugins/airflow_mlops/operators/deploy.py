@@ -68,7 +68,9 @@ class DeployModelOperator(MlopsBaseOperator):
                 timeout_s=config.deployment.serve_timeout_s,
             )
         except deploy.SmokeTestFailed as exc:
-            registry.restore(self.client, name, promotion, actor=actor, reason=f"smoke test failed: {exc}")
+            why = f"smoke test of v{version} failed: {exc}"
+            restored = registry.restore(self.client, name, promotion, actor=actor, reason=why)
+            self._alert_rollback(config, restored, context, why)
             raise AirflowFailException(
                 f"Smoke test of {name}@champion (v{version}) failed, aliases put back as they were: {exc}"
             ) from exc
@@ -88,4 +90,12 @@ class DeployModelOperator(MlopsBaseOperator):
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
         return {**promotion, "smoke_test": smoke}
+
+    @staticmethod
+    def _alert_rollback(config: Any, restored: dict, context: Context, why: str) -> None:
+        from airflow_mlops.alerting import rollback_alert, send_alert
+
+        ti = context["ti"]
+        who = f"the deploy task of {ti.dag_id} run {ti.run_id}"
+        send_alert(rollback_alert(config, restored, who=who, reason=why, automatic=True), config)
 

@@ -1,0 +1,313 @@
+"""Pipeline alerts through Airflow, routed by the pipeline YAML's `alerts:` section.
+
+Every alert is written to the log (the task's, or the CLI's stderr); the channels its event is
+routed to get it too: e-mail through an Airflow SMTP connection (the smtp provider's
+SmtpNotifier), a JSON or Slack webhook through an Airflow HTTP connection. Sending never fails
+a task and never hides its error: a channel that cannot be reached is logged, naming the
+pipeline, the channel, the connection and why.
+
+`PipelineNotifier(event, config_path)` is the task callback (run_failed on every task, promoted
+on deploy, rejected on record_rejection, drift_confirmed on request_retrain);
+`RunFailureCallback` is the DAG-level one (it needs no template environment, so it also works
+under `airflow dags test`, where Airflow 3.3 hands DAG callbacks a SerializedDAG).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseNotifier
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from airflow.sdk import Context
+
+    from airflow_mlops.core.alerts import Alert
+    from airflow_mlops.core.config import AlertChannel, PipelineConfig
+
+log = logging.getLogger("airflow_mlops.alerts")
+WEBHOOK_TIMEOUT_S = 10.0
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+def send_alert(alert: Alert, config: PipelineConfig) -> dict[str, str]:
+    """Log `alert`, then send it to each channel its event is routed to. Never raises.
+
+    Returns {channel: "sent" or why it was not}.
+    """
+    from airflow_mlops.core.alerts import first_line, redact
+
+    level = logging.ERROR if alert.event in ("run_failed", "rolled_back") else logging.INFO
+    log.log(level, "[airflow-mlops alert] %s\n%s", alert.subject(), alert.text())
+    outcomes: dict[str, str] = {}
+    for channel in config.alerts.channels_for(alert.event):
+        try:
+            if channel.type == "email":
+                _send_email(channel, alert)
+            else:
+                _post_webhook(channel, alert)
+        except Exception as exc:  # a notifier never fails the task or hides its error
+            why = redact(first_line(str(exc)) or type(exc).__name__)
+            outcomes[channel.name] = why
+            log.error(
+                "pipeline %r: the %s alert was NOT sent to channel %r (%s through connection %r): %s. "
+                "The task is not affected; the alert is in the log above",
+                config.name, alert.event, channel.name, channel.type, channel.conn_id, why,
+            )
+        else:
+            outcomes[channel.name] = "sent"
+            log.info("pipeline %r: %s alert sent to channel %r (%s)", config.name, alert.event, channel.name, channel.type)
+    return outcomes
+
+
+def _connection(conn_id: str) -> Any:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise LookupError(
+            f"Airflow connection {conn_id!r} does not exist: define it (Admin > Connections, or the environment "
+            f"variable AIRFLOW_CONN_{conn_id.upper()})"
+        ) from None
+
+
+def _send_email(channel: AlertChannel, alert: Alert) -> None:
+    import socket
+
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    conn = _connection(channel.conn_id)
+    sender = channel.from_email or (conn.extra_dejson or {}).get("from_email") or f"airflow-mlops@{socket.gethostname()}"
+    notifier = SmtpNotifier(
+        to=list(channel.to), from_email=sender, subject=alert.subject(), html_content=alert.html(),
+        smtp_conn_id=channel.conn_id,
+    )
+    # notify(), not __call__: our text is final and must not be rendered as a Jinja template.
+    notifier.notify({})
+
+
+def webhook_url(conn: Any) -> str:
+    """The URL of an HTTP connection: its host when that is a full URL, else schema://host[:port]/endpoint."""
+    extra = conn.extra_dejson or {}
+    endpoint = str(extra.get("endpoint", "")).lstrip("/")
+    host = (conn.host or "").rstrip("/")
+    if host.startswith(("http://", "https://")):
+        base = host
+    else:
+        port = f":{conn.port}" if conn.port else ""
+        base = f"{conn.schema or 'https'}://{host}{port}"
+    return f"{base}/{endpoint}" if endpoint else base
+
+
+def _post_webhook(channel: AlertChannel, alert: Alert) -> None:
+    import base64
+    import urllib.error
+    import urllib.request
+
+    conn = _connection(channel.conn_id)
+    if not conn.host:
+        raise ValueError(f"connection {channel.conn_id!r} has no host: put the webhook URL in its host field")
+    headers = {"Content-Type": "application/json", **(conn.extra_dejson or {}).get("headers", {})}
+    if conn.login:
+        token = base64.b64encode(f"{conn.login}:{conn.password or ''}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    request = urllib.request.Request(webhook_url(conn), data=alert.to_json(channel.format), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:  # noqa: S310 (http/https only)
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        raise ConnectionError(f"the webhook answered HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConnectionError(f"the webhook cannot be reached ({reason})") from None
+    if not 200 <= status < 300:
+        raise ConnectionError(f"the webhook answered HTTP {status}")
+
+
+# --------------------------------------------------------------------------- alerts from an Airflow context
+
+
+def airflow_run_url(dag_id: str, run_id: str) -> str:
+    from urllib.parse import quote
+
+    from airflow.sdk import conf
+
+    base = conf.get("api", "base_url", fallback="http://localhost:8080/") or "http://localhost:8080/"
+    return f"{base.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
+def _xcom(context: Context | Mapping[str, Any], task_id: str, key: str = "return_value") -> Any:
+    try:
+        return context["ti"].xcom_pull(task_ids=task_id, key=key)
+    except Exception:  # noqa: BLE001 - a missing XCom only makes the message shorter
+        return None
+
+
+def alert_from_context(event: str, context: Context | Mapping[str, Any], config: PipelineConfig) -> Alert:
+    """The alert for `event` from a task callback's context (facts from the task's XComs)."""
+    from airflow_mlops.core.alerts import Alert, failing_checks, first_line
+    from airflow_mlops.links import model_version_url, run_url
+    from airflow_mlops.operators.base import run_trigger
+
+    ti = context["ti"]
+    dag_id, run_id, task_id = ti.dag_id, ti.run_id, ti.task_id
+    links = {"Airflow run": airflow_run_url(dag_id, run_id)}
+    trigger = run_trigger(context)  # type: ignore[arg-type]
+    started_by = trigger.get("mlops.trigger", "unknown")
+    if trigger.get("mlops.trigger.summary"):
+        started_by += f" ({trigger['mlops.trigger.summary']})"
+    pipeline = config.name
+
+    if event == "run_failed":
+        error = context.get("exception")
+        links["Task log"] = ti.log_url
+        mlflow_run = _xcom(context, task_id, "mlflow_run_id")
+        if mlflow_run:
+            links["MLflow run"] = run_url(str(mlflow_run))
+        return Alert(
+            event=event, pipeline=pipeline,
+            summary=f"{dag_id} run {run_id} failed at task {task_id!r} (try {ti.try_number}).",
+            meaning="The serving champion was not changed by this run; the tasks after the failure did not run. "
+                    "Read the task log, fix the cause, then clear the task or wait for the next run.",
+            details=[f"error: {first_line(str(error)) if error else 'see the task log'}", f"started by: {started_by}"],
+            links=links,
+        )
+    if event in ("promoted", "rejected"):
+        verdict = _xcom(context, "evaluate") or {}
+        name, version = verdict.get("model_name", config.model_name), verdict.get("challenger_version", "?")
+        champion = verdict.get("champion_version")
+        if verdict.get("evaluation_run_id"):
+            links["MLflow evaluation run"] = run_url(str(verdict["evaluation_run_id"]))
+        links["Model version"] = model_version_url(str(name), str(version))
+        test_rows = verdict.get("test_rows") or {}
+        judged = (
+            f"judged on {test_rows.get('test_rows')} test rows ({test_rows.get('first_day')}..{test_rows.get('last_day')}), "
+            f"{test_rows.get('excluded_seen_by_champion')} excluded as the champion's"
+            if test_rows else "test rows: see the evaluation run"
+        )
+        primary = next((r for r in verdict.get("reasons", []) if config.metrics.primary in r and "margin" in r), "")
+        if event == "promoted":
+            return Alert(
+                event=event, pipeline=pipeline,
+                summary=f"{name} v{version} is the new champion (was {'v' + str(champion) if champion else 'none'}), "
+                        f"{verdict.get('decision', 'PROMOTE')}.",
+                meaning=f"models:/{name}@champion now serves v{version}; it passed the smoke test. To undo: "
+                        f"airflow-mlops rollback {name} --reason '...'.",
+                details=[d for d in (primary.removeprefix("PASS: "), judged, f"started by: {started_by}") if d],
+                links=links,
+            )
+        fails = failing_checks(list(verdict.get("reasons", [])))
+        return Alert(
+            event=event, pipeline=pipeline,
+            summary=f"{name} v{version} was rejected; the champion stays {'v' + str(champion) if champion else 'unset'}.",
+            meaning="Nothing changed in production. The failing checks say why; the evidence is in the evaluation run.",
+            details=[*(f"failed: {f}" for f in fails[:5]), judged, f"started by: {started_by}"],
+            links=links,
+        )
+    if event == "drift_confirmed":
+        request = _xcom(context, task_id) or {}
+        if request.get("mlflow_run_id"):
+            links["MLflow drift check"] = run_url(str(request["mlflow_run_id"]))
+        return Alert(
+            event=event, pipeline=pipeline,
+            summary=f"Drift confirmed for {request.get('model_name', config.model_name)} "
+                    f"(champion v{request.get('reference_version', '?')}): a retrain was requested.",
+            meaning="The retraining DAG starts from this request; its new model is promoted only if it beats the "
+                    "champion on fresh rows.",
+            details=[str(request.get("summary", "")), str(request.get("reason", ""))],
+            links=links,
+        )
+    raise ValueError(f"no alert is built from a task context for event {event!r}")
+
+
+def rollback_alert(config: PipelineConfig, result: dict[str, Any], *, who: str, reason: str, automatic: bool) -> Alert:
+    """The alert for a champion put back (a rollback by a person, or the deploy's undo after a failed smoke test)."""
+    from airflow_mlops.core.alerts import Alert
+    from airflow_mlops.links import model_version_url
+
+    name = result.get("name", config.model_name)
+    champion = result.get("champion")
+    return Alert(
+        event="rolled_back", pipeline=config.name,
+        summary=f"{name}: the champion is v{champion} again ({'automatic undo' if automatic else 'rollback'} by {who}).",
+        meaning=f"models:/{name}@champion serves v{champion}; the version it replaced no longer serves.",
+        details=[f"reason: {reason}", f"previous_champion: v{result.get('previous_champion')}"],
+        links={"Model version": model_version_url(str(name), str(champion))},
+    )
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+def _render(value: str, context: Context | Mapping[str, Any]) -> str:
+    """Render a config-path template with a plain Jinja environment (works with any DAG object)."""
+    if "{{" not in value:
+        return value
+    import jinja2
+
+    return jinja2.Environment(autoescape=False).from_string(value).render(**context)
+
+
+def _load_config(config_path: str, context: Context | Mapping[str, Any]) -> PipelineConfig:
+    from airflow_mlops.core.config import load_config
+
+    return load_config(_render(config_path, context), check_estimators=False)
+
+
+class PipelineNotifier(BaseNotifier):
+    """Task callback: send the `event` alert of the pipeline whose config is `config_path` (templated)."""
+
+    def __init__(self, event: str, config_path: str) -> None:
+        super().__init__()
+        self.event = event
+        self.config_path = config_path
+
+    def __call__(self, *args: Any) -> None:
+        context = args[0] if args else {}
+        try:
+            self.notify(context)  # type: ignore[arg-type]
+        except Exception:  # a notifier never fails the task or hides its error
+            log.exception("airflow-mlops: the %s alert could not be prepared", self.event)
+
+    def notify(self, context: Context) -> None:
+        config = _load_config(self.config_path, context)
+        send_alert(alert_from_context(self.event, context, config), config)
+
+
+class RunFailureCallback:
+    """DAG-level failure callback. A failed task has already sent its own run_failed alert (with its
+    error); this one alerts only for runs that fail otherwise (a timeout, a deadlock)."""
+
+    def __init__(self, config_path: str) -> None:
+        self.config_path = config_path
+
+    def __call__(self, context: Context) -> None:
+        reason = str(context.get("reason") or "unknown")
+        dag_run = context.get("dag_run")
+        run_id = str(context.get("run_id") or getattr(dag_run, "run_id", "?"))
+        try:
+            if reason == "task_failure":
+                log.info("run %s failed (task failure): the failed task sent the alert", run_id)
+                return
+            from airflow_mlops.core.alerts import Alert
+
+            config = _load_config(self.config_path, context)
+            dag = context.get("dag")
+            dag_id = str(getattr(dag, "dag_id", "?"))
+            send_alert(
+                Alert(
+                    event="run_failed", pipeline=config.name,
+                    summary=f"{dag_id} run {run_id} failed: {reason}.",
+                    meaning="The serving champion was not changed by this run. Look at the run in Airflow.",
+                    links={"Airflow run": airflow_run_url(dag_id, run_id)},
+                ),
+                config,
+            )
+        except Exception:  # a callback never raises: log why instead
+            log.exception("airflow-mlops: the run-failure alert of %s could not be sent", run_id)
