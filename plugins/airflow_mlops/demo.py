@@ -147,6 +147,9 @@ class Inbox:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
+        import logging
+
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd narrates every SMTP command at INFO
         self._controller = Controller(self, hostname="127.0.0.1", port=port)
         self._controller.start()
         extra = {"disable_tls": True, "disable_ssl": True, "timeout": 10, "from_email": "airflow-mlops@localhost"}
