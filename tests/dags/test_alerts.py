@@ -75,11 +75,16 @@ def test_a_failed_run_and_a_promotion_each_deliver_an_email(dag, mlops_home, mlf
     assert "judged on 600 test rows" in body and "started by: manual" in body
 
 
-def test_a_rollback_from_the_cli_delivers_an_email_naming_who_and_why(dag, mlops_home, mlflow_client, mailbox, churn_dir):
+def test_a_rollback_from_the_cli_delivers_an_email_naming_who_and_why(dag, mlops_home, mlflow_client, mailbox, churn_dir,
+                                                                    caplog):
     from airflow_mlops import cli
 
+    caplog.set_level(logging.INFO, logger="airflow_mlops.alerts")
     for day in ("2026-01-27", "2026-01-28"):
         dag.test(logical_date=LOGICAL, run_conf=conf(churn_dir, as_of=day))
+    # day 2 is rejected: churn.yaml routes that to the log only, with the failing checks
+    assert "churn: challenger rejected: churn_classifier v2 was rejected; the champion stays v1" in caplog.text
+    assert "- failed: " in caplog.text and not mailbox.matching("challenger rejected")
     from airflow_mlops.core import registry
 
     registry.promote(mlflow_client, "churn_classifier", "2", expected_champion="1",
