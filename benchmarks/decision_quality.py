@@ -147,12 +147,6 @@ def loaded(model, split, config, name: str):
     return evaluation.Loaded(uri=f"benchmark:{name}", model=model, signature=signature)
 
 
-def metrics_of(model, rows, config):
-    from airflow_mlops.core.training import model_metrics
-
-    return model_metrics(model, rows, config)
-
-
 def replicate(args: tuple[str, int, int, str]) -> dict:
     scenario, rep, bootstrap, candidate = args
     config = load_config(bootstrap, candidate)
@@ -162,7 +156,9 @@ def replicate(args: tuple[str, int, int, str]) -> dict:
     challenger, challenger_split = fit(challenger_frame, config, flip_seed=seed if scenario == "harmful" else None)
     verdict, (gain, low, high), n_test, n_excluded = gate(config, challenger, champion, challenger_split, champion_split)
     primary = config.metrics.primary
-    fresh_gain = metrics_of(challenger, fresh, config)[primary] - metrics_of(champion, fresh, config)[primary]
+    from airflow_mlops.core.training import model_metrics
+
+    fresh_gain = model_metrics(challenger, fresh, config)[primary] - model_metrics(champion, fresh, config)[primary]
     return {
         "scenario": scenario,
         "promote": verdict.promote,

@@ -58,6 +58,15 @@ def data_roots(tmp_path_factory) -> Iterator[Path]:
         os.environ["AIRFLOW_MLOPS_DATA_ROOTS"] = previous
 
 
+def task_states(dag_run) -> dict[str, str]:
+    """Task id -> state of a dag.test() run (for a mapped task: 'success' only if every mapped instance succeeded)."""
+    out: dict[str, str] = {}
+    for ti in dag_run.get_task_instances():
+        if out.get(ti.task_id, "success") == "success":
+            out[ti.task_id] = str(ti.state)
+    return out
+
+
 class Mailbox:
     """What a real SMTP server on loopback (aiosmtpd) received: one email.message.EmailMessage a mail."""
 

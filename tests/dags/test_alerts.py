@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import quote
 
 import pytest
-from conftest import ROOT, free_port, smtp_connection
+from conftest import ROOT, free_port, smtp_connection, task_states
 
 from airflow_mlops.core.alerts import Alert, redact
 from airflow_mlops.core.config import parse_config
@@ -35,14 +35,6 @@ def dag(airflow_db):
     return DagBag(dag_folder=str(ROOT / "dags")).get_dag("churn_retrain")
 
 
-def states(dag_run) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for ti in dag_run.get_task_instances():
-        if out.get(ti.task_id, "success") == "success":
-            out[ti.task_id] = str(ti.state)
-    return out
-
-
 def conf(source, **extra) -> dict:
     # Every param explicitly: in dag.test() one run's conf leaks into the next run's params.
     return {"source": str(source), "as_of": None, "config": "churn_fast", **extra}
@@ -54,7 +46,7 @@ def conf(source, **extra) -> dict:
 def test_a_failed_run_and_a_promotion_each_deliver_an_email(dag, mlops_home, mlflow_client, mailbox, tmp_path, churn_dir):
     before = len(mailbox.messages)
     failed = dag.test(logical_date=LOGICAL, run_conf=conf(tmp_path / "nowhere.csv"))
-    assert states(failed)["snapshot"] == "failed"
+    assert task_states(failed)["snapshot"] == "failed"
     [mail] = mailbox.matching("churn: run failed", failed.run_id)
     body = mailbox.body(mail)
     assert mail["subject"].startswith("[airflow-mlops] churn: run failed: churn_retrain run") and "'snapshot'" in mail["subject"]
@@ -65,7 +57,7 @@ def test_a_failed_run_and_a_promotion_each_deliver_an_email(dag, mlops_home, mlf
     assert len(mailbox.messages) == before + 1  # one alert for one failed run (the DAG callback adds none)
 
     promoted = dag.test(logical_date=LOGICAL, run_conf=conf(churn_dir))
-    assert states(promoted)["deploy"] == "success"
+    assert task_states(promoted)["deploy"] == "success"
     [mail] = mailbox.matching("churn: new champion", "churn_classifier v1 is the new champion")
     body = mailbox.body(mail)
     assert "NO_BASELINE_PROMOTE" in mail["subject"]
@@ -117,7 +109,7 @@ def test_an_smtp_server_that_is_down_never_fails_the_task_nor_hides_its_error(da
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(free_port()))  # nothing listens there
     caplog.set_level(logging.INFO)
     run = dag.test(logical_date=LOGICAL, run_conf=conf(tmp_path / "absent.csv"))
-    assert states(run)["snapshot"] == "failed"
+    assert task_states(run)["snapshot"] == "failed"
     text = caplog.text
     assert "absent.csv: source not found" in text  # the task's own error, as it was
     assert "the run_failed alert was NOT sent to channel 'ml_team' (email through connection 'smtp_default')" in text

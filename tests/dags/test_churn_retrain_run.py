@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import ROOT, churn_stream
+from conftest import ROOT, churn_stream, task_states
 
 LOGICAL = dt.datetime(2026, 1, 28, 2, 0, tzinfo=dt.UTC)
 
@@ -19,21 +19,11 @@ def dag(airflow_db):
     return bag.get_dag("churn_retrain")
 
 
-def states(dag_run) -> dict[str, str]:
-    """Task id -> state (for a mapped task: 'success' only if every mapped instance succeeded)."""
-    out: dict[str, str] = {}
-    for ti in dag_run.get_task_instances():
-        state = str(ti.state)
-        if out.get(ti.task_id, "success") == "success":
-            out[ti.task_id] = state
-    return out
-
-
 def test_first_run_trains_registers_and_promotes(dag, mlops_home, mlflow_client, churn_dir):
     dag_run = dag.test(logical_date=LOGICAL, run_conf={"source": str(churn_dir)})
 
     expected = {t: "success" for t in dag.task_ids} | {"record_rejection": "skipped"}
-    assert states(dag_run) == expected
+    assert task_states(dag_run) == expected
     version = mlflow_client.get_model_version_by_alias("churn_classifier", "challenger")
     assert version.status == "READY"
     assert version.tags["airflow.dag_id"] == "churn_retrain"
@@ -65,7 +55,7 @@ def test_bad_batch_stops_before_training(dag, mlops_home, mlflow_client, tmp_pat
 
     dag_run = dag.test(logical_date=LOGICAL, run_conf={"source": str(source)})
 
-    s = states(dag_run)
+    s = task_states(dag_run)
     assert s["snapshot"] == "success"
     assert s["validate"] == "failed"
     assert s["train"] != "success" and s["register_challenger"] != "success" and s["deploy"] != "success"
@@ -77,5 +67,5 @@ def test_bad_batch_stops_before_training(dag, mlops_home, mlflow_client, tmp_pat
 def test_missing_source_fails_at_snapshot_and_registers_nothing(dag, mlops_home, mlflow_client, tmp_path):
     dag_run = dag.test(logical_date=LOGICAL, run_conf={"source": str(tmp_path / "nowhere")})
 
-    assert states(dag_run)["snapshot"] == "failed"
+    assert task_states(dag_run)["snapshot"] == "failed"
     assert mlflow_client.search_registered_models() == []

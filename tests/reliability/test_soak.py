@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, churn_stream
+from conftest import ROOT, churn_stream, task_states
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -54,14 +54,6 @@ def dags(airflow_db):
     return bag.get_dag("churn_retrain"), bag.get_dag("churn_drift_monitor")
 
 
-def _states(dag_run) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for ti in dag_run.get_task_instances():
-        if out.get(ti.task_id, "success") == "success":
-            out[ti.task_id] = str(ti.state)
-    return out
-
-
 def _open_fds() -> int:
     import gc
 
@@ -94,7 +86,7 @@ def test_100_days_keep_one_consistent_story_and_leak_nothing(dags, stream, mlops
     for n in range(DAYS):
         day = sim_day(n).isoformat()
         logical = dt.datetime.fromisoformat(f"{day}T06:00:00+00:00")
-        checked = _states(monitor.test(logical_date=logical, run_conf={"as_of": day, "source": str(stream)}))
+        checked = task_states(monitor.test(logical_date=logical, run_conf={"as_of": day, "source": str(stream)}))
         reasons = []
         if checked.get("request_retrain") == "success":
             reasons.append("drift")
@@ -106,7 +98,7 @@ def test_100_days_keep_one_consistent_story_and_leak_nothing(dags, stream, mlops
                 logical_date=logical + dt.timedelta(hours=1),
                 run_conf={"as_of": day, "source": str(stream), "config": "churn_fast"},
             )
-            trained = _states(run)
+            trained = task_states(run)
         journal.append({"day": day, "monitor": checked, "why": reasons, "retrain": trained})
         if n % 10 == 9:
             fds.append(_open_fds())

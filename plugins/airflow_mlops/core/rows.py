@@ -19,6 +19,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -227,13 +228,21 @@ class RowsRecord:
     origin: str
 
 
-def record_table(frame: pd.DataFrame, roles: Any, date_column: str | None, columns: list[str] | None = None) -> pa.Table:
+def record_table(
+    frame: pd.DataFrame,
+    roles: Any,
+    date_column: str | None,
+    columns: list[str] | None = None,
+    hashes: np.ndarray | None = None,
+) -> pa.Table:
     """The Parquet table of a rows record: row_hash, role and the date of every row (schema metadata:
-    the hashed columns). `roles` is one role for every row or one per row."""
+    the hashed columns). `roles` is one role for every row or one per row; `hashes`, when already
+    computed over `columns`, are used as they are."""
     import pyarrow as pa
 
     columns = sorted(map(str, frame.columns)) if columns is None else columns
-    data: dict[str, Any] = {"row_hash": pa.array(row_hashes(frame, columns), pa.uint64())}
+    hashes = row_hashes(frame, columns) if hashes is None else hashes
+    data: dict[str, Any] = {"row_hash": pa.array(hashes, pa.uint64())}
     data["role"] = pa.array([roles] * len(frame) if isinstance(roles, str) else list(roles), pa.string()).dictionary_encode()
     if date_column and date_column in frame.columns:
         data[date_column] = pa.array(frame[date_column].astype(str).tolist(), pa.string()).dictionary_encode()
@@ -274,14 +283,14 @@ def record_of(split: Split, origin: str = "this split") -> RowsRecord:
     return RowsRecord(hashes=row_hashes(split.seen, columns), columns=columns, origin=origin)
 
 
-def champion_record(client: MlflowClient, run_id: str | None) -> tuple[RowsRecord | None, str | None]:
+def run_record(client: MlflowClient, run_id: str | None) -> tuple[RowsRecord | None, str | None]:
     """A model's rows record from its training run (the champion's, for the gate), or (None, why not)."""
     import tempfile
 
     from mlflow.exceptions import MlflowException
 
     if not run_id:
-        return None, "the champion version names no training run"
+        return None, "the model version names no training run"
     origin = f"{TRAINING_ROWS_ARTIFACT} of run {run_id}"
     listed = {a.path for a in client.list_artifacts(run_id)}
     if TRAINING_ROWS_ARTIFACT not in listed:
@@ -313,7 +322,7 @@ class TestRows:
     strategy: str = ""  # the split strategy that chose the test rows
     date_column: str | None = None
 
-    @property
+    @cached_property
     def frame(self) -> pd.DataFrame:
         """The kept test rows: what both models are scored on."""
         return self.candidate_frame[self.kept]
@@ -326,7 +335,7 @@ class TestRows:
     def excluded(self) -> int:
         return len(self.kept) - self.n_rows
 
-    @property
+    @cached_property
     def span(self) -> tuple[str, str] | None:
         return date_span(self.frame, self.date_column)
 
@@ -357,7 +366,7 @@ class TestRows:
         """test_rows.parquet: every candidate test row's hash, its date and whether it was scored."""
         import pyarrow as pa
 
-        table = record_table(self.candidate_frame, "test", self.date_column, self.hash_columns)
+        table = record_table(self.candidate_frame, "test", self.date_column, self.hash_columns, self.hashes)
         return table.append_column("scored", pa.array(self.kept))
 
 
@@ -457,7 +466,7 @@ def audit_verdict(client: MlflowClient, model_name: str, version: str) -> dict[s
         if who == "none":
             notes.append(f"no {role}: nothing to compare")
             continue
-        record, why = champion_record(client, client.get_model_version(model_name, who).run_id)
+        record, why = run_record(client, client.get_model_version(model_name, who).run_id)
         if record is None:
             notes.append(f"the {role} v{who}: {why}")
         elif record.columns != test.columns:

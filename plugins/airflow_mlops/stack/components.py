@@ -20,8 +20,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from airflow_mlops import settings
+
 #: The checkout (dags/, plugins/, include/): this package's grandparent when it runs from plugins/.
-PROJECT_ROOT = Path(os.environ.get("AIRFLOW_MLOPS_PROJECT_ROOT") or Path(__file__).resolve().parents[3])
+PROJECT_ROOT = settings.project_root()
 
 #: Loopback ports of the native stack (environment variable, default).
 PORT_SETTINGS = {

@@ -134,7 +134,7 @@ def evaluate(
     pickle_ok = config.security.allow_pickle_models
     challenger = load(client, challenger_uri, "challenger", allow_pickle=pickle_ok)
     champion = load(client, champion_uri, "champion", allow_pickle=pickle_ok) if champion_uri else None
-    record, why = rows_mod.champion_record(client, champion.run_id) if champion is not None else (None, None)
+    record, why = rows_mod.run_record(client, champion.run_id) if champion is not None else (None, None)
     test_rows = rows_mod.gate_rows(
         test, config, champion=record, has_champion=champion is not None,
         champion_window_end=champion_window_end, why_no_record=why,
