@@ -557,6 +557,37 @@ def test_two_runs_promoting_at_once_one_wins_the_other_is_refused(client, logged
     assert_registry_consistent(client, model)
 
 
+def test_a_lock_held_on_a_second_ledger_run_holds_off_a_promotion_and_history_merges_both(
+    client, logged_model, monkeypatch
+):
+    """What a first-promotion race can leave: two ledger runs for one model. A writer that claimed
+    the lock on the other run must still hold everyone off, and moves recorded on either run are history."""
+    model = "faults_two_ledgers"
+    register_versions(client, model, logged_model, 3, champion="1")
+    tagged = client.get_registered_model(model).tags[registry.LEDGER_RUN_TAG]
+    experiment = client.get_experiment_by_name(registry.LEDGER_EXPERIMENT).experiment_id
+    other = client.create_run(experiment, tags={registry.LEDGER_MODEL_TAG: model}).info.run_id
+    client.set_terminated(other)
+    rival = {"by": "airflow:rival/manual__rival/deploy", "t": time.time(), "at": "2026-01-01T00:00:00Z"}
+    client.log_param(other, "lock.1", json.dumps(rival))
+    actor = {"airflow.dag_id": DAG_ID, "airflow.run_id": "manual__second_ledger", "airflow.task_id": "deploy"}
+
+    monkeypatch.setattr(registry, "LOCK_WAIT_S", 0.5)
+    with pytest.raises(registry.PromotionInProgressError, match="airflow:rival/manual__rival/deploy"):
+        registry.promote(client, model, "2", expected_champion="1", actor=actor, reason="v2 is better")
+    assert registry.read_aliases(client, model)["champion"] == "1"
+    assert registry.lock_holder(client, model)["by"] == rival["by"]
+
+    client.log_param(other, "unlock.1", "released")
+    moved_on_other = {"at": "2000-01-01T00:00:00.000Z", "alias": "champion", "to": "1", "action": "promote"}
+    client.log_text(other, json.dumps([moved_on_other]), registry.LEDGER_ARTIFACT)
+    registry.promote(client, model, "2", expected_champion="1", actor=actor, reason="v2 is better")
+    history = registry.history(client, model)
+    assert history[0] == moved_on_other  # merged from the other run, oldest first
+    assert [m["to"] for m in history if m["alias"] == registry.CHAMPION][-1] == "2"
+    assert client.get_registered_model(model).tags[registry.LEDGER_RUN_TAG] == tagged
+
+
 def test_a_lock_left_by_a_dead_writer_holds_off_others_until_stale_then_its_move_is_undone(
     client, logged_model, monkeypatch
 ):

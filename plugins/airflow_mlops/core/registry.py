@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import random
 import tempfile
 import time
 from dataclasses import dataclass
@@ -352,18 +353,21 @@ def read_aliases(client: MlflowClient, name: str) -> dict[str, str | None]:
 def history(client: MlflowClient, name: str) -> list[dict]:
     """Every recorded alias move of `name`, oldest first: {at, model, action, alias, from, to, by, actor, reason}."""
     _require_model(client, name)
-    run_id = _ledger_run_id(client, name, create=False)
-    return [] if run_id is None else _read_ledger(client, run_id)
+    merged: dict[tuple, dict] = {}
+    for run_id in _ledger_runs(client, name):  # usually one; two first promotions at once may have made two
+        for entry in _read_ledger(client, run_id):
+            merged.setdefault((entry.get("at"), entry.get("alias"), entry.get("to")), entry)
+    return sorted(merged.values(), key=lambda e: str(e.get("at")))
 
 
 def lock_holder(client: MlflowClient, name: str) -> dict | None:
     """Who holds `name`'s promotion lock now ({index, by, at}), or None when it is free."""
     _require_model(client, name)
-    run_id = _ledger_run_id(client, name, create=False)
-    if run_id is None:
-        return None
-    index, holder = _last_lock(client.get_run(run_id).data.params)
-    return None if holder is None else {"index": index, "by": holder["by"], "at": holder["at"]}
+    for run_id in _ledger_runs(client, name):
+        index, holder = _last_lock(client.get_run(run_id).data.params)
+        if holder is not None:
+            return {"index": index, "by": holder["by"], "at": holder["at"]}
+    return None
 
 
 def status(client: MlflowClient) -> list[dict]:
@@ -700,32 +704,34 @@ def _ledger_run_id(client: MlflowClient, name: str, *, create: bool) -> str | No
                 raise
         log.warning("%s: ledger run %s (tag %s) is gone; looking for another", name, run_id, LEDGER_RUN_TAG)
     exp = client.get_experiment_by_name(LEDGER_EXPERIMENT)
-    if exp is not None:
-        runs = client.search_runs(
-            [exp.experiment_id],
-            filter_string=f"tags.`{LEDGER_MODEL_TAG}` = {quote_filter_value(name)}",
-            order_by=["attributes.start_time ASC", "attributes.run_id ASC"],
-            max_results=1,
-        )
-        if runs:
-            run_id = runs[0].info.run_id
-            _tag_ledger_run(client, name, run_id)
-            return run_id
+    runs = _ledger_runs(client, name, tagged=False)
+    if runs:
+        _tag_ledger_run(client, name, runs[0])
+        return runs[0]
     if not create:
         return None
     experiment_id = tracking.ensure_experiment(client, LEDGER_EXPERIMENT)
     run = client.create_run(experiment_id, run_name=f"{name} ledger", tags={LEDGER_MODEL_TAG: name})
     client.set_terminated(run.info.run_id, status="FINISHED")
-    # Two first promotions at the same moment may both get here: both use the oldest ledger run (the
-    # other stays empty; deleting it would need MANAGE on the ledger experiment, promoters have EDIT).
-    oldest = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{LEDGER_MODEL_TAG}` = {quote_filter_value(name)}",
-        order_by=["attributes.start_time ASC", "attributes.run_id ASC"],
-        max_results=1,
-    )[0].info.run_id
+    # Two first promotions at the same moment may both get here and each make a ledger run. The lock
+    # looks at every ledger run of the model (`_rival_holder`), and `history` merges them (the extra
+    # one cannot be deleted: that needs MANAGE on the ledger experiment, promoters have EDIT).
+    oldest = _ledger_runs(client, name, tagged=False)[0]
     _tag_ledger_run(client, name, oldest)
     return oldest
+
+
+def _ledger_runs(client: MlflowClient, name: str, *, tagged: bool = True) -> list[str]:
+    """Ids of every active ledger run of `name`, oldest first (the model-tagged one first when `tagged`)."""
+    exp = client.get_experiment_by_name(LEDGER_EXPERIMENT)
+    found = [] if exp is None else [r.info.run_id for r in client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`{LEDGER_MODEL_TAG}` = {quote_filter_value(name)}",
+        order_by=["attributes.start_time ASC", "attributes.run_id ASC"],
+        max_results=50,
+    )]
+    tag = client.get_registered_model(name).tags.get(LEDGER_RUN_TAG) if tagged else None
+    return [tag] + [r for r in found if r != tag] if tag in found else found
 
 
 def _tag_ledger_run(client: MlflowClient, name: str, run_id: str) -> None:
@@ -789,17 +795,19 @@ def _promotion_lock(client: MlflowClient, name: str, actor: dict[str, str]) -> I
         last, holder = _last_lock(params)
         own_retry = holder is not None and holder["by"] == me and bool(actor.get("airflow.dag_id"))
         if holder is not None and not own_retry and time.time() - holder["t"] < LOCK_STALE_S:
-            if time.monotonic() >= deadline:
-                raise PromotionInProgressError(
-                    f"{name}: another alias move is in progress (lock {last} on ledger run {run_id}, held by "
-                    f"{holder['by']} since {holder['at']}); waited {LOCK_WAIT_S:.0f} s. Nothing was changed: retry "
-                    f"later (a lock held for {LOCK_STALE_S / 60:.0f} min is taken over)"
-                )
-            time.sleep(_LOCK_POLL_S)
+            _wait_or_give_up(name, deadline, f"lock {last} on ledger run {run_id}, held by {holder['by']} since "
+                                             f"{holder['at']}")
             continue
         lock = _Lock(run_id, last + 1)
         if not _log_param_once(client, run_id, f"lock.{lock.index}", json.dumps({"by": me, "t": time.time(), "at": _now()})):
             continue  # another writer claimed it first
+        rival = _rival_holder(client, name, run_id, me)
+        if rival is not None:  # claimed on another ledger run of the model at the same moment: back off
+            _release(client, lock, f"backed off: {rival}")
+            _wait_or_give_up(name, deadline, rival, jitter=True)
+            run_id = _ledger_runs(client, name, tagged=False)[0]  # from now on every writer agrees on the oldest
+            _tag_ledger_run(client, name, run_id)
+            continue
         if holder is None:
             break
         outcome = _recover(client, name, _pending_intent(params, last))
@@ -814,6 +822,31 @@ def _promotion_lock(client: MlflowClient, name: str, actor: dict[str, str]) -> I
                       name, lock.index)
         else:
             _release(client, lock, "released")
+
+
+def _wait_or_give_up(name: str, deadline: float, held: str, *, jitter: bool = False) -> None:
+    """Sleep one poll (randomised with `jitter`), or raise PromotionInProgressError once `deadline` has passed."""
+    if time.monotonic() >= deadline:
+        raise PromotionInProgressError(
+            f"{name}: another alias move is in progress ({held}); waited {LOCK_WAIT_S:.0f} s. Nothing was changed: "
+            f"retry later (a lock held for {LOCK_STALE_S / 60:.0f} min is taken over)"
+        )
+    time.sleep(_LOCK_POLL_S * (1 + random.random() if jitter else 1))
+
+
+def _rival_holder(client: MlflowClient, name: str, run_id: str, me: str) -> str | None:
+    """Who holds a live lock on another ledger run of `name` (there is one only after a first-promotion race).
+
+    Each writer claims, then looks: of two writers that claim at once on different runs, at least one sees
+    the other's claim and backs off, so they never both go on.
+    """
+    for other in _ledger_runs(client, name, tagged=False):
+        if other == run_id:
+            continue
+        index, holder = _last_lock(client.get_run(other).data.params)
+        if holder is not None and time.time() - holder["t"] < LOCK_STALE_S and holder["by"] != me:
+            return f"{holder['by']} holds lock {index} on ledger run {other}"
+    return None
 
 
 def _recover(client: MlflowClient, name: str, intent_text: str | None) -> str:
