@@ -703,7 +703,6 @@ def _ledger_run_id(client: MlflowClient, name: str, *, create: bool) -> str | No
             if exc.error_code not in _NOT_FOUND_CODES:
                 raise
         log.warning("%s: ledger run %s (tag %s) is gone; looking for another", name, run_id, LEDGER_RUN_TAG)
-    exp = client.get_experiment_by_name(LEDGER_EXPERIMENT)
     runs = _ledger_runs(client, name, tagged=False)
     if runs:
         _tag_ledger_run(client, name, runs[0])
