@@ -7,6 +7,7 @@ Every error names the file and the key, e.g.
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from airflow_mlops.core.errors import ConfigError
 TASKS = ("binary_classification", "multiclass_classification", "regression")
 FEATURE_TYPES = ("numeric", "categorical")
 SOURCE_FORMATS = ("csv", "parquet")
+#: A pipeline name becomes DAG ids (<name>_retrain) and Asset URIs (mlops://<name>/champion).
+PIPELINE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "f1", "log_loss", "precision", "recall")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 ALLOWED_ESTIMATOR_PREFIX = "sklearn."
@@ -39,6 +42,24 @@ class SourceConfig:
     # Folders a source may live in (relative to the project root); $AIRFLOW_MLOPS_HOME and the
     # folders in $AIRFLOW_MLOPS_DATA_ROOTS are allowed too. A path anywhere else is refused.
     allowed_roots: tuple[str, ...] = ("data",)
+    # What real exports need: extra strings read as missing (e.g. " "), per-column types that beat
+    # pandas' guess, and columns kept to join on (customer ids) but never used as features.
+    na_values: tuple[str, ...] = ()
+    dtypes: dict[str, str] = field(default_factory=dict)  # column -> one of COLUMN_DTYPES
+    id_columns: tuple[str, ...] = ()
+
+
+#: Column types a source may force (`source.dtypes`): numbers, whole numbers, text, true/false.
+COLUMN_DTYPES = ("float", "int", "string", "bool")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """When the pipeline's DAGs run (cron in `timezone`; None: only when an Asset event asks)."""
+
+    retrain: str | None = "0 2 * * *"
+    drift_monitor: str | None = "0 6 * * *"
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -170,6 +191,10 @@ class PipelineConfig:
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    positive_class: Any = None  # binary classification: the class the metrics treat as positive (None: inferred)
+    variant_of: str | None = None  # a variant (e.g. churn_fast) runs under its pipeline's DAGs and has none
+    description: str = ""
     path: str = ""  # the file this config came from
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -291,6 +316,13 @@ def load_config(path: str | Path, *, check_estimators: bool = True) -> PipelineC
 def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = True) -> PipelineConfig:
     top = _Reader(file, data, "")
     name = top.get("pipeline", str)
+    if not PIPELINE_NAME.fullmatch(name):
+        top.fail(f"{name!r} cannot name DAGs and Assets: use lower-case letters, digits and '_', starting with a "
+                 "letter (e.g. churn, house_prices)", "pipeline")
+    variant_of = top.get("variant_of", str, None)
+    if variant_of is not None and variant_of != name:
+        top.fail(f"a variant runs under its pipeline's DAGs, so 'pipeline' must be {variant_of!r} too, got {name!r}",
+                 "variant_of")
 
     src = top.sub("source")
     source = SourceConfig(
@@ -300,8 +332,14 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         window_days=src.get("window_days", int, None),
         max_file_mb=float(src.get("max_file_mb", float, 512.0)),
         allowed_roots=tuple(src.get("allowed_roots", list, ["data"])),
+        na_values=tuple(_string_list(src, "na_values")),
+        dtypes={str(k): v for k, v in src.get("dtypes", dict, {}).items()},
+        id_columns=tuple(_string_list(src, "id_columns")),
     )
     src.done()
+    for column, dtype in source.dtypes.items():
+        if dtype not in COLUMN_DTYPES:
+            src.fail(f"{column}: {dtype!r} is not one of {', '.join(COLUMN_DTYPES)}", "dtypes")
     if source.window_days is not None and source.window_days < 1:
         src.fail("must be >= 1", "window_days")
     if source.max_file_mb <= 0:
@@ -312,7 +350,10 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
     tgt = top.sub("target")
     target = tgt.get("column", str)
     task = tgt.get("task", str, choices=TASKS)
+    positive_class = tgt.get("positive_class", (str, int, bool), None)
     tgt.done()
+    if positive_class is not None and task != "binary_classification":
+        tgt.fail(f"only binary classification has a positive class; the task is {task!r}", "positive_class")
 
     features = []
     raw_features = top.get("features", list)
@@ -328,6 +369,12 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         top.fail(f"duplicated feature name(s): {', '.join(dupes)}", "features")
     if target in names:
         top.fail(f"the target column {target!r} is also listed as a feature (target leakage)", "features")
+    id_features = sorted(set(source.id_columns) & set(names))
+    if id_features:
+        top.fail(f"{', '.join(map(repr, id_features))} listed in source.id_columns: ids are kept for joins, never "
+                 "used as features; remove them from one list", "features")
+    if target in source.id_columns:
+        src.fail(f"the target column {target!r} cannot be an id column", "id_columns")
 
     val = top.sub("validation")
     suite = val.get("suite", str)
@@ -422,9 +469,10 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
     sec.done()
 
     alerts = _alerts_config(top.sub("alerts", {}), file)
+    schedule = _schedule_config(top.sub("schedule", {}))
 
     seed = top.get("seed", int)
-    top.get("description", str, "")
+    description = top.get("description", str, "")
     top.done()
 
     return PipelineConfig(
@@ -444,9 +492,42 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         monitoring=monitoring,
         security=security,
         alerts=alerts,
+        schedule=schedule,
+        positive_class=positive_class,
+        variant_of=variant_of,
+        description=description,
         path=file,
         raw=data,
     )
+
+
+def _string_list(reader: _Reader, key: str) -> list[str]:
+    values = reader.get(key, list, [])
+    if not all(isinstance(v, str) for v in values):
+        reader.fail(f"expected a list of strings, got {values!r}", key)
+    return values
+
+
+def _schedule_config(sch: _Reader) -> ScheduleConfig:
+    default = ScheduleConfig()
+    schedule = ScheduleConfig(
+        retrain=sch.get("retrain", (str, type(None)), default.retrain),
+        drift_monitor=sch.get("drift_monitor", (str, type(None)), default.drift_monitor),
+        timezone=sch.get("timezone", str, default.timezone),
+    )
+    sch.done()
+    for key in ("retrain", "drift_monitor"):
+        cron = getattr(schedule, key)
+        if cron is not None and not cron.startswith("@") and len(cron.split()) != 5:
+            sch.fail(f"{cron!r} is not a cron expression of 5 fields (e.g. '0 2 * * *'), a preset such as @daily, "
+                     "or null for none", key)
+    try:
+        import zoneinfo
+
+        zoneinfo.ZoneInfo(schedule.timezone)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        sch.fail(f"unknown time zone {schedule.timezone!r} (an IANA name such as UTC or Europe/Paris)", "timezone")
+    return schedule
 
 
 def _alerts_config(alr: _Reader, file: str) -> AlertsConfig:
