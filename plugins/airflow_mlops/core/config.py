@@ -192,7 +192,10 @@ class PipelineConfig:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    positive_class: Any = None  # binary classification: the class the metrics treat as positive (None: inferred)
+    # Binary classification: the class f1/precision/recall/ROC AUC treat as positive. None: inferred
+    # (core.labels): for text labels the one reading as positive (yes/y/true/1/positive, any case:
+    # "Yes" of Yes/No), else the last class in sorted order (1 of 0/1, True of False/True). Logged.
+    positive_class: Any = None
     variant_of: str | None = None  # a variant (e.g. churn_fast) runs under its pipeline's DAGs and has none
     description: str = ""
     path: str = ""  # the file this config came from
@@ -307,7 +310,7 @@ def load_config(path: str | Path, *, check_estimators: bool = True) -> PipelineC
     except FileNotFoundError:
         raise ConfigError(f"{file}: config file not found; pipeline configs live in include/pipelines/") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: DAG parsing reads these
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from None
     return parse_config(data, file=file, check_estimators=check_estimators)

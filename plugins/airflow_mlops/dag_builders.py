@@ -1,0 +1,341 @@
+"""A pipeline YAML in, its DAGs out: one builder per DAG kind.
+
+`pipeline_dags()` reads every `include/pipelines/*.yaml` and builds, for each pipeline that is not
+a variant (`variant_of:`), the DAGs of the kinds in `BUILDERS`:
+
+    <pipeline>_retrain        validate, train, judge, deploy (nightly, or on mlops://<pipeline>/retrain-request)
+    <pipeline>_drift_monitor  is today's data still the champion's? (daily, or on mlops://<pipeline>/new-batch;
+                              only for sources with a date column: drift is measured over days)
+
+Ids, tags, Assets, schedules and docs all come from the YAML. A YAML that does not load gets no DAGs;
+`raise_pipeline_errors()` (dags/pipeline_errors.py) turns it into an Airflow import error naming the
+file and key, while the other pipelines load. Light on purpose: no heavy imports at parse time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
+
+from airflow_mlops.alerting import PipelineNotifier
+from airflow_mlops.dag_defaults import default_args, failure_callback
+
+if TYPE_CHECKING:
+    from airflow_mlops.core.config import PipelineConfig
+
+START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
+#: How often the drift sensor's trigger looks for the window's last day (seconds).
+POKE_INTERVAL_S = int(os.environ.get("AIRFLOW_MLOPS_DRIFT_POKE_INTERVAL", "300"))
+
+
+def champion_asset(pipeline: str) -> Asset:
+    """Updated by every promotion."""
+    return Asset(f"mlops://{pipeline}/champion")
+
+
+def retrain_request_asset(pipeline: str) -> Asset:
+    """Emitted by a monitor that wants a retrain; schedules <pipeline>_retrain."""
+    return Asset(f"mlops://{pipeline}/retrain-request")
+
+
+def new_batch_asset(pipeline: str) -> Asset:
+    """Emitted by the upstream export when a day's batch lands (extra: {"as_of": "YYYY-MM-DD"})."""
+    return Asset(f"mlops://{pipeline}/new-batch")
+
+
+# --------------------------------------------------------------------------- the pipelines in a folder
+
+
+@dataclass
+class Pipelines:
+    """What a folder of pipeline YAMLs holds: the pipelines, their variants, and the files that do not load."""
+
+    configs: list[PipelineConfig] = field(default_factory=list)
+    variants: dict[str, list[str]] = field(default_factory=dict)  # pipeline -> variant names (file stems)
+    errors: dict[str, str] = field(default_factory=dict)  # file -> what is wrong
+
+
+def pipelines_folder() -> Path:
+    from airflow_mlops import settings
+
+    return settings.project_root() / "include" / "pipelines"
+
+
+def read_pipelines(folder: str | Path | None = None) -> Pipelines:
+    """Load every *.yaml in `folder` (default include/pipelines/); a bad file is an error, never a crash."""
+    from airflow_mlops.core.config import load_config
+    from airflow_mlops.core.errors import ConfigError
+
+    found = Pipelines()
+    for path in sorted(Path(folder or pipelines_folder()).glob("*.yaml")):
+        try:
+            config = load_config(path, check_estimators=False)  # estimator classes are checked by the first task
+            _check_files(config)
+        except ConfigError as exc:
+            found.errors[str(path)] = str(exc)
+            continue
+        if config.variant_of:
+            found.variants.setdefault(config.variant_of, []).append(path.stem)
+        else:
+            found.configs.append(config)
+    _refuse_clashes(found)
+    return found
+
+
+def _check_files(config: PipelineConfig) -> None:
+    """What can be checked cheaply at parse time: the suite exists, each estimator's module exists in scikit-learn."""
+    import importlib.util
+
+    from airflow_mlops.core.errors import ConfigError
+
+    if not config.resolve(config.expectation_suite).is_file():
+        raise ConfigError(f"{config.path}: validation.suite: {config.expectation_suite} does not exist (relative to "
+                          f"{config.resolve('.')}); write it, or run `airflow-mlops init` to draft one")
+    spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    sklearn_dir = Path(spec.origin).parent if spec and spec.origin else None
+    for i, candidate in enumerate(config.candidates):
+        module = candidate.estimator.rpartition(".")[0].split(".")[1:]
+        if sklearn_dir is None or not module:
+            continue
+        place = sklearn_dir.joinpath(*module)
+        if not (place.with_suffix(".py").is_file() or (place / "__init__.py").is_file()):
+            raise ConfigError(f"{config.path}: model.candidates[{i}].estimator: unknown estimator "
+                              f"{candidate.estimator!r}: scikit-learn has no module {'.'.join(['sklearn', *module])}")
+
+
+def _refuse_clashes(found: Pipelines) -> None:
+    """Two pipelines may not share a name (their DAG ids and Assets) or a registered model: both are refused."""
+    for key, what in ((lambda c: c.name, "pipeline"), (lambda c: c.model_name, "model.name")):
+        claims: dict[str, list[PipelineConfig]] = {}
+        for config in found.configs:
+            claims.setdefault(key(config), []).append(config)
+        for value, claimants in claims.items():
+            if len(claimants) < 2:
+                continue
+            files = [c.path for c in claimants]
+            for config in claimants:
+                others = ", ".join(f for f in files if f != config.path)
+                found.errors.setdefault(config.path, (
+                    f"{config.path}: {what}: {value!r} is also claimed by {others}; each pipeline needs its own "
+                    f"(a config that only tweaks another one declares `variant_of: {config.name}`)"
+                ))
+    found.configs = [c for c in found.configs if c.path not in found.errors]
+
+
+def pipeline_dags(folder: str | Path | None = None) -> dict[str, DAG]:
+    """{dag_id: DAG} for every pipeline in `folder` that loads (see `raise_pipeline_errors` for the others)."""
+    found = read_pipelines(folder)
+    dags: dict[str, DAG] = {}
+    for config in found.configs:
+        for build in BUILDERS.values():
+            dag = build(config, found.variants.get(config.name, []))
+            if dag is not None:
+                dags[dag.dag_id] = dag
+    return dags
+
+
+def raise_pipeline_errors(folder: str | Path | None = None) -> None:
+    """Raise one error listing every pipeline YAML that does not load (file, key, what to do)."""
+    from airflow_mlops.core.errors import ConfigError
+
+    errors = read_pipelines(folder).errors
+    if errors:
+        raise ConfigError(
+            f"{len(errors)} pipeline config(s) did not load, so they have no DAGs (the others are unaffected):\n"
+            + "\n".join(f"- {message}" for message in errors.values())
+        )
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def _schedule(cron: str | None, timezone: str, asset: Asset) -> AssetOrTimeSchedule | Asset:
+    if cron is None:
+        return asset
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone=timezone), assets=[asset])
+
+
+def _when(cron: str | None, timezone: str, asset: Asset) -> str:
+    time = f"on the cron `{cron}` ({timezone}), or" if cron else "only"
+    return f"{time} when `{asset.uri}` is emitted"
+
+
+def _config_path(config: PipelineConfig) -> str:
+    return str(Path(config.path).resolve())
+
+
+def retrain_dag(config: PipelineConfig, variants: list[str]) -> DAG:
+    """<pipeline>_retrain: snapshot, validate, train the candidates, register, judge, deploy or record the rejection."""
+    from airflow_mlops.operators.data import DataSnapshotOperator
+    from airflow_mlops.operators.deploy import DeployModelOperator
+    from airflow_mlops.operators.evaluation import (
+        ChampionChallengerOperator,
+        PromotionBranchOperator,
+        RecordRejectionOperator,
+    )
+    from airflow_mlops.operators.training import (
+        PipelineCandidatesOperator,
+        RegisterChallengerOperator,
+        TrainModelOperator,
+    )
+    from airflow_mlops.operators.validation import DataValidationOperator
+
+    name, folder = config.name, Path(config.path).resolve().parent
+    # A variant is named, never a path: a run cannot point the pipeline at a YAML file of its own.
+    config_path = "{{ '" + str(folder) + "/' ~ (params.config or '" + name + "') ~ '.yaml' }}"
+    request = retrain_request_asset(name)
+    with DAG(
+        dag_id=f"{name}_retrain",
+        schedule=_schedule(config.schedule.retrain, config.schedule.timezone, request),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        description=config.description or None,
+        doc_md=_retrain_doc(config, variants),
+        tags=["mlops", name, "training"],
+        default_args=default_args(config_path),  # a task that fails for good sends the run_failed alert
+        on_failure_callback=failure_callback(config_path),
+        params={
+            "source": Param(None, type=["null", "string"], description="Train on this file or folder instead of the config's source"),
+            "as_of": Param(None, type=["null", "string"], description="The day to train as of (YYYY-MM-DD); default: the logical date"),
+            "config": Param(
+                None, type=["null", "string"], enum=[None, name, *variants],
+                description=f"A variant of the pipeline by name (include/pipelines/<name>.yaml); default {name}",
+            ),
+        },
+    ) as dag:
+        snapshot = DataSnapshotOperator(
+            task_id="snapshot", config_path=config_path,
+            source="{{ params.source or '' }}", window_end="{{ params.as_of or '' }}",
+        )  # fmt: skip
+        validated = DataValidationOperator(task_id="validate", config_path=config_path, snapshot=snapshot.output)
+        candidates = PipelineCandidatesOperator(task_id="candidates", config_path=config_path)
+        trained = TrainModelOperator.partial(
+            task_id="train", config_path=config_path, snapshot=snapshot.output, map_index_template="{{ task.candidate }}"
+        ).expand(candidate=candidates.output)
+        challenger = RegisterChallengerOperator(
+            task_id="register_challenger", config_path=config_path, results=trained.output, snapshot=snapshot.output
+        )
+        verdict = ChampionChallengerOperator(
+            task_id="evaluate", config_path=config_path, snapshot=snapshot.output, challenger=challenger.output
+        )
+        branch = PromotionBranchOperator(task_id="branch", verdict=verdict.output)
+        rejected = RecordRejectionOperator(
+            task_id="record_rejection", verdict=verdict.output,
+            on_success_callback=PipelineNotifier("rejected", config_path),
+        )  # fmt: skip
+        deploy = DeployModelOperator(
+            task_id="deploy", config_path=config_path, verdict=verdict.output, snapshot=snapshot.output,
+            outlets=[champion_asset(name)], on_success_callback=PipelineNotifier("promoted", config_path),
+        )  # fmt: skip
+        validated >> candidates
+        branch >> [deploy, rejected]
+    return dag
+
+
+def drift_monitor_dag(config: PipelineConfig, variants: list[str]) -> DAG | None:
+    """<pipeline>_drift_monitor: the last days against the champion's training data; asks for a retrain on confirmed drift.
+
+    None for a source without a date column (drift is measured over a window of days).
+    """
+    if not config.source.date_column:
+        return None
+    from airflow_mlops.operators.monitoring import RequestRetrainOperator
+    from airflow_mlops.sensors.drift import DriftSensor
+
+    name, config_path = config.name, _config_path(config)
+    with DAG(
+        dag_id=f"{name}_drift_monitor",
+        schedule=_schedule(config.schedule.drift_monitor, config.schedule.timezone, new_batch_asset(name)),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        description=f"Drift of {name}'s data against its champion's training data",
+        doc_md=_drift_doc(config),
+        tags=["mlops", name, "monitoring", "drift"],
+        default_args=default_args(config_path),
+        on_failure_callback=failure_callback(config_path),
+        params={
+            "source": Param(None, type=["null", "string"], description="Check this file or folder instead of the config's source"),
+            "as_of": Param(None, type=["null", "string"], description="The window's last day (YYYY-MM-DD); default: the new-batch day, else yesterday"),
+        },
+    ) as dag:
+        check = DriftSensor(
+            task_id="check_drift", config_path=config_path,
+            source="{{ params.source or '' }}", as_of="{{ params.as_of or '' }}",
+            poke_interval=POKE_INTERVAL_S, timeout=int(timedelta(hours=12).total_seconds()),
+        )  # fmt: skip
+        RequestRetrainOperator(
+            task_id="request_retrain", check=check.output, outlets=[retrain_request_asset(name)],
+            on_success_callback=PipelineNotifier("drift_confirmed", config_path),
+        )  # fmt: skip
+    return dag
+
+
+#: Every DAG kind a pipeline gets (later kinds, such as batch scoring, add their builder here).
+BUILDERS: dict[str, Callable[[PipelineConfig, list[str]], DAG | None]] = {
+    "retrain": retrain_dag,
+    "drift_monitor": drift_monitor_dag,
+}
+
+
+# --------------------------------------------------------------------------- docs (the DAG's page in the UI)
+
+
+def _retrain_doc(config: PipelineConfig, variants: list[str]) -> str:
+    name, s = config.name, config.schedule
+    if config.split_strategy == "time":
+        roles = (f"the newest `split.test_days` days are the **test** rows, the days before them **validation**, the "
+                 f"rest **train**")
+    else:
+        roles = "a seeded random three-way split into **train**, **validation** and **test** rows"
+    return f"""
+### {name}: validate, train, judge, deploy
+
+{config.description}
+
+Runs {_when(s.retrain, s.timezone, retrain_request_asset(name))} (the run records which: tag `mlops.trigger`),
+for the registered model `{config.model_name}`:
+
+1. **snapshot** the source (`{config.source.path}`) into an immutable Parquet file (its digest is the data version);
+2. **validate** it with the Great Expectations suite `{config.expectation_suite}`: bad data stops the run here;
+3. **train** every candidate ({", ".join(c.name for c in config.candidates)}) side by side, one mapped task each
+   ({roles}), and **register** the best on the validation rows as a new version with the alias `challenger`;
+4. **evaluate** the challenger against `champion` on the test rows minus every row the champion saw: promote only
+   with a significant gain in `{config.metrics.primary}` (paired bootstrap), no guard-rail regression, every floor held;
+5. **deploy** (compare-and-swap of `champion`, smoke test, undo on failure; emits `mlops://{name}/champion`) or
+   **record the rejection**. The champion is never touched by a failed or rejected run.
+
+Evidence is in MLflow (experiment `{name}`); `airflow-mlops status` / `history` show the aliases and every move.
+Alerts go where the config's `alerts:` section routes them, and always to the task log.
+
+Params: `source` trains on another file or folder; `as_of` replays a day (YYYY-MM-DD); `config` runs a variant
+of this pipeline ({", ".join(f"`{v}`" for v in variants) or "none defined"}).
+Config: `{config.path}` (built by `airflow_mlops.dag_builders.retrain_dag`).
+"""
+
+
+def _drift_doc(config: PipelineConfig) -> str:
+    name, s, m = config.name, config.schedule, config.monitoring
+    return f"""
+### {name}: is today's data still the data the champion learned from?
+
+Runs {_when(s.drift_monitor, s.timezone, new_batch_asset(name))}, for the model `{config.model_name}`:
+
+1. **check_drift** waits for the window's last day (deferred to the triggerer), snapshots the last {m.window_days}
+   days, validates them with the suite (broken data fails here, never reported as drift) and compares them feature
+   by feature with the champion's own training snapshot. No champion yet: skipped. Statistics, the per-feature
+   table and an HTML/PNG report go to MLflow (experiment `{name}-monitoring`).
+2. **request_retrain** emits `mlops://{name}/retrain-request` (which schedules `{name}_retrain`) only when drift
+   is confirmed in {m.confirm_checks} of the last {m.of_last_checks} checks, and not again within
+   {m.cooldown_hours:g} h. Otherwise it is skipped, with the reason.
+
+Params: `source` checks another file or folder; `as_of` the window's last day (YYYY-MM-DD).
+Config: `{config.path}`, section `monitoring` (built by `airflow_mlops.dag_builders.drift_monitor_dag`).
+"""
