@@ -35,18 +35,22 @@ data/churn/.generated: include/churn_stream.py Makefile | install
 		--drift-from 2026-03-01 --bad-day 2026-02-20
 	@touch $@
 
+# The second example pipeline's data: scikit-learn's bundled diabetes data as a CSV (include/pipelines/diabetes.yaml).
+data/diabetes/diabetes.csv: include/diabetes_data.py | install
+	$(BIN)/python include/diabetes_data.py --out data/diabetes
+
 $(AIRFLOW_HOME)/airflow.db: | install
 	@mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 	$(BIN)/airflow pools set mlops_promotion 1 "One promotion at a time (airflow-mlops)" > /dev/null
 
-demo: install data/churn/.generated $(AIRFLOW_HOME)/airflow.db
+demo: install data/churn/.generated data/diabetes/diabetes.csv $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/python -m airflow_mlops.demo
 
 # One DAG run on the project-local state: make dag-test DAG=churn_retrain CONF='{"as_of": "2026-02-12"}'
 DAG ?= churn_retrain
 CONF ?= {}
-dag-test: install data/churn/.generated $(AIRFLOW_HOME)/airflow.db
+dag-test: install data/churn/.generated data/diabetes/diabetes.csv $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/airflow dags test $(DAG) -c '$(CONF)'
 
 test: install
@@ -68,7 +72,7 @@ stack-test: install
 soak: install
 	$(BIN)/python -m pytest tests/reliability -m slow -v
 
-airflow: install data/churn/.generated $(AIRFLOW_HOME)/airflow.db
+airflow: install data/churn/.generated data/diabetes/diabetes.csv $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/airflow standalone
 
 mlflow-ui: install

@@ -51,6 +51,7 @@ def main() -> None:
                     "--start", "2026-01-01", "--days", "40"], check=True, capture_output=True)
     config = yaml.safe_load((PROJECT_ROOT / "include" / "pipelines" / "churn.yaml").read_text())
     config["model"]["candidates"] = CANDIDATES
+    config["variant_of"] = "churn"  # runs as churn_retrain's `config` param; a second `pipeline: churn` would clash
     # The DAG takes config variants by name from include/pipelines/: this one lives there for the run only.
     config_path = PROJECT_ROOT / "include" / "pipelines" / f"{VARIANT}.yaml"
     config_path.write_text(yaml.safe_dump(config))
