@@ -1,4 +1,5 @@
-"""`airflow-mlops`: the registry from a terminal: status, champion history, manual rollback, verdict audit.
+"""`airflow-mlops`: the registry from a terminal: status, champion history, manual rollback, verdict audit;
+drift between two data windows; `init`, a starter pipeline config and suite from a sample file.
 
 MLflow is reached through `MlflowHook` (connection `mlflow_default`, else the project-local
 SQLite store under $AIRFLOW_MLOPS_HOME). Exit codes: 0 done, 2 refused (unknown model or
@@ -109,6 +110,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-rows", type=int, default=250_000, help="rows read at a time (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_drift)
+
+    p = sub.add_parser(
+        "init",
+        help="profile a sample CSV/Parquet file and write a starter pipeline config and expectation suite",
+        description="Profile a sample of the data and write include/pipelines/NAME.yaml and "
+        "include/expectations/NAME.json: features typed from the data, id and date columns recognised, the task, "
+        "split, metrics and gate chosen for it, every choice commented. Both files are checked (the config loads, "
+        "the sample passes the suite) before either is written; existing files are never overwritten. "
+        "Exit codes: 0 written, 2 bad input or a file exists.",
+    )
+    p.add_argument("name", help="the pipeline's name: lower-case letters, digits and '_' (it names DAGs and Assets)")
+    p.add_argument("--source", required=True, metavar="FILE", help="a sample of the data: a .csv or .parquet file")
+    p.add_argument("--target", required=True, metavar="COLUMN", help="the column the model predicts")
+    p.add_argument("--task", metavar="TASK", help="binary_classification, multiclass_classification or regression "
+                   "(default: inferred from the target's values)")
+    p.add_argument("--date-column", metavar="COLUMN", help="the column dating each row (default: a column of ISO "
+                   "dates, if any)")
+    p.add_argument("--project-root", metavar="DIR", help="the project holding include/ (default: "
+                   "$AIRFLOW_MLOPS_PROJECT_ROOT, else this checkout)")
+    p.set_defaults(func=_init)
     return parser
 
 
@@ -229,6 +250,20 @@ def _drift(args: argparse.Namespace) -> int:
         if page:
             print(f"report: {page}", file=args.out)
     return 3 if report.drift else EXIT_OK
+
+
+def _init(args: argparse.Namespace) -> int:
+    """Write the starter config and suite for a sample file; print what was written and what to review."""
+    from pathlib import Path
+
+    from airflow_mlops import settings
+    from airflow_mlops.core.onboarding import init_pipeline
+
+    root = Path(args.project_root) if args.project_root else settings.project_root()
+    result = init_pipeline(args.name, args.source, args.target, project_root=root, task=args.task,
+                           date_column=args.date_column)
+    print(result.summary(root), file=args.out)
+    return EXIT_OK
 
 
 def _table(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> str:
