@@ -15,7 +15,7 @@ file and key, while the other pipelines load. Light on purpose: no heavy imports
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +27,8 @@ from airflow_mlops.alerting import PipelineNotifier
 from airflow_mlops.dag_defaults import default_args, failure_callback
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_mlops.core.config import PipelineConfig
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -100,13 +102,17 @@ def _check_files(config: PipelineConfig) -> None:
     spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
     sklearn_dir = Path(spec.origin).parent if spec and spec.origin else None
     for i, candidate in enumerate(config.candidates):
-        module = candidate.estimator.rpartition(".")[0].split(".")[1:]
+        dotted, _, class_name = candidate.estimator.rpartition(".")
+        module = dotted.split(".")[1:]
         if sklearn_dir is None or not module:
             continue
         place = sklearn_dir.joinpath(*module)
-        if not (place.with_suffix(".py").is_file() or (place / "__init__.py").is_file()):
-            raise ConfigError(f"{config.path}: model.candidates[{i}].estimator: unknown estimator "
-                              f"{candidate.estimator!r}: scikit-learn has no module {'.'.join(['sklearn', *module])}")
+        source = next((f for f in (place.with_suffix(".py"), place / "__init__.py") if f.is_file()), None)
+        where = f"{config.path}: model.candidates[{i}].estimator: unknown estimator {candidate.estimator!r}"
+        if source is None:
+            raise ConfigError(f"{where}: scikit-learn has no module {dotted}")
+        if not re.search(rf"\b{re.escape(class_name)}\b", source.read_text(encoding="utf-8")):  # its name, exported
+            raise ConfigError(f"{where}: {dotted} has no {class_name!r} (check the spelling against scikit-learn's API)")
 
 
 def _refuse_clashes(found: Pipelines) -> None:
@@ -291,8 +297,8 @@ BUILDERS: dict[str, Callable[[PipelineConfig, list[str]], DAG | None]] = {
 def _retrain_doc(config: PipelineConfig, variants: list[str]) -> str:
     name, s = config.name, config.schedule
     if config.split_strategy == "time":
-        roles = (f"the newest `split.test_days` days are the **test** rows, the days before them **validation**, the "
-                 f"rest **train**")
+        roles = ("the newest `split.test_days` days are the **test** rows, the days before them **validation**, the "
+                 "rest **train**")
     else:
         roles = "a seeded random three-way split into **train**, **validation** and **test** rows"
     return f"""

@@ -153,11 +153,13 @@ def test_a_broken_yaml_is_an_import_error_naming_file_and_key_and_the_others_loa
          "validation.suite: include/expectations/nowhere.json does not exist"),
         ({"model": {"name": "m", "candidates": [{"name": "x", "estimator": "sklearn.nowhere.Model"}]}},
          "model.candidates[0].estimator: unknown estimator 'sklearn.nowhere.Model'"),
+        ({"model": {"name": "m", "candidates": [{"name": "x", "estimator": "sklearn.linear_model.Rigde"}]}},
+         "sklearn.linear_model has no 'Rigde'"),
         ({"pipeline": "Bad Name"}, "pipeline: 'Bad Name' cannot name DAGs and Assets"),
         ({"schedule": {"retrain": "every night"}}, "schedule.retrain: 'every night' is not a cron expression"),
         ({"variant_of": "other"}, "variant_of: a variant runs under its pipeline's DAGs"),
     ],
-    ids=["missing-suite", "missing-estimator", "bad-name", "bad-cron", "variant-of-another"],
+    ids=["missing-suite", "missing-estimator", "misspelt-estimator", "bad-name", "bad-cron", "variant-of-another"],
 )
 def test_bad_pipeline_yaml_is_named_in_the_error(tmp_path, change, message):
     from airflow_mlops.core.errors import ConfigError
