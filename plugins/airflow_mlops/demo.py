@@ -284,6 +284,8 @@ def _story(client: Any, log_dir: Path, inbox: Inbox | None) -> int:
     print("Airflow UI (the DAGs):    make airflow     -> http://localhost:8080")
     print("Re-check a verdict:       .venv/bin/airflow-mlops audit churn_classifier 2")
     print("Replay a day:             make dag-test DAG=churn_retrain CONF='{\"as_of\": \"2026-02-12\"}'")
+    print("The second pipeline:      make dag-test DAG=diabetes_retrain   (regression, include/pipelines/diabetes.yaml)")
+    print("Add your own model:       .venv/bin/airflow-mlops init NAME --source FILE --target COLUMN")
     return 1 if surprises else 0
 
 
