@@ -6,7 +6,7 @@ comments) and ``build_suite`` (a GX 1.x suite whose rules carry ``meta.notes``).
 checks that the config loads (``load_config``), that the suite loads and that the sample passes it,
 before either file is written; it never overwrites a file.
 
-Modules: ``profile``, ``decide``, ``render`` (the YAML text), ``suite``, ``command`` (check and write).
+Modules: ``profile``, ``plan`` (``decide``), ``render`` (the YAML text), ``suite``, ``command`` (check and write).
 """
 
 from airflow_mlops.core.onboarding.command import init_pipeline
