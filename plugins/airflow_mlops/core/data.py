@@ -5,8 +5,14 @@ The source is a CSV/Parquet file or a folder of daily files (``churn_YYYY-MM-DD.
 is sound (size, encoding, delimiter, ragged rows, duplicated or missing columns, infinite numbers,
 dates in the future) and writes ``<snapshot_root>/<pipeline>/<digest>.parquet``:
 the content digest is the data version, so the same window always lands in the same file
-and a retried task re-uses it. Column *types* are not coerced here: wrong types are the
-expectation suite's business. Every problem is a ``DataSourceError`` naming the file.
+and a retried task re-uses it. Every problem is a ``DataSourceError`` naming the file.
+
+What real exports need (``source``): ``na_values`` are extra CSV cells read as missing (exact
+matches, on top of pandas' defaults: ``" "`` matches a single space, not two); ``dtypes`` force a column's
+type (see ``_apply_dtypes``); ``id_columns`` must be present and are kept (never features).
+Otherwise types are not coerced: a number column holding words is the expectation suite's
+business (the batch is kept for inspection), except blanks in a numeric feature, which only
+``na_values`` can fix and so fail here, naming them.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +43,9 @@ SUFFIXES = {"csv": ".csv", "parquet": ".parquet"}
 DAILY_FILE = re.compile(r"_(\d{4}-\d{2}-\d{2})\.[A-Za-z]+$")
 PIPELINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_LISTED = 5  # how many bad lines / values an error message quotes
+EXAMPLES = 3  # how many values that are not numbers (or not true/false) an error message quotes
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})  # what a `bool` column reads as True (any case) ...
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})  # ... and as False
 DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}  # what a one-column header may really be split by
 
 
@@ -74,11 +84,7 @@ def take_snapshot(
     files = _source_files(path, config.source.format, start, window_end)
     for file in files:  # a symlink inside an allowed folder may point elsewhere
         resolve_source(file, roots)
-    required = _required_columns(config)
-    frames = [
-        _read_file(f, _format_of(f, config.source.format), config.source.max_file_mb, required, config.source.date_column)
-        for f in files
-    ]
+    frames = [_read_file(f, _format_of(f, config.source.format), config) for f in files]
     _check_same_columns(frames, files)
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     n_read = len(frame)
@@ -198,18 +204,29 @@ def _format_of(path: Path, default: str) -> str:
     return default
 
 
-def _required_columns(config: PipelineConfig) -> list[str]:
-    cols = [*config.feature_names, config.target]
-    if config.source.date_column and config.source.date_column not in cols:
-        cols.append(config.source.date_column)
-    return cols
+def _required_columns(config: PipelineConfig) -> dict[str, str]:
+    """Every column the config names -> the (first) config key that names it, for the error message."""
+    src = config.source
+    named: dict[str, str] = {}
+    for column, key in [
+        *((c, "features") for c in config.feature_names),
+        (config.target, "target"),
+        (src.date_column, "source.date_column"),
+        *((c, "source.id_columns") for c in src.id_columns),
+        *((c, "source.dtypes") for c in src.dtypes),
+    ]:
+        if column:
+            named.setdefault(column, key)
+    return named
 
 
 # --------------------------------------------------------------------------- reading one file
 
 
-def _read_file(path: Path, fmt: str, max_mb: float, required: list[str], date_column: str | None) -> pd.DataFrame:
-    """One source file as a frame, after size, shape, column, number and date checks."""
+def _read_file(path: Path, fmt: str, config: PipelineConfig) -> pd.DataFrame:
+    """One source file as a frame, after size, shape, column, type, number and date checks."""
+    source = config.source
+    max_mb = source.max_file_mb
     size = path.stat().st_size
     if size > max_mb * 1024 * 1024:
         raise DataSourceError(
@@ -218,17 +235,146 @@ def _read_file(path: Path, fmt: str, max_mb: float, required: list[str], date_co
         )
     if size == 0:
         raise DataSourceError(f"{path}: file is empty (0 bytes); re-export it or remove it from the source")
-    frame = _read_csv(path) if fmt == "csv" else _read_parquet(path)
+    if fmt == "csv":
+        text_columns = [c for c, dtype in source.dtypes.items() if dtype == "string"]
+        frame = _read_csv(path, na_values=source.na_values, text_columns=text_columns)
+    else:
+        frame = _read_parquet(path)
+    required = _required_columns(config)
     missing = [c for c in required if c not in frame.columns]
     if missing:
+        listed = ", ".join(f"{c!r} ({required[c]})" for c in missing)
         raise DataSourceError(
-            f"{path}: missing required column(s) {', '.join(map(repr, missing))}; present: "
-            f"{', '.join(map(str, frame.columns))}. Fix the export or the config's features/target/date_column"
+            f"{path}: missing required column(s) {listed}; present: {', '.join(map(str, frame.columns))}. "
+            f"Fix the export or the config's features/target/source.date_column/id_columns/dtypes"
         )
+    frame = _apply_dtypes(frame, source.dtypes, path, na_values=source.na_values)
+    _check_numeric_features(frame, config, path)
     _check_finite(frame, path)
-    if date_column:
-        _check_not_future(frame, date_column, path)
+    if source.date_column:
+        _check_not_future(frame, source.date_column, path)
     return frame
+
+
+# --------------------------------------------------------------------------- column types
+
+
+def _apply_dtypes(
+    frame: pd.DataFrame, dtypes: dict[str, str], path: Path, *, na_values: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Force the types declared in ``source.dtypes`` (CSV text columns are already read as text).
+
+    ``float`` -> float64; ``int`` -> pandas' nullable Int64 whether or not this file has missing
+    values, so the type (and the model's signature, ``long``) does not change from day to day; the
+    pipeline's numeric branch imputes missing values with the median (scikit-learn reads pd.NA as
+    NaN). ``bool`` -> nullable boolean (true/false, yes/no, y/n, t/f, 1/0 in any case); ``string``
+    -> text. A value that does not fit is an error naming the column and the values.
+    """
+    if not dtypes:
+        return frame
+    frame = frame.copy()
+    for column, dtype in dtypes.items():
+        col = frame[column]
+        declared = f"is declared {dtype} in source.dtypes"
+        if dtype == "string":
+            frame[column] = col.astype("str")  # missing values stay missing
+        elif dtype == "bool":
+            frame[column] = _as_bool(col, path, column, declared)
+        else:
+            numbers = _as_numbers(col, path, column, declared, na_values)
+            if dtype == "int":
+                fraction = numbers[numbers.notna() & (numbers % 1 != 0)]
+                if len(fraction):
+                    shown = _examples(fraction)
+                    raise DataSourceError(
+                        f"{path}: column {column!r} {declared}, but {len(fraction)} of {len(col)} value(s) are not "
+                        f"whole numbers, e.g. {shown}; declare it float, or fix the export"
+                    )
+                numbers = numbers.astype("Int64")
+            frame[column] = numbers
+    return frame
+
+
+def _as_numbers(col: pd.Series, path: Path, column: str, what: str, na_values: tuple[str, ...]) -> pd.Series:
+    """The column as float64; values that are not numbers (other than missing ones) are an error."""
+    if pd.api.types.is_numeric_dtype(col):  # numbers and booleans: nothing to parse
+        return col.astype("float64")
+    numbers = pd.to_numeric(col, errors="coerce")
+    bad = col[col.notna() & numbers.isna()]
+    if len(bad):
+        raise _not_numbers(path, column, what, bad, len(col), na_values)
+    return numbers.astype("float64")
+
+
+def _not_numbers(
+    path: Path, column: str, what: str, bad: pd.Series, total: int, na_values: tuple[str, ...]
+) -> DataSourceError:
+    """The error for values that are not numbers: which, how many, and the option that fixes them."""
+    values = list(dict.fromkeys(bad.tolist()))
+    blanks = [v for v in values if _is_blank(v)]
+    # The YAML to paste, e.g. [" "], with what is already there: na_values match whole cells exactly.
+    option = json.dumps(list(dict.fromkeys([*na_values, *blanks])))
+    if len(blanks) == len(values):
+        advice = (
+            f"they are blank: read them as missing with source.na_values: {option} "
+            f"(missing numbers are imputed with the median)"
+        )
+    elif blanks:
+        advice = (
+            f"read the blank ones as missing with source.na_values: {option}, and fix the export for the others "
+            f"(or declare the column string in source.dtypes and make it a categorical feature)"
+        )
+    else:
+        advice = "fix the export, or declare the column string in source.dtypes and make it a categorical feature"
+    return DataSourceError(
+        f"{path}: column {column!r} {what}, but {len(bad)} of {total} value(s) are not numbers, "
+        f"e.g. {_examples(bad)}; {advice}"
+    )
+
+
+def _as_bool(col: pd.Series, path: Path, column: str, what: str) -> pd.Series:
+    """The column as pandas' nullable boolean; anything but true/false words, 1/0 or missing is an error."""
+    if pd.api.types.is_bool_dtype(col):
+        return col.astype("boolean")
+    words = col.map(lambda v: v if pd.isna(v) else str(v).strip().lower())
+    words = words.map(lambda w: "1" if w == "1.0" else "0" if w == "0.0" else w)  # a number column read as float
+    known = words.isin(TRUE_WORDS | FALSE_WORDS)
+    bad = col[col.notna() & ~known]
+    if len(bad):
+        raise DataSourceError(
+            f"{path}: column {column!r} {what}, but {len(bad)} of {len(col)} value(s) are not true/false, "
+            f"e.g. {_examples(bad)}; accepted (any case): true/false, yes/no, y/n, t/f, 1/0. Fix the export, "
+            f"or declare the column string in source.dtypes"
+        )
+    return words.map(lambda w: pd.NA if pd.isna(w) else w in TRUE_WORDS).astype("boolean")
+
+
+def _check_numeric_features(frame: pd.DataFrame, config: PipelineConfig, path: Path) -> None:
+    """A numeric feature read as text because of blank cells (" ") fails here: only source.na_values fixes
+    that. Other words in a number column are left to the expectation suite (the batch is kept for
+    inspection) and to training's own check."""
+    for column in config.numeric_features:
+        col = frame[column]
+        if pd.api.types.is_numeric_dtype(col):
+            continue
+        if config.source.dtypes.get(column) == "string":
+            raise DataSourceError(
+                f"{path}: column {column!r} is a numeric feature but is declared string in source.dtypes; "
+                f"declare it float (or int), or make the feature categorical"
+            )
+        bad = col[col.notna() & pd.to_numeric(col, errors="coerce").isna()]
+        if len(bad) and all(_is_blank(v) for v in bad):
+            raise _not_numbers(path, column, "is a numeric feature", bad, len(col), config.source.na_values)
+
+
+def _is_blank(value: object) -> bool:
+    return isinstance(value, str) and not value.strip()
+
+
+def _examples(values: pd.Series) -> str:
+    """Up to EXAMPLES distinct values, repr'd (so a blank ' ' shows)."""
+    distinct = list(dict.fromkeys(values.tolist()))
+    return ", ".join(repr(v) for v in distinct[:EXAMPLES]) + (", ..." if len(distinct) > EXAMPLES else "")
 
 
 def _check_finite(frame: pd.DataFrame, path: Path) -> None:
@@ -267,7 +413,9 @@ def _check_not_future(frame: pd.DataFrame, column: str, path: Path) -> None:
         )
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, *, na_values: tuple[str, ...] = (), text_columns: list[str] | None = None) -> pd.DataFrame:
+    """The CSV as a frame: `na_values` read as missing on top of pandas' defaults, `text_columns` kept as
+    text (a zip code keeps its leading zeros)."""
     data = path.read_bytes()
     if b"\x00" in data:
         raise DataSourceError(f"{path}: corrupted CSV: binary content (NUL bytes); re-export the file as UTF-8 text")
@@ -281,7 +429,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise DataSourceError(f"{path}: file is empty (only whitespace); re-export it or remove it from the source")
     _check_csv_shape(path, text)
     try:
-        frame = pd.read_csv(io.StringIO(text), low_memory=False)
+        frame = pd.read_csv(
+            io.StringIO(text), low_memory=False, na_values=list(na_values) or None,
+            dtype=dict.fromkeys(text_columns or (), "str") or None,
+        )
     except (pd.errors.ParserError, ValueError, csv.Error) as exc:
         raise DataSourceError(f"{path}: corrupted CSV, cannot be parsed ({exc}); fix or re-export the file") from None
     if frame.empty:

@@ -31,8 +31,9 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.core import labels as class_labels
 from airflow_mlops.core import registry, tracking, training
-from airflow_mlops.core.errors import MlopsError, unreachable_cause
+from airflow_mlops.core.errors import ConfigError, MlopsError, unreachable_cause
 from airflow_mlops.core.skops_types import TRUSTED_TYPES, UntrustedModelError
 
 if TYPE_CHECKING:
@@ -118,6 +119,12 @@ def smoke_test(
         checks.append(f"{len(y)} predictions, dtype {y.dtype}, no missing values")
         if classes is not None:
             checks.append(f"predictions within the model's classes {classes}")
+            try:
+                positive = class_labels.describe(config, classes)
+            except ConfigError as exc:
+                raise fail(str(exc)) from None
+            if positive:
+                checks.append(f"binary metrics treat {positive} as the positive class")
             if _check_proba(model, x, fail):
                 checks.append("class probabilities are finite and sum to 1")
 

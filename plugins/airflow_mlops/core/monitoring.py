@@ -150,17 +150,19 @@ def champion_scores(
 
     The model is loaded like the smoke test does (skops, this package's trusted types only).
     """
-    from airflow_mlops.core import tracking, training
+    from airflow_mlops.core import labels, tracking, training
 
     tracking.configure(client)
     model = training.load_model(
         f"models:/{config.model_name}/{reference['version']}", allow_pickle=config.security.allow_pickle_models
     )
     scores = []
+    classes = list(getattr(model, "classes_", []))
+    positive = labels.positive_class(config, classes)
     for frame in frames:
         x = frame[config.feature_names]
         if config.task == "binary_classification" and hasattr(model, "predict_proba"):
-            scores.append(model.predict_proba(x)[:, -1])
+            scores.append(model.predict_proba(x)[:, labels.positive_index(classes, positive)])
         else:
             scores.append(model.predict(x))
     return scores

@@ -41,25 +41,35 @@ def _save(fig: Figure, path: str | Path) -> Path:
 
 
 def roc_plot(
-    y_true: Any, scores: Mapping[str, np.ndarray], labels: Sequence[Any], path: str | Path, *, title: str = "ROC"
+    y_true: Any,
+    scores: Mapping[str, np.ndarray],
+    labels: Sequence[Any],
+    path: str | Path,
+    *,
+    title: str = "ROC",
+    positive: Any = None,
 ) -> Path:
     """ROC curves of several models on the same test rows (one-vs-rest, micro-averaged for multiclass).
 
     `scores` maps a model's name to its predict_proba array (n, n_classes) in `labels` order, or
-    to 1-D positive-class scores for a binary task.
+    to 1-D positive-class scores for a binary task; `positive`: the binary positive class (default
+    the last of `labels`).
     """
     import numpy as np
     from sklearn.metrics import auc, roc_curve
 
+    from airflow_mlops.core.labels import positive_index
+
     y = np.asarray(y_true)
     labels = list(labels)
+    pos = positive_index(labels, positive) if len(labels) <= 2 and labels else -1
     fig = _figure()
     ax = fig.add_subplot()
     for name, raw in scores.items():
         s = np.asarray(raw, dtype=float)
         if s.ndim == 1 or len(labels) <= 2:
-            truth = (y == labels[-1]).astype(int)
-            score = s if s.ndim == 1 else s[:, -1]
+            truth = (y == labels[pos]).astype(int)
+            score = s if s.ndim == 1 else s[:, pos]
         else:  # micro-average: every (row, class) pair is one binary decision
             truth = (y[:, None] == np.asarray(labels, dtype=object)[None, :]).astype(int).ravel()
             score = s.ravel()
@@ -68,6 +78,8 @@ def roc_plot(
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
+    if len(labels) <= 2 and labels:
+        title = f"{title} (positive class {labels[pos]!r})"
     ax.set_title(title if len(labels) <= 2 else f"{title} (micro-averaged one-vs-rest)")
     ax.legend(loc="lower right")
     return _save(fig, path)
@@ -167,6 +179,7 @@ def evaluation_html(result: EvaluationResult, images: Sequence[str] = ()) -> str
     champion = html.escape(result.champion_uri or "none (first model)")
     judged = html.escape(result.test_rows.describe()) if result.test_rows is not None else f"{result.n_rows} test rows"
     confidence = result.config.evaluation.confidence
+    positive = "" if result.positive_class is None else f" &middot; positive class {html.escape(repr(result.positive_class))}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{html.escape(result.config.name)}: champion vs challenger</title>
@@ -182,7 +195,7 @@ img {{ max-width: 48%; margin: 0.5em; border: 1px solid #eee; }}
 <h1>{html.escape(result.config.name)}: champion vs challenger</h1>
 <p class="verdict">{html.escape(verdict.decision)}</p>
 <p>challenger {html.escape(result.challenger_uri)} &middot; champion {champion} &middot;
-primary metric {html.escape(result.config.metrics.primary)}</p>
+primary metric {html.escape(result.config.metrics.primary)}{positive}</p>
 <p>{judged}</p>
 <h2>Reasons</h2><ul>{reasons}</ul>
 <h2>Metrics</h2>

@@ -16,6 +16,7 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.core import labels as class_labels
 from airflow_mlops.core import tracking
 from airflow_mlops.core.config import ALLOWED_ESTIMATOR_PREFIX, Candidate, PipelineConfig
 from airflow_mlops.core.errors import TrainingError
@@ -136,12 +137,14 @@ def compute_metrics(
     names: Sequence[str],
     *,
     labels: Sequence[Any] | None = None,
+    positive: Any = None,
 ) -> dict[str, float]:
     """The named metrics on a holdout.
 
     `y_proba` is predict_proba's (n, n_classes) array in `labels` order (the model's ``classes_``);
     for binary tasks a 1-D array of positive-class scores is accepted too. It may be None for
-    regression and for metrics that do not need it.
+    regression and for metrics that do not need it. `positive`: the class binary f1, precision,
+    recall and ROC AUC treat as positive (``labels.positive_class``); default the last of `labels`.
     """
     import numpy as np
     from sklearn import metrics as m
@@ -152,7 +155,9 @@ def compute_metrics(
         labels = list(np.unique(np.concatenate([y_true, y_pred])))
     labels = list(labels) if labels is not None else []
     binary = task == "binary_classification"
-    averaging = {"average": "binary", "pos_label": labels[-1]} if binary else {"average": "macro"}
+    if binary and positive is None:
+        positive = labels[-1]
+    averaging = {"average": "binary", "pos_label": positive} if binary else {"average": "macro"}
 
     def proba() -> np.ndarray:
         if y_proba is None:
@@ -162,8 +167,8 @@ def compute_metrics(
     def roc_auc() -> float:
         p = proba()
         if binary:
-            score = p[:, 1] if p.ndim == 2 else p
-            return m.roc_auc_score(y_true == labels[-1], score)
+            score = p[:, class_labels.positive_index(labels, positive)] if p.ndim == 2 else p
+            return m.roc_auc_score(y_true == positive, score)
         return m.roc_auc_score(y_true, p, multi_class="ovr", average="macro", labels=labels)
 
     def log_loss() -> float:
@@ -218,6 +223,7 @@ def check_training_data(df: pd.DataFrame, config: PipelineConfig) -> None:
             f"{where}: the training data lacks column(s) {listed}; present: {', '.join(map(str, df.columns))}. "
             f"Fix the config's features/target or the source data"
         )
+    _check_numeric_features(df, config, where)
     y = df[config.target]
     n_missing = int(y.isna().sum())
     if n_missing:
@@ -250,6 +256,30 @@ def check_training_data(df: pd.DataFrame, config: PipelineConfig) -> None:
             )
 
 
+def _check_numeric_features(df: pd.DataFrame, config: PipelineConfig, where: str) -> None:
+    """A numeric feature holding text fails here, naming it, not inside scikit-learn's imputer."""
+    import pandas as pd
+
+    for name in config.numeric_features:
+        col = df[name]
+        if pd.api.types.is_numeric_dtype(col):
+            continue
+        values = col.dropna()
+        bad = values[pd.to_numeric(values, errors="coerce").isna()]
+        if bad.empty:
+            raise TrainingError(
+                f"{where}: numeric feature {name!r} is stored as text (dtype {col.dtype}) though its values read as "
+                f"numbers; declare it float (or int) in source.dtypes"
+            )
+        shown = ", ".join(repr(v) for v in list(dict.fromkeys(bad.tolist()))[:3])
+        raise TrainingError(
+            f"{where}: numeric feature {name!r} holds text (dtype {col.dtype}): {len(bad)} of {len(col)} value(s) are "
+            f"not numbers, e.g. {shown}; fix the export, read blanks as missing with source.na_values, or declare "
+            f"the column in source.dtypes (the expectation suite should catch this with "
+            f"expect_column_values_to_be_in_type_list)"
+        )
+
+
 def _scalar(value: Any) -> Any:
     """A numpy scalar as the plain Python value (so messages say 1, not np.int64(1))."""
     return value.item() if hasattr(value, "item") else value
@@ -280,13 +310,18 @@ def model_metrics(model: Any, rows: pd.DataFrame, config: PipelineConfig, names:
     """The named metrics (default: the config's) of a fitted model on `rows`."""
     x, y = rows[config.feature_names], rows[config.target]
     labels = list(model.classes_) if config.is_classification else None
+    positive = class_labels.positive_class(config, labels)
     proba = None
     if config.is_classification:
         if hasattr(model, "predict_proba"):
             proba = model.predict_proba(x)
         elif hasattr(model, "decision_function") and config.task == "binary_classification":
-            proba = model.decision_function(x)
-    return compute_metrics(config.task, y, model.predict(x), proba, names or config.metrics.all, labels=labels)
+            proba = model.decision_function(x)  # scores of classes_[1]: turned into positive-class scores
+            if labels and class_labels.positive_index(labels, positive) == 0:
+                proba = -proba
+    return compute_metrics(
+        config.task, y, model.predict(x), proba, names or config.metrics.all, labels=labels, positive=positive
+    )
 
 
 def train_candidate(
@@ -317,6 +352,9 @@ def train_candidate(
     pipeline, fit_seconds = fit_candidate(split.train, config, candidate_name)
     metrics = model_metrics(pipeline, split.validation, config)
     primary = config.metrics.primary
+    positive, how = class_labels.resolve(config, list(getattr(pipeline, "classes_", [])))
+    if how:
+        log.info("%s: binary metrics treat %r as the positive class (%s)", candidate.name, positive, how)
     log.info("%s: validation metrics %s", candidate.name, ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
 
     run_tags = {
@@ -328,7 +366,7 @@ def train_candidate(
     }
     x_train, y_train = split.train[config.feature_names], split.train[config.target]
     with tracking.active_run(client, experiment, run_name=candidate.name, tags=run_tags) as run_id:
-        mlflow.log_params(_run_params(config, candidate, split))
+        mlflow.log_params(_run_params(config, candidate, split, positive))
         mlflow.log_metrics({**metrics, "fit_seconds": fit_seconds})
         with warnings.catch_warnings():
             # MLflow registers two equal local-file dataset sources and warns about the ambiguity, and
@@ -359,7 +397,7 @@ def train_candidate(
     }
 
 
-def _run_params(config: PipelineConfig, candidate: Candidate, split: Split) -> dict[str, Any]:
+def _run_params(config: PipelineConfig, candidate: Candidate, split: Split, positive: Any = None) -> dict[str, Any]:
     from airflow_mlops.core.rows import date_span
 
     ours: dict[str, Any] = {
@@ -374,6 +412,8 @@ def _run_params(config: PipelineConfig, candidate: Candidate, split: Split) -> d
         "n_rows.test": len(split.test),
         "n_features": len(config.features),
     }
+    if config.task == "binary_classification":
+        ours["positive_class"] = str(positive)
     for role in ("train", "validation", "test"):
         span = date_span(getattr(split, role), split.date_column)
         if span:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.errors import EvaluationError
+from airflow_mlops.core.labels import positive_index
 from airflow_mlops.core.training import LOWER_IS_BETTER
 
 if TYPE_CHECKING:
@@ -42,13 +43,15 @@ def paired_bootstrap(
     n: int,
     seed: int,
     confidence: float,
+    positive: Any = None,
 ) -> BootstrapResult:
     """Resample test rows with replacement (the same rows for both models) and take the percentile
     interval of the gain on `metric`.
 
     `pred_*` are predict_proba arrays (n, n_classes) in `labels` order (1-D positive-class
     probabilities are accepted for binary tasks) or regression predictions. Label metrics use the
-    most probable class. Same seed, same result.
+    most probable class; binary ones treat `positive` as the positive class (default: the last of
+    `labels`, see core.labels). Same seed, same result.
 
     A resample is a multinomial count vector w (how often each row was drawn), so every metric is
     a weighted metric over the original rows, computed in O(rows): AUC as a weighted Mann-Whitney
@@ -63,8 +66,8 @@ def paired_bootstrap(
         raise EvaluationError(f"paired bootstrap of {metric!r}: the test rows are {rows} row(s); need at least 2")
     if not 0 < confidence < 1:
         raise EvaluationError(f"paired bootstrap: confidence must be in (0, 1), got {confidence}")
-    challenger = _metric_kernel(metric, task, y, pred_challenger, labels)
-    champion = _metric_kernel(metric, task, y, pred_champion, labels)
+    challenger = _metric_kernel(metric, task, y, pred_challenger, labels, positive)
+    champion = _metric_kernel(metric, task, y, pred_champion, labels, positive)
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
     ones = np.ones(rows)
     diff = sign * (challenger(ones) - champion(ones))
@@ -85,7 +88,7 @@ def paired_bootstrap(
 
 
 def _metric_kernel(
-    metric: str, task: str, y: np.ndarray, pred: Any, labels: Sequence[Any] | None
+    metric: str, task: str, y: np.ndarray, pred: Any, labels: Sequence[Any] | None, positive: Any = None
 ) -> Callable[[np.ndarray], float]:
     """f(w) -> the metric with row weights w (counts of a resample; all ones: the test rows themselves),
     with the semantics of training.compute_metrics."""
@@ -95,17 +98,21 @@ def _metric_kernel(
         return _regression_kernel(metric, np.asarray(y, dtype=float), np.asarray(pred, dtype=float))
     labels = list(labels) if labels is not None else sorted(set(y.tolist()))
     k = len(labels)
+    try:
+        pos = positive_index(labels, positive) if k == 2 else -1
+    except ValueError as exc:
+        raise EvaluationError(f"metric {metric!r}: {exc}") from None
     proba = np.asarray(pred, dtype=float)
     if proba.ndim == 1:
         if k != 2:
             raise EvaluationError(f"metric {metric!r}: 1-D scores are only accepted for a binary task")
-        proba = np.column_stack([1.0 - proba, proba])
+        proba = np.column_stack([1.0 - proba, proba] if pos == 1 else [proba, 1.0 - proba])
     if proba.shape != (len(y), k):
         raise EvaluationError(f"metric {metric!r}: predictions have shape {proba.shape}, expected ({len(y)}, {k})")
     y_idx = _label_index(y, labels)
     if metric == "roc_auc":
         if k == 2:
-            return _auc_kernel(y_idx == 1, proba[:, 1])
+            return _auc_kernel(y_idx == pos, proba[:, pos])
         per_class = [_auc_kernel(y_idx == c, proba[:, c]) for c in range(k)]
         return lambda w: float(np.mean([f(w) for f in per_class]))
     if metric == "log_loss":
@@ -114,7 +121,7 @@ def _metric_kernel(
         return lambda w: float(np.dot(w, loss) / w.sum())
     if metric in ("accuracy", "f1", "precision", "recall"):
         code = y_idx * k + proba.argmax(axis=1)
-        return lambda w: _from_confusion(metric, np.bincount(code, weights=w, minlength=k * k), k)
+        return lambda w: _from_confusion(metric, np.bincount(code, weights=w, minlength=k * k), k, pos)
     raise EvaluationError(f"unknown classification metric {metric!r}")
 
 
@@ -157,9 +164,9 @@ def _auc_kernel(positive: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray
     return auc
 
 
-def _from_confusion(metric: str, counts: np.ndarray, k: int) -> float:
-    """accuracy / precision / recall / f1 from a flattened (weighted) confusion matrix (binary: positive =
-    last label, multiclass: macro average; zero_division=0)."""
+def _from_confusion(metric: str, counts: np.ndarray, k: int, pos: int = 1) -> float:
+    """accuracy / precision / recall / f1 from a flattened (weighted) confusion matrix (binary: of the
+    class at index `pos`, multiclass: macro average; zero_division=0)."""
     import numpy as np
 
     cm = counts.reshape(k, k)
@@ -168,7 +175,7 @@ def _from_confusion(metric: str, counts: np.ndarray, k: int) -> float:
     tp = np.diag(cm).astype(float)
     predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
     if k == 2:
-        tp, predicted, actual = tp[1:], predicted[1:], actual[1:]
+        tp, predicted, actual = tp[pos : pos + 1], predicted[pos : pos + 1], actual[pos : pos + 1]
     with np.errstate(divide="ignore", invalid="ignore"):
         if metric == "precision":
             per_class = np.where(predicted > 0, tp / predicted, 0.0)

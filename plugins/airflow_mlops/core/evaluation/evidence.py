@@ -42,7 +42,9 @@ def write_artifacts(result: EvaluationResult, folder: str | Path) -> list[Path]:
         scores = {"challenger": result.challenger_scores}
         if result.champion_scores is not None:
             scores["champion"] = result.champion_scores
-        written.append(reports.roc_plot(result.y_true, scores, result.labels or [], out / "roc.png"))
+        written.append(
+            reports.roc_plot(result.y_true, scores, result.labels or [], out / "roc.png", positive=result.positive_class)
+        )
     else:
         preds = {"challenger": result.challenger_scores}
         if result.champion_scores is not None:
@@ -102,6 +104,7 @@ def log_evaluation(
                 "challenger_uri": result.challenger_uri,
                 "champion_uri": result.champion_uri or "none",
                 "primary_metric": result.config.metrics.primary,
+                **({} if result.positive_class is None else {"positive_class": str(result.positive_class)}),
                 "margin": ev.margin,
                 "confidence": ev.confidence,
                 "bootstrap_samples": ev.bootstrap_samples,

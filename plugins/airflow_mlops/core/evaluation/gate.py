@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlops.core import labels as class_labels
 from airflow_mlops.core import rows as rows_mod
 from airflow_mlops.core import training
 from airflow_mlops.core.errors import EvaluationError
@@ -43,6 +44,7 @@ class EvaluationResult:
     challenger_scores: np.ndarray = field(repr=False)  # predict_proba (classification) or predictions
     champion_scores: np.ndarray | None = field(repr=False)
     test_rows: rows_mod.TestRows | None = field(default=None, repr=False)
+    positive_class: Any = None  # binary: the class f1/precision/recall/ROC AUC treat as positive (core.labels)
 
     @property
     def n_rows(self) -> int:
@@ -82,6 +84,7 @@ class EvaluationResult:
             "promote": self.verdict.promote,
             "reasons": list(self.verdict.reasons),
             "primary_metric": self.config.metrics.primary,
+            "positive_class": self.positive_class,
             "challenger_uri": self.challenger_uri,
             "champion_uri": self.champion_uri,
             "challenger": dict(self.challenger_metrics),
@@ -184,7 +187,10 @@ def judge(
                 f"{config.path}: target column {config.target!r} holds class(es) {unknown} that the challenger "
                 f"({challenger.uri}) never saw (its classes: {labels}); retrain on data that includes them"
             )
-    ch_metrics = training.compute_metrics(config.task, y, ch_pred, ch_scores, names, labels=labels)
+    positive, how = class_labels.resolve(config, labels)
+    if how:
+        log.info("binary metrics treat %r as the positive class (%s)", positive, how)
+    ch_metrics = training.compute_metrics(config.task, y, ch_pred, ch_scores, names, labels=labels, positive=positive)
 
     signature_diff: list[str] = []
     cp_metrics: dict[str, float] | None = None
@@ -198,7 +204,9 @@ def judge(
             if labels is not None and cp_labels is not None:
                 cp_scores = align_classes(cp_scores, cp_labels, labels, signature_diff)
             if cp_scores is not None:
-                cp_metrics = training.compute_metrics(config.task, y, cp_pred, cp_scores, names, labels=labels)
+                cp_metrics = training.compute_metrics(
+                    config.task, y, cp_pred, cp_scores, names, labels=labels, positive=positive
+                )
         except EvaluationError as exc:
             signature_diff.append(f"the champion cannot score these test rows: {exc}")
             cp_scores = None
@@ -206,6 +214,7 @@ def judge(
             bootstrap = paired_bootstrap(
                 y, ch_scores, cp_scores, config.metrics.primary, task=config.task, labels=labels,
                 n=config.evaluation.bootstrap_samples, seed=config.seed, confidence=config.evaluation.confidence,
+                positive=positive,
             )
 
     leakage = leakage_suspects(frame, config) if implausibly_perfect(config, ch_metrics) else []
@@ -229,6 +238,7 @@ def judge(
         challenger_scores=ch_scores,
         champion_scores=cp_scores,
         test_rows=test_rows,
+        positive_class=positive,
     )
 
 
