@@ -59,6 +59,8 @@ class ScheduleConfig:
 
     retrain: str | None = "0 2 * * *"
     drift_monitor: str | None = "0 6 * * *"
+    scoring: str | None = "0 5 * * *"
+    performance_monitor: str | None = "0 7 * * *"
     timezone: str = "UTC"
 
 
@@ -129,6 +131,29 @@ class DeploymentConfig:
 
 
 @dataclass(frozen=True)
+class PerformanceConfig:
+    """Realized performance on delayed labels: when it counts as decay, and how often it may ask for a retrain."""
+
+    tolerance: float = 0.02  # decay: the realized primary metric's interval is below the promised figure minus this
+    min_join_rate: float = 0.9  # a day's predictions matched by labels below this share fails the check
+    min_rows: int = 200  # a labelled day with fewer joined rows is reported, never judged
+    bootstrap_samples: int = 1000
+    confirm_days: int = 2  # ask for a retrain when decay holds on N ...
+    of_last_days: int = 3  # ... of the last M labelled days checked,
+    cooldown_hours: float = 24.0  # and not again within this many hours
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """Batch scoring with the champion, and where the outcomes arrive later."""
+
+    source: str | None = None  # a folder of daily files <pipeline>_YYYY-MM-DD.csv: the records to score (no target)
+    labels: str | None = None  # a folder of daily label files: id columns + target, for the day the records are of
+    label_delay_days: int = 7  # the labels of day D arrive by D + label_delay_days
+    chunk_rows: int = 200_000  # rows scored at a time (bounded memory)
+
+
+@dataclass(frozen=True)
 class MonitoringConfig:
     """Drift monitoring: what counts as drift, and how often it may ask for a retrain."""
 
@@ -141,6 +166,7 @@ class MonitoringConfig:
     confirm_checks: int = 2  # emit a retrain request when drift holds in N ...
     of_last_checks: int = 3  # ... of the last M checks
     cooldown_hours: float = 24.0  # and not again within this many hours
+    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
 
 
 #: What can be alerted on. performance_decay and approval_waiting are sent by later monitors/steps.
@@ -192,6 +218,7 @@ class PipelineConfig:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
     # Binary classification: the class f1/precision/recall/ROC AUC treat as positive. None: inferred
     # (core.labels): for text labels the one reading as positive (yes/y/true/1/positive, any case:
     # "Yes" of Yes/No), else the last class in sorted order (1 of 0/1, True of False/True). Logged.
@@ -453,6 +480,7 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         confirm_checks=mon.get("confirm_checks", int, 2),
         of_last_checks=mon.get("of_last_checks", int, 3),
         cooldown_hours=float(mon.get("cooldown_hours", float, 24.0)),
+        performance=_performance_config(mon.sub("performance", {})),
     )
     mon.done()
     unknown_weights = sorted(set(monitoring.weights) - set(names))
@@ -473,6 +501,7 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
 
     alerts = _alerts_config(top.sub("alerts", {}), file)
     schedule = _schedule_config(top.sub("schedule", {}))
+    scoring = _scoring_config(top.sub("scoring", {}))
 
     seed = top.get("seed", int)
     description = top.get("description", str, "")
@@ -496,6 +525,7 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         security=security,
         alerts=alerts,
         schedule=schedule,
+        scoring=scoring,
         positive_class=positive_class,
         variant_of=variant_of,
         description=description,
@@ -511,15 +541,61 @@ def _string_list(reader: _Reader, key: str) -> list[str]:
     return values
 
 
+def _performance_config(per: _Reader) -> PerformanceConfig:
+    d = PerformanceConfig()
+    performance = PerformanceConfig(
+        tolerance=float(per.get("tolerance", float, d.tolerance)),
+        min_join_rate=float(per.get("min_join_rate", float, d.min_join_rate)),
+        min_rows=per.get("min_rows", int, d.min_rows),
+        bootstrap_samples=per.get("bootstrap_samples", int, d.bootstrap_samples),
+        confirm_days=per.get("confirm_days", int, d.confirm_days),
+        of_last_days=per.get("of_last_days", int, d.of_last_days),
+        cooldown_hours=float(per.get("cooldown_hours", float, d.cooldown_hours)),
+    )
+    per.done()
+    if performance.tolerance < 0:
+        per.fail(f"must be >= 0, got {performance.tolerance}", "tolerance")
+    if not 0 < performance.min_join_rate <= 1:
+        per.fail(f"must be in (0, 1], got {performance.min_join_rate}", "min_join_rate")
+    if performance.min_rows < 2:
+        per.fail(f"must be >= 2, got {performance.min_rows}", "min_rows")
+    if performance.bootstrap_samples < 100:
+        per.fail(f"use at least 100 resamples, got {performance.bootstrap_samples}", "bootstrap_samples")
+    if not 1 <= performance.confirm_days <= performance.of_last_days:
+        per.fail(f"need 1 <= confirm_days <= of_last_days, got {performance.confirm_days} of "
+                 f"{performance.of_last_days}", "confirm_days")
+    return performance
+
+
+def _scoring_config(sco: _Reader) -> ScoringConfig:
+    d = ScoringConfig()
+    scoring = ScoringConfig(
+        source=sco.get("source", str, None),
+        labels=sco.get("labels", str, None),
+        label_delay_days=sco.get("label_delay_days", int, d.label_delay_days),
+        chunk_rows=sco.get("chunk_rows", int, d.chunk_rows),
+    )
+    sco.done()
+    if scoring.label_delay_days < 0:
+        sco.fail(f"must be >= 0, got {scoring.label_delay_days}", "label_delay_days")
+    if scoring.chunk_rows < 1000:
+        sco.fail(f"score at least 1000 rows at a time, got {scoring.chunk_rows}", "chunk_rows")
+    if scoring.labels and not scoring.source:
+        sco.fail("labels are joined with the predictions of scoring.source: set it too", "labels")
+    return scoring
+
+
 def _schedule_config(sch: _Reader) -> ScheduleConfig:
     default = ScheduleConfig()
     schedule = ScheduleConfig(
         retrain=sch.get("retrain", (str, type(None)), default.retrain),
         drift_monitor=sch.get("drift_monitor", (str, type(None)), default.drift_monitor),
+        scoring=sch.get("scoring", (str, type(None)), default.scoring),
+        performance_monitor=sch.get("performance_monitor", (str, type(None)), default.performance_monitor),
         timezone=sch.get("timezone", str, default.timezone),
     )
     sch.done()
-    for key in ("retrain", "drift_monitor"):
+    for key in ("retrain", "drift_monitor", "scoring", "performance_monitor"):
         cron = getattr(schedule, key)
         if cron is not None and not cron.startswith("@") and len(cron.split()) != 5:
             sch.fail(f"{cron!r} is not a cron expression of 5 fields (e.g. '0 2 * * *'), a preset such as @daily, "
