@@ -28,12 +28,16 @@ ALLOWED_ESTIMATOR_PREFIX = "sklearn."
 
 @dataclass(frozen=True)
 class Feature:
+    """One model input: a column and how it is encoded."""
+
     name: str
     type: str  # numeric | categorical
 
 
 @dataclass(frozen=True)
 class SourceConfig:
+    """Where the rows come from and what reading them needs."""
+
     path: str  # a file, or a folder of daily files; relative paths are relative to the project root
     format: str = "csv"
     date_column: str | None = None
@@ -93,6 +97,8 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class Candidate:
+    """One model to train: a scikit-learn estimator and its parameters."""
+
     name: str
     estimator: str  # dotted path, e.g. sklearn.linear_model.LogisticRegression
     params: dict[str, Any] = field(default_factory=dict)
@@ -100,6 +106,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class MetricsConfig:
+    """The metric that decides, and the others that are reported and guarded."""
+
     primary: str
     others: tuple[str, ...] = ()
 
@@ -201,6 +209,8 @@ class AlertsConfig:
 
 @dataclass(frozen=True)
 class PipelineConfig:
+    """A whole pipeline YAML, validated (see `load_config`)."""
+
     name: str
     source: SourceConfig
     target: str
