@@ -7,7 +7,7 @@ a task and never hides its error: a channel that cannot be reached is logged, na
 pipeline, the channel, the connection and why.
 
 `PipelineNotifier(event, config_path)` is the task callback (run_failed on every task, promoted
-on deploy, rejected on record_rejection, drift_confirmed on request_retrain);
+on deploy, rejected on record_rejection, drift_confirmed / performance_decay on the monitors' request_retrain);
 `RunFailureCallback` is the DAG-level one (it needs no template environment, so it also works
 under `airflow dags test`, where Airflow 3.3 hands DAG callbacks a SerializedDAG).
 """
@@ -224,6 +224,27 @@ def alert_from_context(event: str, context: Context | Mapping[str, Any], config:
             meaning="The retraining DAG starts from this request; its new model is promoted only if it beats the "
                     "champion on fresh rows.",
             details=[str(request.get("summary", "")), str(request.get("reason", ""))],
+            links=links,
+        )
+    if event == "performance_decay":
+        request = _xcom(context, task_id) or {}
+        if request.get("mlflow_run_id"):
+            links["MLflow performance check"] = run_url(str(request["mlflow_run_id"]))
+        name, version = request.get("model_name", config.model_name), request.get("reference_version", "?")
+        links["Model version"] = model_version_url(str(name), str(version))
+        metric = request.get("metric") or config.metrics.primary
+        realized, promised = request.get("realized"), request.get("promised")
+        figures = (f"realized {metric} {realized:.4f} [{request.get('ci_low'):.4f}, {request.get('ci_high'):.4f}] on the "
+                   f"labels of {request.get('day')}, promised {promised:.4f} at promotion"
+                   if isinstance(realized, float) and isinstance(promised, float)
+                   and isinstance(request.get("ci_low"), float) and isinstance(request.get("ci_high"), float) else "")
+        return Alert(
+            event=event, pipeline=pipeline,
+            summary=f"Performance decay confirmed for {name} (champion v{version}): a retrain was requested.",
+            meaning="The champion's predictions come true less often than its test set promised (its inputs may look "
+                    "unchanged: a new reason behind the outcomes). The retraining DAG starts from this request; its new "
+                    "model is promoted only if it beats the champion on fresh rows.",
+            details=[d for d in (figures, str(request.get("summary", "")), str(request.get("reason", ""))) if d],
             links=links,
         )
     raise ValueError(f"no alert is built from a task context for event {event!r}")

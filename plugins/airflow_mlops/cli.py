@@ -1,5 +1,6 @@
 """`airflow-mlops`: the registry from a terminal: status, champion history, manual rollback, verdict audit;
-drift between two data windows; `init`, a starter pipeline config and suite from a sample file.
+drift between two data windows; a pipeline's realized performance per labelled day; `init`, a starter
+pipeline config and suite from a sample file.
 
 MLflow is reached through `MlflowHook` (connection `mlflow_default`, else the project-local
 SQLite store under $AIRFLOW_MLOPS_HOME). Exit codes: 0 done, 2 refused (unknown model or
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from mlflow import MlflowClient
+
+    from airflow_mlops.core.config import PipelineConfig
 
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED = 0, 1, 2
 
@@ -67,7 +70,20 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="champion, challenger and latest decision of every registered model")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--days", type=int, default=7, metavar="N",
+                   help="the champion's realized performance over its last N labelled days (default: %(default)s)")
     p.set_defaults(func=_status)
+
+    p = sub.add_parser(
+        "performance",
+        help="PIPELINE's realized performance per labelled day: join rate, realized metric with interval, promise, decay",
+        description="The per-day table of the performance monitor's checks (the latest check of each day), read from "
+        "MLflow (experiment <pipeline>-monitoring). Exit codes: 0 shown, 2 unknown pipeline.",
+    )
+    p.add_argument("pipeline", help="the pipeline's name (include/pipelines/<name>.yaml) or the path of its YAML")
+    p.add_argument("--days", type=int, default=30, metavar="N", help="the last N days checked (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_performance)
 
     p = sub.add_parser("history", help="every move of MODEL's champion/previous_champion aliases, oldest first")
     p.add_argument("model")
@@ -141,8 +157,13 @@ def _client(args: argparse.Namespace) -> MlflowClient:
 
 def _status(args: argparse.Namespace) -> int:
     from airflow_mlops.core import registry
+    from airflow_mlops.core.config import pipeline_configs
 
-    rows = registry.status(_client(args))
+    client = _client(args)
+    rows = registry.status(client)
+    configs = [c for c in pipeline_configs() if not c.variant_of] if any(r.get("champion") for r in rows) else []
+    for r in rows:
+        r["performance"] = _realized(client, r, args.days, configs)
     if args.json:
         print(json.dumps(rows, indent=2), file=args.out)
         return EXIT_OK
@@ -162,7 +183,68 @@ def _status(args: argparse.Namespace) -> int:
                 print(f"  - {reason}", file=args.out)
         if r.get("trigger_summary"):
             print(f"  started by {r.get('trigger')}: {r['trigger_summary']}", file=args.out)
+    from airflow_mlops.core.performance.evidence import describe_summary
+
+    for r in rows:
+        if r.get("performance"):
+            print(f"\n{r['name']} v{r['champion']} (champion) in production: {describe_summary(r['performance'])}",
+                  file=args.out)
     return EXIT_OK
+
+
+def _realized(client: MlflowClient, row: dict[str, Any], days: int, configs: list[PipelineConfig]) -> dict | None:
+    """The champion's realized performance (performance monitor) for `airflow-mlops status`; None without checks.
+
+    One MLflow search per model served by a pipeline in include/pipelines/; a failure only omits it.
+    """
+    config = next((c for c in configs if c.model_name == row["name"]), None)
+    if not row.get("champion") or config is None:
+        return None
+    try:
+        from airflow_mlops.core.performance.evidence import realized_summary
+
+        return realized_summary(client, config, str(row["champion"]), days=days)
+    except Exception as exc:  # status must work whatever the monitoring history holds
+        print(f"airflow-mlops: realized performance of {row['name']} not shown: {exc}", file=sys.stderr)
+        return None
+
+
+def _performance(args: argparse.Namespace) -> int:
+    """The per-day performance table of PIPELINE (or JSON)."""
+    from airflow_mlops.core.performance.evidence import format_table, performance_table
+
+    config = _pipeline_config(args.pipeline)
+    rows = performance_table(_client(args), config, days=args.days)
+    if args.json:
+        print(json.dumps(rows, indent=2), file=args.out)
+        return EXIT_OK
+    if not rows:
+        print(f"{config.name}: no performance checks yet ({config.name}_performance_monitor logs them once labels "
+              f"arrive).", file=args.out)
+        return EXIT_OK
+    p = config.monitoring.performance
+    print(f"{config.name} ({config.model_name}): realized {config.metrics.primary} per labelled day, "
+          f"{config.evaluation.confidence:.0%} bootstrap intervals; decay = interval beyond promised -/+ "
+          f"{p.tolerance:g}, retrain on {p.confirm_days} of the last {p.of_last_days} days", file=args.out)
+    print(format_table(rows), file=args.out)
+    return EXIT_OK
+
+
+def _pipeline_config(name: str) -> PipelineConfig:
+    """A pipeline by name (include/pipelines/<name>.yaml, not a variant) or by the path of its YAML."""
+    from pathlib import Path
+
+    from airflow_mlops.core.config import load_config, pipeline_configs
+    from airflow_mlops.core.errors import ConfigError
+
+    if name.endswith((".yaml", ".yml")) or "/" in name:
+        return load_config(Path(name), check_estimators=False)
+    configs = pipeline_configs()
+    found = next((c for c in configs if c.name == name and not c.variant_of), None)
+    if found is None:
+        known = ", ".join(sorted({c.name for c in configs})) or "none"
+        raise ConfigError(f"no pipeline named {name!r} in include/pipelines/ (pipelines: {known})")
+    return found
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -234,7 +316,7 @@ def _alert_rollback(args: argparse.Namespace, result: dict[str, Any], actor: dic
 
 def _drift(args: argparse.Namespace) -> int:
     """Drift between two windows: the table (or JSON) on stdout; 0 no drift, 3 drift (bad input: 2, via main)."""
-    from airflow_mlops.core.config import MonitoringConfig, PipelineConfig, load_config
+    from airflow_mlops.core.config import MonitoringConfig, load_config
     from airflow_mlops.core.drift import compute_drift, drift_report_html
 
     config: PipelineConfig | MonitoringConfig = (

@@ -51,6 +51,11 @@ def new_batch_asset(pipeline: str) -> Asset:
     return Asset(f"mlops://{pipeline}/new-batch")
 
 
+def predictions_asset(pipeline: str) -> Asset:
+    """Emitted by <pipeline>_scoring when a day's predictions are written (extra: as_of, rows, model_version, path)."""
+    return Asset(f"mlops://{pipeline}/predictions")
+
+
 # --------------------------------------------------------------------------- the pipelines in a folder
 
 
@@ -284,10 +289,103 @@ def drift_monitor_dag(config: PipelineConfig, variants: list[str]) -> DAG | None
     return dag
 
 
+def scoring_dag(config: PipelineConfig, variants: list[str]) -> DAG | None:
+    """<pipeline>_scoring: a day's records scored with the champion into one Parquet partition of predictions.
+
+    None when the config has no `scoring.source` (no records to score).
+    """
+    if not config.scoring.source:
+        return None
+    from airflow_mlops.operators.scoring import ScoreBatchOperator
+
+    name, config_path = config.name, _config_path(config)
+    with DAG(
+        dag_id=f"{name}_scoring",
+        schedule=_schedule(config.schedule.scoring, config.schedule.timezone, new_batch_asset(name)),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        description=f"{name}'s daily records scored with the champion of {config.model_name}",
+        doc_md=_scoring_doc(config),
+        tags=["mlops", name, "scoring"],
+        default_args=default_args(config_path),
+        on_failure_callback=failure_callback(config_path),
+        params={
+            "source": Param(None, type=["null", "string"], description="Score this file instead of the day's file in scoring.source"),
+            "as_of": Param(None, type=["null", "string"], description="The day to score (YYYY-MM-DD); default: the new-batch day, else the logical date"),
+        },
+    ) as dag:
+        ScoreBatchOperator(
+            task_id="score", config_path=config_path, day="{{ params.as_of or '' }}",
+            source="{{ params.source or '' }}", outlets=[predictions_asset(name)],
+        )  # fmt: skip
+    return dag
+
+
+
+def performance_monitor_dag(config: PipelineConfig, variants: list[str]) -> DAG | None:
+    """<pipeline>_performance_monitor: the champion's predictions against their delayed labels; asks for a
+    retrain on confirmed decay. None when the config has no `scoring.labels` (no outcomes ever arrive)."""
+    if not config.scoring.labels:
+        return None
+    from airflow_mlops.operators.monitoring import RequestRetrainOperator
+    from airflow_mlops.operators.performance import PerformanceCheckOperator
+
+    name, config_path, s = config.name, _config_path(config), config.schedule
+    p, delay = config.monitoring.performance, config.scoring.label_delay_days
+    with DAG(
+        dag_id=f"{name}_performance_monitor",
+        schedule=CronTriggerTimetable(s.performance_monitor, timezone=s.timezone) if s.performance_monitor else None,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        description=f"Realized performance of {name}'s champion on its delayed labels",
+        doc_md=f"""
+### {name}: are the champion's predictions coming true?
+
+Runs {f"on the cron `{s.performance_monitor}` ({s.timezone})" if s.performance_monitor else "when triggered"}, for
+the model `{config.model_name}`; a run on day X checks the labels of day X - {delay} (`scoring.label_delay_days`):
+
+1. **check_performance** joins that day's predictions (written by `{name}_scoring`) with its labels
+   (`{config.scoring.labels}/{name}_labels_YYYY-MM-DD.csv`) on `{", ".join(config.source.id_columns) or "?"}`,
+   counting every row (matched, predictions without labels, labels without predictions, duplicate labels, other
+   model versions); under a join rate of {p.min_join_rate:.0%} it fails with those counts. Then the realized
+   `{config.metrics.primary}` with a bootstrap interval, the guard-rail metrics, calibration error and positive
+   rates, per model version, beside the champion's own test-set figure at promotion. Decay: the interval lies
+   beyond that figure -/+ {p.tolerance:g}. Labels not arrived yet, or no champion: skipped. Evidence (per-day table,
+   plot) in MLflow, experiment `{name}-monitoring`.
+2. **request_retrain** emits `mlops://{name}/retrain-request` (reason `performance`; `{name}_retrain` records it as
+   its trigger) only when decay holds on {p.confirm_days} of the last {p.of_last_days} labelled days, and not
+   again within {p.cooldown_hours:g} h; it alerts `performance_decay`. Otherwise skipped, with the reason.
+
+Params: `as_of` the day whose labels to check (YYYY-MM-DD); `source` another labels file or folder.
+Config: `{config.path}`, sections `scoring` and `monitoring.performance` (built by
+`airflow_mlops.dag_builders.performance_monitor_dag`). Also: `airflow-mlops performance {name}`.
+""",
+        tags=["mlops", name, "monitoring", "performance"],
+        default_args=default_args(config_path),
+        on_failure_callback=failure_callback(config_path),
+        params={
+            "as_of": Param(None, type=["null", "string"], description=f"The day whose labels to check (YYYY-MM-DD); default: the run's day - {delay}"),
+            "source": Param(None, type=["null", "string"], description="Read this labels file or folder instead of scoring.labels"),
+        },
+    ) as dag:
+        check = PerformanceCheckOperator(
+            task_id="check_performance", config_path=config_path,
+            as_of="{{ params.as_of or '' }}", source="{{ params.source or '' }}",
+        )  # fmt: skip
+        RequestRetrainOperator(
+            task_id="request_retrain", check=check.output, outlets=[retrain_request_asset(name)],
+            on_success_callback=PipelineNotifier("performance_decay", config_path),
+        )  # fmt: skip
+    return dag
+
 #: Every DAG kind a pipeline gets (later kinds, such as batch scoring, add their builder here).
 BUILDERS: dict[str, Callable[[PipelineConfig, list[str]], DAG | None]] = {
     "retrain": retrain_dag,
     "drift_monitor": drift_monitor_dag,
+    "scoring": scoring_dag,
+    "performance_monitor": performance_monitor_dag,
 }
 
 
@@ -344,4 +442,26 @@ Runs {_when(s.drift_monitor, s.timezone, new_batch_asset(name))}, for the model 
 
 Params: `source` checks another file or folder; `as_of` the window's last day (YYYY-MM-DD).
 Config: `{config.path}`, section `monitoring` (built by `airflow_mlops.dag_builders.drift_monitor_dag`).
+"""
+
+
+def _scoring_doc(config: PipelineConfig) -> str:
+    name, s, sc = config.name, config.schedule, config.scoring
+    return f"""
+### {name}: the day's records scored with the champion
+
+Runs {_when(s.scoring, s.timezone, new_batch_asset(name))}, for the model `{config.model_name}`:
+
+**score** reads the day's records (`{sc.source}/{name}_YYYY-MM-DD.csv` or `.parquet`, no `{config.target}` column)
+in chunks of {sc.chunk_rows:,} rows, checks them like a training source (columns, types, ids present and unique:
+`{", ".join(config.source.id_columns) or "source.id_columns is empty: set it"}`) and validates them with
+`{config.expectation_suite}` minus the rules on `{config.target}`. Bad input fails the task and writes nothing.
+`@champion` is resolved to one version for the whole day; no champion yet: skipped. The predictions (ids, `score`,
+`predicted`, `model_version`, `data_digest`, `scored_at`) replace the day's partition atomically:
+`<AIRFLOW_MLOPS_HOME>/predictions/{name}/day=YYYY-MM-DD/predictions.parquet`. It emits `mlops://{name}/predictions`
+and logs a run in the MLflow experiment `{name}-scoring`.
+
+The day: the `as_of` param, else the `as_of` of the triggering `mlops://{name}/new-batch` event, else the logical
+date (in {s.timezone}). Params: `source` scores another file; `as_of` the day (YYYY-MM-DD).
+Config: `{config.path}`, section `scoring` (built by `airflow_mlops.dag_builders.scoring_dag`).
 """

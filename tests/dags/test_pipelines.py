@@ -67,8 +67,9 @@ def dag_bag(root: Path | None, monkeypatch):
 def test_each_pipeline_yaml_gets_its_dags_and_a_variant_gets_none(airflow_db):
     bag = dag_bag(None, pytest.MonkeyPatch())
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"churn_retrain", "churn_drift_monitor", "diabetes_retrain"}  # no churn_fast_*, no
-    # diabetes drift monitor (no date column)
+    assert set(bag.dag_ids) == {"churn_retrain", "churn_drift_monitor", "churn_scoring", "churn_performance_monitor",
+                                "diabetes_retrain"}  # no churn_fast_*, no diabetes drift monitor (no date column),
+    # no diabetes scoring nor performance monitor (no `scoring:` section)
     churn, diabetes = bag.get_dag("churn_retrain"), bag.get_dag("diabetes_retrain")
     assert [o.uri for o in diabetes.get_task("deploy").outlets] == ["mlops://diabetes/champion"]
     assert [o.uri for o in churn.get_task("deploy").outlets] == ["mlops://churn/champion"]

@@ -31,3 +31,15 @@ def test_other_asset_trigger():
     context = {"dag_run": SimpleNamespace(run_type="asset_triggered"),
                "triggering_asset_events": {Asset("s3://bucket/new-batch"): [event]}}
     assert run_trigger(context) == {"mlops.trigger": "asset", "mlops.trigger.assets": "s3://bucket/new-batch"}
+
+
+def test_a_performance_retrain_request_records_its_reason():
+    request = Asset("mlops://churn/retrain-request")
+    decay = SimpleNamespace(extra={"trigger": "performance", "summary": "DECAY: churn_classifier v3 on 2026-04-12"})
+    drift = SimpleNamespace(extra={"summary": "DRIFT: 4 of 7 features"})  # a drift request names no trigger
+    context = {"dag_run": SimpleNamespace(run_type="asset_triggered"), "triggering_asset_events": {request: [decay]}}
+    assert run_trigger(context)["mlops.trigger"] == "performance"
+    context["triggering_asset_events"] = {request: [drift, decay]}
+    assert run_trigger(context)["mlops.trigger"] == "drift+performance"
+    context["triggering_asset_events"] = {request: [SimpleNamespace(extra={"trigger": "x; DROP TABLE"})]}
+    assert run_trigger(context)["mlops.trigger"] == "drift"  # not a monitor's name: recorded as the default

@@ -44,3 +44,40 @@ def test_bad_batch_switch():
     assert (bad["contract"] == "lifetime").any()
     assert (bad["tenure_months"] == "unknown").any()
     assert (bad["tenure_months"].astype(str) == "-5").any()
+
+
+def test_batches_and_labels_split_the_records_the_way_production_sees_them(tmp_path):
+    out, batches, labels = tmp_path / "full", tmp_path / "batches", tmp_path / "labels"
+    import pandas as pd
+
+    full = churn_stream.write_stream(out, DAY, 2, rows=50, batches=batches, labels=labels)
+    plain = churn_stream.write_stream(tmp_path / "plain", DAY, 2, rows=50)
+    assert [p.read_bytes() for p in full] == [p.read_bytes() for p in plain]  # --out is unchanged
+
+    records = pd.read_csv(out / "churn_2026-01-10.csv")
+    batch = pd.read_csv(batches / "churn_2026-01-10.csv")
+    outcome = pd.read_csv(labels / "churn_labels_2026-01-10.csv")
+    assert "churned" not in batch.columns and batch.equals(records.drop(columns=["churned"]))
+    assert list(outcome.columns) == ["customer_id", "event_date", "churned"]
+    assert outcome.equals(records[["customer_id", "event_date", "churned"]])
+    assert sorted(p.name for p in labels.iterdir()) == ["churn_labels_2026-01-10.csv", "churn_labels_2026-01-11.csv"]
+
+
+def test_concept_drift_moves_the_relationship_not_the_inputs():
+    shift = DAY + dt.timedelta(days=1)
+    plain = churn_stream.daily_batch(shift, rows=4000)
+    shifted = churn_stream.daily_batch(shift, rows=4000, concept_drift_from=shift)
+    before = churn_stream.daily_batch(DAY, rows=4000, concept_drift_from=shift)
+    assert shifted.drop(columns=["churned"]).equals(plain.drop(columns=["churned"]))  # the very same inputs
+    assert before.equals(churn_stream.daily_batch(DAY, rows=4000))  # nothing changes before the shift
+    assert abs(shifted["churned"].mean() - plain["churned"].mean()) < 0.05  # about the same churn rate
+    long_tenure = lambda f: f[f.tenure_months > 36].churned.mean() - f[f.tenure_months < 12].churned.mean()  # noqa: E731
+    assert long_tenure(plain) < -0.2 and long_tenure(shifted) > long_tenure(plain) + 0.3  # tenure's effect flipped
+
+
+def test_the_command_line_writes_batches_and_labels(tmp_path, capsys):
+    churn_stream.main(["--out", str(tmp_path / "c"), "--days", "2", "--rows", "20", "--batches", str(tmp_path / "b"),
+                       "--labels", str(tmp_path / "l"), "--concept-drift-from", "2026-01-02"])
+    out = capsys.readouterr().out
+    assert "wrote 2 unlabelled batches" in out and "wrote 2 label files" in out
+    assert (tmp_path / "l" / "churn_labels_2026-01-02.csv").is_file()

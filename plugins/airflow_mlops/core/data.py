@@ -37,6 +37,8 @@ from airflow_mlops.core.errors import ConfigError, DataSourceError
 from airflow_mlops.core.paths import resolve_source, source_roots
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable
+
     from airflow_mlops.core.config import PipelineConfig
 
 SUFFIXES = {"csv": ".csv", "parquet": ".parquet"}
@@ -240,7 +242,17 @@ def _read_file(path: Path, fmt: str, config: PipelineConfig) -> pd.DataFrame:
         frame = _read_csv(path, na_values=source.na_values, text_columns=text_columns)
     else:
         frame = _read_parquet(path)
-    required = _required_columns(config)
+    return check_frame(frame, config, path)
+
+
+def check_frame(
+    frame: pd.DataFrame, config: PipelineConfig, path: Path, *, without: Collection[str] = ()
+) -> pd.DataFrame:
+    """What every frame read from a source passes: the columns the config names are there (but `without`,
+    e.g. the target of an unlabeled batch), declared types, no blanks in numeric features, finite numbers,
+    no dates in the future. Returns the frame with ``source.dtypes`` applied; each problem is a DataSourceError."""
+    source = config.source
+    required = {c: key for c, key in _required_columns(config).items() if c not in without}
     missing = [c for c in required if c not in frame.columns]
     if missing:
         listed = ", ".join(f"{c!r} ({required[c]})" for c in missing)
@@ -248,10 +260,11 @@ def _read_file(path: Path, fmt: str, config: PipelineConfig) -> pd.DataFrame:
             f"{path}: missing required column(s) {listed}; present: {', '.join(map(str, frame.columns))}. "
             f"Fix the export or the config's features/target/source.date_column/id_columns/dtypes"
         )
-    frame = _apply_dtypes(frame, source.dtypes, path, na_values=source.na_values)
+    dtypes = {c: t for c, t in source.dtypes.items() if c not in without}
+    frame = _apply_dtypes(frame, dtypes, path, na_values=source.na_values)
     _check_numeric_features(frame, config, path)
     _check_finite(frame, path)
-    if source.date_column:
+    if source.date_column and source.date_column not in without:
         _check_not_future(frame, source.date_column, path)
     return frame
 
@@ -442,8 +455,15 @@ def _read_csv(path: Path, *, na_values: tuple[str, ...] = (), text_columns: list
 
 def _check_csv_shape(path: Path, text: str) -> None:
     """Header sound, every row as wide as the header (pandas would silently pad short rows with NaN)."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    ragged: list[tuple[int, int]] = []
+    check_csv_records(path, io.StringIO(text, newline=""), lambda: text.endswith(("\n", "\r")))
+
+
+def check_csv_records(path: Path, lines: Iterable[str], ends_with_newline: Callable[[], bool]) -> int:
+    """`_check_csv_shape` over a stream of lines (read with ``newline=""``), in constant memory; returns the
+    number of data rows. `ends_with_newline()` is asked at the end: whether the file's last byte ends a line."""
+    reader = csv.reader(lines, strict=True)
+    ragged: list[tuple[int, int]] = []  # the first MAX_LISTED (line, fields) that do not fit the header ...
+    n_ragged, last_ragged = 0, (0, 0)  # ... how many, and the last one (a truncated file's)
     n_rows = 0
     first_line = last_record = 1  # where the record being read starts (a quoted field may span lines)
     try:
@@ -455,7 +475,9 @@ def _check_csv_shape(path: Path, text: str) -> None:
                 n_rows += 1
                 last_record = first_line
                 if len(row) != len(header):
-                    ragged.append((first_line, len(row)))
+                    n_ragged, last_ragged = n_ragged + 1, (first_line, len(row))
+                    if len(ragged) < MAX_LISTED:
+                        ragged.append(last_ragged)
             first_line = reader.line_num + 1
     except csv.Error as exc:
         raise DataSourceError(
@@ -473,18 +495,19 @@ def _check_csv_shape(path: Path, text: str) -> None:
     if ragged:
         width = len(header)
         listed = ", ".join(
-            f"line {line} has {n} ({'missing' if n < width else 'extra'} fields)" for line, n in ragged[:MAX_LISTED]
+            f"line {line} has {n} ({'missing' if n < width else 'extra'} fields)" for line, n in ragged
         )
-        more = f" and {len(ragged) - MAX_LISTED} more" if len(ragged) > MAX_LISTED else ""
-        cut = ragged[-1][0] == last_record and ragged[-1][1] < width and not text.endswith(("\n", "\r"))
+        more = f" and {n_ragged - MAX_LISTED} more" if n_ragged > MAX_LISTED else ""
+        cut = last_ragged[0] == last_record and last_ragged[1] < width and not ends_with_newline()
         advice = (
             "the file looks truncated (its last line is incomplete): re-export or re-copy it"
             if cut
             else "fix or drop those rows upstream (quote fields that contain commas)"
         )
         raise DataSourceError(
-            f"{path}: {len(ragged)} row(s) with missing or extra fields (the header has {width}): {listed}{more}; {advice}"
+            f"{path}: {n_ragged} row(s) with missing or extra fields (the header has {width}): {listed}{more}; {advice}"
         )
+    return n_rows
 
 
 def _check_delimiter(path: Path, header: list[str]) -> None:

@@ -32,6 +32,14 @@ class SplitError(TrainingError):
     """The snapshot cannot be split into train, validation and test rows (names the window and the keys)."""
 
 
+class PerformanceError(MlopsError):
+    """Predictions or delayed labels cannot be judged (names the day, the file, the column and the values)."""
+
+
+class NothingToCheck(MlopsError):
+    """A performance check found nothing to judge yet (no champion, labels not arrived): a skip, with the reason."""
+
+
 class MlflowUnavailableError(Exception):
     """The MLflow server cannot be reached (down, timed out, or 429/5xx after MLflow's retries); names the URI.
 

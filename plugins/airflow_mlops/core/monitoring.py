@@ -56,7 +56,7 @@ class ChampionReferenceError(MlopsError):
 
 
 def monitoring_experiment(config: PipelineConfig) -> str:
-    """The MLflow experiment holding one run per drift check of this pipeline."""
+    """The MLflow experiment holding one run per drift check (and performance check) of this pipeline."""
     return f"{config.name}-monitoring"
 
 
@@ -245,6 +245,9 @@ def should_request_retrain(
     confirm_checks: int,
     of_last_checks: int,
     cooldown_hours: float,
+    last_requested_at: dt.datetime | str | None = None,
+    what: str = "drift",
+    unit: str = "check",
 ) -> tuple[bool, str]:
     """Debounce and cool-down: ask for a retrain only when drift is confirmed and none was asked recently.
 
@@ -252,35 +255,39 @@ def should_request_retrain(
     (its ``requested`` is ignored). Request when the current check drifts, at least
     ``confirm_checks`` of the last ``of_last_checks`` checks drifted, and no earlier check
     requested a retrain within ``cooldown_hours`` before ``now``. Returns (request?, reason).
+
+    Other monitors reuse it: ``drift`` is then "this check found the problem" (e.g. performance decay),
+    named ``what`` in the reason, counted in ``unit``s (e.g. "labelled day"). ``last_requested_at``: a
+    request not in ``history`` (e.g. made by an earlier check of the same day) that the cool-down counts too.
     """
     if confirm_checks < 1 or of_last_checks < confirm_checks:
         raise ValueError(f"need 1 <= confirm_checks <= of_last_checks, got {confirm_checks} of {of_last_checks}")
     if not history:
-        return False, "no check to decide on"
+        return False, f"no {unit} to decide on"
     current = history[-1]
     if not current.get("drift"):
-        return False, "no drift in this check"
+        return False, f"no {what} in this {unit}"
     recent = history[-of_last_checks:]
     drifted = sum(1 for h in recent if h.get("drift"))
     if drifted < confirm_checks:
         return False, (
-            f"drift in {drifted} of the last {len(recent)} check(s); {confirm_checks} of {of_last_checks} "
+            f"{what} in {drifted} of the last {len(recent)} {unit}(s); {confirm_checks} of {of_last_checks} "
             f"are needed before a retrain is requested"
         )
     now = _aware(now)
     cooldown = dt.timedelta(hours=cooldown_hours)
-    for past in reversed(history[:-1]):
-        if past.get("requested"):
-            at = _aware(_as_datetime(past["at"]))
-            if now - at < cooldown:
-                return False, (
-                    f"drift confirmed ({drifted} of the last {len(recent)} checks), but a retrain was already "
-                    f"requested at {at.isoformat(timespec='seconds')}; cool-down of {cooldown_hours:g} h "
-                    f"until {(at + cooldown).isoformat(timespec='seconds')}"
-                )
-            break
+    last = next((_aware(_as_datetime(p["at"])) for p in reversed(history[:-1]) if p.get("requested")), None)
+    if last_requested_at is not None:
+        other = _aware(_as_datetime(last_requested_at))
+        last = other if last is None else max(last, other)
+    if last is not None and now - last < cooldown:
+        return False, (
+            f"{what} confirmed ({drifted} of the last {len(recent)} {unit}s), but a retrain was already "
+            f"requested at {last.isoformat(timespec='seconds')}; cool-down of {cooldown_hours:g} h "
+            f"until {(last + cooldown).isoformat(timespec='seconds')}"
+        )
     return True, (
-        f"drift in {drifted} of the last {len(recent)} checks ({confirm_checks} of {of_last_checks} needed) "
+        f"{what} in {drifted} of the last {len(recent)} {unit}s ({confirm_checks} of {of_last_checks} needed) "
         f"and no retrain requested in the last {cooldown_hours:g} h"
     )
 
@@ -292,25 +299,39 @@ def check_history(
     limit: int,
     *,
     reference_version: str | None = None,
+    step: str = STEP,
+    verdict_tag: str = VERDICT_TAG,
+    hit_verdict: str = "drift",
+    reference_tag: str = REFERENCE_VERSION_TAG,
+    checked_at_tag: str = CHECKED_AT_TAG,
+    once_per_tag: str | None = None,
+    extra_filters: tuple[str, ...] = (),
 ) -> list[dict]:
     """The last `limit` finished drift checks of `model_name`, oldest first: {at, drift, requested, run_id, ...}.
 
     With ``reference_version``, only checks against that champion version count (a new champion
     starts a fresh history). A DAG run that logged several checks (retried task) counts once (its latest).
+
+    Other monitors read their own checks with the same rules: runs tagged ``mlops.step=<step>``, the
+    finding in ``verdict_tag`` (``drift`` is True when it equals ``hit_verdict``), the version in
+    ``reference_tag``. ``once_per_tag``: runs sharing that tag's value (e.g. the day checked) count once,
+    as the latest, with ``requested`` / ``requested_at`` kept from any of them that asked for a retrain
+    (so re-checking a day cannot dodge the cool-down). ``extra_filters``: more MLflow filter clauses.
     """
     exp = client.get_experiment_by_name(experiment)
     if exp is None or limit <= 0:
         return []
-    filters = [f"tags.`{STEP_TAG}` = '{STEP}'", f"tags.`{MODEL_TAG}` = {quote_filter_value(model_name)}",
-               "attributes.status = 'FINISHED'"]
+    filters = [f"tags.`{STEP_TAG}` = {quote_filter_value(step)}", f"tags.`{MODEL_TAG}` = {quote_filter_value(model_name)}",
+               "attributes.status = 'FINISHED'", *extra_filters]
     if reference_version is not None:
-        filters.append(f"tags.`{REFERENCE_VERSION_TAG}` = {quote_filter_value(str(reference_version))}")
+        filters.append(f"tags.`{reference_tag}` = {quote_filter_value(str(reference_version))}")
     runs = client.search_runs(
         [exp.experiment_id], filter_string=" and ".join(filters),
         order_by=["attributes.start_time DESC"], max_results=max(limit * 3, 10),
     )
     out: list[dict] = []
     seen_airflow_runs: set[tuple[str, str]] = set()
+    kept: dict[str, dict] = {}
     for run in runs:
         tags = run.data.tags
         key = (tags.get("airflow.dag_id", ""), tags.get("airflow.run_id", ""))
@@ -318,16 +339,31 @@ def check_history(
             if key in seen_airflow_runs:
                 continue
             seen_airflow_runs.add(key)
-        at = tags.get(CHECKED_AT_TAG)
-        out.append({
-            "at": _as_datetime(at) if at else dt.datetime.fromtimestamp(run.info.start_time / 1000, dt.UTC),
-            "drift": tags.get(VERDICT_TAG) == "drift",
-            "requested": tags.get(REQUESTED_TAG) == "true",
+        at_text = tags.get(checked_at_tag)
+        at = _as_datetime(at_text) if at_text else dt.datetime.fromtimestamp(run.info.start_time / 1000, dt.UTC)
+        requested = tags.get(REQUESTED_TAG) == "true"
+        once = tags.get(once_per_tag) if once_per_tag else None
+        if once is not None and once in kept:  # an earlier check of the same day (we keep the latest)
+            entry = kept[once]
+            if requested and not entry["requested"]:
+                entry["requested"], entry["requested_at"] = True, at
+            continue
+        entry = {
+            "at": at,
+            "drift": tags.get(verdict_tag) == hit_verdict,
+            "requested": requested,
+            "requested_at": at if requested else None,
             "run_id": run.info.run_id,
             "airflow_run_id": tags.get("airflow.run_id"),
-            "reference_version": tags.get(REFERENCE_VERSION_TAG),
-        })
-        if len(out) >= limit:
+            "reference_version": tags.get(reference_tag),
+        }
+        if once_per_tag:
+            entry[once_per_tag] = once
+        if once is not None:
+            kept[once] = entry
+        if len(out) < limit:
+            out.append(entry)
+        elif once is None:
             break
     return list(reversed(out))
 

@@ -143,6 +143,49 @@ def bootstrap_plot(
     return _save(fig, path)
 
 
+def performance_plot(days: Sequence[Mapping[str, Any]], path: str | Path, *, metric: str, tolerance: float) -> Path:
+    """The realized primary metric per labelled day with its interval, the promised figure and the decay line.
+
+    `days`: rows of the per-day table (``day``, ``realized``, ``low``, ``high``, ``promised``, ``threshold``,
+    ``decay``), oldest first. Decayed days are drawn in red, days not judged in grey.
+    """
+    import datetime as dt
+
+    fig = _figure(8, 4.5)
+    ax = fig.add_subplot()
+    points = [r for r in days if r.get("realized") is not None]
+    x = [dt.date.fromisoformat(str(r["day"])) for r in points]
+    for row, day in zip(points, x, strict=True):
+        colour = {"yes": "#c0392b", "no": "#1f618d"}.get(str(row.get("decay")), "#999999")
+        value = float(row["realized"])
+        low = float(row["low"]) if row.get("low") is not None else value
+        high = float(row["high"]) if row.get("high") is not None else value
+        ax.errorbar([day], [value], yerr=[[value - low], [high - value]], fmt="o", color=colour,  # type: ignore[arg-type]
+                    capsize=3)
+    promised = [(dt.date.fromisoformat(str(r["day"])), r) for r in days if r.get("promised") is not None]
+    if promised:
+        ax.step([d for d, _ in promised], [float(r["promised"]) for _, r in promised], where="mid",  # type: ignore[arg-type]
+                color="#1e8449", label="promised (test set at promotion)")
+    lines = [(d, float(r["threshold"])) for d, r in promised if r.get("threshold") is not None]
+    if lines:
+        ax.step([d for d, _ in lines], [t for _, t in lines], where="mid", color="#c0392b", linestyle="--",  # type: ignore[arg-type]
+                label=f"decay line (promised \u2213 tolerance {tolerance:g})")
+    ax.plot([], [], "o", color="#1f618d", label="realized, no decay")
+    ax.plot([], [], "o", color="#c0392b", label="realized, decay")
+    ax.plot([], [], "o", color="#999999", label="realized, not judged")
+    from matplotlib import dates as mdates
+
+    span = len({r["day"] for r in days})
+    ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, span // 10)))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+    ax.set_xlabel("day of the predictions (labels arrive later)")
+    ax.set_ylabel(metric)
+    ax.set_title(f"realized {metric} per labelled day (bootstrap intervals)")
+    ax.legend(loc="best", fontsize="small")
+    fig.autofmt_xdate()
+    return _save(fig, path)
+
+
 def _number(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "&ndash;"

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops.core.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     import pandas as pd
     from mlflow import MlflowClient
 
@@ -109,8 +111,12 @@ def describe_failures(report: ValidationReport) -> str:
     return "\n".join(lines)
 
 
-def load_suite(suite_path: str | Path) -> Any:
-    """Read a GX 1.x ExpectationSuite JSON file; every problem is a ConfigError naming the file."""
+def load_suite(suite_path: str | Path, *, without_columns: Collection[str] = (), without_rules: Collection[str] = ()) -> Any:
+    """Read a GX 1.x ExpectationSuite JSON file; every problem is a ConfigError naming the file.
+
+    `without_columns` drops every rule about those columns and takes them out of the table's column
+    set (an unlabeled scoring batch has no target); `without_rules` drops rules of those types.
+    """
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -140,6 +146,13 @@ def load_suite(suite_path: str | Path) -> Any:
         if not isinstance(item, dict) or not isinstance(item.get("type"), str):
             raise ConfigError(f"{where}: each expectation is an object with a 'type' and 'kwargs'")
         spec = {k: v for k, v in item.items() if k in ("type", "kwargs", "meta", "notes", "description")}
+        if item["type"] in without_rules:
+            continue
+        if without_columns:
+            kwargs = _without_columns(spec.get("kwargs") or {}, set(without_columns))
+            if kwargs is None:
+                continue
+            spec["kwargs"] = kwargs
         try:
             expectations.append(ExpectationConfiguration(**spec).to_domain_obj())
         except Exception as exc:  # GX raises many types for a bad rule; all mean the same here
@@ -147,11 +160,31 @@ def load_suite(suite_path: str | Path) -> Any:
     return gx.ExpectationSuite(name=name, expectations=expectations, meta=data.get("meta") or None)
 
 
-def validate_frame(df: pd.DataFrame, suite_path: str | Path, *, data_name: str = "batch") -> ValidationReport:
-    """Validate `df` against the suite file in a private ephemeral GX context."""
+def _without_columns(kwargs: dict[str, Any], columns: set[str]) -> dict[str, Any] | None:
+    """A rule's kwargs without `columns`: None (drop the rule) when it is about one of them; column sets and
+    lists of table-wide rules lose them."""
+    if kwargs.get("column") in columns or kwargs.get("column_A") in columns or kwargs.get("column_B") in columns:
+        return None
+    kwargs = dict(kwargs)
+    for key in ("column_set", "column_list"):
+        value = kwargs.get(key)
+        if isinstance(value, list) and columns & set(map(str, value)):
+            kwargs[key] = [c for c in value if c not in columns]
+    return kwargs
+
+
+def validate_frame(
+    df: pd.DataFrame,
+    suite_path: str | Path,
+    *,
+    data_name: str = "batch",
+    without_columns: Collection[str] = (),
+    without_rules: Collection[str] = (),
+) -> ValidationReport:
+    """Validate `df` against the suite file in a private ephemeral GX context (see `load_suite` for `without_*`)."""
     import great_expectations as gx
 
-    suite = load_suite(suite_path)
+    suite = load_suite(suite_path, without_columns=without_columns, without_rules=without_rules)
     context = _ephemeral_context()
     batch_definition = (
         context.data_sources.add_pandas("airflow_mlops")

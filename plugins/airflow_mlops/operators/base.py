@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from airflow_mlops.hooks.mlflow import MlflowHook
 
 DEFAULT_MLFLOW_CONN_ID = "mlflow_default"  # MlflowHook.default_conn_name, without importing the hook at parse time
+#: What a retrain request's `trigger` may say (a monitor's name); anything else is recorded as drift.
+RETRAIN_REASON = re.compile(r"[a-z][a-z_]{0,31}")
 
 
 class MlopsBaseOperator(BaseOperator):
@@ -114,25 +117,31 @@ class MlopsBaseOperator(BaseOperator):
 def run_trigger(context: Context) -> dict[str, str]:
     """What started this DAG run: the schedule, a person, or an Asset event (e.g. a drift retrain request).
 
-    Returns tags `mlops.trigger` (schedule | manual | asset | drift | backfill) and, for Asset
-    events, `mlops.trigger.assets` and the `summary` the event carried in its extra.
+    Returns tags `mlops.trigger` (schedule | manual | asset | drift | performance | backfill) and, for
+    Asset events, `mlops.trigger.assets` and the `summary` the event carried in its extra. A retrain
+    request names its reason in the extra's `trigger` (a monitor: drift, performance); requests
+    without one are the drift monitor's. Several reasons at once read e.g. ``drift+performance``.
     """
     dag_run = context.get("dag_run")
     run_type = str(getattr(getattr(dag_run, "run_type", None), "value", getattr(dag_run, "run_type", "")) or "")
     trigger = {"scheduled": "schedule", "asset_triggered": "asset"}.get(run_type, run_type or "unknown")
     tags = {"mlops.trigger": trigger}
-    uris, summaries = [], []
+    uris, summaries, reasons = [], [], set()
     events = context.get("triggering_asset_events") or {}
     for asset in events:
         uris.append(asset.uri)
         for event in events[asset]:
-            summary = (event.extra or {}).get("summary")
+            extra = event.extra or {}
+            summary = extra.get("summary")
             if summary:
                 summaries.append(str(summary))
+            if asset.uri.endswith("/retrain-request"):
+                reason = str(extra.get("trigger") or "drift")
+                reasons.add(reason if RETRAIN_REASON.fullmatch(reason) else "drift")
     if uris:
         tags["mlops.trigger.assets"] = ", ".join(sorted(set(uris)))[:500]
-        if any(u.endswith("/retrain-request") for u in uris):
-            tags["mlops.trigger"] = "drift"
+        if reasons or any(u.endswith("/retrain-request") for u in uris):
+            tags["mlops.trigger"] = "+".join(sorted(reasons)) or "drift"
     if summaries:
         tags["mlops.trigger.summary"] = " | ".join(summaries)[:1000]
     return tags

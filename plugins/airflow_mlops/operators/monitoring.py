@@ -1,4 +1,4 @@
-"""RequestRetrainOperator: turn a drift check that asked for a retrain into an Asset event."""
+"""RequestRetrainOperator: turn a monitor's check that asked for a retrain into an Asset event."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+#: What a check may add to the event besides the common keys (drift: features; performance: the realized metric).
+OPTIONAL_KEYS = ("drifted", "drift_share", "day", "metric", "realized", "ci_low", "ci_high", "promised", "threshold")
+
 
 class RequestRetrainOperator(BaseOperator):
-    """Emit an event on the task's outlets (the retrain request) carrying the drift summary,
-    only when the drift check asked for a retrain; otherwise skip, saying why.
+    """Emit an event on the task's outlets (the retrain request) carrying the check's summary and its
+    `trigger` (``drift`` unless the check says otherwise, e.g. ``performance``: the retrain run records it
+    as ``mlops.trigger``), only when the check asked for a retrain; otherwise skip, saying why.
 
-    :param check: the dict returned by DriftSensor
+    :param check: the dict returned by DriftSensor or PerformanceCheckOperator
     """
 
     template_fields: Sequence[str] = ("check",)
@@ -32,10 +36,10 @@ class RequestRetrainOperator(BaseOperator):
         if not check["requested"]:
             raise AirflowSkipException(f"No retrain requested: {check['reason']}")
         extra = {
+            "trigger": check.get("trigger") or "drift",
             "summary": check["summary"],
             "reason": check["reason"],
-            "drifted": check["drifted"],
-            "drift_share": check["drift_share"],
+            **{key: check[key] for key in OPTIONAL_KEYS if key in check},
             "model_name": check["model_name"],
             "reference_version": check["reference_version"],
             "as_of": check["as_of"],  # the retrain trains on the data up to this day ...
@@ -45,7 +49,7 @@ class RequestRetrainOperator(BaseOperator):
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
         self.log.info(
-            "Retrain requested for %s (champion v%s): %s; %s",
+            "Retrain requested (%s) for %s (champion v%s): %s; %s", extra["trigger"],
             check["model_name"], check["reference_version"], check["summary"], check["reason"],
         )
         return extra

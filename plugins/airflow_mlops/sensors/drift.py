@@ -297,6 +297,15 @@ class DriftSensor(BaseSensorOperator, MlopsBaseOperator):
 
 def default_as_of(context: Context) -> dt.date:
     """The day a triggering Asset event names (extra ``as_of``), else the day before the run's date."""
+    day = event_as_of(context)
+    if day is not None:
+        return day
+    when = context.get("logical_date") or context["dag_run"].run_after
+    return when.date() - dt.timedelta(days=1)
+
+
+def event_as_of(context: Context) -> dt.date | None:
+    """The latest day the triggering Asset events name in their extra (``as_of``: a new-batch event), else None."""
     events = context.get("triggering_asset_events") or {}
     days = []
     for asset in events:
@@ -307,10 +316,7 @@ def default_as_of(context: Context) -> dt.date:
                     days.append(dt.date.fromisoformat(str(value)[:10]))
                 except ValueError:
                     continue
-    if days:
-        return max(days)
-    when = context.get("logical_date") or context["dag_run"].run_after
-    return when.date() - dt.timedelta(days=1)
+    return max(days) if days else None
 
 
 def _local(uri: str) -> str:
