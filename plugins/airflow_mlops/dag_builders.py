@@ -6,6 +6,8 @@ a variant (`variant_of:`), the DAGs of the kinds in `BUILDERS`:
     <pipeline>_retrain        validate, train, judge, deploy (nightly, or on mlops://<pipeline>/retrain-request)
     <pipeline>_drift_monitor  is today's data still the champion's? (daily, or on mlops://<pipeline>/new-batch;
                               only for sources with a date column: drift is measured over days)
+    <pipeline>_scoring        the day's records scored with the pinned champion (with `scoring.source`)
+    <pipeline>_performance_monitor  realized performance once labels arrive (with `scoring.labels`)
 
 Ids, tags, Assets, schedules and docs all come from the YAML. A YAML that does not load gets no DAGs;
 `raise_pipeline_errors()` (dags/pipeline_errors.py) turns it into an Airflow import error naming the

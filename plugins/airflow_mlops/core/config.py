@@ -177,7 +177,7 @@ class MonitoringConfig:
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
 
 
-#: What can be alerted on. performance_decay and approval_waiting are sent by later monitors/steps.
+#: What can be alerted on (approval_waiting is reserved for the approval step to come).
 ALERT_EVENTS = ("run_failed", "promoted", "rolled_back", "rejected", "drift_confirmed", "performance_decay",
                 "approval_waiting")
 ALERT_CHANNEL_TYPES = ("email", "webhook")
