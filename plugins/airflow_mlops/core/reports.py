@@ -6,6 +6,7 @@ in worker threads); matplotlib is imported inside each function so importing thi
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import math
 from pathlib import Path
@@ -249,3 +250,18 @@ primary metric {html.escape(result.config.metrics.primary)}{positive}</p>
 <h2>Plots</h2>{pictures}
 </body></html>
 """
+
+
+def json_safe(value: Any) -> Any:
+    """NaN/inf -> None, numpy scalars -> Python, dates -> ISO text, recursively (strict JSON for evidence files)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value

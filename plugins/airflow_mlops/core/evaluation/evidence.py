@@ -59,8 +59,8 @@ def write_artifacts(result: EvaluationResult, folder: str | Path) -> list[Path]:
             )
         )
     images = [p.name for p in written]
-    (out / "verdict.json").write_text(json.dumps(_json_safe(result.to_dict()), indent=2), encoding="utf-8")
-    (out / "metrics.json").write_text(json.dumps(_json_safe(result.metric_table()), indent=2), encoding="utf-8")
+    (out / "verdict.json").write_text(json.dumps(reports.json_safe(result.to_dict()), indent=2), encoding="utf-8")
+    (out / "metrics.json").write_text(json.dumps(reports.json_safe(result.metric_table()), indent=2), encoding="utf-8")
     (out / "report.html").write_text(reports.evaluation_html(result, images), encoding="utf-8")
     files = [*written, out / "verdict.json", out / "metrics.json", out / "report.html"]
     if result.test_rows is not None:
@@ -179,14 +179,3 @@ def reasons_tag(reasons: Sequence[str], limit: int = REASONS_TAG_LIMIT) -> str:
     return text
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN/inf -> None and numpy scalars -> Python, recursively (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, str):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

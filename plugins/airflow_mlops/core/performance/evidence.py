@@ -10,7 +10,6 @@ and ``performance/realized_<metric>.png`` (the realized metric over the days, it
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import json
 import math
 import tempfile
@@ -82,7 +81,7 @@ def log_check(client: MlflowClient, check: DayCheck, *, tags: dict[str, str], st
             folder = Path(tmp)
             write_table(table, folder / "days.csv")
             (folder / "days.json").write_text(json.dumps(table, indent=2, default=str), encoding="utf-8")
-            (folder / "check.json").write_text(json.dumps(_json_safe(check.to_dict()), indent=2, default=str),
+            (folder / "check.json").write_text(json.dumps(reports.json_safe(check.to_dict()), indent=2, default=str),
                                                encoding="utf-8")
             (folder / "summary.txt").write_text(
                 f"{check.summary() if status == 'FINISHED' else 'JOIN FAILED'}\n\n{check.join.describe()}\n\n"
@@ -254,15 +253,3 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, str):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
-    return value
