@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
@@ -183,6 +183,21 @@ def _config_path(config: PipelineConfig) -> str:
     return str(Path(config.path).resolve())
 
 
+def _pipeline_dag(config: PipelineConfig, config_path: str, kind: str, *, tags: list[str], **kwargs: Any) -> DAG:
+    """The DAG `<pipeline>_<kind>` with what every pipeline DAG shares: no catch-up, one run at a time,
+    tags `mlops` and the pipeline's name, retries, and the run_failed alert from any task or the run."""
+    return DAG(
+        dag_id=f"{config.name}_{kind}",
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["mlops", config.name, *tags],
+        default_args=default_args(config_path),  # a task that fails for good sends the run_failed alert
+        on_failure_callback=failure_callback(config_path),
+        **kwargs,
+    )
+
+
 def retrain_dag(config: PipelineConfig, variants: list[str]) -> DAG:
     """<pipeline>_retrain: snapshot, validate, train the candidates, register, judge, deploy or record the rejection."""
     from airflow_mlops.operators.data import DataSnapshotOperator
@@ -203,17 +218,12 @@ def retrain_dag(config: PipelineConfig, variants: list[str]) -> DAG:
     # A variant is named, never a path: a run cannot point the pipeline at a YAML file of its own.
     config_path = "{{ '" + str(folder) + "/' ~ (params.config or '" + name + "') ~ '.yaml' }}"
     request = retrain_request_asset(name)
-    with DAG(
-        dag_id=f"{name}_retrain",
+    with _pipeline_dag(
+        config, config_path, "retrain",
         schedule=_schedule(config.schedule.retrain, config.schedule.timezone, request),
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
         description=config.description or None,
         doc_md=_retrain_doc(config, variants),
-        tags=["mlops", name, "training"],
-        default_args=default_args(config_path),  # a task that fails for good sends the run_failed alert
-        on_failure_callback=failure_callback(config_path),
+        tags=["training"],
         params={
             "source": Param(None, type=["null", "string"], description="Train on this file or folder instead of the config's source"),
             "as_of": Param(None, type=["null", "string"], description="The day to train as of (YYYY-MM-DD); default: the logical date"),
@@ -263,17 +273,12 @@ def drift_monitor_dag(config: PipelineConfig, variants: list[str]) -> DAG | None
     from airflow_mlops.sensors.drift import DriftSensor
 
     name, config_path = config.name, _config_path(config)
-    with DAG(
-        dag_id=f"{name}_drift_monitor",
+    with _pipeline_dag(
+        config, config_path, "drift_monitor",
         schedule=_schedule(config.schedule.drift_monitor, config.schedule.timezone, new_batch_asset(name)),
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
         description=f"Drift of {name}'s data against its champion's training data",
         doc_md=_drift_doc(config),
-        tags=["mlops", name, "monitoring", "drift"],
-        default_args=default_args(config_path),
-        on_failure_callback=failure_callback(config_path),
+        tags=["monitoring", "drift"],
         params={
             "source": Param(None, type=["null", "string"], description="Check this file or folder instead of the config's source"),
             "as_of": Param(None, type=["null", "string"], description="The window's last day (YYYY-MM-DD); default: the new-batch day, else yesterday"),
@@ -301,17 +306,12 @@ def scoring_dag(config: PipelineConfig, variants: list[str]) -> DAG | None:
     from airflow_mlops.operators.scoring import ScoreBatchOperator
 
     name, config_path = config.name, _config_path(config)
-    with DAG(
-        dag_id=f"{name}_scoring",
+    with _pipeline_dag(
+        config, config_path, "scoring",
         schedule=_schedule(config.schedule.scoring, config.schedule.timezone, new_batch_asset(name)),
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
         description=f"{name}'s daily records scored with the champion of {config.model_name}",
         doc_md=_scoring_doc(config),
-        tags=["mlops", name, "scoring"],
-        default_args=default_args(config_path),
-        on_failure_callback=failure_callback(config_path),
+        tags=["scoring"],
         params={
             "source": Param(None, type=["null", "string"], description="Score this file instead of the day's file in scoring.source"),
             "as_of": Param(None, type=["null", "string"], description="The day to score (YYYY-MM-DD); default: the new-batch day, else the logical date"),
@@ -335,12 +335,9 @@ def performance_monitor_dag(config: PipelineConfig, variants: list[str]) -> DAG 
 
     name, config_path, s = config.name, _config_path(config), config.schedule
     p, delay = config.monitoring.performance, config.scoring.label_delay_days
-    with DAG(
-        dag_id=f"{name}_performance_monitor",
+    with _pipeline_dag(
+        config, config_path, "performance_monitor",
         schedule=CronTriggerTimetable(s.performance_monitor, timezone=s.timezone) if s.performance_monitor else None,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
         description=f"Realized performance of {name}'s champion on its delayed labels",
         doc_md=f"""
 ### {name}: are the champion's predictions coming true?
@@ -364,9 +361,7 @@ Params: `as_of` the day whose labels to check (YYYY-MM-DD); `source` another lab
 Config: `{config.path}`, sections `scoring` and `monitoring.performance` (built by
 `airflow_mlops.dag_builders.performance_monitor_dag`). Also: `airflow-mlops performance {name}`.
 """,
-        tags=["mlops", name, "monitoring", "performance"],
-        default_args=default_args(config_path),
-        on_failure_callback=failure_callback(config_path),
+        tags=["monitoring", "performance"],
         params={
             "as_of": Param(None, type=["null", "string"], description=f"The day whose labels to check (YYYY-MM-DD); default: the run's day - {delay}"),
             "source": Param(None, type=["null", "string"], description="Read this labels file or folder instead of scoring.labels"),
