@@ -25,7 +25,6 @@ allows) and the per-day decay-flag rates. The last line reads
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import math
 import os
@@ -49,8 +48,8 @@ def load_config(bootstrap: int):
     from airflow_mlops.core.config import load_config as load
 
     config = load(ROOT / "include" / "pipelines" / "churn.yaml", check_estimators=False)
-    perf = dataclasses.replace(config.monitoring.performance, bootstrap_samples=bootstrap)
-    return dataclasses.replace(config, monitoring=dataclasses.replace(config.monitoring, performance=perf))
+    perf = config.monitoring.performance._replace(bootstrap_samples=bootstrap)
+    return config._replace(monitoring=config.monitoring._replace(performance=perf))
 
 
 def day_frames(seed: list[int], rows: int, auc: float, rate: float = 0.35):

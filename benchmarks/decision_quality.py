@@ -51,10 +51,9 @@ def load_config(bootstrap: int, candidate_name: str = "logistic_regression"):
 
     config = load(ROOT / "include" / "pipelines" / "churn.yaml")
     candidate = config.candidate(candidate_name)
-    return dataclasses.replace(
-        config,
+    return config._replace(
         candidates=(candidate,),
-        evaluation=dataclasses.replace(config.evaluation, bootstrap_samples=bootstrap),
+        evaluation=config.evaluation._replace(bootstrap_samples=bootstrap),
     )
 
 

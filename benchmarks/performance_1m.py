@@ -46,7 +46,6 @@ def one_pass_auc(score, y) -> float:
 
 
 def main() -> None:
-    import dataclasses
 
     import numpy as np
     from sklearn.metrics import roc_auc_score
@@ -62,7 +61,7 @@ def main() -> None:
     opts = parser.parse_args()
 
     config = load_config(ROOT / "include" / "pipelines" / "churn.yaml", check_estimators=False)
-    config = dataclasses.replace(config, metrics=dataclasses.replace(config.metrics, primary="roc_auc"))
+    config = config._replace(metrics=config.metrics._replace(primary="roc_auc"))
     joined = data(opts.rows)
     score, y = joined["score"].to_numpy(), joined["actual"].to_numpy() == 1
     realized_metrics(joined.head(100_000), config, positive=1, n_boot=50, seed=0)  # warm up imports and caches

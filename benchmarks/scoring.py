@@ -24,7 +24,6 @@ ids. source.max_file_mb is raised for (b): a 10M-row CSV is ~750 MB.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import importlib.util
 import json
@@ -63,7 +62,7 @@ def config(max_file_mb: float = 4096.0):
     from airflow_mlops.core.config import load_config
 
     c = load_config(CONFIG)
-    return dataclasses.replace(c, source=dataclasses.replace(c.source, max_file_mb=max_file_mb))
+    return c._replace(source=c.source._replace(max_file_mb=max_file_mb))
 
 
 def client():

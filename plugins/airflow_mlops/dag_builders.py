@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
@@ -61,13 +60,13 @@ def predictions_asset(pipeline: str) -> Asset:
 # --------------------------------------------------------------------------- the pipelines in a folder
 
 
-@dataclass
-class Pipelines:
-    """What a folder of pipeline YAMLs holds: the pipelines, their variants, and the files that do not load."""
+class Pipelines(NamedTuple):
+    """What a folder of pipeline YAMLs holds: the pipelines, their variants, and the files that do not load.
+    (A NamedTuple, like the config sections: cheaper to define than a dataclass at every DAG parse.)"""
 
-    configs: list[PipelineConfig] = field(default_factory=list)
-    variants: dict[str, list[str]] = field(default_factory=dict)  # pipeline -> variant names (file stems)
-    errors: dict[str, str] = field(default_factory=dict)  # file -> what is wrong
+    configs: list[PipelineConfig]
+    variants: dict[str, list[str]]  # pipeline -> variant names (file stems)
+    errors: dict[str, str]  # file -> what is wrong
 
 
 def pipelines_folder() -> Path:
@@ -81,7 +80,7 @@ def read_pipelines(folder: str | Path | None = None) -> Pipelines:
     from airflow_mlops.core.config import load_config
     from airflow_mlops.core.errors import ConfigError
 
-    found = Pipelines()
+    found = Pipelines(configs=[], variants={}, errors={})
     for path in sorted(Path(folder or pipelines_folder()).glob("*.yaml")):
         try:
             config = load_config(path, check_estimators=False)  # estimator classes are checked by the first task
@@ -138,7 +137,7 @@ def _refuse_clashes(found: Pipelines) -> None:
                     f"{config.path}: {what}: {value!r} is also claimed by {others}; each pipeline needs its own "
                     f"(a config that only tweaks another one declares `variant_of: {config.name}`)"
                 ))
-    found.configs = [c for c in found.configs if c.path not in found.errors]
+    found.configs[:] = [c for c in found.configs if c.path not in found.errors]
 
 
 def pipeline_dags(folder: str | Path | None = None) -> dict[str, DAG]:

@@ -4,7 +4,6 @@ on real MLflow and GX: the day's predictions partition and the mlops://churn/pre
 from __future__ import annotations
 
 import copy
-import dataclasses
 import datetime as dt
 from types import SimpleNamespace
 
@@ -76,7 +75,7 @@ def test_dag_shape_and_schedule(scoring, dagbag, churn_config):
     assert "mlops://churn/predictions" in scoring.doc_md
     # diabetes has no `scoring:` section: no scoring DAG.
     assert "diabetes_scoring" not in dagbag.dag_ids and "diabetes_retrain" in dagbag.dag_ids
-    no_source = dataclasses.replace(churn_config, scoring=dataclasses.replace(churn_config.scoring, source=None))
+    no_source = churn_config._replace(scoring=churn_config.scoring._replace(source=None))
     assert scoring_dag(no_source, []) is None
 
 
@@ -92,7 +91,7 @@ def test_the_day_is_the_param_else_the_new_batch_event_else_the_logical_date(chu
     triggered = {"logical_date": None, "dag_run": SimpleNamespace(run_after=dt.datetime(2026, 2, 12, 9, tzinfo=dt.UTC)),
                  "triggering_asset_events": {Asset("mlops://churn/new-batch"): [event]}}
     assert _scoring_day(triggered, churn_config) == dt.date(2026, 2, 9)
-    tokyo = dataclasses.replace(churn_config, schedule=dataclasses.replace(churn_config.schedule, timezone="Asia/Tokyo"))
+    tokyo = churn_config._replace(schedule=churn_config.schedule._replace(timezone="Asia/Tokyo"))
     late = {"logical_date": dt.datetime(2026, 2, 11, 20, 0, tzinfo=dt.UTC), "dag_run": run}  # 05:00 in Tokyo
     assert _scoring_day(late, tokyo) == dt.date(2026, 2, 12)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -29,7 +28,7 @@ def snap(config, source, snap_root, **kwargs) -> dict:
 
 
 def with_source(config, **changes):
-    return dataclasses.replace(config, source=dataclasses.replace(config.source, **changes))
+    return config._replace(source=config.source._replace(**changes))
 
 
 def churn_csv_text(rows: int = 5, day: dt.date = dt.date(2026, 1, 3)) -> str:
@@ -109,7 +108,7 @@ def test_default_snapshot_root_is_the_mlops_home(churn_config, churn_dir, mlops_
 
 def test_config_source_path_is_relative_to_the_project_root(churn_config, churn_dir, snap_root, tmp_path):
     # churn.yaml says path: data/churn; churn_dir is <tmp>/data/churn
-    config = dataclasses.replace(churn_config, path=str(tmp_path / "include" / "pipelines" / "churn.yaml"))
+    config = churn_config._replace(path=str(tmp_path / "include" / "pipelines" / "churn.yaml"))
     result = take_snapshot(config, window_end=END, snapshot_root=snap_root)
     assert result["source"] == str(churn_dir.resolve()) and result["files"] == 28
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 
@@ -133,7 +132,7 @@ def test_no_false_alarm_on_the_same_distribution_at_1m_rows():
     ids=["mean-shift", "variance-change", "new-category", "mix-change"],
 )
 def test_detects(change, feature):
-    config = dataclasses.replace(DEFAULTS, drift_share=0.2)
+    config = DEFAULTS._replace(drift_share=0.2)
     report = compute_drift(_mixed(50_000, 1), _mixed(20_000, 2, **change), config)
     assert report.drifted == [feature]
     f = _feature(report, feature)
@@ -153,7 +152,7 @@ def test_significant_but_trivial_shift_is_not_drift():
 def test_weights_and_drift_share():
     ref, cur = _mixed(20_000, 1), _mixed(20_000, 2, shift=1.0)
     assert not compute_drift(ref, cur, DEFAULTS).drift  # 1 of 5 = 0.2 < 0.3
-    weighted = dataclasses.replace(DEFAULTS, weights={"x": 3.0})
+    weighted = DEFAULTS._replace(weights={"x": 3.0})
     report = compute_drift(ref, cur, weighted)
     assert report.drift_share == pytest.approx(3 / 7) and report.drift
 

@@ -4,7 +4,6 @@ evaluate + log_evaluation on a real MLflow SQLite store with real trained models
 from __future__ import annotations
 
 import copy
-import dataclasses
 import datetime as dt
 import json
 import time
@@ -120,8 +119,8 @@ def test_signature_diff_and_leakage_reject(churn_config):
 
 
 def custom(config, primary, others=(), **evaluation):
-    return dataclasses.replace(
-        config, metrics=MetricsConfig(primary=primary, others=tuple(others)), evaluation=EvaluationConfig(**evaluation)
+    return config._replace(
+        metrics=MetricsConfig(primary=primary, others=tuple(others)), evaluation=EvaluationConfig(**evaluation)
     )
 
 
@@ -149,9 +148,7 @@ def test_lower_is_better_log_loss_primary(churn_config):
 
 
 def test_lower_is_better_rmse_regression(churn_config):
-    config = dataclasses.replace(
-        custom(churn_config, "rmse", ["r2"], margin=0.05, guard_rails={"r2": 0.01}), task="regression"
-    )
+    config = custom(churn_config, "rmse", ["r2"], margin=0.05, guard_rails={"r2": 0.01})._replace(task="regression")
     rng = np.random.default_rng(3)
     y = rng.normal(10, 3, 3000)
     close, loose = y + rng.normal(0, 1.0, len(y)), y + rng.normal(0, 1.5, len(y))
@@ -438,7 +435,7 @@ def test_rows_the_champion_saw_never_reach_the_gate_and_the_audit_confirms_it(ml
     challenger_uri, challenger_version, test = train_and_register(
         mlflow_client, challenger_rows, config, "logistic_regression", tag="new"
     )
-    lenient = dataclasses.replace(config, evaluation=dataclasses.replace(config.evaluation, min_test_rows=100))
+    lenient = config._replace(evaluation=config.evaluation._replace(min_test_rows=100))
     result = evaluation.evaluate(mlflow_client, lenient, test, challenger_uri=challenger_uri, champion_uri=champion_uri)
     seen = rows.split_roles(stream[stream["event_date"] <= "2026-01-12"], config).seen
     seen_hashes = set(rows.row_hashes(seen).tolist())
@@ -482,7 +479,7 @@ def test_an_audit_finds_a_verdict_judged_on_the_champions_rows(mlflow_client, ch
 
 
 def test_too_few_clean_test_rows_reject_without_scoring(mlflow_client, churn_frame, fast_churn):
-    strict = dataclasses.replace(fast_churn, evaluation=dataclasses.replace(fast_churn.evaluation, min_test_rows=601))
+    strict = fast_churn._replace(evaluation=fast_churn.evaluation._replace(min_test_rows=601))
     champion_uri, champion_version, _ = train_and_register(
         mlflow_client, churn_frame, strict, "logistic_regression", alias="champion", tag="old"
     )
@@ -524,7 +521,7 @@ def test_a_champion_without_a_sound_record_falls_back_to_its_window_end(mlflow_c
         record.unlink()
     else:
         record.write_bytes(b"not parquet at all")
-    lenient = dataclasses.replace(fast_churn, evaluation=dataclasses.replace(fast_churn.evaluation, min_test_rows=100))
+    lenient = fast_churn._replace(evaluation=fast_churn.evaluation._replace(min_test_rows=100))
     result = evaluation.evaluate(
         mlflow_client, lenient, test, challenger_uri=challenger_uri, champion_uri=champion_uri,
         champion_window_end="2026-01-10",

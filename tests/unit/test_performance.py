@@ -4,7 +4,6 @@ label files written here, as batch scoring and the label export would)."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import math
@@ -76,7 +75,7 @@ def config(tmp_path, mlops_home):
     base = load_config(CHURN_CONFIG)
     labels = tmp_path / "labels"
     labels.mkdir()
-    return dataclasses.replace(base, scoring=ScoringConfig(source=str(tmp_path / "batches"), labels=str(labels)))
+    return base._replace(scoring=ScoringConfig(source=str(tmp_path / "batches"), labels=str(labels)))
 
 
 def labels_dir(config):
@@ -215,7 +214,7 @@ def test_text_labels_use_the_positive_class(churn_config):
 
 @pytest.mark.parametrize("primary", ["roc_auc", "log_loss", "f1"])
 def test_the_fast_bootstrap_of_a_big_day_agrees_with_resampling_the_rows(churn_config, monkeypatch, primary):
-    config = dataclasses.replace(churn_config, metrics=dataclasses.replace(churn_config.metrics, primary=primary))
+    config = churn_config._replace(metrics=churn_config.metrics._replace(primary=primary))
     predictions, labels = synthetic_day(DAY, 60_000, 0.8, seed=5)
     predictions["score"] = predictions["score"].round(3)
     joined = join_day(predictions, labels, ["customer_id"], "churned").joined

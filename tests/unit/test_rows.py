@@ -4,7 +4,6 @@ exclude, exactly, every row the serving champion was trained or selected on."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -75,7 +74,7 @@ def test_random_split_is_three_way_seeded_and_stratified(churn_config):
     rate = df["churned"].mean()
     for role in (a.train, a.validation, a.test):
         assert abs(role["churned"].mean() - rate) < 0.01
-    other = rows.split_roles(df, dataclasses.replace(config, seed=config.seed + 1))
+    other = rows.split_roles(df, config._replace(seed=config.seed + 1))
     assert not other.test.index.equals(a.test.index)
 
 

@@ -3,7 +3,6 @@ version, an idempotent and crash-safe partition, chunking, and every bad input r
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -68,7 +67,7 @@ def score(config, champion, source, day=DAY, **kwargs):
 
 
 def with_chunks(config, chunk_rows):
-    return dataclasses.replace(config, scoring=dataclasses.replace(config.scoring, chunk_rows=chunk_rows))
+    return config._replace(scoring=config.scoring._replace(chunk_rows=chunk_rows))
 
 
 def partition(champion, day=DAY):
@@ -246,12 +245,12 @@ def test_scores_for_regression_and_multiclass_models(churn_config, breast_cancer
     from airflow_mlops.core.scoring import Scorer
 
     x = breast_cancer[["mean_radius", "mean_texture", "mean_area"]]
-    regression = dataclasses.replace(churn_config, task="regression")
+    regression = churn_config._replace(task="regression")
     model = LinearRegression().fit(x, breast_cancer["mean_perimeter"])
     score_, predicted = Scorer.of(model, regression).score(x)
     assert (score_ == model.predict(x)).all() and (predicted == score_).all()
 
-    multiclass = dataclasses.replace(churn_config, task="multiclass_classification")
+    multiclass = churn_config._replace(task="multiclass_classification")
     y = pd.cut(breast_cancer["mean_perimeter"], 3, labels=["low", "mid", "high"]).astype(str)
     model = LogisticRegression(max_iter=2000).fit(x, y)
     score_, predicted = Scorer.of(model, multiclass).score(x)
@@ -317,7 +316,7 @@ def test_missing_ids_are_refused(champion, churn_config, tmp_path, fresh_day):
 def test_scoring_needs_an_id_column(champion, churn_config, tmp_path, fresh_day):
     from airflow_mlops.core.errors import ConfigError
 
-    no_ids = dataclasses.replace(churn_config, source=dataclasses.replace(churn_config.source, id_columns=()))
+    no_ids = churn_config._replace(source=churn_config.source._replace(id_columns=()))
     refused(champion, no_ids, write_batch(tmp_path, fresh_day), r"source.id_columns: scoring needs at least one id",
             day=fresh_day, error=ConfigError)
 
@@ -330,7 +329,7 @@ def test_a_day_in_the_future_is_refused(champion, churn_config, tmp_path):
 def test_no_champion_is_its_own_error(champion, churn_config, tmp_path, fresh_day):
     from airflow_mlops.core.scoring import NoChampionError
 
-    nobody = dataclasses.replace(churn_config, model_name="nobody_classifier")
+    nobody = churn_config._replace(model_name="nobody_classifier")
     refused(champion, nobody, write_batch(tmp_path, fresh_day),
             r"nobody_classifier has no champion to score with: run churn_retrain first", day=fresh_day,
             error=NoChampionError)

@@ -7,7 +7,6 @@ pandas, scikit-learn, Great Expectations and an MLflow SQLite store.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -320,7 +319,7 @@ def test_telco_export_snapshots_trains_and_is_judged_with_yes_as_positive(mlflow
     assert result.challenger_metrics["f1"] == pytest.approx(f1_score(y, pred, pos_label="Yes"))
 
     # Saying "No" is positive changes the label metrics (AUC is symmetric: it does not change).
-    as_no = evaluation.evaluate(mlflow_client, dataclasses.replace(config, positive_class="No"), test,
+    as_no = evaluation.evaluate(mlflow_client, config._replace(positive_class="No"), test,
                                 challenger_uri=uri, champion_uri=None)
     assert as_no.positive_class == "No"
     assert as_no.challenger_metrics["f1"] == pytest.approx(f1_score(y, pred, pos_label="No"))
@@ -341,7 +340,7 @@ def test_champion_and_challenger_with_string_labels_get_a_bootstrap(mlflow_clien
     config = telco_config(telco_csv, source=READY)
     data = snapshot(config, tmp_path)
     _, _, champion_uri, test = train_register_evaluate(mlflow_client, config, data)
-    richer = dataclasses.replace(config, candidates=(dataclasses.replace(config.candidates[0], params={"C": 0.01}),))
+    richer = config._replace(candidates=(config.candidates[0]._replace(params={"C": 0.01}),))
     _, _, challenger_uri, _ = train_register_evaluate(mlflow_client, richer, data)
 
     result = evaluation.evaluate(mlflow_client, config, test, challenger_uri=challenger_uri, champion_uri=champion_uri)

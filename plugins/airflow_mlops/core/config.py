@@ -2,19 +2,26 @@
 
 Every error names the file and the key, e.g.
 ``include/pipelines/churn.yaml: model.candidates[1].estimator: unknown estimator 'sklearn.foo.Bar'``.
+
+The sections are immutable NamedTuples (copy with ``section._replace(key=value)``), not frozen
+dataclasses: every DAG parse imports this module, and defining 15 frozen dataclasses costs ~13 ms
+there against ~3 ms for NamedTuples (docs/benchmarks.md, DAG parse cost). Their mappings are typed
+``Mapping`` (read-only): a default ``{}`` is shared, so nothing may change one in place.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import yaml
 
 from airflow_mlops.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 TASKS = ("binary_classification", "multiclass_classification", "regression")
 FEATURE_TYPES = ("numeric", "categorical")
@@ -26,16 +33,14 @@ REGRESSION_METRICS = ("rmse", "mae", "r2")
 ALLOWED_ESTIMATOR_PREFIX = "sklearn."
 
 
-@dataclass(frozen=True)
-class Feature:
+class Feature(NamedTuple):
     """One model input: a column and how it is encoded."""
 
     name: str
     type: str  # numeric | categorical
 
 
-@dataclass(frozen=True)
-class SourceConfig:
+class SourceConfig(NamedTuple):
     """Where the rows come from and what reading them needs."""
 
     path: str  # a file, or a folder of daily files; relative paths are relative to the project root
@@ -49,7 +54,7 @@ class SourceConfig:
     # What real exports need: extra strings read as missing (e.g. " "), per-column types that beat
     # pandas' guess, and columns kept to join on (customer ids) but never used as features.
     na_values: tuple[str, ...] = ()
-    dtypes: dict[str, str] = field(default_factory=dict)  # column -> one of COLUMN_DTYPES
+    dtypes: Mapping[str, str] = {}  # column -> one of COLUMN_DTYPES
     id_columns: tuple[str, ...] = ()
 
 
@@ -57,8 +62,7 @@ class SourceConfig:
 COLUMN_DTYPES = ("float", "int", "string", "bool")
 
 
-@dataclass(frozen=True)
-class ScheduleConfig:
+class ScheduleConfig(NamedTuple):
     """When the pipeline's DAGs run (cron in `timezone`; None: only when an Asset event asks)."""
 
     retrain: str | None = "0 2 * * *"
@@ -68,8 +72,7 @@ class ScheduleConfig:
     timezone: str = "UTC"
 
 
-@dataclass(frozen=True)
-class SecurityConfig:
+class SecurityConfig(NamedTuple):
     """What the pipeline may trust."""
 
     allow_pickle_models: bool = False  # load pickle/cloudpickle model files (they can run code while loading)
@@ -78,8 +81,7 @@ class SecurityConfig:
 SPLIT_STRATEGIES = ("time", "random")
 
 
-@dataclass(frozen=True)
-class SplitConfig:
+class SplitConfig(NamedTuple):
     """Which rows of a snapshot train, which rank the candidates (validation), which judge (test).
 
     ``time`` (the default with a date column): the newest days are the test rows, the days before
@@ -95,17 +97,15 @@ class SplitConfig:
     stratify: bool = True
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     """One model to train: a scikit-learn estimator and its parameters."""
 
     name: str
     estimator: str  # dotted path, e.g. sklearn.linear_model.LogisticRegression
-    params: dict[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = {}
 
 
-@dataclass(frozen=True)
-class MetricsConfig:
+class MetricsConfig(NamedTuple):
     """The metric that decides, and the others that are reported and guarded."""
 
     primary: str
@@ -116,21 +116,19 @@ class MetricsConfig:
         return (self.primary, *[m for m in self.others if m != self.primary])
 
 
-@dataclass(frozen=True)
-class EvaluationConfig:
+class EvaluationConfig(NamedTuple):
     """The champion/challenger gate."""
 
     margin: float = 0.0  # the primary metric must improve by at least this much
     confidence: float = 0.95  # of the paired-bootstrap interval of the difference
     bootstrap_samples: int = 1000
-    guard_rails: dict[str, float] = field(default_factory=dict)  # metric -> largest tolerated regression
-    floors: dict[str, float] = field(default_factory=dict)  # metric -> worst acceptable value
+    guard_rails: Mapping[str, float] = {}  # metric -> largest tolerated regression
+    floors: Mapping[str, float] = {}  # metric -> worst acceptable value
     leakage_threshold: float | None = 0.999  # a test-set primary score this good smells of target leakage
     min_test_rows: int = 500  # fewer clean test rows (after excluding the champion's): REJECT, never a promotion
 
 
-@dataclass(frozen=True)
-class DeploymentConfig:
+class DeploymentConfig(NamedTuple):
     """How a promoted model is smoke-tested as served."""
 
     smoke_rows: int = 100
@@ -138,8 +136,7 @@ class DeploymentConfig:
     serve_timeout_s: float = 120.0
 
 
-@dataclass(frozen=True)
-class PerformanceConfig:
+class PerformanceConfig(NamedTuple):
     """Realized performance on delayed labels: when it counts as decay, and how often it may ask for a retrain."""
 
     tolerance: float = 0.02  # decay: the realized primary metric's interval is below the promised figure minus this
@@ -151,8 +148,7 @@ class PerformanceConfig:
     cooldown_hours: float = 24.0  # and not again within this many hours
 
 
-@dataclass(frozen=True)
-class ScoringConfig:
+class ScoringConfig(NamedTuple):
     """Batch scoring with the champion, and where the outcomes arrive later."""
 
     source: str | None = None  # a folder of daily files <pipeline>_YYYY-MM-DD.csv: the records to score (no target)
@@ -161,8 +157,7 @@ class ScoringConfig:
     chunk_rows: int = 200_000  # rows scored at a time (bounded memory)
 
 
-@dataclass(frozen=True)
-class MonitoringConfig:
+class MonitoringConfig(NamedTuple):
     """Drift monitoring: what counts as drift, and how often it may ask for a retrain."""
 
     window_days: int = 7  # the current window the monitor compares with the champion's training data
@@ -170,11 +165,11 @@ class MonitoringConfig:
     psi_threshold: float = 0.2  # effect size a numeric feature needs (population stability index)
     js_threshold: float = 0.1  # effect size a categorical feature needs (Jensen-Shannon distance)
     drift_share: float = 0.3  # the dataset drifts when this share of features (weighted) drifts
-    weights: dict[str, float] = field(default_factory=dict)  # feature -> importance weight (default 1)
+    weights: Mapping[str, float] = {}  # feature -> importance weight (default 1)
     confirm_checks: int = 2  # emit a retrain request when drift holds in N ...
     of_last_checks: int = 3  # ... of the last M checks
     cooldown_hours: float = 24.0  # and not again within this many hours
-    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
+    performance: PerformanceConfig = PerformanceConfig()
 
 
 #: What can be alerted on (approval_waiting is reserved for the approval step to come).
@@ -184,8 +179,7 @@ ALERT_CHANNEL_TYPES = ("email", "webhook")
 WEBHOOK_FORMATS = ("json", "slack")
 
 
-@dataclass(frozen=True)
-class AlertChannel:
+class AlertChannel(NamedTuple):
     """Where alerts go: e-mail through an Airflow SMTP connection, or a JSON/Slack webhook through an HTTP one."""
 
     name: str
@@ -196,19 +190,17 @@ class AlertChannel:
     format: str = "json"  # webhook: json (every field) | slack ({"text": ...}: Slack incoming webhooks)
 
 
-@dataclass(frozen=True)
-class AlertsConfig:
+class AlertsConfig(NamedTuple):
     """Which events go to which channels. The task log gets every alert whatever the routes say."""
 
-    channels: dict[str, AlertChannel] = field(default_factory=dict)
-    events: dict[str, tuple[str, ...]] = field(default_factory=dict)  # event -> channel names
+    channels: Mapping[str, AlertChannel] = {}
+    events: Mapping[str, tuple[str, ...]] = {}  # event -> channel names
 
     def channels_for(self, event: str) -> list[AlertChannel]:
         return [self.channels[name] for name in self.events.get(event, ())]
 
 
-@dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(NamedTuple):
     """A whole pipeline YAML, validated (see `load_config`)."""
 
     name: str
@@ -222,13 +214,13 @@ class PipelineConfig:
     metrics: MetricsConfig
     split: SplitConfig
     seed: int
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
-    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
-    security: SecurityConfig = field(default_factory=SecurityConfig)
-    alerts: AlertsConfig = field(default_factory=AlertsConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    evaluation: EvaluationConfig = EvaluationConfig()
+    deployment: DeploymentConfig = DeploymentConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    security: SecurityConfig = SecurityConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    scoring: ScoringConfig = ScoringConfig()
     # Binary classification: the class f1/precision/recall/ROC AUC treat as positive. None: inferred
     # (core.labels): for text labels the one reading as positive (yes/y/true/1/positive, any case:
     # "Yes" of Yes/No), else the last class in sorted order (1 of 0/1, True of False/True). Logged.
@@ -236,7 +228,7 @@ class PipelineConfig:
     variant_of: str | None = None  # a variant (e.g. churn_fast) runs under its pipeline's DAGs and has none
     description: str = ""
     path: str = ""  # the file this config came from
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    raw: Mapping[str, Any] = {}
 
     @property
     def feature_names(self) -> list[str]:

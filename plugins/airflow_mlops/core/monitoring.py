@@ -13,7 +13,6 @@ sensor calls ``window_available`` on every poke.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import logging
@@ -173,8 +172,8 @@ def champion_scores(
 
 def monitoring_config(config: PipelineConfig) -> PipelineConfig:
     """The pipeline config with its source window set to the monitoring window."""
-    source = dataclasses.replace(config.source, window_days=config.monitoring.window_days)
-    return dataclasses.replace(config, source=source)
+    source = config.source._replace(window_days=config.monitoring.window_days)
+    return config._replace(source=source)
 
 
 def snapshot_window(

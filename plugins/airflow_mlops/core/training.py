@@ -378,7 +378,7 @@ def train_candidate(
                 targets=config.target,
             )
             mlflow.log_input(dataset, context="training")  # computes the dataset schema (lazily)
-        mlflow.log_dict(config.raw, "config/pipeline.yaml")
+        mlflow.log_dict(dict(config.raw), "config/pipeline.yaml")
         with tempfile.TemporaryDirectory(prefix="mlops-rows-") as tmp:
             record = rows.write_record(rows.training_record(split), f"{tmp}/{rows.TRAINING_ROWS_ARTIFACT}")
             mlflow.log_artifact(str(record))
