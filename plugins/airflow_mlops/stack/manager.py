@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
-import yaml
 
 from airflow_mlops.stack import components as c
 from airflow_mlops.stack import processes
@@ -136,12 +135,12 @@ def _start_mlflow(
 
 
 def pipelines() -> list[tuple[str, str]]:
-    """(pipeline name, registered model name) of every pipeline config in include/pipelines/."""
+    """(pipeline name, registered model name) of every pipeline config in include/pipelines/ that loads
+    (a broken one has no DAGs, which name it in their import errors, so it needs no grants)."""
+    from airflow_mlops.core.config import pipeline_configs
+
     folder = c.PROJECT_ROOT / "include" / "pipelines"
-    found = []
-    for path in sorted(folder.glob("*.yaml")):
-        raw = yaml.safe_load(path.read_text())
-        found.append((raw["pipeline"], raw["model"]["name"]))
+    found = sorted({(config.name, config.model_name) for config in pipeline_configs(folder)})
     if not found:
         raise StackError(f"No pipeline configs in {folder}: set AIRFLOW_MLOPS_PROJECT_ROOT to the checkout")
     return found
