@@ -700,6 +700,34 @@ def test_atomic_write_on_a_full_disk_names_the_folder_and_leaves_nothing(tmp_pat
     assert list(folder.iterdir()) == []
 
 
+def test_a_killed_writers_leftover_is_removed_by_the_next_write_of_that_file(tmp_path):
+    """SIGKILL mid-write leaves the temp file (nothing can clean up); the next write removes it once stale,
+    and never touches a temp a live writer is still filling."""
+    from airflow_mlops.core.fsutil import STALE_TEMP_S, write_atomically
+
+    folder, target = tmp_path / "predictions" / "day=2026-03-01", "predictions.parquet"
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; sys.path.insert(0, {!r})\n"
+        "from pathlib import Path\n"
+        "from airflow_mlops.core.fsutil import write_atomically\n"
+        "def slow(fh):\n    fh.write(b'PAR1 partial'); fh.flush(); print('writing', flush=True); time.sleep(60)\n"
+        "write_atomically(Path({!r}) / {!r}, slow)\n"
+    ).format(str(ROOT / "plugins"), str(folder), target)], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    (leftover,) = folder.glob(f".{target}.*.tmp")
+    live = folder / f".{target}.live.tmp"
+    live.write_bytes(b"a live writer's chunk")
+    old = time.time() - STALE_TEMP_S - 60
+    os.utime(leftover, (old, old))
+
+    write_atomically(folder / target, lambda fh: fh.write(b"PAR1 the whole file"))
+
+    assert sorted(p.name for p in folder.iterdir()) == [live.name, target]
+    assert (folder / target).read_bytes() == b"PAR1 the whole file"
+
+
 def test_snapshot_on_a_full_disk_fails_naming_the_folder_and_leaves_no_partial_file(home, source, tmp_path, monkeypatch):
     import pyarrow.parquet as pq
     from airflow.sdk.exceptions import AirflowFailException
