@@ -19,7 +19,7 @@ export GX_ANALYTICS_ENABLED := False
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export NO_PROXY := *
 
-.PHONY: install demo dag-test test soak stack-up stack-down stack-test airflow mlflow-ui lint typecheck benchmark lock clean
+.PHONY: install browser demo dag-test test soak stack-up stack-down stack-test airflow mlflow-ui lint typecheck benchmark lock clean
 
 install: $(VENV)/.installed
 
@@ -53,8 +53,18 @@ CONF ?= {}
 dag-test: install data/churn/.generated data/diabetes/diabetes.csv $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/airflow dags test $(DAG) -c '$(CONF)'
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
+
+# Headless Chromium for the Models page tests (tests/ui): Debian's chromium and chromium-driver, driven by
+# Selenium; nothing else is downloaded. Skips apt when both are there; without root or apt it says what to install.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver >/dev/null; \
+	else echo "make browser: install chromium and chromium-driver (Debian: sudo apt-get install chromium chromium-driver)" \
+		"or the Models page browser tests (tests/ui) fail" >&2; fi
 
 # The production shape without containers (PostgreSQL + Redis on loopback, CeleryExecutor with two
 # workers, triggerer, MLflow server with basic auth): state and logs in .stack/. See docs/deploy.md.

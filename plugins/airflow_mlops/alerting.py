@@ -266,6 +266,23 @@ def rollback_alert(config: PipelineConfig, result: dict[str, Any], *, who: str, 
     )
 
 
+def send_rollback_alert(
+    model: str, result: dict[str, Any], *, who: str, reason: str, config_path: str | None = None
+) -> dict[str, str] | None:
+    """The rolled_back alert of a rollback by a person (CLI, Models page), through the routes of the pipeline
+    serving `model` (or of `config_path`); None, logged, when no pipeline in include/pipelines/ serves it."""
+    from airflow_mlops.core.config import load_config, pipeline_configs
+
+    if config_path:
+        configs = [load_config(config_path, check_estimators=False)]
+    else:
+        configs = [c for c in pipeline_configs() if c.model_name == model][:1]
+    if not configs:
+        log.warning("no pipeline config in include/pipelines/ serves %s: no rolled_back alert sent", model)
+        return None
+    return send_alert(rollback_alert(configs[0], result, who=who, reason=reason, automatic=False), configs[0])
+
+
 # --------------------------------------------------------------------------- callbacks
 
 

@@ -156,14 +156,9 @@ def _client(args: argparse.Namespace) -> MlflowClient:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from airflow_mlops.core import registry
-    from airflow_mlops.core.config import pipeline_configs
+    from airflow_mlops.core.overview import model_status
 
-    client = _client(args)
-    rows = registry.status(client)
-    configs = [c for c in pipeline_configs() if not c.variant_of] if any(r.get("champion") for r in rows) else []
-    for r in rows:
-        r["performance"] = _realized(client, r, args.days, configs)
+    rows = model_status(_client(args), days=args.days)  # the Models page shows the same rows
     if args.json:
         print(json.dumps(rows, indent=2), file=args.out)
         return EXIT_OK
@@ -190,23 +185,6 @@ def _status(args: argparse.Namespace) -> int:
             print(f"\n{r['name']} v{r['champion']} (champion) in production: {describe_summary(r['performance'])}",
                   file=args.out)
     return EXIT_OK
-
-
-def _realized(client: MlflowClient, row: dict[str, Any], days: int, configs: list[PipelineConfig]) -> dict | None:
-    """The champion's realized performance (performance monitor) for `airflow-mlops status`; None without checks.
-
-    One MLflow search per model served by a pipeline in include/pipelines/; a failure only omits it.
-    """
-    config = next((c for c in configs if c.model_name == row["name"]), None)
-    if not row.get("champion") or config is None:
-        return None
-    try:
-        from airflow_mlops.core.performance.evidence import realized_summary
-
-        return realized_summary(client, config, str(row["champion"]), days=days)
-    except Exception as exc:  # status must work whatever the monitoring history holds
-        print(f"airflow-mlops: realized performance of {row['name']} not shown: {exc}", file=sys.stderr)
-        return None
 
 
 def _performance(args: argparse.Namespace) -> int:
@@ -300,18 +278,11 @@ def _audit(args: argparse.Namespace) -> int:
 
 def _alert_rollback(args: argparse.Namespace, result: dict[str, Any], actor: dict[str, str]) -> None:
     """Send the rolled_back alert through the alert routes of the pipeline that serves MODEL."""
-    from airflow_mlops.alerting import rollback_alert, send_alert
-    from airflow_mlops.core.config import load_config, pipeline_configs
+    from airflow_mlops.alerting import send_rollback_alert
 
-    if args.config:
-        configs = [load_config(args.config, check_estimators=False)]
-    else:
-        configs = [c for c in pipeline_configs() if c.model_name == args.model][:1]
-    if not configs:
+    if send_rollback_alert(args.model, result, who=actor["actor"], reason=args.reason, config_path=args.config) is None:
         print(f"airflow-mlops: no pipeline config in include/pipelines/ serves {args.model}: no alert sent "
               f"(give --config PIPELINE_YAML)", file=sys.stderr)
-        return
-    send_alert(rollback_alert(configs[0], result, who=actor["actor"], reason=args.reason, automatic=False), configs[0])
 
 
 def _drift(args: argparse.Namespace) -> int:

@@ -40,6 +40,10 @@ def run_url(run_id: str, experiment_id: str | None = None) -> str:
     return f"{mlflow_ui_url()}/#/runs/{quote(run_id, safe='')}"
 
 
+def model_url(name: str) -> str:
+    return f"{mlflow_ui_url()}/#/models/{quote(name, safe='')}"
+
+
 def model_version_url(name: str, version: str) -> str:
     return f"{mlflow_ui_url()}/#/models/{quote(name, safe='')}/versions/{quote(version, safe='')}"
 

@@ -372,37 +372,45 @@ def lock_holder(client: MlflowClient, name: str) -> dict | None:
 
 def status(client: MlflowClient) -> list[dict]:
     """One row per registered model: its aliases, the latest decision (challenger's, else the last evaluated version's)."""
-    rows = []
-    for rm in _registered_models(client):
-        aliases = {str(k): str(v) for k, v in (getattr(rm, "aliases", None) or {}).items()}
-        versions = {str(mv.version): mv for mv in client.search_model_versions(f"name={quote_filter_value(rm.name)}")}
-        challenger = aliases.get(CHALLENGER)
-        evaluated = challenger if challenger in versions and DECISION_TAG in versions[challenger].tags else None
-        if evaluated is None:
-            decided = [v for v, mv in versions.items() if DECISION_TAG in mv.tags]
-            evaluated = max(decided, key=int) if decided else None
-        ev_tags = versions[evaluated].tags if evaluated in versions else {}
-        champion = aliases.get(CHAMPION)
-        champ_tags = versions[champion].tags if champion in versions else {}
-        rows.append(
-            {
-                "name": rm.name,
-                "champion": champion,
-                "challenger": challenger,
-                "previous_champion": aliases.get(PREVIOUS_CHAMPION),
-                "versions": len(versions),
-                "champion_since": champ_tags.get("champion.promoted_at"),
-                "champion_data_digest": champ_tags.get(DIGEST_TAG),
-                "evaluated_version": evaluated,
-                "decision": ev_tags.get(DECISION_TAG),
-                "reasons": _json_list(ev_tags.get(DECISION_REASONS_TAG)),
-                "decided_at": ev_tags.get(DECISION_AT_TAG),
-                "data_digest": ev_tags.get(DIGEST_TAG),
-                "trigger": ev_tags.get("mlops.trigger"),  # schedule | manual | drift | ...: what started its run
-                "trigger_summary": ev_tags.get("mlops.trigger.summary"),
-            }
-        )
-    return sorted(rows, key=lambda r: r["name"])
+    return sorted((status_row(client, rm) for rm in _registered_models(client)), key=lambda r: r["name"])
+
+
+def status_row(client: MlflowClient, model: Any, versions: list[ModelVersion] | None = None) -> dict:
+    """`status`'s row of one model (a RegisteredModel, or its name); `versions`: all its versions, if already read."""
+    rm = client.get_registered_model(model) if isinstance(model, str) else model
+    aliases = {str(k): str(v) for k, v in (getattr(rm, "aliases", None) or {}).items()}
+    if versions is None:
+        versions = model_versions(client, rm.name)
+    by_number = {str(mv.version): mv for mv in versions}
+    challenger = aliases.get(CHALLENGER)
+    evaluated = challenger if challenger in by_number and DECISION_TAG in by_number[challenger].tags else None
+    if evaluated is None:
+        decided = [v for v, mv in by_number.items() if DECISION_TAG in mv.tags]
+        evaluated = max(decided, key=int) if decided else None
+    ev_tags = by_number[evaluated].tags if evaluated in by_number else {}
+    champion = aliases.get(CHAMPION)
+    champ_tags = by_number[champion].tags if champion in by_number else {}
+    return {
+        "name": rm.name,
+        "champion": champion,
+        "challenger": challenger,
+        "previous_champion": aliases.get(PREVIOUS_CHAMPION),
+        "versions": len(by_number),
+        "champion_since": champ_tags.get("champion.promoted_at"),
+        "champion_data_digest": champ_tags.get(DIGEST_TAG),
+        "evaluated_version": evaluated,
+        "decision": ev_tags.get(DECISION_TAG),
+        "reasons": _json_list(ev_tags.get(DECISION_REASONS_TAG)),
+        "decided_at": ev_tags.get(DECISION_AT_TAG),
+        "data_digest": ev_tags.get(DIGEST_TAG),
+        "trigger": ev_tags.get("mlops.trigger"),  # schedule | manual | drift | ...: what started its run
+        "trigger_summary": ev_tags.get("mlops.trigger.summary"),
+    }
+
+
+def model_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
+    """Every version of `name` (with its tags), in no particular order."""
+    return list(client.search_model_versions(f"name={quote_filter_value(name)}"))
 
 
 def describe_actor(actor: dict[str, str]) -> str:

@@ -1,0 +1,256 @@
+"""Routes of the Models page (mounted at /mlops in Airflow's API server). Thin: data from core.overview,
+permissions and CSRF from ui.security, HTML from ui.render.
+
+    GET  /models                        every model the user may see (HTML)
+    GET  /models/{name}                 one model: aliases, verdict, evidence, versions, ledger (HTML)
+    GET  /models/{name}/evidence/{run_id}/{path}?sig=   an evidence PNG (signed link from the page)
+    GET  /runs/{dag_id}/{run_id}        the DAG run's "Models" tab: the versions it registered (HTML)
+    GET  /api/models                    = `airflow-mlops status --json`, filtered to what the user may see
+    GET  /api/models/{name}             the model page's data as JSON
+    POST /api/models/{name}/rollback    {"reason": ..., "to_version"?: ..., "expected_champion"?: ...}
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
+
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from airflow.api_fastapi.core_api.security import get_user
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from airflow_mlops.ui import render, security
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+#: The MLflow client is re-made this often (a changed `mlflow_default` connection is picked up).
+CLIENT_TTL_S = 60.0
+#: Headers of every page: no inline script runs, only this server frames it, nothing is cached.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "SAMEORIGIN",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+User = Annotated[BaseUser, Depends(get_user)]
+_client_lock = threading.Lock()
+_client_cache: dict[str, Any] = {}
+
+
+def create_app() -> FastAPI:
+    """The Models page's FastAPI app; every route needs an Airflow user (`get_user`: 401/403 without)."""
+    app = FastAPI(title="airflow-mlops Models", docs_url=None, redoc_url=None, openapi_url=None)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        if _wants_html(request):
+            login = _login_url(request) if exc.status_code == status.HTTP_401_UNAUTHORIZED else None
+            return HTMLResponse(render.error_page(exc.status_code, str(exc.detail), login), exc.status_code,
+                                headers={**PAGE_HEADERS, **(exc.headers or {})})
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+    @app.get("/models", response_class=HTMLResponse)
+    def models_page(request: Request, user: User) -> HTMLResponse:
+        rows = _visible_rows(user)
+        return _html(request, "Models", render.models_index(rows, _urls(request)), user)
+
+    @app.get("/models/{name}", response_class=HTMLResponse)
+    def model_page(
+        request: Request, name: str, user: User,
+        versions_page: Annotated[int, Query(ge=1)] = 1, ledger_page: Annotated[int, Query(ge=1)] = 1,
+    ) -> HTMLResponse:
+        detail, access = _detail(user, name, versions_page, ledger_page)
+        for item in detail["evidence"]:
+            item["src"] = _evidence_src(request, name, item["run_id"], item["path"])
+        body = render.model_detail(detail, _urls(request), can_edit=access.edit)
+        return _html(request, f"{name} · Models", body, user, csrf=access.edit)
+
+    @app.get("/models/{name}/evidence/{run_id}/{path:path}")
+    def evidence_png(name: str, run_id: str, path: str, user: User, sig: str = "") -> Response:
+        if not sig or sig != security.sign("evidence", name, run_id, path) or not path.endswith(".png"):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such evidence plot")
+        _require(user, name, "read")
+        with tempfile.TemporaryDirectory(prefix="mlops-ui-") as tmp:
+            data = Path(_client().download_artifacts(run_id, path, tmp)).read_bytes()
+        return Response(data, media_type="image/png",
+                        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
+
+    @app.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse)
+    def dag_run_tab(request: Request, dag_id: str, run_id: str, user: User) -> HTMLResponse:
+        from airflow_mlops.core.overview import versions_of_dag_run
+
+        if not security.can_read_dag(user, dag_id):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"you may not see DAG {dag_id}")
+        versions = versions_of_dag_run(_client(), dag_id, run_id)
+        return _html(request, "Models of this DAG run",
+                     render.dag_run_versions(dag_id, run_id, versions, _urls(request)), user)
+
+    @app.get("/api/models")
+    def models_json(user: User) -> list[dict]:
+        return _visible_rows(user)
+
+    @app.get("/api/models/{name}")
+    def model_json(
+        name: str, user: User,
+        versions_page: Annotated[int, Query(ge=1)] = 1, ledger_page: Annotated[int, Query(ge=1)] = 1,
+    ) -> dict:
+        detail, access = _detail(user, name, versions_page, ledger_page)
+        return {**detail, "can_edit": access.edit}
+
+    @app.post("/api/models/{name}/rollback")
+    def rollback(request: Request, name: str, user: User, body: Annotated[dict, Body()]) -> dict:
+        security.check_csrf(request, user)
+        _require(user, name, "edit")
+        return _rollback(name, user, body)
+
+    return app
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _client() -> MlflowClient:
+    """A configured MlflowClient (the `mlflow_default` connection, else the local store), kept CLIENT_TTL_S."""
+    with _client_lock:
+        cached = _client_cache.get("client")
+        if cached is None or time.monotonic() - cached[1] > CLIENT_TTL_S:
+            from airflow_mlops.hooks.mlflow import MlflowHook
+
+            cached = (MlflowHook().get_conn(), time.monotonic())
+            _client_cache["client"] = cached
+        return cached[0]
+
+
+def _configs() -> list:
+    from airflow_mlops.core.overview import _configs_or_none
+
+    return _configs_or_none()
+
+
+def _pipeline_of(name: str, configs: list) -> str | None:
+    from airflow_mlops.core.overview import config_for
+
+    config = config_for(name, configs)
+    return config.name if config is not None else None
+
+
+def _access(user: BaseUser, name: str, configs: list) -> security.Access:
+    return security.access(user, security.pipeline_dag_ids(_pipeline_of(name, configs)))
+
+
+def _require(user: BaseUser, name: str, what: str) -> security.Access:
+    access = _access(user, name, _configs())
+    if not access.read:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"you may not see model {name}")
+    if what == "edit" and not access.edit:
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"acting on {name} needs edit access to its pipeline's DAGs; you have read access only")
+    return access
+
+
+def _visible_rows(user: BaseUser) -> list[dict]:
+    from airflow_mlops.core.overview import model_status
+
+    configs = _configs()
+    return [r for r in model_status(_client(), configs=configs) if _access(user, r["name"], configs).read]
+
+
+def _detail(user: BaseUser, name: str, versions_page: int, ledger_page: int) -> tuple[dict, security.Access]:
+    from airflow_mlops.core.overview import model_detail
+    from airflow_mlops.core.registry import UnknownModelError
+
+    configs = _configs()
+    access = _access(user, name, configs)
+    if not access.read:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"you may not see model {name}")
+    try:
+        detail = model_detail(_client(), name, configs=configs, versions_page=versions_page, ledger_page=ledger_page)
+    except UnknownModelError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return detail, access
+
+
+def _rollback(name: str, user: BaseUser, body: dict) -> dict:
+    """registry.rollback with the Airflow user as actor; the rolled_back alert through the pipeline's routes."""
+    from airflow_mlops.core import registry
+
+    reason = str(body.get("reason") or "").strip()
+    if not reason:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "a reason is required: it is recorded in the ledger")
+    to_version = str(body.get("to_version") or "").strip() or None
+    expected = str(body.get("expected_champion") or "").strip() or None
+    client = _client()
+    who = security.user_name(user)
+    actor = {"actor": f"airflow-ui:{who}", "user": who, "via": "airflow-mlops Models page"}
+    try:
+        if expected is not None and registry.read_aliases(client, name)[registry.CHAMPION] != expected:
+            raise registry.ChampionMovedError(
+                f"{name}: the champion is no longer version {expected} (someone moved it since the page was loaded); "
+                f"nothing was changed: reload the page")
+        result = registry.rollback(client, name, to_version=to_version, actor=actor, reason=reason[:2000])
+    except registry.UnknownModelError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except registry.PromotionError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except registry.PromotionInProgressError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{exc}; try again in a minute") from exc
+    log.info("%s rolled back %s to version %s: %s", who, name, result["champion"], reason)
+    try:
+        from airflow_mlops.alerting import send_rollback_alert
+
+        send_rollback_alert(name, result, who=actor["actor"], reason=reason)
+    except Exception as exc:  # the rollback is done and recorded; a failed alert must not hide that
+        log.warning("%s: rolled_back alert not sent: %s", name, exc)
+    return {k: v for k, v in result.items() if k != "before"} | {"by": actor["actor"]}
+
+
+def _evidence_src(request: Request, name: str, run_id: str, path: str) -> str:
+    from urllib.parse import quote
+
+    sig = security.sign("evidence", name, run_id, path)
+    return f"{_mount(request)}/models/{quote(name, safe='')}/evidence/{quote(run_id, safe='')}/{quote(path)}?sig={sig}"
+
+
+def _mount(request: Request) -> str:
+    return str(request.scope.get("root_path") or "").rstrip("/")
+
+
+def _urls(request: Request) -> render.Urls:
+    from airflow.configuration import conf
+
+    base = urlsplit(conf.get("api", "base_url", fallback="") or "").path
+    return render.Urls(_mount(request), base)
+
+
+def _html(request: Request, title: str, body: str, user: BaseUser, *, csrf: bool = False) -> HTMLResponse:
+    token = security.csrf_token(user) if csrf else None
+    return HTMLResponse(render.page(title, body, _urls(request), user=security.user_name(user), csrf=token),
+                        headers=PAGE_HEADERS)
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith(f"{_mount(request)}/api/") and "text/html" in request.headers.get("accept", "")
+
+
+def _login_url(request: Request) -> str | None:
+    try:
+        from airflow.api_fastapi.app import get_auth_manager
+
+        return get_auth_manager().get_url_login(next_url=str(request.url))
+    except Exception:
+        return None
