@@ -30,9 +30,12 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
+# The demo's stream (2026-01-01 .. 04-30): the data drifts on 03-01, a broken batch on 02-20, the concept drifts on
+# 04-01. Also split as production sees it: unlabelled batches to score, and the labels that arrive later.
 data/churn/.generated: include/churn_stream.py Makefile | install
-	$(BIN)/python include/churn_stream.py --out data/churn --start 2026-01-01 --days 90 \
-		--drift-from 2026-03-01 --bad-day 2026-02-20
+	$(BIN)/python include/churn_stream.py --out data/churn --start 2026-01-01 --days 120 \
+		--drift-from 2026-03-01 --bad-day 2026-02-20 --concept-drift-from 2026-04-01 \
+		--batches data/churn_batches --labels data/churn_labels
 	@touch $@
 
 # The second example pipeline's data: scikit-learn's bundled diabetes data as a CSV (include/pipelines/diabetes.yaml).

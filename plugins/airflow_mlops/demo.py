@@ -3,10 +3,10 @@
     python -m airflow_mlops.demo
 
 Days 1-3 are each one `airflow dags test churn_retrain <day>` (the real Airflow task runner, no
-scheduler needed) on the project-local state in .mlops/; day 4 starts Airflow's scheduler,
+scheduler needed) on the project-local state in .mlops/; days 4-5 start Airflow's scheduler,
 triggerer, dag-processor and API server (LocalExecutor, the same SQLite DB) because only the
-scheduler turns an Asset event into a DAG run. Full logs go to .mlops/demo/, the story line to
-the terminal:
+scheduler turns a monitor's Asset event into a DAG run. Full logs go to .mlops/demo/, the story
+line to the terminal:
 
   day 1  2026-02-10  first champion (NO_BASELINE_PROMOTE)
   day 2  2026-02-11  a challenger that is not significantly better: REJECT, champion kept
@@ -14,9 +14,21 @@ the terminal:
   day 4  2026-03-27  the ground truth shifted on 2026-03-01: the drift monitor sees drift (1 check) ...
          2026-03-28  ... confirmed the next day: it emits mlops://churn/retrain-request, the scheduler
                      starts churn_retrain, and the retrained challenger wins: PROMOTE (trigger: drift)
+  day 5  2026-04-12  the relationship alone shifted on 2026-04-01 (concept drift): churn_scoring scores
+                     04-12 and 04-13 with the champion; the drift monitor sees nothing ...
+         2026-04-19  ... churn_performance_monitor judges the labels of 04-12 a week later: realized
+                     ROC AUC below the champion's promise (decay, 1 day of the 2 needed) ...
+         2026-04-20  ... and of 04-13: decay confirmed, a retrain request with trigger `performance`; the
+                     scheduler starts churn_retrain on the data up to 04-13: PROMOTE (trigger: performance)
 
-The alerts the config routes to e-mail (a failed run, a new champion, drift confirmed) go to a
-real SMTP server on loopback that the demo starts as `smtp_default`; each day shows what arrived.
+The champion scores from 2026-04-12 on, 11 days into the shift. Judged from 04-01 on, it would have
+been caught on 04-02's labels, when a retrain's window holds too few labelled days of the new
+relationship to win: the gate rejects it, and the monitor asks again each time its 24 h cool-down
+(wall-clock time) has passed, until a retrain wins. A replay that lasts minutes cannot wait for that.
+
+The alerts the config routes to e-mail (a failed run, a new champion, drift confirmed, performance
+decay) go to a real SMTP server on loopback that the demo starts as `smtp_default`; each day shows
+what arrived.
 """
 
 from __future__ import annotations
@@ -53,12 +65,16 @@ STORY = (
 )
 DRIFT_CHECKS = ("2026-03-27", "2026-03-28")  # the monitor's windows; the second confirms the drift
 MONITOR_ID = "churn_drift_monitor"
+CONCEPT_SHIFT = "2026-04-01"  # the stream's --concept-drift-from (Makefile): a new reason to leave, no input moves
+SCORED_DAYS = ("2026-04-12", "2026-04-13")  # scored by the champion; judged once their labels arrive
+SCORING_ID = "churn_scoring"
+PERFORMANCE_ID = "churn_performance_monitor"
 
 
 def reset_state() -> None:
     """Start the story from an empty registry (the Airflow metadata DB is kept)."""
     home = settings.mlops_home()
-    for name in ("mlflow.db", "mlartifacts", "snapshots", "demo"):
+    for name in ("mlflow.db", "mlartifacts", "snapshots", "predictions", "demo"):
         path = home / name
         if path.is_dir():
             shutil.rmtree(path)
@@ -158,6 +174,12 @@ class Inbox:
         )
         return True
 
+    def wait_for(self, words: str, timeout: float = 20.0) -> None:
+        """Until a new e-mail's subject holds `words` (a task's callback may still be sending it), at most `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while not any(words in s for s in self.subjects[self.shown :]) and time.monotonic() < deadline:
+            time.sleep(0.5)
+
     def print_new(self) -> None:
         for subject in self.subjects[self.shown :]:
             print(f"        e-mail: {subject}")
@@ -168,8 +190,12 @@ class Inbox:
             self._controller.stop()
 
 
-def drift_day(n: int, client, log_dir: Path) -> int:
-    """The drift path through the real scheduler: monitor -> retrain request (Asset) -> retrain. Surprises."""
+def stack_days(n: int, client, log_dir: Path, inbox: Inbox | None) -> int:
+    """The monitors through the real scheduler: a monitor -> retrain request (Asset) -> retrain. Surprises.
+
+    Day n: the data drifts and the drift monitor asks; day n + 1: the concept drifts and only the performance
+    monitor, on the delayed labels, can see it.
+    """
     from airflow_mlops.stack import manager
     from airflow_mlops.stack.api import AirflowApi
     from airflow_mlops.stack.components import StackSettings, load_secrets
@@ -184,9 +210,27 @@ def drift_day(n: int, client, log_dir: Path) -> int:
               flush=True)
         manager.up(stack, log=note, timeout=600)
         try:
-            return _drift_story(client, AirflowApi(stack.api_url, "admin", load_secrets(stack)["AIRFLOW_ADMIN_PASSWORD"]))
+            api = AirflowApi(stack.api_url, "admin", load_secrets(stack)["AIRFLOW_ADMIN_PASSWORD"])
+            surprises = _drift_story(client, api)
+            _show_mail(inbox, "new champion")
+            print(flush=True)
+            if surprises:
+                print(f"Day {n + 1}  skipped: it starts from the champion day {n} should have made\n")
+                return surprises
+            print(f"Day {n + 1}  {SCORED_DAYS[0]}  since {CONCEPT_SHIFT} customers leave for a new reason, yet "
+                  f"every input looks the same: who notices?", flush=True)
+            surprises += _concept_story(client, api)
+            _show_mail(inbox, "new champion")
+            print(flush=True)
+            return surprises
         finally:
             manager.down(stack, log=note)
+
+
+def _show_mail(inbox: Inbox | None, expected: str) -> None:
+    if inbox is not None:
+        inbox.wait_for(expected)
+        inbox.print_new()
 
 
 def _drift_story(client, api) -> int:
@@ -208,6 +252,12 @@ def _drift_story(client, api) -> int:
     if not check["requested"]:
         print("        !! expected the second drift check to request a retrain")
         return surprises + 1
+    return surprises + _retrain_from_request(client, api, known, "drift")
+
+
+def _retrain_from_request(client, api, known: set[str], expected: str) -> int:
+    """Wait for the scheduler to start the retrain from the request's Asset event; 1 unless it PROMOTEs with trigger
+    `expected`."""
     started = time.monotonic()
     retrain = api.wait_for_new_run(DAG_ID, known, run_type="asset_triggered", timeout=300)
     print(f"        the scheduler started {DAG_ID} from the Asset event: {retrain['dag_run_id']}", flush=True)
@@ -217,11 +267,74 @@ def _drift_story(client, api) -> int:
     print(f"        {decision or state}: {MODEL} v{version}, trigger {trigger}  ({time.monotonic() - started:.0f} s)")
     for reason in reasons:
         print(f"          - {reason}")
-    if state != "success" or decision != "PROMOTE" or trigger != "drift":
+    if state != "success" or decision != "PROMOTE" or trigger != expected:
+        print(f"        !! expected a {expected}-triggered PROMOTE, got {decision or state} (trigger {trigger})")
+        return 1
+    return 0
+
+
+def _run(api, dag_id: str, conf: dict, task_id: str) -> tuple[dict | None, float]:
+    """Trigger `dag_id` with `conf` and wait: the XCom `task_id` returned (None if the run failed), and the seconds."""
+    started = time.monotonic()
+    run_id = api.trigger(dag_id, conf)
+    if api.wait_for_run(dag_id, run_id, timeout=900)["state"] != "success":
+        print(f"        !! {dag_id} {conf} failed (task logs: .mlops/airflow/logs/dag_id={dag_id}/)")
+        return None, time.monotonic() - started
+    return api.xcom(dag_id, run_id, task_id), time.monotonic() - started
+
+
+def _unpause_without_catch_up(api, dag_ids: tuple[str, ...]) -> None:
+    """Unpause (a DAG an earlier demo unpaused is left alone), failing the run the scheduler starts for today's missed
+    cron tick before any of its tasks can run: default_pool has no free slot meanwhile (the replayed history has no
+    batch for today: churn_scoring's catch-up run would fail and mail a run_failed alert). Nothing else runs now."""
+    paused = [dag_id for dag_id in dag_ids if api.wait_for_dag(dag_id)["is_paused"]]
+    if not paused:
+        return
+    pool = api.request("GET", "/pools/default_pool")
+    api.request("PATCH", "/pools/default_pool", json={"slots": 0}, params={"update_mask": "slots"})
+    try:
+        for dag_id in paused:
+            api.unpause_skipping_missed_run(dag_id)
+    finally:
+        api.request("PATCH", "/pools/default_pool", json={"slots": pool["slots"]}, params={"update_mask": "slots"})
+
+
+def _concept_story(client, api) -> int:
+    """Concept drift: the champion scores two days, the drift monitor sees nothing, the performance monitor judges
+    their labels a week later, confirms the decay and asks for a retrain; the scheduler runs it. Surprises."""
+    import datetime as dt
+
+    _unpause_without_catch_up(api, (SCORING_ID, PERFORMANCE_ID))
+    print(f"        from {SCORED_DAYS[0]} the champion scores each day's customers; what they did is known a week later")
+    for day in SCORED_DAYS:
+        scored, seconds = _run(api, SCORING_ID, {"as_of": day}, "score")
+        if scored is None:
+            return 1
+        print(f"        {day} {SCORING_ID}: {scored['rows']} customers scored with {MODEL} v{scored['model_version']} "
+              f"({seconds:.0f} s)", flush=True)
+    drift, seconds = _run(api, MONITOR_ID, {"as_of": SCORED_DAYS[-1]}, "check_drift")
+    if drift is None:
+        return 1
+    print(f"        {SCORED_DAYS[-1]} {MONITOR_ID}: {drift['summary']} ({seconds:.0f} s)", flush=True)
+    surprises = 0
+    if drift["drift"]:
         surprises += 1
-        print(f"        !! expected a drift-triggered PROMOTE, got {decision or state} (trigger {trigger})")
-    print(flush=True)
-    return surprises
+        print("        !! expected no data drift: the concept drift moves no input")
+
+    known = {r["dag_run_id"] for r in api.dag_runs(DAG_ID)}
+    delay, requested = dt.timedelta(days=7), False  # scoring.label_delay_days in include/pipelines/churn.yaml
+    for day in SCORED_DAYS:
+        check, seconds = _run(api, PERFORMANCE_ID, {"as_of": day}, "check_performance")
+        if check is None:
+            return surprises + 1
+        arrived = dt.date.fromisoformat(day) + delay
+        print(f"        {arrived} {PERFORMANCE_ID}, the labels of {day}: {check['summary']} ({seconds:.0f} s)")
+        requested = check["requested"]
+        print(f"          retrain {'REQUESTED' if requested else 'not requested'}: {check['reason']}", flush=True)
+    if not requested:
+        print("        !! expected the second decayed day to request a retrain")
+        return surprises + 1
+    return surprises + _retrain_from_request(client, api, known, "performance")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,8 +358,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _story(client: Any, log_dir: Path, inbox: Inbox | None) -> int:
     surprises = 0
-    print(f"airflow-mlops demo: {len(STORY)} days of {DAG_ID}, then a drift the monitor has to notice "
-          f"(full logs in {log_dir}/)\n", flush=True)
+    print(f"airflow-mlops demo: {len(STORY)} days of {DAG_ID}, then a data drift and a concept drift the monitors "
+          f"have to notice (full logs in {log_dir}/)\n", flush=True)
     for n, day in enumerate(STORY, start=1):
         print(f"Day {n}  {day.day}  {day.story}", flush=True)
         before = latest_decision(client)[0]
@@ -269,10 +382,9 @@ def _story(client: Any, log_dir: Path, inbox: Inbox | None) -> int:
             inbox.print_new()
         print(flush=True)
 
-    surprises += drift_day(len(STORY) + 1, client, log_dir)
+    surprises += stack_days(len(STORY) + 1, client, log_dir, inbox)
     if inbox is not None:
-        inbox.print_new()
-        print(f"\nAlerts: {len(inbox.subjects)} e-mail(s) reached the demo's local SMTP server (standing in for "
+        print(f"Alerts: {len(inbox.subjects)} e-mail(s) reached the demo's local SMTP server (standing in for "
               f"smtp_default): {inbox.folder}/*.eml\n")
 
     from airflow_mlops import cli
