@@ -7,7 +7,8 @@ a task and never hides its error: a channel that cannot be reached is logged, na
 pipeline, the channel, the connection and why.
 
 `PipelineNotifier(event, config_path)` is the task callback (run_failed on every task, promoted
-on deploy, rejected on record_rejection, drift_confirmed / performance_decay on the monitors' request_retrain);
+on deploy, rejected on record_rejection, drift_confirmed / performance_decay on the monitors' request_retrain)
+and approval_waiting's notifier when the retrain's branch starts waiting for a person;
 `RunFailureCallback` is the DAG-level one (it needs no template environment, so it also works
 under `airflow dags test`, where Airflow 3.3 hands DAG callbacks a SerializedDAG).
 """
@@ -152,6 +153,10 @@ def _xcom(context: Context | Mapping[str, Any], task_id: str, key: str = "return
         return None
 
 
+def _hours(value: Any) -> str:
+    return f"{value:g} h" if isinstance(value, int | float) else "the configured time (evaluation.approval.timeout_hours)"
+
+
 def alert_from_context(event: str, context: Context | Mapping[str, Any], config: PipelineConfig) -> Alert:
     """The alert for `event` from a task callback's context (facts from the task's XComs)."""
     from airflow_mlops.core.alerts import Alert, failing_checks, first_line
@@ -195,6 +200,8 @@ def alert_from_context(event: str, context: Context | Mapping[str, Any], config:
             if test_rows else "test rows: see the evaluation run"
         )
         primary = next((r for r in verdict.get("reasons", []) if config.metrics.primary in r and "margin" in r), "")
+        answer = _xcom(context, "branch", "approval") if verdict.get("needs_approval") else None
+        person = [str(answer["reason"])] if isinstance(answer, dict) and answer.get("reason") else []  # who decided
         if event == "promoted":
             return Alert(
                 event=event, pipeline=pipeline,
@@ -202,7 +209,7 @@ def alert_from_context(event: str, context: Context | Mapping[str, Any], config:
                         f"{verdict.get('decision', 'PROMOTE')}.",
                 meaning=f"models:/{name}@champion now serves v{version}; it passed the smoke test. To undo: "
                         f"airflow-mlops rollback {name} --reason '...'.",
-                details=[d for d in (primary.removeprefix("PASS: "), judged, f"started by: {started_by}") if d],
+                details=[d for d in (*person, primary.removeprefix("PASS: "), judged, f"started by: {started_by}") if d],
                 links=links,
             )
         fails = failing_checks(list(verdict.get("reasons", [])))
@@ -210,7 +217,25 @@ def alert_from_context(event: str, context: Context | Mapping[str, Any], config:
             event=event, pipeline=pipeline,
             summary=f"{name} v{version} was rejected; the champion stays {'v' + str(champion) if champion else 'unset'}.",
             meaning="Nothing changed in production. The failing checks say why; the evidence is in the evaluation run.",
-            details=[*(f"failed: {f}" for f in fails[:5]), judged, f"started by: {started_by}"],
+            details=[*person, *(f"failed: {f}" for f in fails[:5]), judged, f"started by: {started_by}"],
+            links=links,
+        )
+    if event == "approval_waiting":
+        verdict = _xcom(context, "evaluate") or {}
+        ev = (verdict.get("approval") or {}).get("evidence") or {}
+        name, version = ev.get("model_name", config.model_name), ev.get("challenger_version", "?")
+        champion = ev.get("champion_version")
+        links["Required action"] = f"{links['Airflow run']}/tasks/{ti.task_id}/required_actions"
+        if ev.get("evaluation_run_id"):
+            links["MLflow evaluation run"] = run_url(str(ev["evaluation_run_id"]))
+        links["Model version"] = model_version_url(str(name), str(version))
+        return Alert(
+            event=event, pipeline=pipeline,
+            summary=f"{name} v{version} waits for a person: promote it over {'v' + str(champion) if champion else 'no champion'}?",
+            meaning=f"Nothing changes until someone answers (Airflow's Required Actions, or the Models page). No answer "
+                    f"within {_hours(ev.get('timeout_hours'))} rejects it; the champion stays.",
+            details=[*(f"why: {w}" for w in ev.get("why", [])[:5]), f"the gate said: {ev.get('decision')}",
+                     f"started by: {started_by}"],
             links=links,
         )
     if event == "drift_confirmed":

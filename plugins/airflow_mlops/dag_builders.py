@@ -30,6 +30,8 @@ from airflow_mlops.dag_defaults import default_args, failure_callback
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from airflow.sdk import BaseOperator
+
     from airflow_mlops.core.config import PipelineConfig
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -67,6 +69,7 @@ class Pipelines(NamedTuple):
     configs: list[PipelineConfig]
     variants: dict[str, list[str]]  # pipeline -> variant names (file stems)
     errors: dict[str, str]  # file -> what is wrong
+    asks_approval: set[str]  # pipelines whose YAML or a variant's sets evaluation.approval (not never)
 
 
 def pipelines_folder() -> Path:
@@ -80,7 +83,7 @@ def read_pipelines(folder: str | Path | None = None) -> Pipelines:
     from airflow_mlops.core.config import load_config
     from airflow_mlops.core.errors import ConfigError
 
-    found = Pipelines(configs=[], variants={}, errors={})
+    found = Pipelines(configs=[], variants={}, errors={}, asks_approval=set())
     for path in sorted(Path(folder or pipelines_folder()).glob("*.yaml")):
         try:
             config = load_config(path, check_estimators=False)  # estimator classes are checked by the first task
@@ -92,6 +95,8 @@ def read_pipelines(folder: str | Path | None = None) -> Pipelines:
             found.variants.setdefault(config.variant_of, []).append(path.stem)
         else:
             found.configs.append(config)
+        if config.evaluation.approval.mode != "never":
+            found.asks_approval.add(config.name)
     _refuse_clashes(found)
     return found
 
@@ -146,7 +151,12 @@ def pipeline_dags(folder: str | Path | None = None) -> dict[str, DAG]:
     dags: dict[str, DAG] = {}
     for config in found.configs:
         for build in BUILDERS.values():
-            dag = build(config, found.variants.get(config.name, []))
+            variants = found.variants.get(config.name, [])
+            dag: DAG | None
+            if build is retrain_dag:
+                dag = retrain_dag(config, variants, approval=config.name in found.asks_approval)
+            else:
+                dag = build(config, variants)
             if dag is not None:
                 dags[dag.dag_id] = dag
     return dags
@@ -197,8 +207,12 @@ def _pipeline_dag(config: PipelineConfig, config_path: str, kind: str, *, tags: 
     )
 
 
-def retrain_dag(config: PipelineConfig, variants: list[str]) -> DAG:
-    """<pipeline>_retrain: snapshot, validate, train the candidates, register, judge, deploy or record the rejection."""
+def retrain_dag(config: PipelineConfig, variants: list[str], *, approval: bool | None = None) -> DAG:
+    """<pipeline>_retrain: snapshot, validate, train the candidates, register, judge, deploy or record the rejection.
+
+    `approval` (default: the config's `evaluation.approval` is not never): the branch may wait for a person
+    (PromotionApprovalOperator, Airflow's human-in-the-loop branch) instead of following the verdict alone.
+    """
     from airflow_mlops.operators.data import DataSnapshotOperator
     from airflow_mlops.operators.deploy import DeployModelOperator
     from airflow_mlops.operators.evaluation import (
@@ -213,6 +227,7 @@ def retrain_dag(config: PipelineConfig, variants: list[str]) -> DAG:
     )
     from airflow_mlops.operators.validation import DataValidationOperator
 
+    asks = approval if approval is not None else config.evaluation.approval.mode != "never"
     name, folder = config.name, Path(config.path).resolve().parent
     # A variant is named, never a path: a run cannot point the pipeline at a YAML file of its own.
     config_path = "{{ '" + str(folder) + "/' ~ (params.config or '" + name + "') ~ '.yaml' }}"
@@ -221,7 +236,7 @@ def retrain_dag(config: PipelineConfig, variants: list[str]) -> DAG:
         config, config_path, "retrain",
         schedule=_schedule(config.schedule.retrain, config.schedule.timezone, request),
         description=config.description or None,
-        doc_md=_retrain_doc(config, variants),
+        doc_md=_retrain_doc(config, variants, asks),
         tags=["training"],
         params={
             "source": Param(None, type=["null", "string"], description="Train on this file or folder instead of the config's source"),
@@ -247,14 +262,21 @@ def retrain_dag(config: PipelineConfig, variants: list[str]) -> DAG:
         verdict = ChampionChallengerOperator(
             task_id="evaluate", config_path=config_path, snapshot=snapshot.output, challenger=challenger.output
         )
-        branch = PromotionBranchOperator(task_id="branch", verdict=verdict.output)
+        branch: BaseOperator
+        if asks:
+            from airflow_mlops.operators.approval import PromotionApprovalOperator
+
+            branch = PromotionApprovalOperator(task_id="branch", verdict=verdict.output)
+        else:
+            branch = PromotionBranchOperator(task_id="branch", verdict=verdict.output)
         rejected = RecordRejectionOperator(
-            task_id="record_rejection", verdict=verdict.output,
+            task_id="record_rejection", verdict=verdict.output, approval_from="branch",
             on_success_callback=PipelineNotifier("rejected", config_path),
         )  # fmt: skip
         deploy = DeployModelOperator(
             task_id="deploy", config_path=config_path, verdict=verdict.output, snapshot=snapshot.output,
-            outlets=[champion_asset(name)], on_success_callback=PipelineNotifier("promoted", config_path),
+            approval_from="branch", outlets=[champion_asset(name)],
+            on_success_callback=PipelineNotifier("promoted", config_path),
         )  # fmt: skip
         validated >> candidates
         branch >> [deploy, rejected]
@@ -388,8 +410,16 @@ BUILDERS: dict[str, Callable[[PipelineConfig, list[str]], DAG | None]] = {
 # --------------------------------------------------------------------------- docs (the DAG's page in the UI)
 
 
-def _retrain_doc(config: PipelineConfig, variants: list[str]) -> str:
+def _retrain_doc(config: PipelineConfig, variants: list[str], approval: bool = False) -> str:
     name, s = config.name, config.schedule
+    a = config.evaluation.approval
+    waits = (
+        f"\n   When the run's config sets `evaluation.approval` (this file: `{a.mode}`, {a.timeout_hours:g} h), a verdict "
+        "that needs a person first waits in **branch** (Required Actions, or the Models page): Approve deploys, "
+        "Reject or no answer in time records the rejection; who, when and why go onto the version's tags and into "
+        "the ledger."
+        if approval else ""
+    )
     if config.split_strategy == "time":
         roles = ("the newest `split.test_days` days are the **test** rows, the days before them **validation**, the "
                  "rest **train**")
@@ -410,7 +440,7 @@ for the registered model `{config.model_name}`:
 4. **evaluate** the challenger against `champion` on the test rows minus every row the champion saw: promote only
    with a significant gain in `{config.metrics.primary}` (paired bootstrap), no guard-rail regression, every floor held;
 5. **deploy** (compare-and-swap of `champion`, smoke test, undo on failure; emits `mlops://{name}/champion`) or
-   **record the rejection**. The champion is never touched by a failed or rejected run.
+   **record the rejection**. The champion is never touched by a failed or rejected run.{waits}
 
 Evidence is in MLflow (experiment `{name}`); `airflow-mlops status` / `history` show the aliases and every move.
 Alerts go where the config's `alerts:` section routes them, and always to the task log.

@@ -116,6 +116,23 @@ class MetricsConfig(NamedTuple):
         return (self.primary, *[m for m in self.others if m != self.primary])
 
 
+APPROVAL_MODES = ("never", "borderline", "always")
+
+
+class ApprovalConfig(NamedTuple):
+    """When a promotion waits for a person (`evaluation.approval`), and for how long.
+
+    ``never``: the gate alone decides. ``borderline``: a person decides when the gain's interval
+    ends within `band` of zero (either side) or a guard rail used the last 20% of its tolerance
+    (core.evaluation.borderline). ``always``: every promotion waits. No answer within
+    `timeout_hours` is a REJECT.
+    """
+
+    mode: str = "never"  # never | borderline | always
+    band: float = 0.005  # in units of the primary metric: how close to zero the interval's lower bound is borderline
+    timeout_hours: float = 24.0  # the run waits this long for an answer, then rejects
+
+
 class EvaluationConfig(NamedTuple):
     """The champion/challenger gate."""
 
@@ -126,6 +143,7 @@ class EvaluationConfig(NamedTuple):
     floors: Mapping[str, float] = {}  # metric -> worst acceptable value
     leakage_threshold: float | None = 0.999  # a test-set primary score this good smells of target leakage
     min_test_rows: int = 500  # fewer clean test rows (after excluding the champion's): REJECT, never a promotion
+    approval: ApprovalConfig = ApprovalConfig()  # when a person must approve the promotion
 
 
 class DeploymentConfig(NamedTuple):
@@ -172,7 +190,7 @@ class MonitoringConfig(NamedTuple):
     performance: PerformanceConfig = PerformanceConfig()
 
 
-#: What can be alerted on (approval_waiting is reserved for the approval step to come).
+#: What can be alerted on (approval_waiting: a promotion waits for a person, evaluation.approval).
 ALERT_EVENTS = ("run_failed", "promoted", "rolled_back", "rejected", "drift_confirmed", "performance_decay",
                 "approval_waiting")
 ALERT_CHANNEL_TYPES = ("email", "webhook")
@@ -450,6 +468,7 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         floors=_metric_map(ev, "floors", allowed),
         leakage_threshold=ev.get("leakage_threshold", (float, type(None)), 0.999),
         min_test_rows=ev.get("min_test_rows", int, 500),
+        approval=_approval_config(ev),
     )
     ev.done()
     if not 0.5 <= evaluation.confidence < 1.0:
@@ -541,6 +560,30 @@ def _string_list(reader: _Reader, key: str) -> list[str]:
     if not all(isinstance(v, str) for v in values):
         reader.fail(f"expected a list of strings, got {values!r}", key)
     return values
+
+
+def _approval_config(ev: _Reader) -> ApprovalConfig:
+    """`evaluation.approval`: a mode (``approval: borderline``) or a mapping {mode, band, timeout_hours}."""
+    d = ApprovalConfig()
+    raw = ev.get("approval", (str, dict), d.mode)
+    if isinstance(raw, str):
+        if raw not in APPROVAL_MODES:
+            ev.fail(f"{raw!r} is not one of {', '.join(APPROVAL_MODES)} (or a mapping with mode, band, timeout_hours)",
+                    "approval")
+        return d._replace(mode=raw)
+    apr = ev.sub("approval")
+    approval = ApprovalConfig(
+        mode=apr.get("mode", str, d.mode, APPROVAL_MODES),
+        band=float(apr.get("band", float, d.band)),
+        timeout_hours=float(apr.get("timeout_hours", float, d.timeout_hours)),
+    )
+    apr.done()
+    if approval.band < 0:
+        apr.fail(f"must be >= 0 (in units of the primary metric), got {approval.band:g}", "band")
+    if not approval.timeout_hours > 0:
+        apr.fail(f"must be > 0 (how long a run waits for an answer before it rejects), got {approval.timeout_hours:g}",
+                 "timeout_hours")
+    return approval
 
 
 def _performance_config(per: _Reader) -> PerformanceConfig:

@@ -27,8 +27,12 @@ class DeployModelOperator(MlopsBaseOperator):
     when the config says `deployment.serve`). A failing smoke test puts the aliases back and
     fails the task. Emits an event on the task's outlets with the new version in its extra.
 
+    A promotion a person approved (XCom `approval` of the `approval_from` task) is recorded with
+    that person as the ledger's actor, and their answer on the version's tags.
+
     :param verdict: the dict returned by ChampionChallengerOperator
     :param snapshot: the dict returned by DataSnapshotOperator (the smoke-test sample comes from it)
+    :param approval_from: the task that may have asked a person (the retrain DAG's `branch`)
     :param mlflow_conn_id: default `mlflow_promoter`; when that connection is not defined, `mlflow_default`
     """
 
@@ -37,23 +41,36 @@ class DeployModelOperator(MlopsBaseOperator):
     ui_color = "#d7f0dd"
     mlflow_fallback_conn_id = DEFAULT_MLFLOW_CONN_ID
 
-    def __init__(self, *, config_path: str, verdict: Any, snapshot: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *, config_path: str, verdict: Any, snapshot: Any, approval_from: str | None = None, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("pool", PROMOTION_POOL)
         kwargs.setdefault("mlflow_conn_id", PROMOTER_CONN_ID)
         super().__init__(config_path=config_path, **kwargs)
         self.verdict = verdict
         self.snapshot = snapshot
+        self.approval_from = approval_from
 
     def execute(self, context: Context) -> dict:
         from airflow_mlops.core import deploy, registry
         from airflow_mlops.core.data import read_snapshot
+        from airflow_mlops.operators.evaluation import approval_record
 
         config = self.load_config()
         name, version = self.verdict["model_name"], str(self.verdict["challenger_version"])
-        if not self.verdict.get("promote"):
+        approved = approval_record(context, self.approval_from)
+        if self.verdict.get("needs_approval") and not (approved and approved.get("approved")):
+            raise AirflowFailException(f"{name} v{version} needs a person's approval and has none: not deploying")
+        if not self.verdict.get("promote") and not (approved and approved.get("approved")):
             raise AirflowFailException(f"{name} v{version} was not approved ({self.verdict.get('decision')}): not deploying")
         actor = self.run_tags(context)
         reason = f"{self.verdict['decision']}: " + "; ".join(self.verdict.get("reasons", []))
+        if approved:
+            from airflow_mlops.core import approval
+
+            approval.tag_version(self.client, name, version, approved, self.verdict["decision"])
+            actor = approval.actor(approved, actor)
+            reason = f"{approved['reason']}; the gate said {reason}"
         with fail_on_bad_input():
             # A retry of a promotion this run already made is recognised and moves nothing.
             promotion = registry.promote(

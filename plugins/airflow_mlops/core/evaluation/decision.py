@@ -5,14 +5,16 @@ The gate (``config.evaluation``): promote only when the primary metric improves 
 guard-rail metric regresses past its tolerance, and every floor holds. Without a champion the
 floors alone decide. A differing input signature, an implausibly perfect test score (target
 leakage) or training data older than the champion's (a backfill) is a REJECT with the reason named.
+Whether a person must confirm (``evaluation.approval``) is `borderline.approval_reasons`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from airflow_mlops.core.evaluation.borderline import GateNumbers, approval_reasons
 from airflow_mlops.core.training import LOWER_IS_BETTER
 
 if TYPE_CHECKING:
@@ -28,11 +30,16 @@ NO_BASELINE_PROMOTE = "NO_BASELINE_PROMOTE"
 #: Metrics whose perfect value is 1: the only ones the leakage threshold applies to.
 BOUNDED_METRICS = frozenset({"roc_auc", "accuracy", "f1", "precision", "recall", "r2"})
 _EPS = 1e-12  # comparisons of differences tolerate floating-point noise
+
+
 @dataclass(frozen=True)
 class Verdict:
     decision: str  # PROMOTE | REJECT | NO_BASELINE_PROMOTE
     reasons: list[str]  # every check, passing ("PASS: ...") and failing ("FAIL: ..."), in words
     promote: bool
+    # A person decides before anything moves (evaluation.approval): approve -> promote, reject or no answer -> REJECT.
+    needs_approval: bool = False
+    approval_reasons: list[str] = field(default_factory=list)  # why, with the numbers
 
 
 def decide(
@@ -77,10 +84,13 @@ def decide(
     if leak is not None:
         checks.append(leak)
 
+    interval_check: tuple[bool, str] | None = None
     if champion is None:
         notes.append("no champion yet: the floors alone decide")
     else:
-        checks.extend(_primary_checks(primary, challenger, champion, bootstrap, ev.margin))
+        primary_checks = _primary_checks(primary, challenger, champion, bootstrap, ev.margin)
+        checks.extend(primary_checks)
+        interval_check = primary_checks[1] if bootstrap is not None and len(primary_checks) == 2 else None
         for metric, tolerance in ev.guard_rails.items():
             checks.append(_guard_rail_check(metric, tolerance, challenger, champion))
 
@@ -97,7 +107,44 @@ def decide(
     else:
         decision = PROMOTE
     reasons = notes + [f"{'PASS' if ok else 'FAIL'}: {text}" for ok, text in checks]
-    return Verdict(decision=decision, reasons=reasons, promote=decision != REJECT)
+    numbers = _gate_numbers(config, challenger, champion, bootstrap, checks, interval_check, promote=passed)
+    why = approval_reasons(ev.approval, numbers, primary)
+    reasons += [f"APPROVAL: {w}" for w in why]
+    return Verdict(decision=decision, reasons=reasons, promote=decision != REJECT, needs_approval=bool(why),
+                   approval_reasons=why)
+
+
+def _gate_numbers(
+    config: PipelineConfig,
+    challenger: dict[str, float],
+    champion: dict[str, float] | None,
+    bootstrap: BootstrapResult | None,
+    checks: list[tuple[bool, str]],
+    interval_check: tuple[bool, str] | None,
+    *,
+    promote: bool,
+) -> GateNumbers:
+    """The numbers the approval rule reads: the gain, its interval, the guard rails that held."""
+    if champion is None:
+        return GateNumbers(has_champion=False, promote=promote)
+    primary = config.metrics.primary
+    ch, cp = _value(challenger, primary), _value(champion, primary)
+    rails = {}
+    for metric, tolerance in config.evaluation.guard_rails.items():
+        a, b = _value(challenger, metric), _value(champion, metric)
+        if a is not None and b is not None and -_gain(metric, a, b) <= tolerance + _EPS:
+            rails[metric] = (-_gain(metric, a, b), tolerance)
+    only_interval_failed = (
+        interval_check is not None and not interval_check[0]
+        and all(ok for ok, _ in (check for check in checks if check is not interval_check))
+    )
+    return GateNumbers(
+        has_champion=True, promote=promote,
+        gain=None if ch is None or cp is None else _gain(primary, ch, cp),
+        low=None if bootstrap is None else bootstrap.low,
+        confidence=None if bootstrap is None else bootstrap.confidence,
+        margin=config.evaluation.margin, rails=rails, only_interval_failed=only_interval_failed,
+    )
 
 
 def unscored_verdict(

@@ -82,7 +82,8 @@ def log_evaluation(
     """Log the evaluation as one MLflow run (metrics, table, plots, verdict), then tag the challenger version.
 
     Version tags: decision, decision.reasons (JSON list), decision.at (ISO UTC), evaluation.run_id,
-    evaluation.champion_version ("none" without a champion). Returns the run id.
+    evaluation.champion_version ("none" without a champion); approval.required and approval.reasons
+    when a person must decide. Returns the run id.
     """
     import mlflow
     import pandas as pd
@@ -129,6 +130,9 @@ def log_evaluation(
     if result.test_rows is not None:
         version_tags["evaluation.test_rows"] = str(result.test_rows.n_rows)
         version_tags["evaluation.excluded_rows"] = str(result.test_rows.excluded)
+    if verdict.needs_approval:  # the answer adds approval.decision / .by / .at / .comment (core.approval)
+        version_tags["approval.required"] = "true"
+        version_tags["approval.reasons"] = reasons_tag(verdict.approval_reasons)
     for key, value in version_tags.items():
         client.set_model_version_tag(model_name, str(challenger_version), key, value)
     log.info("%s version %s: %s (evaluation run %s)", model_name, challenger_version, verdict.decision, run_id)

@@ -83,6 +83,8 @@ class EvaluationResult:
             "decision": self.verdict.decision,
             "promote": self.verdict.promote,
             "reasons": list(self.verdict.reasons),
+            "needs_approval": self.verdict.needs_approval,
+            "approval_reasons": list(self.verdict.approval_reasons),
             "primary_metric": self.config.metrics.primary,
             "positive_class": self.positive_class,
             "challenger_uri": self.challenger_uri,
