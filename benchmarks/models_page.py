@@ -1,7 +1,8 @@
 """The Models page vs the Airflow UI's own DAG list endpoint, on the same API server and state, side by side.
 
 Goal: the Models page answers in <= 2x the time of `GET /api/v2/dags` (the list Airflow's DAGs page loads),
-with a model of 1,000 versions and a ledger of 1,000 alias moves (the page shows 25 of each at a time).
+with a model of 1,000 versions and a ledger of 1,000 alias moves (the page shows 25 of each at a time; the
+newest page, and an older page of each).
 State: a fresh Airflow SQLite DB with this project's DAGs serialized, a real MLflow SQLite store where the real
 gate judged churn_classifier v2 against v1; then 1,000 more versions and 1,000 ledger entries written
 through the registry's own writers. Requests alternate so machine noise hits both alike; after 3 warm-ups.
@@ -71,6 +72,7 @@ def main() -> None:
         print(f"state: {args.versions + 2} versions, {args.versions + 3} ledger entries, "
               f"set up in {time.perf_counter() - t:.0f} s", flush=True)
         paths = {"models": "/mlops/models", "model": f"/mlops/models/{MODEL_FROM_CHURN}",
+                 "older": f"/mlops/models/{MODEL_FROM_CHURN}?versions_before=951&ledger_page=3",
                  "dags": "/api/v2/dags?limit=50"}
         samples: dict[str, list[float]] = {k: [] for k in paths}
         sizes: dict[str, int] = {}
@@ -85,7 +87,7 @@ def main() -> None:
     dags = statistics.median(samples["dags"])
     print("\n| page | median | bytes | ratio to the DAG list | goal |\n|---|---|---|---|---|")
     print(f"| GET /api/v2/dags?limit=50 (Airflow) | {dags * 1000:.1f} ms | {sizes['dags']:,} | 1.00 | |")
-    for key in ("models", "model"):
+    for key in ("models", "model", "older"):
         median = statistics.median(samples[key])
         ratio = median / dags
         print(f"| GET {paths[key]} | {median * 1000:.1f} ms | {sizes[key]:,} | {ratio:.2f} | "

@@ -60,6 +60,7 @@ def test_status_table_and_json(promoted, capsys):
     code, out, _ = run(capsys, "status", "--json")
     [entry] = json.loads(out)
     assert (entry["champion"], entry["previous_champion"], entry["decision"]) == ("2", "1", "reject")
+    assert entry["latest_version"] == "3"  # the newest version (not a count: that would read every version)
 
 
 def test_status_on_an_empty_registry(mlflow_client, capsys):

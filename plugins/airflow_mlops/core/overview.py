@@ -5,12 +5,20 @@ included); `model_detail` is one model's page: its status row, its versions (new
 page at a time), the evidence plots the gate and the monitors logged, and its ledger of alias
 moves (newest first, a page at a time). Plain data (str, int, lists, dicts): the CLI prints it
 as JSON, the web layer renders it as escaped text.
+
+Both read a bounded number of model versions however many a model has (aliases one by one, a page
+of versions by a search in MLflow, the newest decided version by a search for its tag). What never
+changes is kept in the process: a finished run's plot list, a ledger as parsed for its size (a
+ledger only grows), the pipeline configs for their files' sizes and times. Registry state (aliases,
+tags) is read at every request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import registry
@@ -37,11 +45,34 @@ _VERSION_TAGS = {
 }  # fmt: skip
 
 
+_configs_cache: dict[str, tuple[tuple, list[PipelineConfig]]] = {}
+#: Plot lists of finished runs by (run id, folder): a finished run's evidence is written once.
+_plots_cache: dict[tuple[str, str], list[dict]] = {}
+_PLOTS_CACHE_SIZE = 512
+_cache_lock = threading.Lock()
+
+
 def serving_configs() -> list[PipelineConfig]:
-    """The pipelines of include/pipelines/ (variants left out): each names the model it serves."""
+    """The pipelines of include/pipelines/ (variants left out): each names the model it serves. Parsed again only
+    when a YAML file there was added, removed or changed (name, size, modification time)."""
+    from airflow_mlops import settings
     from airflow_mlops.core.config import pipeline_configs
 
-    return [c for c in pipeline_configs() if not c.variant_of]
+    folder = settings.project_root() / "include" / "pipelines"
+    files = []
+    for path in sorted(folder.glob("*.yaml")):
+        with contextlib.suppress(OSError):  # removed in between: the parse below skips it too
+            stat = path.stat()
+            files.append((path.name, stat.st_size, stat.st_mtime_ns))
+    key = tuple(files)
+    with _cache_lock:
+        cached = _configs_cache.get(str(folder))
+    if cached is not None and cached[0] == key:
+        return list(cached[1])
+    configs = [c for c in pipeline_configs(folder) if not c.variant_of]
+    with _cache_lock:
+        _configs_cache[str(folder)] = (key, configs)
+    return list(configs)
 
 
 def _configs_or_none() -> list[PipelineConfig]:
@@ -74,43 +105,64 @@ def model_detail(
     *,
     days: int = 7,
     configs: Sequence[PipelineConfig] | None = None,
-    versions_page: int = 1,
+    versions_before: int | None = None,
     ledger_page: int = 1,
     page_size: int = PAGE_SIZE,
 ) -> dict:
-    """One model's page: {status, versions, versions_total, evidence, ledger, ledger_total, pages}.
+    """One model's page: {status, versions, versions_before, versions_newer, versions_older, evidence, ledger,
+    ledger_total, ledger_page, page_size}.
 
-    Raises registry.UnknownModelError for a model that is not registered.
+    `versions`: `page_size` versions numbered below `versions_before` (default: the newest), newest first, read
+    as one page in MLflow. `versions_older` / `versions_newer`: the `versions_before` of the next older page (None:
+    none older) and of the next newer one (None: the newest page). Raises registry.UnknownModelError for a model
+    that is not registered.
     """
-    try:
-        rm = client.get_registered_model(name)
-    except Exception as exc:
-        if getattr(exc, "error_code", None) in registry._NOT_FOUND_CODES:
-            raise registry.UnknownModelError(f"no registered model named {name!r}") from exc
-        raise
     configs = _configs_or_none() if configs is None else configs
-    all_versions = registry.model_versions(client, rm.name)
-    row = _complete(client, registry.status_row(client, rm, all_versions), days, configs)
-    aliases: dict[str, list[str]] = {}
-    for alias, version in (getattr(rm, "aliases", None) or {}).items():
-        aliases.setdefault(str(version), []).append(str(alias))
-    all_versions.sort(key=lambda mv: int(mv.version), reverse=True)
-    shown = _page(all_versions, versions_page, page_size)
-    triggers = {str(mv.version): (mv.tags or {}).get("mlops.trigger") for mv in all_versions}
-    ledger = sorted(registry.history(client, rm.name), key=lambda e: str(e.get("at")), reverse=True)  # newest first
+    by_alias = registry.alias_versions(client, name)
+    listed = registry.newest_versions(client, name, limit=page_size + 1, before=versions_before)
+    shown, older = listed[:page_size], listed[page_size:]
+    if versions_before is None:
+        latest = str(shown[0].version) if shown else None
+    else:
+        newest = registry.newest_versions(client, name, limit=1)
+        latest = str(newest[0].version) if newest else None
+    if latest is None and not by_alias:
+        registry._require_model(client, name)  # UnknownModelError, unless it has no version yet
+    aliases = {alias: str(mv.version) for alias, mv in by_alias.items()}
+    known = {str(mv.version): mv for mv in [*shown, *by_alias.values()]}
+    row = registry.status_row(client, name, aliases, known=known.values(), latest_version=latest)
+    _complete(client, row, days, configs)
+    on_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        on_version.setdefault(version, []).append(alias)
+    moves = registry.recorded_moves(client, name)  # newest first
+    ledger = [dict(entry) for entry in _page(moves, ledger_page, page_size)]
+    moved_in = {str(e.get("to")) for e in ledger if e.get("action") == "promote" and e.get("to") is not None}
+    known.update(registry.versions_numbered(client, name, moved_in - set(known)))
     for entry in ledger:  # what started the run that made the version a promotion moved in
-        entry["trigger"] = triggers.get(str(entry.get("to"))) if entry.get("action") == "promote" else None
+        mv = known.get(str(entry.get("to"))) if entry.get("action") == "promote" else None
+        entry["trigger"] = (mv.tags or {}).get("mlops.trigger") if mv is not None else None
     return {
         "status": row,
-        "versions": [_version(mv, aliases.get(str(mv.version), [])) for mv in shown],
-        "versions_total": len(all_versions),
-        "versions_page": versions_page,
-        "evidence": evidence(client, row, config_for(rm.name, configs)),
-        "ledger": _page(ledger, ledger_page, page_size),
-        "ledger_total": len(ledger),
+        "versions": [_version(mv, on_version.get(str(mv.version), [])) for mv in shown],
+        "versions_before": versions_before,
+        "versions_newer": _newer_page(client, name, versions_before, latest, page_size),
+        "versions_older": int(shown[-1].version) if older else None,
+        "evidence": evidence(client, row, config_for(name, configs)),
+        "ledger": ledger,
+        "ledger_total": len(moves),
         "ledger_page": ledger_page,
         "page_size": page_size,
     }
+
+
+def _newer_page(client: MlflowClient, name: str, before: int | None, latest: str | None, size: int) -> int | None:
+    """The `versions_before` of the page above the one below `before` (None: that is the newest page)."""
+    if before is None or latest is None or int(latest) < before:
+        return None
+    above = registry.newest_versions(client, name, limit=size, after=before - 1)
+    top = int(above[0].version) if above else None
+    return None if top is None or str(top) == latest else top + 1
 
 
 def versions_of_dag_run(client: MlflowClient, dag_id: str, run_id: str) -> list[dict]:
@@ -126,11 +178,9 @@ def evidence(client: MlflowClient, row: dict, config: PipelineConfig | None) -> 
     """The PNG plots behind the latest verdict and checks: the gate's (evaluated version), the latest drift check's
     and the latest performance check's. Each: {kind, title, run_id, experiment_id, path, at}."""
     out: list[dict] = []
-    version = row.get("evaluated_version")
-    if version:
-        run_id = client.get_model_version(row["name"], version).tags.get("evaluation.run_id")
-        if run_id:
-            out += _plots(client, run_id, "evaluation", f"gate: version {version} ({row.get('decision') or '?'})")
+    version, run_id = row.get("evaluated_version"), row.get("evaluation_run_id")
+    if version and run_id:
+        out += _plots(client, run_id, "evaluation", f"gate: version {version} ({row.get('decision') or '?'})")
     if config is not None:
         from airflow_mlops.core import monitoring
 
@@ -180,13 +230,22 @@ def _version(mv: Any, aliases: list[str]) -> dict:
 
 
 def _plots(client: MlflowClient, run_id: str, folder: str, title: str) -> list[dict]:
-    run = client.get_run(run_id)
-    files = sorted(f.path for f in client.list_artifacts(run_id, folder) if not f.is_dir and f.path.endswith(".png"))
-    return [
-        {"kind": folder, "title": title, "run_id": run_id, "experiment_id": run.info.experiment_id, "path": path,
-         "at": _ms_iso(run.info.start_time)}
-        for path in files
-    ]  # fmt: skip
+    with _cache_lock:
+        plots = _plots_cache.get((run_id, folder))
+    if plots is None:
+        run = client.get_run(run_id)
+        files = sorted(f.path for f in client.list_artifacts(run_id, folder) if not f.is_dir and f.path.endswith(".png"))
+        plots = [
+            {"kind": folder, "run_id": run_id, "experiment_id": run.info.experiment_id, "path": path,
+             "at": _ms_iso(run.info.start_time)}
+            for path in files
+        ]  # fmt: skip
+        if run.info.status == "FINISHED":
+            with _cache_lock:
+                if len(_plots_cache) >= _PLOTS_CACHE_SIZE:
+                    del _plots_cache[next(iter(_plots_cache))]
+                _plots_cache[(run_id, folder)] = plots
+    return [{**plot, "title": title} for plot in plots]
 
 
 def _latest_run(client: MlflowClient, experiment: Any, step: str, model: str) -> Any:

@@ -14,6 +14,7 @@ import json
 import logging
 import random
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from airflow_mlops.core.errors import MlopsError
 from airflow_mlops.core.filters import quote_filter_value
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
@@ -341,6 +342,32 @@ def rollback(
     return {"name": name, "champion": target, "previous_champion": champion, "moved_at": moved_at, "before": current}
 
 
+def record_decision(
+    client: MlflowClient, name: str, version: str | int, *, action: str, actor: dict[str, str], reason: str
+) -> dict:
+    """Record a decision that moved no alias (a person's, or a timeout's, rejection of `version`) in the ledger.
+
+    The entry has `alias`, `from` and `to` None and names the version; written under the promotion
+    lock like the moves. A retried task (same Airflow run) finds its entry instead of writing another.
+    Returns the entry.
+    """
+    _require_model(client, name)
+    run = actor.get("airflow.run_id")
+    with _promotion_lock(client, name, actor):
+        for earlier in history(client, name) if run else []:
+            if (earlier.get("action"), earlier.get("version")) == (action, str(version)) and \
+                    (earlier.get("actor") or {}).get("airflow.run_id") == run:
+                return earlier
+        entry = {
+            "at": _now(), "model": name, "action": action, "alias": None, "from": None, "to": None,
+            "version": str(version), "by": describe_actor(actor),
+            "actor": {str(k): str(v) for k, v in actor.items()}, "reason": reason,
+        }  # fmt: skip
+        _append_ledger(client, name, [entry])
+    log.info("%s: %s of version %s recorded by %s", name, action, version, entry["by"])
+    return entry
+
+
 def read_aliases(client: MlflowClient, name: str) -> dict[str, str | None]:
     """{champion, previous_champion} -> version (a string) or None."""
     out: dict[str, str | None] = {}
@@ -351,13 +378,48 @@ def read_aliases(client: MlflowClient, name: str) -> dict[str, str | None]:
 
 
 def history(client: MlflowClient, name: str) -> list[dict]:
-    """Every recorded alias move of `name`, oldest first: {at, model, action, alias, from, to, by, actor, reason}."""
+    """Every recorded alias move of `name`, oldest first: {at, model, action, alias, from, to, by, actor, reason}.
+
+    A decision that moved nothing (`record_decision`: a person's rejection) has alias/from/to None and a `version`.
+    """
     _require_model(client, name)
     merged: dict[tuple, dict] = {}
     for run_id in _ledger_runs(client, name):  # usually one; two first promotions at once may have made two
         for entry in _read_ledger(client, run_id):
             merged.setdefault((entry.get("at"), entry.get("alias"), entry.get("to")), entry)
     return sorted(merged.values(), key=lambda e: str(e.get("at")))
+
+
+#: Parsed ledgers, newest first, by ((ledger run id, artifact size), ...): a ledger only grows (each write appends
+#: entries to the list and rewrites it whole), so its size tells whether it changed since it was read.
+_MOVES_CACHE: dict[tuple, list[dict]] = {}
+_MOVES_CACHE_SIZE = 16
+_MOVES_LOCK = threading.Lock()
+
+
+def recorded_moves(client: MlflowClient, name: str) -> list[dict]:
+    """`history(name)` newest first, for showing pages of it: one listing per ledger run, the JSON read and parsed
+    only when it changed (a process-wide cache). The entries are shared: copy one before changing it."""
+    runs = _ledger_runs(client, name, tagged=False)
+    sizes = []
+    for run_id in runs:
+        ledger = next((f for f in client.list_artifacts(run_id) if f.path == LEDGER_ARTIFACT), None)
+        sizes.append((run_id, ledger.file_size if ledger is not None else None))
+    key = tuple(sizes)
+    with _MOVES_LOCK:
+        cached = _MOVES_CACHE.get(key)
+    if cached is not None:
+        return cached
+    merged: dict[tuple, dict] = {}
+    for run_id, size in sizes:
+        for entry in _read_ledger(client, run_id) if size is not None else []:
+            merged.setdefault((entry.get("at"), entry.get("alias"), entry.get("to")), entry)
+    moves = sorted(merged.values(), key=lambda e: str(e.get("at")), reverse=True)
+    with _MOVES_LOCK:
+        while len(_MOVES_CACHE) >= _MOVES_CACHE_SIZE:
+            del _MOVES_CACHE[next(iter(_MOVES_CACHE))]
+        _MOVES_CACHE[key] = moves
+    return moves
 
 
 def lock_holder(client: MlflowClient, name: str) -> dict | None:
@@ -371,53 +433,130 @@ def lock_holder(client: MlflowClient, name: str) -> dict | None:
 
 
 def status(client: MlflowClient) -> list[dict]:
-    """One row per registered model: its aliases, the latest decision (challenger's, else the last evaluated version's)."""
-    return sorted((status_row(client, rm) for rm in _registered_models(client)), key=lambda r: r["name"])
+    """One row per registered model: its aliases, its newest version, the latest decision (challenger's, else the
+    newest decided version's). A few reads per model, however many versions it has."""
+    rows = []
+    for rm in _registered_models(client):
+        aliases = {str(k): str(v) for k, v in (getattr(rm, "aliases", None) or {}).items()}
+        latest = max((str(mv.version) for mv in rm.latest_versions or []), key=int, default=None)
+        rows.append(status_row(client, rm.name, aliases, latest_version=latest))
+    return sorted(rows, key=lambda r: r["name"])
 
 
-def status_row(client: MlflowClient, model: Any, versions: list[ModelVersion] | None = None) -> dict:
-    """`status`'s row of one model (a RegisteredModel, or its name); `versions`: all its versions, if already read."""
-    rm = client.get_registered_model(model) if isinstance(model, str) else model
-    aliases = {str(k): str(v) for k, v in (getattr(rm, "aliases", None) or {}).items()}
-    if versions is None:
-        versions = model_versions(client, rm.name)
-    by_number = {str(mv.version): mv for mv in versions}
+def status_row(
+    client: MlflowClient,
+    name: str,
+    aliases: dict[str, str],
+    *,
+    known: Iterable[ModelVersion] = (),
+    latest_version: str | None = None,
+) -> dict:
+    """`status`'s row of model `name` with these aliases ({alias: version}) and newest version.
+
+    Reads the challenger and the champion (unless in `known`, versions already read with their tags) and, when
+    the challenger has no decision, the newest decided version by one search: never the whole version list.
+    """
+    versions: dict[str, ModelVersion | None] = {str(mv.version): mv for mv in known}
+
+    def version(number: str | None) -> ModelVersion | None:
+        if number is None:
+            return None
+        if number not in versions:
+            versions[number] = _version_or_missing(client, name, number)
+        return versions[number]
+
     challenger = aliases.get(CHALLENGER)
-    evaluated = challenger if challenger in by_number and DECISION_TAG in by_number[challenger].tags else None
-    if evaluated is None:
-        decided = [v for v, mv in by_number.items() if DECISION_TAG in mv.tags]
-        evaluated = max(decided, key=int) if decided else None
-    ev_tags = by_number[evaluated].tags if evaluated in by_number else {}
+    evaluated = version(challenger)
+    if evaluated is None or DECISION_TAG not in evaluated.tags:
+        evaluated = latest_decided_version(client, name)
+    ev_tags = evaluated.tags if evaluated is not None else {}
     champion = aliases.get(CHAMPION)
-    champ_tags = by_number[champion].tags if champion in by_number else {}
+    champion_mv = version(champion)
+    champ_tags = champion_mv.tags if champion_mv is not None else {}
     return {
-        "name": rm.name,
+        "name": name,
         "champion": champion,
         "challenger": challenger,
         "previous_champion": aliases.get(PREVIOUS_CHAMPION),
-        "versions": len(by_number),
+        "latest_version": latest_version,
         "champion_since": champ_tags.get("champion.promoted_at"),
         "champion_data_digest": champ_tags.get(DIGEST_TAG),
-        "evaluated_version": evaluated,
+        "evaluated_version": str(evaluated.version) if evaluated is not None else None,
         "decision": ev_tags.get(DECISION_TAG),
         "reasons": _json_list(ev_tags.get(DECISION_REASONS_TAG)),
         "decided_at": ev_tags.get(DECISION_AT_TAG),
         "data_digest": ev_tags.get(DIGEST_TAG),
+        "evaluation_run_id": ev_tags.get("evaluation.run_id"),
         "trigger": ev_tags.get("mlops.trigger"),  # schedule | manual | drift | ...: what started its run
         "trigger_summary": ev_tags.get("mlops.trigger.summary"),
     }
 
 
-def model_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
-    """Every version of `name` (with its tags), in no particular order."""
-    return list(client.search_model_versions(f"name={quote_filter_value(name)}"))
+def alias_versions(client: MlflowClient, name: str, aliases: Iterable[str] = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
+                   ) -> dict[str, ModelVersion]:
+    """{alias: the version it points at, with its tags} for those of `aliases` that are set (one read each)."""
+    found = {alias: get_alias_version(client, name, alias) for alias in aliases}
+    return {alias: mv for alias, mv in found.items() if mv is not None}
+
+
+def latest_decided_version(client: MlflowClient, name: str) -> ModelVersion | None:
+    """The newest version of `name` the gate decided on (tag `decision`): one search, one result."""
+    found = client.search_model_versions(
+        f"name = {quote_filter_value(name)} and tags.`{DECISION_TAG}` LIKE '%'",
+        max_results=1, order_by=["version_number DESC"],
+    )
+    return found[0] if found else None
+
+
+def newest_versions(client: MlflowClient, name: str, *, limit: int, before: int | None = None,
+                    after: int | None = None) -> list[ModelVersion]:
+    """Up to `limit` versions of `name` with their tags, newest first: those numbered below `before`, or the oldest
+    ones above `after` (a page of the version list, read in MLflow, not in Python)."""
+    where = f"name = {quote_filter_value(name)}"
+    if after is not None:
+        found = client.search_model_versions(f"{where} and version_number > {int(after)}", max_results=limit,
+                                             order_by=["version_number ASC"])
+        return sorted(found, key=lambda mv: int(mv.version), reverse=True)
+    if before is not None:
+        where += f" and version_number < {int(before)}"
+    return list(client.search_model_versions(where, max_results=limit, order_by=["version_number DESC"]))
+
+
+def versions_numbered(client: MlflowClient, name: str, numbers: Iterable[str]) -> dict[str, ModelVersion]:
+    """{number: version} of those `numbers` of `name` that exist: one search over their range when it is short,
+    else one read each."""
+    wanted = sorted({int(n) for n in numbers if str(n).isdigit()})
+    if not wanted:
+        return {}
+    low, high = wanted[0], wanted[-1]
+    if high - low < 4 * len(wanted) + 25:
+        found = client.search_model_versions(
+            f"name = {quote_filter_value(name)} and version_number >= {low} and version_number <= {high}",
+            max_results=high - low + 1, order_by=["version_number DESC"])
+        return {str(mv.version): mv for mv in found if int(mv.version) in wanted}
+    out = {str(n): _version_or_missing(client, name, str(n)) for n in wanted}
+    return {n: mv for n, mv in out.items() if mv is not None}
+
+
+def _version_or_missing(client: MlflowClient, name: str, version: str) -> ModelVersion | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version(name, version)
+    except MlflowException as exc:
+        if exc.error_code in _NOT_FOUND_CODES:
+            return None
+        raise
 
 
 def describe_actor(actor: dict[str, str]) -> str:
-    """`airflow:<dag_id>/<run_id>/<task_id>` for a task, else the `actor` (e.g. `cli:user@host`) or `user` entry."""
+    """The `actor` entry (e.g. `cli:user@host`, `airflow-user:alice` who approved a task's promotion), else
+    `airflow:<dag_id>/<run_id>/<task_id>` for a task, else the `user` entry."""
+    if actor.get("actor"):
+        return str(actor["actor"])
     if actor.get("airflow.dag_id"):
         return "airflow:" + "/".join(str(actor.get(k, "?")) for k in ("airflow.dag_id", "airflow.run_id", "airflow.task_id"))
-    for key in ("actor", "user"):
+    for key in ("user",):
         if actor.get(key):
             return str(actor[key])
     return ", ".join(f"{k}={v}" for k, v in sorted(actor.items())) or "unknown"
