@@ -136,9 +136,9 @@ def churn_rows():
 
 
 @contextmanager
-def running_server(home: Path, churn_config, prepare=None) -> Iterator[Server]:
+def running_server(home: Path, churn_config, prepare=None, *, champion: bool = True) -> Iterator[Server]:
     """The API server on a MLflow store in `home` holding `churn_classifier` v1 (previous champion) and v2
-    (champion); `prepare(client)` may add more before the server starts."""
+    (champion; none with `champion=False`); `prepare(client)` may add more before the server starts."""
     from mlflow import MlflowClient
 
     from airflow_mlops.core import tracking
@@ -150,7 +150,7 @@ def running_server(home: Path, churn_config, prepare=None) -> Iterator[Server]:
     try:
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         tracking.configure(client)
-        made = make_champion(client, churn_config, churn_rows(), MODEL_FROM_CHURN)
+        made = make_champion(client, churn_config, churn_rows(), MODEL_FROM_CHURN) if champion else {}
         if prepare is not None:
             prepare(client)
     finally:

@@ -8,6 +8,7 @@ permissions and CSRF from ui.security, HTML from ui.render.
     GET  /api/models                    = `airflow-mlops status --json`, filtered to what the user may see
     GET  /api/models/{name}             the model page's data as JSON
     POST /api/models/{name}/rollback    {"reason": ..., "to_version"?: ..., "expected_champion"?: ...}
+    POST /api/models/{name}/approvals   {"dag_id": ..., "run_id": ..., "decision": "approve"|"reject", "comment": ...}
 """
 
 from __future__ import annotations
@@ -67,18 +68,20 @@ def create_app() -> FastAPI:
     @app.get("/models", response_class=HTMLResponse)
     def models_page(request: Request, user: User) -> HTMLResponse:
         rows = _visible_rows(user)
-        return _html(request, "Models", render.models_index(rows, _urls(request)), user)
+        return _html(request, "Models", render.models_index(rows, _urls(request), _pending_counts(rows)), user)
 
     @app.get("/models/{name}", response_class=HTMLResponse)
     def model_page(
         request: Request, name: str, user: User,
-        versions_page: Annotated[int, Query(ge=1)] = 1, ledger_page: Annotated[int, Query(ge=1)] = 1,
+        versions_before: Annotated[int | None, Query(ge=1)] = None, ledger_page: Annotated[int, Query(ge=1)] = 1,
     ) -> HTMLResponse:
-        detail, access = _detail(user, name, versions_page, ledger_page)
+        detail, access = _detail(user, name, versions_before, ledger_page)
         for item in detail["evidence"]:
             item["src"] = _evidence_src(request, name, item["run_id"], item["path"])
+        detail["pending_approvals"] = _pending(user, name)
         body = render.model_detail(detail, _urls(request), can_edit=access.edit)
-        return _html(request, f"{name} · Models", body, user, csrf=access.edit)
+        may_respond = any(p["can_respond"] for p in detail["pending_approvals"])
+        return _html(request, f"{name} · Models", body, user, csrf=access.edit or may_respond)
 
     @app.get("/models/{name}/evidence/{run_id}/{path:path}")
     def evidence_png(name: str, run_id: str, path: str, user: User, sig: str = "") -> Response:
@@ -107,16 +110,22 @@ def create_app() -> FastAPI:
     @app.get("/api/models/{name}")
     def model_json(
         name: str, user: User,
-        versions_page: Annotated[int, Query(ge=1)] = 1, ledger_page: Annotated[int, Query(ge=1)] = 1,
+        versions_before: Annotated[int | None, Query(ge=1)] = None, ledger_page: Annotated[int, Query(ge=1)] = 1,
     ) -> dict:
-        detail, access = _detail(user, name, versions_page, ledger_page)
-        return {**detail, "can_edit": access.edit}
+        detail, access = _detail(user, name, versions_before, ledger_page)
+        return {**detail, "can_edit": access.edit, "pending_approvals": _pending(user, name)}
 
     @app.post("/api/models/{name}/rollback")
     def rollback(request: Request, name: str, user: User, body: Annotated[dict, Body()]) -> dict:
         security.check_csrf(request, user)
         _require(user, name, "edit")
         return _rollback(name, user, body)
+
+    @app.post("/api/models/{name}/approvals")
+    def answer_approval(request: Request, name: str, user: User, body: Annotated[dict, Body()]) -> dict:
+        security.check_csrf(request, user)
+        _require(user, name, "read")  # answering is then the auth manager's call on the request's DAG (respond)
+        return _answer(name, user, body)
 
     return app
 
@@ -170,7 +179,7 @@ def _visible_rows(user: BaseUser) -> list[dict]:
     return [r for r in model_status(_client(), configs=configs) if _access(user, r["name"], configs).read]
 
 
-def _detail(user: BaseUser, name: str, versions_page: int, ledger_page: int) -> tuple[dict, security.Access]:
+def _detail(user: BaseUser, name: str, versions_before: int | None, ledger_page: int) -> tuple[dict, security.Access]:
     from airflow_mlops.core.overview import model_detail
     from airflow_mlops.core.registry import UnknownModelError
 
@@ -179,7 +188,8 @@ def _detail(user: BaseUser, name: str, versions_page: int, ledger_page: int) -> 
     if not access.read:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"you may not see model {name}")
     try:
-        detail = model_detail(_client(), name, configs=configs, versions_page=versions_page, ledger_page=ledger_page)
+        detail = model_detail(_client(), name, configs=configs, versions_before=versions_before,
+                              ledger_page=ledger_page)
     except UnknownModelError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     return detail, access
@@ -217,6 +227,66 @@ def _rollback(name: str, user: BaseUser, body: dict) -> dict:
     except Exception as exc:  # the rollback is done and recorded; a failed alert must not hide that
         log.warning("%s: rolled_back alert not sent: %s", name, exc)
     return {k: v for k, v in result.items() if k != "before"} | {"by": actor["actor"]}
+
+
+def _pending_counts(rows: list[dict]) -> dict[str, int]:
+    """Waiting promotions per model, for the models in `rows` (one Airflow DB query, no MLflow call)."""
+    from airflow_mlops.core.approval import pending_approvals
+
+    if not rows:
+        return {}
+    counts: dict[str, int] = {}
+    try:
+        for p in pending_approvals():
+            counts[str(p["model"])] = counts.get(str(p["model"]), 0) + 1
+    except Exception as exc:  # the page still shows the models
+        log.warning("pending approvals not read: %s", exc)
+    return counts
+
+
+def _pending(user: BaseUser, name: str) -> list[dict]:
+    """The model's waiting promotions, each with `can_respond` for `user` (the auth manager, once per DAG)."""
+    from airflow_mlops.core.approval import can_respond, pending_approvals
+
+    requests = pending_approvals(model=name)
+    allowed: dict[str, bool] = {}
+    for p in requests:
+        if p["dag_id"] not in allowed:
+            allowed[p["dag_id"]] = can_respond(user, p["dag_id"])
+        p["can_respond"] = allowed[p["dag_id"]]
+    return requests
+
+
+def _answer(name: str, user: BaseUser, body: dict) -> dict:
+    """core.approval.respond as the Airflow user: approve or reject one of this model's waiting promotions."""
+    from airflow_mlops.core import approval
+
+    dag_id, run_id = str(body.get("dag_id") or "").strip(), str(body.get("run_id") or "").strip()
+    decision = str(body.get("decision") or "").strip().lower()
+    comment = str(body.get("comment") or "").strip()
+    if not dag_id or not run_id:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "dag_id and run_id of the request are required")
+    if decision not in ("approve", "reject"):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, 'decision must be "approve" or "reject"')
+    if decision == "reject" and not comment:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+                            "a comment is required to reject: it is recorded on the version and in the ledger")
+    waiting = approval.pending_approvals(dag_ids=[dag_id])
+    mine = [p for p in waiting if p["run_id"] == run_id and p["model"] == name]
+    if not mine and any(p["run_id"] == run_id for p in waiting):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{dag_id} run {run_id} waits for a promotion of another model")
+    task_id = mine[0]["task_id"] if mine else approval.APPROVAL_TASK_ID
+    map_index = mine[0]["map_index"] if mine else -1
+    try:
+        result = approval.respond(dag_id=dag_id, run_id=run_id, approve=decision == "approve", user=user,
+                                  comment=comment, task_id=task_id, map_index=map_index)
+    except approval.ApprovalError as exc:
+        message = str(exc)
+        if isinstance(exc, approval.ApprovalAlreadyDecided):
+            message += " (someone answered first, or it timed out): reload the page"
+        raise HTTPException(exc.status_code, message) from exc
+    log.info("%s answered %s (%s run %s): %s", security.user_name(user), name, dag_id, run_id, decision)
+    return {**result, "model": name, "version": mine[0]["version"] if mine else None, "decision": decision}
 
 
 def _evidence_src(request: Request, name: str, run_id: str, path: str) -> str:

@@ -46,6 +46,11 @@ class Urls:
     def dag(self, dag_id: str) -> str:
         return f"{self.airflow}/dags/{quote(dag_id, safe='')}"
 
+    def required_action(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+        """The task's request in Airflow's UI (its Required Actions tab)."""
+        mapped = f"/mapped/{map_index}" if map_index not in (None, -1) else ""
+        return f"{self.dag_run(dag_id, run_id)}/tasks/{quote(task_id, safe='')}{mapped}/required_actions"
+
 
 def page(title: str, body: str, urls: Urls, *, user: str, csrf: str | None = None) -> str:
     meta = f'<meta name="csrf-token" content="{esc(csrf)}">' if csrf else ""
@@ -59,8 +64,10 @@ def page(title: str, body: str, urls: Urls, *, user: str, csrf: str | None = Non
     )
 
 
-def models_index(rows: list[dict], urls: Urls) -> str:
-    """Every model the user may see: its aliases and latest verdict with its reasons."""
+def models_index(rows: list[dict], urls: Urls, pending: dict[str, int] | None = None) -> str:
+    """Every model the user may see: its aliases, latest verdict with its reasons, and how many promotions of it
+    wait for a person (`pending`: model -> count)."""
+    pending = pending or {}
     if not rows:
         return "<h1>Models</h1><p class=\"empty\">No registered models yet (or none you may see).</p>"
     head = ("Model", "Pipeline", "Champion", "Challenger", "Previous champion", "Latest verdict", "Reasons",
@@ -73,7 +80,8 @@ def models_index(rows: list[dict], urls: Urls) -> str:
                    if r.get("decision") else "-")
         body.append(
             "<tr>"
-            f"<td>{link(urls.model(r['name']), r['name'])}</td><td>{esc(r.get('pipeline'))}</td>"
+            f"<td>{link(urls.model(r['name']), r['name'])}{_waiting_badge(urls, r['name'], pending.get(r['name']))}</td>"
+            f"<td>{esc(r.get('pipeline'))}</td>"
             + "".join(f"<td class=\"alias\">{_version_cell(r['name'], r.get(a))}</td>" for a in ALIASES)
             + f"<td>{verdict}</td><td>{_reasons(r.get('reasons'))}</td>"
             f"<td>{esc(_performance(r.get('performance')))}</td></tr>"
@@ -82,12 +90,15 @@ def models_index(rows: list[dict], urls: Urls) -> str:
 
 
 def model_detail(d: dict, urls: Urls, *, can_edit: bool) -> str:
-    """One model: aliases, actions, latest verdict, evidence plots, versions and the ledger."""
+    """One model: aliases, pending approvals, actions, latest verdict, evidence plots, versions and the ledger.
+
+    `d["pending_approvals"]`: core.approval.pending_approvals() rows, each with `can_respond`."""
     s = d["status"]
     name = s["name"]
     parts = [
         f"<h1>{esc(name)} <small>{link(links.model_url(name), 'open in MLflow', external=True)}</small></h1>",
         "<section class=\"aliases\">" + "".join(_alias_card(name, a, s.get(a)) for a in ALIASES) + "</section>",
+        _pending(name, d.get("pending_approvals") or [], urls),
         _actions(s, can_edit),
         _verdict(s),
         _evidence(d["evidence"], urls, name),
@@ -146,6 +157,85 @@ def _actions(s: dict, can_edit: bool) -> str:
     )
 
 
+def _waiting_badge(urls: Urls, name: str, count: int | None) -> str:
+    if not count:
+        return ""
+    text = f"{count} waiting for approval"
+    return f" <a class=\"waiting\" href=\"{esc(urls.model(name))}#pending\">{esc(text)}</a>"
+
+
+def _pending(name: str, requests: list[dict], urls: Urls) -> str:
+    """The promotions of this model waiting for a person: the request, its evidence, Approve / Reject."""
+    if not requests:
+        return ""
+    items = "".join(_pending_item(name, p, urls) for p in requests)
+    return (f"<section id=\"pending\" class=\"pending\"><h2>Pending approval ({len(requests)})</h2>"
+            f"{items}</section>")
+
+
+def _pending_item(name: str, p: dict, urls: Urls) -> str:
+    ev = p.get("evidence") or {}
+    primary = ev.get("primary_metric") or "primary metric"
+    champion = f"v{p['champion_version']}" if p.get("champion_version") else "none"
+    rows = [f"<tr><th scope=\"row\">{esc(primary)} (primary)</th><td>{esc(_num(ev.get('challenger')))}</td>"
+            f"<td>{esc(_num(ev.get('champion')))}</td><td></td></tr>"]
+    for rail in ev.get("guard_rails") or []:
+        rows.append(f"<tr><th scope=\"row\">{esc(rail.get('metric'))} (guard rail)</th>"
+                    f"<td>{esc(_num(rail.get('challenger')))}</td><td>{esc(_num(rail.get('champion')))}</td>"
+                    f"<td>tolerance {esc(rail.get('tolerance'))}</td></tr>")
+    numbers = (f"<table class=\"numbers\"><thead><tr><th></th><th>challenger v{esc(p.get('version'))}</th>"
+               f"<th>champion {esc(champion)}</th><th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    facts = []
+    if ev.get("gain") is not None:
+        confidence = ev.get("confidence")
+        level = f"{confidence:.0%} " if isinstance(confidence, int | float) else ""
+        facts.append(f"{primary} gain {_num(ev.get('gain'))}, {level}interval {_num(ev.get('ci_low'))} .. "
+                     f"{_num(ev.get('ci_high'))} (paired bootstrap), margin {ev.get('margin')}")
+    if ev.get("test_rows") is not None:
+        days = ev.get("test_days")
+        facts.append(f"judged on {ev['test_rows']} test rows" + (f" ({days[0]} .. {days[1]})" if days else "")
+                     + (f", {ev['excluded_rows']} excluded as the champion's" if ev.get("excluded_rows") else ""))
+    facts.append(f"the gate said {ev.get('decision') or '-'}")
+    reasons = [*(ev.get("why") or []), *(f"failed: {f}" for f in ev.get("failed") or [])]
+    where = [link(urls.dag_run(p["dag_id"], p["run_id"]), f"Airflow run {p['dag_id']} / {p['run_id']}", top=True),
+             link(urls.required_action(p["dag_id"], p["run_id"], p.get("task_id") or "branch", p.get("map_index", -1)),
+                  "Required Actions in Airflow", top=True)]
+    if ev.get("evaluation_run_id"):
+        where.append(link(links.run_url(ev["evaluation_run_id"]), "MLflow evaluation run", external=True))
+    if p.get("version"):
+        where.append(link(links.model_version_url(name, p["version"]), f"version {p['version']}", external=True))
+    return (
+        f"<article class=\"request\" data-version=\"{esc(p.get('version'))}\">"
+        f"<h3>{esc(p.get('subject'))}</h3>"
+        f"<p class=\"when\">Waiting since {esc(p.get('waiting_since'))} · times out at {esc(p.get('timeout_at'))} "
+        f"(no answer by then rejects)</p>"
+        f"{numbers}<ul class=\"facts\">{''.join(f'<li>{esc(f)}</li>' for f in facts)}</ul>"
+        f"<p class=\"label\">Why a person decides:</p>{_reasons(reasons, css='reasons')}"
+        f"<p class=\"links\">{' · '.join(where)}</p>{_approval_form(name, p)}</article>"
+    )
+
+
+def _approval_form(name: str, p: dict) -> str:
+    if not p.get("can_respond"):
+        return ("<p class=\"readonly\">Read-only: answering needs permission to respond to this DAG's required "
+                "actions.</p>")
+    return (
+        f"<form class=\"approval\" data-model=\"{esc(name)}\" data-dag-id=\"{esc(p['dag_id'])}\" "
+        f"data-run-id=\"{esc(p['run_id'])}\" data-version=\"{esc(p.get('version'))}\">"
+        "<label class=\"comment\">Comment (recorded on the version and in the ledger; required to reject) "
+        "<textarea name=\"comment\" rows=\"2\" maxlength=\"2000\" "
+        "placeholder=\"e.g. gain is flat but the data is newer\"></textarea></label>"
+        "<div class=\"buttons\"><button type=\"submit\" name=\"decision\" value=\"approve\" class=\"approve\">"
+        f"Approve v{esc(p.get('version'))}</button>"
+        "<button type=\"submit\" name=\"decision\" value=\"reject\" class=\"reject\">Reject</button></div>"
+        "<output role=\"status\"></output></form>"
+    )
+
+
+def _num(value: Any) -> str:
+    return "n/a" if not isinstance(value, int | float) or isinstance(value, bool) else f"{value:.4f}"
+
+
 def _verdict(s: dict) -> str:
     if not s.get("decision"):
         return "<section><h2>Latest verdict</h2><p class=\"empty\">No verdict yet.</p></section>"
@@ -186,8 +276,9 @@ def _versions(d: dict, urls: Urls) -> str:
             f"<td>{esc(v['created_at'])}</td><td>{esc(v.get('decision'))}</td><td>{esc(v.get('trigger'))}</td>"
             f"<td>{esc(_short(v.get('data_digest')))}</td><td>{made_by}</td><td>{mlflow}</td></tr>"
         )
-    pager = _pager(urls, name, "versions_page", d["versions_page"], d["versions_total"], d["page_size"], d)
-    return f"<section><h2>Versions ({esc(d['versions_total'])})</h2>{_table(head, body)}{pager}</section>"
+    newest = d["status"].get("latest_version")
+    title = f"Versions (newest: {esc(newest)}, newest first)" if newest else "Versions"
+    return f"<section><h2>{title}</h2>{_table(head, body)}{_versions_pager(urls, name, d)}</section>"
 
 
 def _ledger(d: dict, urls: Urls) -> str:
@@ -204,18 +295,35 @@ def _ledger(d: dict, urls: Urls) -> str:
             f"<td>{esc(e.get('from'))}</td><td>{esc(e.get('to'))}</td><td class=\"who\">{who}</td>"
             f"<td class=\"why\">{esc(e.get('reason'))}</td><td>{esc(e.get('trigger'))}</td></tr>"
         )
-    pager = _pager(urls, name, "ledger_page", d["ledger_page"], d["ledger_total"], d["page_size"], d)
+    pager = _ledger_pager(urls, name, d)
     return (f"<section class=\"ledger\"><h2>Ledger of alias moves ({esc(d['ledger_total'])}, newest first)</h2>"
             f"{_table(head, body, css='ledger')}{pager}</section>")
 
 
-def _pager(urls: Urls, name: str, key: str, current: int, total: int, size: int, d: dict) -> str:
-    pages = max(1, -(-total // size))
+def _versions_pager(urls: Urls, name: str, d: dict) -> str:
+    """Pages of versions by number (`versions_before`): newest, newer, older; the ledger page is kept."""
+    if d["versions_before"] is None and d["versions_older"] is None:
+        return ""
+    keep = {"ledger_page": d["ledger_page"]}
+    parts = []
+    if d["versions_before"] is not None:
+        parts.append(link(urls.model(name, **keep), "« newest"))
+        if d["versions_newer"] is not None:
+            parts.append(link(urls.model(name, versions_before=d["versions_newer"], **keep), "‹ newer"))
+    if d["versions"]:
+        parts.append(f"versions {esc(d['versions'][0]['version'])} to {esc(d['versions'][-1]['version'])}")
+    if d["versions_older"] is not None:
+        parts.append(link(urls.model(name, versions_before=d["versions_older"], **keep), "older »"))
+    return f"<p class=\"pager\">{' '.join(parts)}</p>"
+
+
+def _ledger_pager(urls: Urls, name: str, d: dict) -> str:
+    current, pages = d["ledger_page"], max(1, -(-d["ledger_total"] // d["page_size"]))
     if pages == 1:
         return ""
-    other = {"versions_page": d["versions_page"], "ledger_page": d["ledger_page"]}
-    prev = link(urls.model(name, **{**other, key: current - 1}), "« newer") if current > 1 else ""
-    nxt = link(urls.model(name, **{**other, key: current + 1}), "older »") if current < pages else ""
+    keep = {"versions_before": d["versions_before"]}
+    prev = link(urls.model(name, **keep, ledger_page=current - 1), "« newer") if current > 1 else ""
+    nxt = link(urls.model(name, **keep, ledger_page=current + 1), "older »") if current < pages else ""
     return f"<p class=\"pager\">{prev} page {current} of {pages} {nxt}</p>"
 
 
