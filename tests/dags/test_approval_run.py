@@ -1,5 +1,5 @@
 """A borderline promotion waits for a person (evaluation.approval), with the real task runner (dag.test()),
-MLflow (SQLite) and GX. The person answers through Airflow's own HITL response route (core.approval.respond);
+MLflow (SQLite) and GX. The person answers through Airflow's own HITL response route (approval_requests.respond);
 the timeout through the scheduler's own awaiting-input sweep.
 
 The pipeline `gate` is churn_fast with `margin: 0` and `approval: {mode: borderline, band: 1.0}`: the first run
@@ -83,7 +83,7 @@ def _hitl_requests(run_id: str) -> list:
 def _run_while(gate: dict, answer, days: int, **conf) -> tuple:
     """dag.test() one run (in this thread: the task runner wants the main thread) while `answer(pending)` runs
     in another once the run waits; returns (dag_run, what answer returned, the pending request it saw)."""
-    from airflow_mlops.core import approval
+    from airflow_mlops import approval_requests as approval
 
     seen: dict = {}
 
@@ -131,7 +131,8 @@ def _user(name: str):
 
 
 def test_a_borderline_challenger_waits_and_a_named_person_approves_it(gate, mailbox):
-    from airflow_mlops.core import approval, registry
+    from airflow_mlops import approval_requests as approval
+    from airflow_mlops.core import registry
 
     client = gate["client"]
     before = str(client.get_model_version_by_alias(MODEL, "champion").version)
@@ -168,7 +169,8 @@ def test_a_borderline_challenger_waits_and_a_named_person_approves_it(gate, mail
 
 
 def test_a_person_rejects_a_borderline_challenger_and_the_champion_stays(gate):
-    from airflow_mlops.core import approval, registry
+    from airflow_mlops import approval_requests as approval
+    from airflow_mlops.core import registry
 
     client = gate["client"]
     before = str(client.get_model_version_by_alias(MODEL, "champion").version)

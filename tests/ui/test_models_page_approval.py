@@ -93,7 +93,7 @@ def server(tmp_path_factory, airflow_db, churn_config):
 
 
 def _wait_for_request(runner: dict, base) -> dict:
-    from airflow_mlops.core import approval
+    from airflow_mlops import approval_requests as approval
 
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -218,7 +218,7 @@ def test_viewer_sees_the_request_without_buttons_and_a_forged_answer_is_refused(
 
 
 def _pending_now() -> list[dict]:
-    from airflow_mlops.core import approval
+    from airflow_mlops import approval_requests as approval
 
     return approval.pending_approvals(dag_ids=[DAG_ID])
 

@@ -231,7 +231,7 @@ def _rollback(name: str, user: BaseUser, body: dict) -> dict:
 
 def _pending_counts(rows: list[dict]) -> dict[str, int]:
     """Waiting promotions per model, for the models in `rows` (one Airflow DB query, no MLflow call)."""
-    from airflow_mlops.core.approval import pending_approvals
+    from airflow_mlops.approval_requests import pending_approvals
 
     if not rows:
         return {}
@@ -246,7 +246,7 @@ def _pending_counts(rows: list[dict]) -> dict[str, int]:
 
 def _pending(user: BaseUser, name: str) -> list[dict]:
     """The model's waiting promotions, each with `can_respond` for `user` (the auth manager, once per DAG)."""
-    from airflow_mlops.core.approval import can_respond, pending_approvals
+    from airflow_mlops.approval_requests import can_respond, pending_approvals
 
     requests = pending_approvals(model=name)
     allowed: dict[str, bool] = {}
@@ -258,7 +258,8 @@ def _pending(user: BaseUser, name: str) -> list[dict]:
 
 
 def _answer(name: str, user: BaseUser, body: dict) -> dict:
-    """core.approval.respond as the Airflow user: approve or reject one of this model's waiting promotions."""
+    """approval_requests.respond as the Airflow user: approve or reject one of this model's waiting promotions."""
+    from airflow_mlops import approval_requests
     from airflow_mlops.core import approval
 
     dag_id, run_id = str(body.get("dag_id") or "").strip(), str(body.get("run_id") or "").strip()
@@ -271,14 +272,14 @@ def _answer(name: str, user: BaseUser, body: dict) -> dict:
     if decision == "reject" and not comment:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
                             "a comment is required to reject: it is recorded on the version and in the ledger")
-    waiting = approval.pending_approvals(dag_ids=[dag_id])
+    waiting = approval_requests.pending_approvals(dag_ids=[dag_id])
     mine = [p for p in waiting if p["run_id"] == run_id and p["model"] == name]
     if not mine and any(p["run_id"] == run_id for p in waiting):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"{dag_id} run {run_id} waits for a promotion of another model")
     task_id = mine[0]["task_id"] if mine else approval.APPROVAL_TASK_ID
     map_index = mine[0]["map_index"] if mine else -1
     try:
-        result = approval.respond(dag_id=dag_id, run_id=run_id, approve=decision == "approve", user=user,
+        result = approval_requests.respond(dag_id=dag_id, run_id=run_id, approve=decision == "approve", user=user,
                                   comment=comment, task_id=task_id, map_index=map_index)
     except approval.ApprovalError as exc:
         message = str(exc)

@@ -92,7 +92,7 @@ def models_index(rows: list[dict], urls: Urls, pending: dict[str, int] | None = 
 def model_detail(d: dict, urls: Urls, *, can_edit: bool) -> str:
     """One model: aliases, pending approvals, actions, latest verdict, evidence plots, versions and the ledger.
 
-    `d["pending_approvals"]`: core.approval.pending_approvals() rows, each with `can_respond`."""
+    `d["pending_approvals"]`: approval_requests.pending_approvals() rows, each with `can_respond`."""
     s = d["status"]
     name = s["name"]
     parts = [
