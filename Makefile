@@ -81,9 +81,11 @@ stack-down: install
 stack-test: install
 	$(BIN)/python -m pytest tests/stack -m stack -v
 
-# 100 simulated days through the real DAGs (tests/reliability/test_soak.py); CI runs it after make test.
+# The slow scenarios (marked slow; CI runs them after make test): 100 simulated days through the real DAGs
+# (tests/reliability/test_soak.py), and a performance retrain request run by the scheduler's own code end to end
+# (tests/dags/test_performance_retrain.py).
 soak: install
-	$(BIN)/python -m pytest tests/reliability -m slow -v
+	$(BIN)/python -m pytest -m slow -v
 
 airflow: install data/churn/.generated data/diabetes/diabetes.csv $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/airflow standalone

@@ -19,6 +19,8 @@ from urllib.parse import quote
 import pytest
 from conftest import ROOT, churn_stream, task_states
 
+pytestmark = pytest.mark.slow  # ~1 min: runs in `make soak` (CI runs it after make test)
+
 RETRAIN_REQUEST = "mlops://churn/retrain-request"
 SHIFT = dt.date(2026, 2, 1)  # the concept drifts from here
 SCORED = ["2026-02-11", "2026-02-12"]  # the days scored by the champion, judged once their labels arrive

@@ -149,7 +149,13 @@ def test_nightly_dag_promotes_a_first_champion_and_mapped_training_spreads_over_
     # A Celery worker sent the promotion alert through the stack's smtp_default connection.
     mail = _mail(mailbox, "churn: new champion", f"{MODEL} v{champion.version} is the new champion",
                  quote(run_id, safe=""))
-    assert f"#/models/{MODEL}/versions/{champion.version}" in mailbox.body(mail)
+    version_page = f"{settings.mlflow_url}/#/models/{MODEL}/versions/{champion.version}"
+    assert version_page in mailbox.body(mail)  # the stack's MLflow server, not the local default
+    links = f"/dags/{RETRAIN}/dagRuns/{quote(run_id, safe='')}/taskInstances/{{}}/links"
+    assert api.request("GET", links.format("deploy"))["extra_links"]["Model version"] == version_page
+    evaluation_run = champion.tags["evaluation.run_id"]
+    assert api.request("GET", links.format("evaluate"))["extra_links"]["MLflow run"] == (
+        f"{settings.mlflow_url}/#/experiments/{registry.get_run(evaluation_run).info.experiment_id}/runs/{evaluation_run}")
 
 
 def test_drift_is_waited_for_in_the_triggerer_and_its_asset_event_schedules_the_retrain(stack, api, registry, mailbox):

@@ -15,6 +15,9 @@ from ui_server import SCREENSHOTS, XSS_REASON, XSS_TRIGGER, chrome, running_serv
 from airflow_mlops.core import registry
 
 pytestmark = pytest.mark.timeout(300)
+#: How long the browser may take to show a page: Airflow's UI is a large React app, and on a busy 2-core machine
+#: its first load took over 30 s. Only a failing test waits this long.
+BROWSER_WAIT_S = 90
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +125,7 @@ def login(browser, server, user: str) -> None:
     from ui_server import PASSWORDS
 
     browser.get(f"{server.url}/auth/login")
-    wait = WebDriverWait(browser, 30)
+    wait = WebDriverWait(browser, BROWSER_WAIT_S)
     wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys(user)
     browser.find_element(By.NAME, "password").send_keys(PASSWORDS[user])
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
@@ -130,17 +133,26 @@ def login(browser, server, user: str) -> None:
 
 
 def open_models_from_navigation(browser, server):
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    wait = WebDriverWait(browser, 30)
-    nav = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "nav a[href$='/plugin/models'], a[href$='/plugin/models']")))
-    nav.click()
-    wait.until(lambda d: d.current_url.rstrip("/").endswith("/plugin/models"))
-    frame = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe[title='Models']")))
-    browser.switch_to.frame(frame)
-    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "table.models")))
+    wait = WebDriverWait(browser, BROWSER_WAIT_S)
+    try:
+        nav = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "nav a[href$='/plugin/models'], a[href$='/plugin/models']")))
+        nav.click()
+        wait.until(lambda d: d.current_url.rstrip("/").endswith("/plugin/models"))
+        frame = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe[title='Models']")))
+        browser.switch_to.frame(frame)
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "table.models")))
+    except TimeoutException:  # show what the browser showed instead
+        browser.switch_to.default_content()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOTS / "failed_navigation.png"))
+        links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a")]
+        pytest.fail(f"the Models page did not open from the navigation: at {browser.current_url}, links {links}; "
+                    f"screenshot {SCREENSHOTS / 'failed_navigation.png'}")
     return wait
 
 

@@ -194,6 +194,7 @@ def airflow_env(stack: StackSettings, secret: dict[str, str]) -> dict[str, str]:
             "AIRFLOW__CELERY__BROKER_URL": stack.redis_url,
             "AIRFLOW__CELERY__RESULT_BACKEND": stack.database_url("airflow", driver="db+postgresql"),
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
+            "AIRFLOW__MLOPS__MLFLOW_UI_URL": stack.mlflow_url,  # the extra links and alerts open the stack's server
         }
     else:
         env |= {
