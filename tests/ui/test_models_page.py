@@ -133,12 +133,14 @@ def login(browser, server, user: str) -> None:
 
 
 def open_models_from_navigation(browser, server):
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    wait = WebDriverWait(browser, BROWSER_WAIT_S)
+    # an action reloads the page: an element found just before the reload is stale, so look again
+    wait = WebDriverWait(browser, BROWSER_WAIT_S,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
     try:
         nav = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "nav a[href$='/plugin/models'], a[href$='/plugin/models']")))
         nav.click()
