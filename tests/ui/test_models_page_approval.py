@@ -252,11 +252,11 @@ def test_admin_approves_in_the_browser_the_run_deploys_and_the_ledger_names_them
     form.find_element(By.CSS_SELECTOR, "button.approve").click()
     wait.until(lambda d: "Approved by admin" in d.find_element(By.CSS_SELECTOR, "form.approval output").text)
 
-    # the waiting run resumes and deploys (in the subprocess); the page shows the new champion
+    # the waiting run resumes and deploys (in the subprocess). The deploy moves the aliases, then appends the
+    # ledger: wait for the ledger's entry, so the page below shows both.
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if registry.read_aliases(server.client, MODEL).get("champion") == version:
-            break
+    while not any(m["alias"] == "champion" and m["to"] == version for m in registry.history(server.client, MODEL)):
+        assert time.monotonic() < deadline, f"v{version} never became the champion in the ledger"
         time.sleep(0.5)
     browser.execute_script("location.reload()")  # the Models frame's page (the page also reloads itself)
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".card.champion p").text == f"version {version}")
