@@ -3,9 +3,9 @@
     python -m airflow_mlops.demo
 
 Days 1-3 are each one `airflow dags test churn_retrain <day>` (the real Airflow task runner, no
-scheduler needed) on the project-local state in .mlops/; days 4-5 start Airflow's scheduler,
+scheduler needed) on the project-local state in .mlops/; days 4-6 start Airflow's scheduler,
 triggerer, dag-processor and API server (LocalExecutor, the same SQLite DB) because only the
-scheduler turns a monitor's Asset event into a DAG run. Full logs go to .mlops/demo/, the story
+scheduler turns a monitor's Asset event into a DAG run, and a person answers through the API server. Full logs go to .mlops/demo/, the story
 line to the terminal:
 
   day 1  2026-02-10  first champion (NO_BASELINE_PROMOTE)
@@ -20,6 +20,10 @@ line to the terminal:
                      ROC AUC below the champion's promise (decay, 1 day of the 2 needed) ...
          2026-04-20  ... and of 04-13: decay confirmed, a retrain request with trigger `performance`; the
                      scheduler starts churn_retrain on the data up to 04-13: PROMOTE (trigger: performance)
+  day 6  2026-04-15  a retrain under churn_reviewed (evaluation.approval: borderline, band 0.01): a real but
+                     thin gain (the interval's lower bound within the band of zero) waits for a person in
+                     Required Actions; the demo approves as admin through the REST API: PROMOTE, and the
+                     ledger names airflow-user:admin
 
 The champion scores from 2026-04-12 on, 11 days into the shift. Judged from 04-01 on, it would have
 been caught on 04-02's labels, when a retrain's window holds too few labelled days of the new
@@ -69,6 +73,9 @@ CONCEPT_SHIFT = "2026-04-01"  # the stream's --concept-drift-from (Makefile): a 
 SCORED_DAYS = ("2026-04-12", "2026-04-13")  # scored by the champion; judged once their labels arrive
 SCORING_ID = "churn_scoring"
 PERFORMANCE_ID = "churn_performance_monitor"
+REVIEWED_DAY = "2026-04-15"  # two days after the performance retrain's data: a real gain, but a thin one
+REVIEWED_CONFIG = "churn_reviewed"  # include/pipelines/churn_reviewed.yaml: evaluation.approval borderline
+REVIEWER_COMMENT = "Checked the evidence: the gain holds on the newest days and no guard rail is near its limit."
 
 
 def reset_state() -> None:
@@ -222,6 +229,12 @@ def stack_days(n: int, client, log_dir: Path, inbox: Inbox | None) -> int:
             surprises += _concept_story(client, api)
             _show_mail(inbox, "new champion")
             print(flush=True)
+            if surprises:
+                return surprises
+            print(f"Day {n + 2}  {REVIEWED_DAY}  a retrain under {REVIEWED_CONFIG} (evaluation.approval: borderline): "
+                  f"a thin win waits for a person", flush=True)
+            surprises += _approval_story(client, api, inbox)
+            print(flush=True)
             return surprises
         finally:
             manager.down(stack, log=note)
@@ -235,9 +248,7 @@ def _show_mail(inbox: Inbox | None, expected: str) -> None:
 
 def _drift_story(client, api) -> int:
     surprises = 0
-    for dag_id in (MONITOR_ID, DAG_ID):
-        api.wait_for_dag(dag_id)
-        api.unpause_skipping_missed_run(dag_id)
+    _unpause_without_catch_up(api, (MONITOR_ID, DAG_ID))
     known = {r["dag_run_id"] for r in api.dag_runs(DAG_ID)}
     for day in DRIFT_CHECKS:
         started = time.monotonic()
@@ -286,7 +297,7 @@ def _run(api, dag_id: str, conf: dict, task_id: str) -> tuple[dict | None, float
 def _unpause_without_catch_up(api, dag_ids: tuple[str, ...]) -> None:
     """Unpause (a DAG an earlier demo unpaused is left alone), failing the run the scheduler starts for today's missed
     cron tick before any of its tasks can run: default_pool has no free slot meanwhile (the replayed history has no
-    batch for today: churn_scoring's catch-up run would fail and mail a run_failed alert). Nothing else runs now."""
+    data for today: a catch-up run would fail and mail a run_failed alert). Nothing else runs now."""
     paused = [dag_id for dag_id in dag_ids if api.wait_for_dag(dag_id)["is_paused"]]
     if not paused:
         return
@@ -337,6 +348,57 @@ def _concept_story(client, api) -> int:
     return surprises + _retrain_from_request(client, api, known, "performance")
 
 
+def _approval_story(client, api, inbox: Inbox | None) -> int:
+    """A borderline challenger waits in Airflow's Required Actions; the demo answers through the REST API, as the
+    Approve button of the Airflow UI or of the Models page would, and shows the ledger naming the person. Surprises."""
+    from airflow_mlops.core import approval, registry
+
+    started = time.monotonic()
+    run_id = api.trigger(DAG_ID, {"as_of": REVIEWED_DAY, "config": REVIEWED_CONFIG})
+    detail = _wait_for_person(api, run_id)
+    if detail is None:
+        version, decision, _ = latest_decision(client)
+        print(f"        !! expected the run to wait for a person; it ended with {decision or 'no verdict'} (v{version})")
+        return 1
+    print(f"        {DAG_ID} waits for a person ({time.monotonic() - started:.0f} s): \"{detail['subject']}\"")
+    for line in detail["body"].splitlines():
+        if line.startswith("- "):
+            print(f"          {line}")
+    _show_mail(inbox, "waits for")
+    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{approval.APPROVAL_TASK_ID}/-1/hitlDetails"
+    answer = api.request("PATCH", path, json={"chosen_options": [approval.APPROVE],
+                                              "params_input": {approval.COMMENT: REVIEWER_COMMENT}})
+    print(f"        {answer['responded_by']['name']} answers {approval.APPROVE} through the REST API (what the Approve "
+          f"button does in Required Actions and on the Models page): \"{REVIEWER_COMMENT}\"", flush=True)
+    state = api.wait_for_run(DAG_ID, run_id, timeout=900)["state"]
+    version, decision, _ = latest_decision(client)
+    moves = [m for m in registry.history(client, MODEL) if m.get("alias") == "champion"]
+    last = moves[-1] if moves else {}
+    print(f"        {decision or state}: {MODEL} v{version} is the champion ({time.monotonic() - started:.0f} s)")
+    print(f"          ledger: {last.get('by')}: {str(last.get('reason')).split('; the gate said')[0]}")
+    _show_mail(inbox, "new champion")
+    if state != "success" or last.get("to") != version or last.get("by") != f"airflow-user:{answer['responded_by']['name']}":
+        print(f"        !! expected the approved v{version} as champion and the ledger naming who approved it")
+        return 1
+    return 0
+
+
+def _wait_for_person(api, run_id: str, timeout: float = 900.0) -> dict | None:
+    """The branch's human-in-the-loop request once the run waits for it; None if the run ends without asking."""
+    from airflow_mlops.core import approval
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = {ti["task_id"]: ti["state"] for ti in api.task_instances(DAG_ID, run_id)}
+        if states.get(approval.APPROVAL_TASK_ID) == "awaiting_input":
+            return api.request("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/"
+                                      f"{approval.APPROVAL_TASK_ID}/-1/hitlDetails")
+        if api.dag_run(DAG_ID, run_id)["state"] in ("success", "failed"):
+            return None
+        time.sleep(3)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep-state", action="store_true", help="do not reset the registry first")
@@ -359,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
 def _story(client: Any, log_dir: Path, inbox: Inbox | None) -> int:
     surprises = 0
     print(f"airflow-mlops demo: {len(STORY)} days of {DAG_ID}, then a data drift and a concept drift the monitors "
-          f"have to notice (full logs in {log_dir}/)\n", flush=True)
+          f"have to notice, and a thin win a person approves (full logs in {log_dir}/)\n", flush=True)
     for n, day in enumerate(STORY, start=1):
         print(f"Day {n}  {day.day}  {day.story}", flush=True)
         before = latest_decision(client)[0]

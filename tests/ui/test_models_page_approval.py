@@ -170,6 +170,30 @@ def test_the_pending_section_renders_everything_as_text():
     assert "1 waiting for approval" in index
 
 
+def test_the_page_and_the_airflow_request_state_the_same_evidence():
+    import html
+
+    from airflow_mlops.core import approval
+    from airflow_mlops.ui import render
+
+    ev = {"model_name": MODEL, "challenger_version": "3", "champion_version": "2", "decision": "PROMOTE",
+          "primary_metric": "roc_auc", "challenger": 0.7039, "champion": 0.6922, "gain": 0.0117, "ci_low": 0.0083,
+          "ci_high": 0.0148, "confidence": 0.95, "margin": 0.005, "test_rows": 1234,
+          "test_days": ["2026-04-09", "2026-04-15"], "excluded_rows": 56, "timeout_hours": 24, "why": ["thin"]}
+    facts = approval.evidence_facts(ev)
+    assert facts == ["roc_auc gain 0.0117, 95% interval 0.0083 .. 0.0148 (paired bootstrap), margin 0.005",
+                     "judged on 1234 test rows (2026-04-09 .. 2026-04-15), 56 excluded as the champion's"]
+    _, body = approval.request_text(ev, {})
+    pending = {"model": MODEL, "version": "3", "champion_version": "2", "dag_id": DAG_ID, "run_id": "r1",
+               "task_id": "branch", "subject": "Promote?", "evidence": ev}
+    detail = {"status": {"name": MODEL}, "pending_approvals": [pending], "evidence": [], "versions": [],
+              "versions_before": None, "versions_older": None, "ledger": [], "ledger_total": 0, "ledger_page": 1,
+              "page_size": 25}
+    page = html.unescape(render.model_detail(detail, render.Urls("/mlops", ""), can_edit=False))
+    for fact in facts:
+        assert f"- {fact}" in body.splitlines() and f"<li>{fact}</li>" in page
+
+
 # --------------------------------------------------------------------------- the viewer, then the admin
 
 

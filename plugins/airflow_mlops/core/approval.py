@@ -95,8 +95,25 @@ def evidence(verdict: Mapping[str, Any], basis: Mapping[str, Any], *, timeout_ho
     }
 
 
-def _num(value: Any) -> str:
-    return "n/a" if not isinstance(value, int | float) else f"{value:.4f}"
+def number(value: Any) -> str:
+    """A metric as the request shows it (4 decimals), or n/a."""
+    return "n/a" if not isinstance(value, int | float) or isinstance(value, bool) else f"{value:.4f}"
+
+
+def evidence_facts(ev: Mapping[str, Any]) -> list[str]:
+    """The gain with its interval, and the rows it was judged on: the same words in the request and on the page."""
+    primary = ev.get("primary_metric") or "primary metric"
+    facts = []
+    if ev.get("gain") is not None:
+        confidence = ev.get("confidence")
+        level = f"{confidence:.0%} " if isinstance(confidence, int | float) else ""
+        facts.append(f"{primary} gain {number(ev.get('gain'))}, {level}interval {number(ev.get('ci_low'))} .. "
+                     f"{number(ev.get('ci_high'))} (paired bootstrap), margin {ev.get('margin', 0):g}")
+    if ev.get("test_rows") is not None:
+        days = ev.get("test_days")
+        facts.append(f"judged on {ev['test_rows']} test rows" + (f" ({days[0]} .. {days[1]})" if days else "")
+                     + (f", {ev['excluded_rows']} excluded as the champion's" if ev.get("excluded_rows") else ""))
+    return facts
 
 
 def request_text(ev: Mapping[str, Any], links: Mapping[str, str]) -> tuple[str, str]:
@@ -107,18 +124,12 @@ def request_text(ev: Mapping[str, Any], links: Mapping[str, str]) -> tuple[str, 
     lines = [f"The gate said **{ev.get('decision')}**; a person decides because:", ""]
     lines += [f"- {w}" for w in ev.get("why") or []]
     lines += ["", f"| | challenger v{version} | champion {'v' + str(champion) if champion else '-'} |", "|---|---|---|",
-              f"| {primary} (primary) | {_num(ev.get('challenger'))} | {_num(ev.get('champion'))} |"]
+              f"| {primary} (primary) | {number(ev.get('challenger'))} | {number(ev.get('champion'))} |"]
     for rail in ev.get("guard_rails") or []:
-        lines.append(f"| {rail['metric']} (guard rail, tolerance {rail['tolerance']:g}) | {_num(rail['challenger'])} | "
-                     f"{_num(rail['champion'])} |")
+        lines.append(f"| {rail['metric']} (guard rail, tolerance {rail['tolerance']:g}) | {number(rail['challenger'])} | "
+                     f"{number(rail['champion'])} |")
     lines.append("")
-    if ev.get("gain") is not None:
-        lines.append(f"- {primary} gain {_num(ev.get('gain'))}, {ev.get('confidence', 0):.0%} interval "
-                     f"{_num(ev.get('ci_low'))} .. {_num(ev.get('ci_high'))} (paired bootstrap), margin {ev.get('margin', 0):g}")
-    if ev.get("test_rows") is not None:
-        days = ev.get("test_days")
-        lines.append(f"- judged on {ev['test_rows']} test rows" + (f" ({days[0]} .. {days[1]})" if days else "")
-                     + (f", {ev['excluded_rows']} excluded as the champion's" if ev.get("excluded_rows") else ""))
+    lines += [f"- {fact}" for fact in evidence_facts(ev)]
     lines += [f"- failed: {f}" for f in ev.get("failed") or []]
     lines += ["", f"**Approve** promotes v{version} (then the smoke test); **Reject** keeps the champion. "
                   f"No answer within {ev.get('timeout_hours'):g} h rejects. Your comment is recorded on the version "

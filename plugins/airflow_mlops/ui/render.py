@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from airflow_mlops import links
+from airflow_mlops.core import approval
 
 ALIASES = ("champion", "challenger", "previous_champion")
 
@@ -177,24 +178,15 @@ def _pending_item(name: str, p: dict, urls: Urls) -> str:
     ev = p.get("evidence") or {}
     primary = ev.get("primary_metric") or "primary metric"
     champion = f"v{p['champion_version']}" if p.get("champion_version") else "none"
-    rows = [f"<tr><th scope=\"row\">{esc(primary)} (primary)</th><td>{esc(_num(ev.get('challenger')))}</td>"
-            f"<td>{esc(_num(ev.get('champion')))}</td><td></td></tr>"]
+    rows = [f"<tr><th scope=\"row\">{esc(primary)} (primary)</th><td>{esc(approval.number(ev.get('challenger')))}</td>"
+            f"<td>{esc(approval.number(ev.get('champion')))}</td><td></td></tr>"]
     for rail in ev.get("guard_rails") or []:
         rows.append(f"<tr><th scope=\"row\">{esc(rail.get('metric'))} (guard rail)</th>"
-                    f"<td>{esc(_num(rail.get('challenger')))}</td><td>{esc(_num(rail.get('champion')))}</td>"
+                    f"<td>{esc(approval.number(rail.get('challenger')))}</td><td>{esc(approval.number(rail.get('champion')))}</td>"
                     f"<td>tolerance {esc(rail.get('tolerance'))}</td></tr>")
     numbers = (f"<table class=\"numbers\"><thead><tr><th></th><th>challenger v{esc(p.get('version'))}</th>"
                f"<th>champion {esc(champion)}</th><th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
-    facts = []
-    if ev.get("gain") is not None:
-        confidence = ev.get("confidence")
-        level = f"{confidence:.0%} " if isinstance(confidence, int | float) else ""
-        facts.append(f"{primary} gain {_num(ev.get('gain'))}, {level}interval {_num(ev.get('ci_low'))} .. "
-                     f"{_num(ev.get('ci_high'))} (paired bootstrap), margin {ev.get('margin')}")
-    if ev.get("test_rows") is not None:
-        days = ev.get("test_days")
-        facts.append(f"judged on {ev['test_rows']} test rows" + (f" ({days[0]} .. {days[1]})" if days else "")
-                     + (f", {ev['excluded_rows']} excluded as the champion's" if ev.get("excluded_rows") else ""))
+    facts = approval.evidence_facts(ev)
     facts.append(f"the gate said {ev.get('decision') or '-'}")
     reasons = [*(ev.get("why") or []), *(f"failed: {f}" for f in ev.get("failed") or [])]
     where = [link(urls.dag_run(p["dag_id"], p["run_id"]), f"Airflow run {p['dag_id']} / {p['run_id']}", top=True),
@@ -230,10 +222,6 @@ def _approval_form(name: str, p: dict) -> str:
         "<button type=\"submit\" name=\"decision\" value=\"reject\" class=\"reject\">Reject</button></div>"
         "<output role=\"status\"></output></form>"
     )
-
-
-def _num(value: Any) -> str:
-    return "n/a" if not isinstance(value, int | float) or isinstance(value, bool) else f"{value:.4f}"
 
 
 def _verdict(s: dict) -> str:
