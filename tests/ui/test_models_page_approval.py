@@ -2,9 +2,10 @@
 
 The pipeline `gate_ui` is churn_fast with `margin: 0` and `approval: {mode: borderline, band: 1.0}` (as in
 tests/dags/test_approval_run.py): a subprocess runs its retrain DAG with dag.test() twice on the same data, on the
-session's Airflow DB and the API server's MLflow store; the first run makes the champion, the second retrains the
-same model (gain exactly 0), so the gate's REJECT is borderline and the `branch` task waits for a person. The
-admin approves it on the Models page; the waiting run resumes and deploys.
+session's Airflow DB and the API server's MLflow store three times; the first run makes the champion, the others
+retrain the same model (gain exactly 0), so the gate's REJECT is borderline and the `branch` task waits for a
+person. The admin approves the second on the Models page (the run resumes and deploys) and rejects the third
+(the champion stays).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ bag = DagBag(dag_folder=sys.argv[1])
 assert not bag.import_errors, bag.import_errors
 dag = bag.get_dag(sys.argv[2])
 logical = dt.datetime(2026, 1, 28, 2, 0, tzinfo=dt.UTC)  # the data: 2026-01-01 .. 2026-01-28
-for hours in (0, 1):
+for hours in (0, 1, 2):
     run = dag.test(logical_date=logical + dt.timedelta(hours=hours), run_conf={"source": sys.argv[3]})
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     print(json.dumps({"run_id": run.run_id, "states": states}), flush=True)
@@ -83,7 +84,7 @@ def server(tmp_path_factory, airflow_db, churn_config):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_MLOPS_PROJECT_ROOT", str(project))
         with running_server(base, churn_config, prepare=start_runs, champion=False) as s:
-            s.extra["runner"] = runner
+            s.extra["runner"], s.extra["base"] = runner, base
             s.extra["pending"] = _wait_for_request(runner, base)
             try:
                 yield s
@@ -92,12 +93,13 @@ def server(tmp_path_factory, airflow_db, churn_config):
                 _fail_waiting_tasks()
 
 
-def _wait_for_request(runner: dict, base) -> dict:
+def _wait_for_request(runner: dict, base, after: set[str] = frozenset()) -> dict:
+    """The first request waiting for a person whose run is not in `after`."""
     from airflow_mlops import approval_requests as approval
 
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        pending = approval.pending_approvals(dag_ids=[DAG_ID])
+        pending = [p for p in approval.pending_approvals(dag_ids=[DAG_ID]) if p["run_id"] not in after]
         if pending:
             return pending[0]
         if runner["proc"].poll() is not None:
@@ -118,9 +120,16 @@ def _fail_waiting_tasks() -> None:
                         .values(state=TaskInstanceState.FAILED))
 
 
-def _runs(server) -> list[dict]:
-    out = server.extra["runner"]["out"]
-    return [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
+def _runs(server, count: int, timeout: float = 120) -> list[dict]:
+    """The first `count` runs of the subprocess once they have ended."""
+    out, deadline = server.extra["runner"]["out"], time.monotonic() + timeout
+    while True:
+        runs = [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
+        if len(runs) >= count:
+            return runs[:count]
+        assert time.monotonic() < deadline and server.extra["runner"]["proc"].poll() is None, \
+            (server.extra["base"] / "runs.log").read_text()[-4000:]
+        time.sleep(0.5)
 
 
 def _token_for(user: str) -> str:
@@ -288,16 +297,18 @@ def test_admin_approves_in_the_browser_the_run_deploys_and_the_ledger_names_them
     entry = next(e for e in browser.find_elements(By.CSS_SELECTOR, "table.ledger tbody tr.ledger-entry")
                  if e.find_elements(By.CSS_SELECTOR, "td")[2].text == "champion")
     assert entry.find_element(By.CSS_SELECTOR, "td.who").text == "airflow-user:admin"
-    assert entry.find_element(By.CSS_SELECTOR, "td.why").text.startswith(
-        f"v{version} approved by admin: gain is flat but the data is newer <b>ship it</b>; the gate said REJECT")
+    why = entry.find_element(By.CSS_SELECTOR, "td.why")
+    assert why.text.startswith(f"v{version} approved by admin: gain is flat but the data is newer <b>ship it</b>\nmore")
+    folded = why.find_element(By.CSS_SELECTOR, "details")  # the gate's checks, closed until clicked
+    assert folded.get_attribute("open") is None and folded.get_attribute("textContent").startswith(
+        "morethe gate said REJECT: judged on")
     assert browser.execute_script("return window.__xss") is None
     browser.execute_script("window.scrollTo(0, 0)")
     in_frame(browser, "approval_approved.png")
     browser.execute_script("document.querySelector('section.ledger').scrollIntoView()")
     in_frame(browser, "approval_ledger.png")
 
-    server.extra["runner"]["proc"].wait(120)
-    first, second = _runs(server)
+    first, second = _runs(server, 2)
     assert second["states"]["branch"] == "success" and second["states"]["deploy"] == "success"
     assert second["states"]["record_rejection"] == "skipped"
     tags = server.client.get_model_version(MODEL, version).tags
@@ -307,3 +318,45 @@ def test_admin_approves_in_the_browser_the_run_deploys_and_the_ledger_names_them
         again = admin.post(f"/mlops/api/models/{MODEL}/approvals", headers={"X-CSRF-Token": _token_for("admin")},
                            json={"dag_id": DAG_ID, "run_id": pending["run_id"], "decision": "reject", "comment": "late"})
     assert again.status_code == 409 and "reload the page" in again.text
+
+
+def test_admin_rejects_the_next_one_in_the_browser_the_champion_stays_and_the_ledger_names_them(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from test_models_page import login, open_models_from_navigation
+
+    pending = _wait_for_request(server.extra["runner"], server.extra["base"], after={server.extra["pending"]["run_id"]})
+    version, champion = pending["version"], pending["champion_version"]
+    assert champion == server.extra["pending"]["version"]  # the one approved above
+    login(browser, server, "admin")
+    wait = open_models_from_navigation(browser, server)
+    browser.find_element(By.LINK_TEXT, MODEL).click()
+    section = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "section#pending")))
+    assert f"Promote {MODEL} v{version} to champion? (now v{champion})" in section.text
+    form = section.find_element(By.CSS_SELECTOR, "form.approval")
+    form.find_element(By.CSS_SELECTOR, "button.reject").click()  # no comment: the page asks for one
+    assert form.find_element(By.CSS_SELECTOR, "output").text == "A comment is required to reject."
+    form.find_element(By.NAME, "comment").send_keys("no gain on the same data: <i>not worth a deploy</i>")
+    form.find_element(By.CSS_SELECTOR, "button.reject").click()
+    wait.until(lambda d: "Rejected by admin" in d.find_element(By.CSS_SELECTOR, "form.approval output").text)
+
+    deadline = time.monotonic() + 120  # the run resumes in the subprocess and records the rejection
+    while not any(m["action"] == "reject" and m.get("version") == version for m in registry.history(server.client, MODEL)):
+        assert time.monotonic() < deadline, f"the rejection of v{version} never reached the ledger"
+        time.sleep(0.5)
+    browser.execute_script("location.reload()")
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "section#pending") == [])
+    assert browser.find_element(By.CSS_SELECTOR, ".card.champion p").text == f"version {champion}"
+    entry = next(e for e in browser.find_elements(By.CSS_SELECTOR, "table.ledger tbody tr.ledger-entry")
+                 if e.find_elements(By.CSS_SELECTOR, "td")[1].text == "reject")
+    assert entry.find_element(By.CSS_SELECTOR, "td.who").text == "airflow-user:admin"
+    assert entry.find_element(By.CSS_SELECTOR, "td.why").text == (
+        f"v{version} rejected by admin: no gain on the same data: <i>not worth a deploy</i>")
+    browser.execute_script("document.querySelector('section.ledger').scrollIntoView()")
+    in_frame(browser, "approval_rejected.png")
+
+    third = _runs(server, 3)[2]
+    assert third["states"]["record_rejection"] == "success" and third["states"]["deploy"] == "skipped"
+    assert registry.read_aliases(server.client, MODEL)["champion"] == champion
+    tags = server.client.get_model_version(MODEL, version).tags
+    assert (tags["approval.decision"], tags["approval.by"], tags["decision"]) == ("rejected", "admin", "REJECT")

@@ -281,11 +281,24 @@ def _ledger(d: dict, urls: Urls) -> str:
         body.append(
             f"<tr class=\"ledger-entry\"><td>{esc(e.get('at'))}</td><td>{esc(e.get('action'))}</td><td>{esc(e.get('alias'))}</td>"
             f"<td>{esc(e.get('from'))}</td><td>{esc(e.get('to'))}</td><td class=\"who\">{who}</td>"
-            f"<td class=\"why\">{esc(e.get('reason'))}</td><td>{esc(e.get('trigger'))}</td></tr>"
+            f"<td class=\"why\">{_why(e.get('reason'))}</td><td>{esc(e.get('trigger'))}</td></tr>"
         )
     pager = _ledger_pager(urls, name, d)
     return (f"<section class=\"ledger\"><h2>Ledger of alias moves ({esc(d['ledger_total'])}, newest first)</h2>"
             f"{_table(head, body, css='ledger')}{pager}</section>")
+
+
+def _why(reason: Any) -> str:
+    """A ledger reason: a person's words (or the verdict's first check) shown, the gate's checks folded under "more"."""
+    text = str(reason or "-")
+    first, sep, rest = text.partition("; the gate said ")
+    if sep:
+        rest = "the gate said " + rest
+    else:
+        first, sep, rest = text.partition("; ")
+    if not sep:
+        return esc(first)
+    return f"{esc(first)}<details><summary>more</summary>{esc(rest)}</details>"
 
 
 def _versions_pager(urls: Urls, name: str, d: dict) -> str:
