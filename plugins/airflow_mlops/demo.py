@@ -455,7 +455,8 @@ def _story(client: Any, log_dir: Path, inbox: Inbox | None) -> int:
     cli.main(["status"])
     print("\nLedger of alias moves:    .venv/bin/airflow-mlops history churn_classifier")
     print("MLflow UI (runs, plots):  make mlflow-ui   -> http://127.0.0.1:5000")
-    print("Airflow UI (the DAGs):    make airflow     -> http://localhost:8080")
+    print("Airflow UI (the DAGs):    make airflow     -> http://localhost:8080 (Models in its navigation: the ledger,"
+          " the evidence, approvals)")
     print("Re-check a verdict:       .venv/bin/airflow-mlops audit churn_classifier 2")
     print("Replay a day:             make dag-test DAG=churn_retrain CONF='{\"as_of\": \"2026-02-12\"}'")
     print("The second pipeline:      make dag-test DAG=diabetes_retrain   (regression, include/pipelines/diabetes.yaml)")
