@@ -5,7 +5,8 @@ with a model of 1,000 versions and a ledger of 1,000 alias moves (the page shows
 newest page, and an older page of each).
 State: a fresh Airflow SQLite DB with this project's DAGs serialized, a real MLflow SQLite store where the real
 gate judged churn_classifier v2 against v1; then 1,000 more versions and 1,000 ledger entries written
-through the registry's own writers. Requests alternate so machine noise hits both alike; after 3 warm-ups.
+through the registry's own writers, and the 3,000 lock/intent/unlock parameters 1,000 real moves leave on the
+ledger run. Requests alternate so machine noise hits both alike; after 3 warm-ups.
 
     python benchmarks/models_page.py [--rounds 30] [--versions 1000]
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import statistics
 import subprocess
@@ -41,6 +43,14 @@ def add_versions(client, model: str, n: int) -> None:
                 "alias": "champion", "from": str(i), "to": str(i + 1), "by": "airflow:churn_retrain/x/deploy",
                 "actor": {"airflow.dag_id": "churn_retrain"}, "reason": f"bench move {i}"} for i in range(n)]
     registry._append_ledger(client, model, entries)
+    # each real move also leaves its lock, intent and unlock parameters on the ledger run
+    from mlflow.entities import Param
+
+    run_id = client.get_registered_model(model).tags[registry.LEDGER_RUN_TAG]
+    params = [Param(f"{kind}.{i + 100}", json.dumps({"by": "airflow:churn_retrain/x/deploy", "i": i}))
+              for i in range(n) for kind in ("lock", "intent", "unlock")]
+    for first in range(0, len(params), 100):
+        client.log_batch(run_id, params=params[first:first + 100])
 
 
 def timed(http, path: str) -> tuple[float, int]:

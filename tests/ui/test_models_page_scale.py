@@ -31,6 +31,8 @@ class CountingClient:
 
     def __getattr__(self, name):
         method = getattr(self._client, name)
+        if not callable(method):  # e.g. tracking_uri
+            return method
 
         def counted(*args, **kwargs):
             self.calls[name] += 1
@@ -58,6 +60,7 @@ def big_model(mlflow_client, tmp_path):
             tags |= {"decision": "reject", "decision.reasons": json.dumps([f"v{i} too weak"]),
                      "decision.at": f"2026-01-{i // 10:02d}T00:00:00Z", "evaluation.run_id": run.info.run_id}
         client.create_model_version(MODEL, (tmp_path / "artifacts" / "model").as_uri(), run.info.run_id, tags=tags)
+    client.set_terminated(run.info.run_id)
     start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     registry._append_ledger(client, MODEL, [
         {"at": (start + dt.timedelta(minutes=i)).isoformat(), "model": MODEL, "action": "promote", "alias": "champion",
@@ -76,6 +79,12 @@ def test_page_and_status_read_a_bounded_number_of_versions(big_model):
     # a page of versions (and one more: is there an older page?), the aliased ones, the newest judged one, and those
     # the shown ledger moves name (for their trigger): never all of them
     assert client.versions_read <= 2 * overview.PAGE_SIZE + 10 < VERSIONS, (client.versions_read, client.calls)
+    again = CountingClient(big_model)
+    assert overview.model_detail(again, MODEL, configs=[]) == detail  # the ledger and the gate's plots are kept now
+    # one MLflow call per thing read: 3 aliases, the page, the newest judged version, the versions the ledger moves
+    # name; the ledger runs' locations are kept (their folders are listed, the runs not re-read or searched)
+    assert sum(again.calls.values()) <= 6, again.calls
+    assert not (again.calls["get_run"] or again.calls["search_runs"] or again.calls["get_experiment_by_name"]), again.calls
 
     status = detail["status"]
     assert (status["champion"], status["challenger"], status["latest_version"]) == ("60", str(VERSIONS), str(VERSIONS))
@@ -93,6 +102,18 @@ def test_page_and_status_read_a_bounded_number_of_versions(big_model):
     [row] = overview.model_status(client, configs=[])
     assert client.calls["get_registered_model"] == 0 and client.versions_read <= 3, (client.versions_read, client.calls)
     assert row == status  # one source: the status row is the page's
+
+
+def test_aliases_are_read_at_every_request_once_per_version(big_model):
+    registry.set_alias(big_model, MODEL, registry.CHALLENGER, "60")  # the champion is the challenger too
+    client = CountingClient(big_model)
+    status = overview.model_detail(client, MODEL, configs=[])["status"]
+    assert (status["champion"], status["challenger"], status["previous_champion"]) == ("60", "60", None)
+    assert client.calls["get_model_version_by_alias"] == 2, client.calls  # the champion's read names its challenger
+
+    registry.set_alias(big_model, MODEL, registry.CHALLENGER, "119")
+    detail = overview.model_detail(big_model, MODEL, configs=[])
+    assert detail["status"]["challenger"] == "119" and detail["versions"][1]["aliases"] == ["challenger"]
 
 
 def test_older_version_pages_are_read_in_mlflow(big_model):

@@ -6,11 +6,11 @@ page at a time), the evidence plots the gate and the monitors logged, and its le
 moves (newest first, a page at a time). Plain data (str, int, lists, dicts): the CLI prints it
 as JSON, the web layer renders it as escaped text.
 
-Both read a bounded number of model versions however many a model has (aliases one by one, a page
-of versions by a search in MLflow, the newest decided version by a search for its tag). What never
-changes is kept in the process: a finished run's plot list, a ledger as parsed for its size (a
-ledger only grows), the pipeline configs for their files' sizes and times. Registry state (aliases,
-tags) is read at every request.
+Both read a bounded number of model versions however many a model has (the aliased ones by alias, one
+read per version, a page of versions by a search in MLflow, the newest decided version by a search for
+its tag), and each thing they show once per request. What never changes is kept in the process: a
+finished run's plot list, a ledger as parsed for its size (a ledger only grows), the pipeline configs
+for their files' sizes and times. Registry state (aliases, tags) is read at every request.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from mlflow import MlflowClient
+    from mlflow.entities import Experiment
 
     from airflow_mlops.core.config import PipelineConfig
 
@@ -95,7 +96,8 @@ def model_status(client: MlflowClient, *, days: int = 7, configs: Sequence[Pipel
     if configs is None:
         configs = _configs_or_none() if rows else []
     for row in rows:
-        _complete(client, row, days, configs)
+        config = config_for(row["name"], configs)
+        _complete(client, row, days, config, _monitors(client, config) if row.get("champion") else None)
     return rows
 
 
@@ -116,22 +118,28 @@ def model_detail(
     as one page in MLflow. `versions_older` / `versions_newer`: the `versions_before` of the next older page (None:
     none older) and of the next newer one (None: the newest page). Raises registry.UnknownModelError for a model
     that is not registered.
+
+    Every version is read once per request: those read for the aliases and the page also give the triggers of the
+    ledger moves shown. Nothing of the registry is kept between requests but the ledger runs' locations and the
+    parsed ledger (re-read when its size changes; registry.recorded_moves).
     """
     configs = _configs_or_none() if configs is None else configs
     by_alias = registry.alias_versions(client, name)
     listed = registry.newest_versions(client, name, limit=page_size + 1, before=versions_before)
     shown, older = listed[:page_size], listed[page_size:]
-    if versions_before is None:
-        latest = str(shown[0].version) if shown else None
-    else:
-        newest = registry.newest_versions(client, name, limit=1)
-        latest = str(newest[0].version) if newest else None
+    top = shown if versions_before is None else registry.newest_versions(client, name, limit=1)
+    latest = str(top[0].version) if top else None
+    # pages are ranges of version numbers: the newer page ends page_size numbers higher (None: the newest page)
+    newer = None if versions_before is None or latest is None or versions_before + page_size > int(latest) else (
+        versions_before + page_size)
     if latest is None and not by_alias:
         registry._require_model(client, name)  # UnknownModelError, unless it has no version yet
     aliases = {alias: str(mv.version) for alias, mv in by_alias.items()}
-    known = {str(mv.version): mv for mv in [*shown, *by_alias.values()]}
+    known = {str(mv.version): mv for mv in [*shown, *top, *by_alias.values()]}
     row = registry.status_row(client, name, aliases, known=known.values(), latest_version=latest)
-    _complete(client, row, days, configs)
+    config = config_for(name, configs)
+    monitors = _monitors(client, config)
+    _complete(client, row, days, config, monitors)
     on_version: dict[str, list[str]] = {}
     for alias, version in aliases.items():
         on_version.setdefault(version, []).append(alias)
@@ -146,23 +154,14 @@ def model_detail(
         "status": row,
         "versions": [_version(mv, on_version.get(str(mv.version), [])) for mv in shown],
         "versions_before": versions_before,
-        "versions_newer": _newer_page(client, name, versions_before, latest, page_size),
+        "versions_newer": newer,
         "versions_older": int(shown[-1].version) if older else None,
-        "evidence": evidence(client, row, config_for(name, configs)),
+        "evidence": evidence(client, row, monitors),
         "ledger": ledger,
         "ledger_total": len(moves),
         "ledger_page": ledger_page,
         "page_size": page_size,
     }
-
-
-def _newer_page(client: MlflowClient, name: str, before: int | None, latest: str | None, size: int) -> int | None:
-    """The `versions_before` of the page above the one below `before` (None: that is the newest page)."""
-    if before is None or latest is None or int(latest) < before:
-        return None
-    above = registry.newest_versions(client, name, limit=size, after=before - 1)
-    top = int(above[0].version) if above else None
-    return None if top is None or str(top) == latest else top + 1
 
 
 def versions_of_dag_run(client: MlflowClient, dag_id: str, run_id: str) -> list[dict]:
@@ -174,19 +173,19 @@ def versions_of_dag_run(client: MlflowClient, dag_id: str, run_id: str) -> list[
     return sorted(out, key=lambda v: (v["name"], -int(v["version"])))
 
 
-def evidence(client: MlflowClient, row: dict, config: PipelineConfig | None) -> list[dict]:
-    """The PNG plots behind the latest verdict and checks: the gate's (evaluated version), the latest drift check's
-    and the latest performance check's. Each: {kind, title, run_id, experiment_id, path, at}."""
+def evidence(client: MlflowClient, row: dict, monitors: Experiment | None) -> list[dict]:
+    """The PNG plots behind the latest verdict and checks: the gate's (evaluated version), and the latest drift
+    check's and performance check's in `monitors` (the pipeline's monitoring experiment, None: none).
+    Each: {kind, title, run_id, experiment_id, path, at}."""
     out: list[dict] = []
     version, run_id = row.get("evaluated_version"), row.get("evaluation_run_id")
     if version and run_id:
         out += _plots(client, run_id, "evaluation", f"gate: version {version} ({row.get('decision') or '?'})")
-    if config is not None:
+    if monitors is not None:
         from airflow_mlops.core import monitoring
 
-        experiment = client.get_experiment_by_name(monitoring.monitoring_experiment(config))
         for step, folder, limit in (("drift", "drift", MAX_DRIFT_PLOTS), ("performance", "performance", 2)):
-            run = _latest_run(client, experiment, step, row["name"])
+            run = _latest_run(client, monitors, step, row["name"])
             if run is not None:
                 tags = run.data.tags
                 verdict = tags.get(monitoring.VERDICT_TAG) or tags.get("performance.verdict") or ""
@@ -196,21 +195,32 @@ def evidence(client: MlflowClient, row: dict, config: PipelineConfig | None) -> 
     return out
 
 
-def _complete(client: MlflowClient, row: dict, days: int, configs: Sequence[PipelineConfig]) -> dict:
-    config = config_for(row["name"], configs)
+def _monitors(client: MlflowClient, config: PipelineConfig | None) -> Experiment | None:
+    """The pipeline's monitoring experiment (drift and performance checks); None without a pipeline or checks."""
+    if config is None:
+        return None
+    from airflow_mlops.core import monitoring
+
+    return client.get_experiment_by_name(monitoring.monitoring_experiment(config))
+
+
+def _complete(client: MlflowClient, row: dict, days: int, config: PipelineConfig | None,
+              monitors: Experiment | None) -> dict:
     row["pipeline"] = config.name if config is not None else None
-    row["performance"] = _realized(client, row, days, config)
+    row["performance"] = _realized(client, row, days, config, monitors)
     return row
 
 
-def _realized(client: MlflowClient, row: dict, days: int, config: PipelineConfig | None) -> dict | None:
+def _realized(client: MlflowClient, row: dict, days: int, config: PipelineConfig | None,
+              monitors: Experiment | None) -> dict | None:
     """The champion's realized performance (performance monitor); None without checks, or when reading them fails."""
-    if not row.get("champion") or config is None:
+    if not row.get("champion") or config is None or monitors is None:
         return None
     try:
         from airflow_mlops.core.performance.evidence import realized_summary
 
-        return realized_summary(client, config, str(row["champion"]), days=days)
+        return realized_summary(client, config, str(row["champion"]), days=days,
+                                experiment_id=monitors.experiment_id)
     except Exception as exc:  # status must work whatever the monitoring history holds
         log.warning("realized performance of %s not shown: %s", row["name"], exc)
         return None
@@ -248,9 +258,7 @@ def _plots(client: MlflowClient, run_id: str, folder: str, title: str) -> list[d
     return [{**plot, "title": title} for plot in plots]
 
 
-def _latest_run(client: MlflowClient, experiment: Any, step: str, model: str) -> Any:
-    if experiment is None:
-        return None
+def _latest_run(client: MlflowClient, experiment: Experiment, step: str, model: str) -> Any:
     from airflow_mlops.core import monitoring
 
     runs = client.search_runs(

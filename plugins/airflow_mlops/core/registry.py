@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from mlflow import MlflowClient
+    from mlflow.entities import Run
     from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -398,16 +399,11 @@ _MOVES_LOCK = threading.Lock()
 
 
 def recorded_moves(client: MlflowClient, name: str) -> list[dict]:
-    """`history(name)` newest first, for showing pages of it: one listing per ledger run, the JSON read and parsed
-    only when it changed (a process-wide cache). The entries are shared: copy one before changing it."""
-    runs = _ledger_runs(client, name, tagged=False)
-    sizes = []
-    for run_id in runs:
-        ledger = next((f for f in client.list_artifacts(run_id) if f.path == LEDGER_ARTIFACT), None)
-        sizes.append((run_id, ledger.file_size if ledger is not None else None))
-    key = tuple(sizes)
+    """`history(name)` newest first, for showing pages of it: a listing of each ledger run's folder, the JSON read
+    and parsed only when it changed (a process-wide cache). The entries are shared: copy one before changing it."""
+    sizes = tuple((run_id, _ledger_size(client, uri)) for run_id, uri in _ledger_locations(client, name))
     with _MOVES_LOCK:
-        cached = _MOVES_CACHE.get(key)
+        cached = _MOVES_CACHE.get(sizes)
     if cached is not None:
         return cached
     merged: dict[tuple, dict] = {}
@@ -418,7 +414,7 @@ def recorded_moves(client: MlflowClient, name: str) -> list[dict]:
     with _MOVES_LOCK:
         while len(_MOVES_CACHE) >= _MOVES_CACHE_SIZE:
             del _MOVES_CACHE[next(iter(_MOVES_CACHE))]
-        _MOVES_CACHE[key] = moves
+        _MOVES_CACHE[sizes] = moves
     return moves
 
 
@@ -494,9 +490,14 @@ def status_row(
 
 def alias_versions(client: MlflowClient, name: str, aliases: Iterable[str] = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
                    ) -> dict[str, ModelVersion]:
-    """{alias: the version it points at, with its tags} for those of `aliases` that are set (one read each)."""
-    found = {alias: get_alias_version(client, name, alias) for alias in aliases}
-    return {alias: mv for alias, mv in found.items() if mv is not None}
+    """{alias: the version it points at, with its tags} for those of `aliases` that are set: one read per version,
+    as a version read by alias lists every alias it carries (a champion that is also the challenger: one read)."""
+    wanted = list(aliases)
+    found: dict[str, ModelVersion] = {}
+    for alias in wanted:
+        if alias not in found and (mv := get_alias_version(client, name, alias)) is not None:
+            found.update({a: mv for a in [alias, *(mv.aliases or [])] if a in wanted})
+    return found
 
 
 def latest_decided_version(client: MlflowClient, name: str) -> ModelVersion | None:
@@ -508,15 +509,10 @@ def latest_decided_version(client: MlflowClient, name: str) -> ModelVersion | No
     return found[0] if found else None
 
 
-def newest_versions(client: MlflowClient, name: str, *, limit: int, before: int | None = None,
-                    after: int | None = None) -> list[ModelVersion]:
-    """Up to `limit` versions of `name` with their tags, newest first: those numbered below `before`, or the oldest
-    ones above `after` (a page of the version list, read in MLflow, not in Python)."""
+def newest_versions(client: MlflowClient, name: str, *, limit: int, before: int | None = None) -> list[ModelVersion]:
+    """Up to `limit` versions of `name` with their tags, newest first: those numbered below `before` (a page of the
+    version list, read in MLflow, not in Python)."""
     where = f"name = {quote_filter_value(name)}"
-    if after is not None:
-        found = client.search_model_versions(f"{where} and version_number > {int(after)}", max_results=limit,
-                                             order_by=["version_number ASC"])
-        return sorted(found, key=lambda mv: int(mv.version), reverse=True)
     if before is not None:
         where += f" and version_number < {int(before)}"
     return list(client.search_model_versions(where, max_results=limit, order_by=["version_number DESC"]))
@@ -869,15 +865,50 @@ def _ledger_run_id(client: MlflowClient, name: str, *, create: bool) -> str | No
 
 def _ledger_runs(client: MlflowClient, name: str, *, tagged: bool = True) -> list[str]:
     """Ids of every active ledger run of `name`, oldest first (the model-tagged one first when `tagged`)."""
+    found = [run.info.run_id for run in _search_ledger_runs(client, name)]
+    tag = client.get_registered_model(name).tags.get(LEDGER_RUN_TAG) if tagged else None
+    return [tag] + [r for r in found if r != tag] if tag in found else found
+
+
+def _search_ledger_runs(client: MlflowClient, name: str) -> list[Run]:
+    """Every active ledger run of `name` (MLflow Run objects), oldest first."""
     exp = client.get_experiment_by_name(LEDGER_EXPERIMENT)
-    found = [] if exp is None else [r.info.run_id for r in client.search_runs(
+    if exp is None:
+        return []
+    return list(client.search_runs(
         [exp.experiment_id],
         filter_string=f"tags.`{LEDGER_MODEL_TAG}` = {quote_filter_value(name)}",
         order_by=["attributes.start_time ASC", "attributes.run_id ASC"],
         max_results=50,
-    )]
-    tag = client.get_registered_model(name).tags.get(LEDGER_RUN_TAG) if tagged else None
-    return [tag] + [r for r in found if r != tag] if tag in found else found
+    ))
+
+
+#: (Tracking URI, model name) -> ((ledger run id, its artifact location), ...) and when they were searched. A model's ledger runs
+#: are made at its first promotion and never change after (only deleting one does, by hand): searched again each
+#: LEDGER_RUNS_TTL_S, as the search returns each run with every parameter the promotion locks left on it.
+_LEDGER_LOCATIONS: dict[tuple[str, str], tuple[tuple[tuple[str, str], ...], float]] = {}
+LEDGER_RUNS_TTL_S = 60.0
+
+
+def _ledger_locations(client: MlflowClient, name: str) -> tuple[tuple[str, str], ...]:
+    """(run id, artifact location) of every active ledger run of `name`, oldest first (cached, see above)."""
+    key = (str(client.tracking_uri), name)
+    cached = _LEDGER_LOCATIONS.get(key)
+    if cached is not None and time.monotonic() - cached[1] < LEDGER_RUNS_TTL_S:
+        return cached[0]
+    found = tuple((run.info.run_id, run.info.artifact_uri) for run in _search_ledger_runs(client, name))
+    if found:  # none yet: the first promotion makes one, so look again next time
+        _LEDGER_LOCATIONS[key] = (found, time.monotonic())
+    return found
+
+
+def _ledger_size(client: MlflowClient, artifact_uri: str) -> int | None:
+    """The size of the ledger artifact at a ledger run's artifact location (None: none yet), listed without
+    reading the run (`client.list_artifacts(run_id)` would)."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repo = get_artifact_repository(artifact_uri, tracking_uri=client.tracking_uri)
+    return next((f.file_size for f in repo.list_artifacts() if f.path == LEDGER_ARTIFACT), None)
 
 
 def _tag_ledger_run(client: MlflowClient, name: str, run_id: str) -> None:

@@ -128,22 +128,26 @@ def check_metrics(check: DayCheck) -> dict[str, float]:
 
 
 def performance_table(
-    client: MlflowClient, config: PipelineConfig, *, days: int | None = None, version: str | None = None
+    client: MlflowClient, config: PipelineConfig, *, days: int | None = None, version: str | None = None,
+    experiment_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """The per-day table from the finished checks, oldest day first: the latest check of each day.
 
-    `days`: only the last N days checked; `version`: only days judged for that champion version.
+    `days`: only the last N days checked; `version`: only days judged for that champion version;
+    `experiment_id`: the monitoring experiment's, when the caller has looked it up already.
     """
-    exp = client.get_experiment_by_name(monitoring.monitoring_experiment(config))
-    if exp is None:
-        return []
+    if experiment_id is None:
+        exp = client.get_experiment_by_name(monitoring.monitoring_experiment(config))
+        if exp is None:
+            return []
+        experiment_id = exp.experiment_id
     filters = [f"tags.`{monitoring.STEP_TAG}` = '{STEP}'",
                f"tags.`{monitoring.MODEL_TAG}` = {quote_filter_value(config.model_name)}",
                "attributes.status = 'FINISHED'"]
     if version is not None:
         filters.append(f"tags.`{VERSION_TAG}` = {quote_filter_value(str(version))}")
     limit = (days or 1000) * 3 + 10
-    runs = client.search_runs([exp.experiment_id], filter_string=" and ".join(filters),
+    runs = client.search_runs([experiment_id], filter_string=" and ".join(filters),
                               order_by=["attributes.start_time DESC"], max_results=min(limit, 5000))
     latest: dict[str, dict[str, Any]] = {}
     for run in runs:
@@ -183,10 +187,12 @@ def _row(run: Any) -> dict[str, Any]:
     }
 
 
-def realized_summary(client: MlflowClient, config: PipelineConfig, version: str, *, days: int = 7) -> dict | None:
+def realized_summary(client: MlflowClient, config: PipelineConfig, version: str, *, days: int = 7,
+                     experiment_id: str | None = None) -> dict | None:
     """The champion's realized primary metric over its last `days` labelled days, beside its promise; None
     when it has no performance check yet. For ``airflow-mlops status``: one MLflow search."""
-    rows = [r for r in performance_table(client, config, days=days, version=version) if r.get("realized") is not None]
+    rows = [r for r in performance_table(client, config, days=days, version=version, experiment_id=experiment_id)
+            if r.get("realized") is not None]
     if not rows:
         return None
     last = rows[-1]
