@@ -218,3 +218,19 @@ def breast_cancer():
     df = load_breast_cancer(as_frame=True).frame
     df.columns = [c.replace(" ", "_") for c in df.columns]
     return df
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A browser test that fails saves what the browser showed: tests/ui/screenshots/failed_<test>.png."""
+    report = yield
+    browser = getattr(item, "funcargs", {}).get("browser")
+    if report.when == "call" and report.failed and browser is not None:
+        path = ROOT / "tests" / "ui" / "screenshots" / f"failed_{item.name}.png"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            browser.save_screenshot(str(path))
+            report.sections.append(("browser", f"screenshot: {path}\nurl: {browser.current_url}"))
+        except Exception as exc:  # the browser may be gone: the failure itself is what matters
+            report.sections.append(("browser", f"no screenshot: {exc}"))
+    return report

@@ -132,6 +132,20 @@ def login(browser, server, user: str) -> None:
     wait.until(lambda d: "/auth/login" not in d.current_url)
 
 
+def models_table_in_frame(browser) -> bool:
+    """Into the Models iframe, and is its table there? Found afresh at each try: the Airflow UI may mount the
+    iframe again after it first appeared, and a frame switched into before that is a dead one."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.common.by import By
+
+    try:
+        browser.switch_to.default_content()
+        browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, "iframe[title='Models']"))
+        return bool(browser.find_elements(By.CSS_SELECTOR, "table.models"))
+    except WebDriverException:
+        return False
+
+
 def open_models_from_navigation(browser, server):
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
     from selenium.webdriver.common.by import By
@@ -145,9 +159,7 @@ def open_models_from_navigation(browser, server):
         nav = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "nav a[href$='/plugin/models'], a[href$='/plugin/models']")))
         nav.click()
         wait.until(lambda d: d.current_url.rstrip("/").endswith("/plugin/models"))
-        frame = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe[title='Models']")))
-        browser.switch_to.frame(frame)
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "table.models")))
+        wait.until(models_table_in_frame)
     except TimeoutException:  # show what the browser showed instead
         browser.switch_to.default_content()
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
