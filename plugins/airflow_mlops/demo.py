@@ -5,8 +5,8 @@
 Days 1-3 are each one `airflow dags test churn_retrain <day>` (the real Airflow task runner, no
 scheduler needed) on the project-local state in .mlops/; days 4-6 start Airflow's scheduler,
 triggerer, dag-processor and API server (LocalExecutor, the same SQLite DB) because only the
-scheduler turns a monitor's Asset event into a DAG run, and a person answers through the API server. Full logs go to .mlops/demo/, the story
-line to the terminal:
+scheduler turns a monitor's Asset event into a DAG run, and a person answers through the API server.
+Full logs go to .mlops/demo/, the story line to the terminal:
 
   day 1  2026-02-10  first champion (NO_BASELINE_PROMOTE)
   day 2  2026-02-11  a challenger that is not significantly better: REJECT, champion kept

@@ -883,9 +883,10 @@ def _search_ledger_runs(client: MlflowClient, name: str) -> list[Run]:
     ))
 
 
-#: (Tracking URI, model name) -> ((ledger run id, its artifact location), ...) and when they were searched. A model's ledger runs
-#: are made at its first promotion and never change after (only deleting one does, by hand): searched again each
-#: LEDGER_RUNS_TTL_S, as the search returns each run with every parameter the promotion locks left on it.
+#: (Tracking URI, model name) -> ((ledger run id, its artifact location), ...) and when they were searched.
+#: A model's ledger runs are made at its first promotion and never change after (only deleting one by hand
+#: does): searched again each LEDGER_RUNS_TTL_S, as the search returns each run with every parameter the
+#: promotion locks left on it.
 _LEDGER_LOCATIONS: dict[tuple[str, str], tuple[tuple[tuple[str, str], ...], float]] = {}
 LEDGER_RUNS_TTL_S = 60.0
 
