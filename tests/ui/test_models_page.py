@@ -158,7 +158,8 @@ def open_models_from_navigation(browser, server):
     try:
         nav = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "nav a[href$='/plugin/models'], a[href$='/plugin/models']")))
         nav.click()
-        wait.until(lambda d: d.current_url.rstrip("/").endswith("/plugin/models"))
+        # Airflow then mirrors the iframe's own path into its route: /plugin/models/mlops/models
+        wait.until(lambda d: "/plugin/models" in d.current_url)
         wait.until(models_table_in_frame)
     except TimeoutException:  # show what the browser showed instead
         browser.switch_to.default_content()
