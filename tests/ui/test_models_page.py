@@ -132,18 +132,21 @@ def login(browser, server, user: str) -> None:
     wait.until(lambda d: "/auth/login" not in d.current_url)
 
 
-def models_table_in_frame(browser) -> bool:
-    """Into the Models iframe, and is its table there? Found afresh at each try: the Airflow UI may mount the
-    iframe again after it first appeared, and a frame switched into before that is a dead one."""
+def models_frame_shows(css: str):
+    """A wait condition: into the Models iframe, and is `css` there? The iframe is found afresh at each try: the
+    Airflow UI may mount it again after it first appeared, and a frame switched into before that is a dead one."""
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
 
-    try:
-        browser.switch_to.default_content()
-        browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, "iframe[title='Models']"))
-        return bool(browser.find_elements(By.CSS_SELECTOR, "table.models"))
-    except WebDriverException:
-        return False
+    def shows(browser) -> bool:
+        try:
+            browser.switch_to.default_content()
+            browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, "iframe[title='Models']"))
+            return bool(browser.find_elements(By.CSS_SELECTOR, css))
+        except WebDriverException:
+            return False
+
+    return shows
 
 
 def open_models_from_navigation(browser, server):
@@ -160,7 +163,7 @@ def open_models_from_navigation(browser, server):
         nav.click()
         # Airflow then mirrors the iframe's own path into its route: /plugin/models/mlops/models
         wait.until(lambda d: "/plugin/models" in d.current_url)
-        wait.until(models_table_in_frame)
+        wait.until(models_frame_shows("table.models"))
     except TimeoutException:  # show what the browser showed instead
         browser.switch_to.default_content()
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -236,3 +239,11 @@ def test_viewer_sees_no_action_and_a_forged_post_from_their_browser_is_refused(s
     browser.save_screenshot(str(SCREENSHOTS / "viewer.png"))
     time.sleep(0.2)
     assert aliases(server) == before
+
+    # Airflow mirrors the page's path into its own route: the address bar is a link to this model's page
+    wait.until(lambda d: f"/plugin/models/mlops/models/{server.model}" in d.current_url)
+    deep_link = browser.current_url
+    browser.get(f"{server.url}/dags")
+    browser.get(deep_link)
+    wait.until(models_frame_shows(".actions.readonly"))
+    assert server.model in browser.find_element(By.CSS_SELECTOR, "h1").text
