@@ -17,19 +17,20 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_mlops.core.errors import MlopsError
 from airflow_mlops.core.filters import quote_filter_value
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from mlflow import MlflowClient
     from mlflow.entities import Run
     from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
@@ -77,10 +78,15 @@ def register_challenger(
 
 def get_alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     """The version `alias` points at, or None when the model or the alias does not exist."""
+    return _unless_missing(client.get_model_version_by_alias, name, alias)
+
+
+def _unless_missing(read: Callable[..., T], *args: Any) -> T | None:
+    """`read(*args)`, or None when MLflow says what it reads does not exist."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return client.get_model_version_by_alias(name, alias)
+        return read(*args)
     except MlflowException as exc:
         if exc.error_code in _NOT_FOUND_CODES:
             return None
@@ -458,7 +464,7 @@ def status_row(
         if number is None:
             return None
         if number not in versions:
-            versions[number] = _version_or_missing(client, name, number)
+            versions[number] = _unless_missing(client.get_model_version, name, number)
         return versions[number]
 
     challenger = aliases.get(CHALLENGER)
@@ -530,19 +536,8 @@ def versions_numbered(client: MlflowClient, name: str, numbers: Iterable[str]) -
             f"name = {quote_filter_value(name)} and version_number >= {low} and version_number <= {high}",
             max_results=high - low + 1, order_by=["version_number DESC"])
         return {str(mv.version): mv for mv in found if int(mv.version) in wanted}
-    out = {str(n): _version_or_missing(client, name, str(n)) for n in wanted}
+    out = {str(n): _unless_missing(client.get_model_version, name, str(n)) for n in wanted}
     return {n: mv for n, mv in out.items() if mv is not None}
-
-
-def _version_or_missing(client: MlflowClient, name: str, version: str) -> ModelVersion | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version(name, version)
-    except MlflowException as exc:
-        if exc.error_code in _NOT_FOUND_CODES:
-            return None
-        raise
 
 
 def describe_actor(actor: dict[str, str]) -> str:
