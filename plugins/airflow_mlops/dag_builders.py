@@ -30,8 +30,6 @@ from airflow_mlops.dag_defaults import default_args, failure_callback
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow.sdk import BaseOperator
-
     from airflow_mlops.core.config import PipelineConfig
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -69,7 +67,6 @@ class Pipelines(NamedTuple):
     configs: list[PipelineConfig]
     variants: dict[str, list[str]]  # pipeline -> variant names (file stems)
     errors: dict[str, str]  # file -> what is wrong
-    asks_approval: set[str]  # pipelines whose YAML or a variant's sets evaluation.approval (not never)
 
 
 def pipelines_folder() -> Path:
@@ -83,7 +80,7 @@ def read_pipelines(folder: str | Path | None = None) -> Pipelines:
     from airflow_mlops.core.config import load_config
     from airflow_mlops.core.errors import ConfigError
 
-    found = Pipelines(configs=[], variants={}, errors={}, asks_approval=set())
+    found = Pipelines(configs=[], variants={}, errors={})
     for path in sorted(Path(folder or pipelines_folder()).glob("*.yaml")):
         try:
             config = load_config(path, check_estimators=False)  # estimator classes are checked by the first task
@@ -95,8 +92,6 @@ def read_pipelines(folder: str | Path | None = None) -> Pipelines:
             found.variants.setdefault(config.variant_of, []).append(path.stem)
         else:
             found.configs.append(config)
-        if config.evaluation.approval.mode != "never":
-            found.asks_approval.add(config.name)
     _refuse_clashes(found)
     return found
 
@@ -151,12 +146,7 @@ def pipeline_dags(folder: str | Path | None = None) -> dict[str, DAG]:
     dags: dict[str, DAG] = {}
     for config in found.configs:
         for build in BUILDERS.values():
-            variants = found.variants.get(config.name, [])
-            dag: DAG | None
-            if build is retrain_dag:
-                dag = retrain_dag(config, variants, approval=config.name in found.asks_approval)
-            else:
-                dag = build(config, variants)
+            dag = build(config, found.variants.get(config.name, []))
             if dag is not None:
                 dags[dag.dag_id] = dag
     return dags
@@ -207,11 +197,11 @@ def _pipeline_dag(config: PipelineConfig, config_path: str, kind: str, *, tags: 
     )
 
 
-def retrain_dag(config: PipelineConfig, variants: list[str], *, approval: bool | None = None) -> DAG:
+def retrain_dag(config: PipelineConfig, variants: list[str]) -> DAG:
     """<pipeline>_retrain: snapshot, validate, train the candidates, register, judge, deploy or record the rejection.
 
-    `approval` (default: the config's `evaluation.approval` is not never): the branch may wait for a person
-    (PromotionApprovalOperator, Airflow's human-in-the-loop branch) instead of following the verdict alone.
+    The branch waits for a person when the run's config (the pipeline's or a variant's) sets `evaluation.approval`
+    and the verdict calls for one (PromotionBranchOperator).
     """
     from airflow_mlops.operators.data import DataSnapshotOperator
     from airflow_mlops.operators.deploy import DeployModelOperator
@@ -227,7 +217,6 @@ def retrain_dag(config: PipelineConfig, variants: list[str], *, approval: bool |
     )
     from airflow_mlops.operators.validation import DataValidationOperator
 
-    asks = approval if approval is not None else config.evaluation.approval.mode != "never"
     name, folder = config.name, Path(config.path).resolve().parent
     # A variant is named, never a path: a run cannot point the pipeline at a YAML file of its own.
     config_path = "{{ '" + str(folder) + "/' ~ (params.config or '" + name + "') ~ '.yaml' }}"
@@ -236,7 +225,7 @@ def retrain_dag(config: PipelineConfig, variants: list[str], *, approval: bool |
         config, config_path, "retrain",
         schedule=_schedule(config.schedule.retrain, config.schedule.timezone, request),
         description=config.description or None,
-        doc_md=_retrain_doc(config, variants, asks),
+        doc_md=_retrain_doc(config, variants),
         tags=["training"],
         params={
             "source": Param(None, type=["null", "string"], description="Train on this file or folder instead of the config's source"),
@@ -262,13 +251,7 @@ def retrain_dag(config: PipelineConfig, variants: list[str], *, approval: bool |
         verdict = ChampionChallengerOperator(
             task_id="evaluate", config_path=config_path, snapshot=snapshot.output, challenger=challenger.output
         )
-        branch: BaseOperator
-        if asks:
-            from airflow_mlops.operators.approval import PromotionApprovalOperator
-
-            branch = PromotionApprovalOperator(task_id="branch", verdict=verdict.output)
-        else:
-            branch = PromotionBranchOperator(task_id="branch", verdict=verdict.output)
+        branch = PromotionBranchOperator(task_id="branch", verdict=verdict.output)
         rejected = RecordRejectionOperator(
             task_id="record_rejection", verdict=verdict.output, approval_from="branch",
             on_success_callback=PipelineNotifier("rejected", config_path),
@@ -410,7 +393,7 @@ BUILDERS: dict[str, Callable[[PipelineConfig, list[str]], DAG | None]] = {
 # --------------------------------------------------------------------------- docs (the DAG's page in the UI)
 
 
-def _retrain_doc(config: PipelineConfig, variants: list[str], approval: bool = False) -> str:
+def _retrain_doc(config: PipelineConfig, variants: list[str]) -> str:
     name, s = config.name, config.schedule
     a = config.evaluation.approval
     waits = (
@@ -418,7 +401,6 @@ def _retrain_doc(config: PipelineConfig, variants: list[str], approval: bool = F
         "that needs a person first waits in **branch** (Required Actions, or the Models page): Approve deploys, "
         "Reject or no answer in time records the rejection; who, when and why go onto the version's tags and into "
         "the ledger."
-        if approval else ""
     )
     if config.split_strategy == "time":
         roles = ("the newest `split.test_days` days are the **test** rows, the days before them **validation**, the "

@@ -223,32 +223,3 @@ def test_no_answer_in_time_is_a_reject_with_that_reason(gate):
     assert tags["approval.reason"] == f"no approval within 0.0005 h: v{pending['version']} rejected, the champion stays"
     entry = registry.history(client, MODEL)[-1]
     assert entry["action"] == "reject" and entry["by"] == "approval-timeout" and entry["reason"] == tags["approval.reason"]
-
-
-def _branch_classes_at_parse(project_root) -> list[str]:
-    """Parse dags/ in a fresh interpreter: the class of churn_retrain's and diabetes_retrain's branch, and whether
-    Airflow's HITL module was imported."""
-    import os
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, runpy; sys.path.insert(0, 'plugins'); dags = runpy.run_path('dags/pipelines.py'); "
-        "print(*(type(dags[d].get_task('branch')).__name__ for d in ('churn_retrain', 'diabetes_retrain')), "
-        "'airflow.providers.standard.operators.hitl' in sys.modules)"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW_MLOPS_PROJECT_ROOT"}
-    if project_root is not None:
-        env["AIRFLOW_MLOPS_PROJECT_ROOT"] = str(project_root)
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout.split()[-3:]
-
-
-def test_only_pipelines_that_ask_pay_for_the_hitl_import_at_parse(tmp_path):
-    # shipped: churn has a variant that asks (churn_reviewed), diabetes never asks
-    assert _branch_classes_at_parse(None) == ["PromotionApprovalOperator", "PromotionBranchOperator", "True"]
-    # the same project without that variant: nobody asks, nobody imports Airflow's HITL module
-    shutil.copytree(ROOT / "include", tmp_path / "include")
-    (tmp_path / "include" / "pipelines" / "churn_reviewed.yaml").unlink()
-    assert _branch_classes_at_parse(tmp_path) == ["PromotionBranchOperator", "PromotionBranchOperator", "False"]

@@ -1,7 +1,7 @@
 """A person approves or rejects a promotion the gate found borderline (``evaluation.approval``).
 
-The retrain DAG's `branch` task then waits in Airflow's awaiting-input state (Airflow's
-HITLBranchOperator, see operators/approval.py) with the evidence in its request. This module holds
+The retrain DAG's `branch` task (PromotionBranchOperator, operators/evaluation.py) then waits in Airflow's
+human-in-the-loop awaiting-input state with the evidence in its request. This module holds
 what is not Airflow's: the request's text and the record of the answer (version tags and the
 ledger). Airflow's side (the waiting requests, answering one as an Airflow user) is
 `airflow_mlops.approval_requests`.
@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 APPROVE = "Approve"  # the request's options (the words of Airflow's ApprovalOperator)
 REJECT = "Reject"
 COMMENT = "comment"  # the request's one form field
-#: The waiting task: the retrain DAG's branch, an approval-capable one (its task type).
+#: The waiting task: the retrain DAG's branch (its task id and type).
 APPROVAL_TASK_ID = "branch"
-APPROVAL_OPERATOR = "PromotionApprovalOperator"
+APPROVAL_OPERATOR = "PromotionBranchOperator"
 #: What the answer is recorded as (version tag `approval.decision`).
 APPROVED, REJECTED, TIMED_OUT = "approved", "rejected", "timed_out"
 COMMENT_LIMIT = 2000

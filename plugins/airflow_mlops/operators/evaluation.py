@@ -1,8 +1,9 @@
-"""ChampionChallengerOperator: the gate a challenger must pass to reach production."""
+"""ChampionChallengerOperator: the gate a challenger must pass to reach production; PromotionBranchOperator follows
+its verdict (or a person's answer); RecordRejectionOperator records a rejection."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseBranchOperator, BaseOperator
 
@@ -93,14 +94,21 @@ class ChampionChallengerOperator(MlopsBaseOperator):
 
 
 class PromotionBranchOperator(BaseBranchOperator):
-    """Follow the verdict: `deploy_task_id` when it says promote, else `reject_task_id`.
+    """Follow the verdict: `deploy_task_id` when it says promote, else `reject_task_id`; when the verdict asks
+    for a person (`evaluation.approval`), wait for one first.
 
-    A pipeline whose config asks for approval gets PromotionApprovalOperator instead (operators/approval.py).
-    A verdict that asks for a person reaching this light branch (the config changed after the DAG was
-    parsed) is rejected, saying so: never promoted unapproved.
+    Waiting uses Airflow 3.3's human-in-the-loop primitive, as its HITLBranchOperator does: the request (the
+    evidence, Approve / Reject, a comment) is written with `upsert_hitl_detail` and the task parks in the
+    awaiting-input state (Required Actions, and the Models page). Approve -> deploy, Reject -> record_rejection;
+    no answer within `evaluation.approval.timeout_hours` -> Reject (the scheduler applies the default). The
+    answer (who, when, the comment) is pushed as XCom `approval` for deploy / record_rejection to record.
+    Airflow's HITL operator module is not imported: it would cost every parse of the DAG file 3-8 ms.
+
+    :param verdict: the dict returned by ChampionChallengerOperator
     """
 
     template_fields: Sequence[str] = ("verdict",)
+    ui_color = "#fdf0c8"
 
     def __init__(
         self, *, verdict: Any, deploy_task_id: str = "deploy", reject_task_id: str = "record_rejection", **kwargs: Any
@@ -112,19 +120,58 @@ class PromotionBranchOperator(BaseBranchOperator):
 
     def choose_branch(self, context: Context) -> str:
         if self.verdict.get("needs_approval"):
-            from airflow_mlops.core import approval
-
-            why = ("evaluation.approval asks a person, but this DAG was parsed without the approval step (its config "
-                   "changed since): rejected; the next run waits for a person")
-            ev = self.verdict["approval"]["evidence"]
-            record = {**approval.outcome(ev, chosen=approval.REJECT, user=None, at=None, comment=why), "by": None,
-                      "reason": why}
-            context["ti"].xcom_push(key="approval", value=record)
-            self.log.warning(why)
-            return self.reject_task_id
+            self._wait_for_a_person(context)  # parks the task; Airflow resumes it in execute_complete
         chosen = self.deploy_task_id if self.verdict["promote"] else self.reject_task_id
         self.log.info("Verdict %s -> %s", self.verdict["decision"], chosen)
         return chosen
+
+    def _wait_for_a_person(self, context: Context) -> NoReturn:
+        from datetime import timedelta
+
+        from airflow.sdk import Param
+        from airflow.sdk.exceptions import TaskAwaitingInput
+        from airflow.sdk.execution_time.hitl import upsert_hitl_detail
+
+        from airflow_mlops.alerting import PipelineNotifier
+        from airflow_mlops.core import approval as ap
+        from airflow_mlops.links import model_version_url, run_url
+
+        request = self.verdict["approval"]
+        ev = request["evidence"]
+        links = {"MLflow evaluation run": run_url(str(ev["evaluation_run_id"])),
+                 f"{ev['model_name']} v{ev['challenger_version']}": model_version_url(str(ev["model_name"]),
+                                                                                      str(ev["challenger_version"]))}
+        subject, body = ap.request_text(ev, links)
+        comment = Param(None, type=["null", "string"], maxLength=ap.COMMENT_LIMIT, source="task",
+                        description="Why (recorded on the model version and in the ledger)")
+        context["ti"].xcom_push(key="approval_request", value=ev)  # what the Models page lists
+        upsert_hitl_detail(
+            ti_id=context["task_instance"].id, options=[ap.APPROVE, ap.REJECT], subject=subject, body=body,
+            defaults=[ap.REJECT],  # what the scheduler answers when the time is up
+            multiple=False, params={ap.COMMENT: comment.serialize()},
+        )
+        PipelineNotifier("approval_waiting", request["config_path"])(context)
+        self.log.info("Waiting up to %g h for a person:\n%s", ev["timeout_hours"], body)
+        raise TaskAwaitingInput(method_name="execute_complete", timeout=timedelta(hours=float(ev["timeout_hours"])))
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Resumed with the answer (Airflow's HITL resume event): record it and follow it."""
+        from airflow_mlops.core import approval as ap
+
+        ev = self.verdict["approval"]["evidence"]
+        if event.get("timedout") or event.get("error_type") == "timeout":
+            record = ap.outcome(ev, chosen=None, user=None, at=event.get("responded_at"), comment=None, timed_out=True)
+        else:
+            chosen, comment = event.get("chosen_options") or [], (event.get("params_input") or {}).get(ap.COMMENT)
+            if len(chosen) != 1 or chosen[0] not in (ap.APPROVE, ap.REJECT):
+                raise ValueError(f"The answer {chosen} is not one of {ap.APPROVE!r} or {ap.REJECT!r}")
+            if comment is not None and (not isinstance(comment, str) or len(comment) > ap.COMMENT_LIMIT):
+                raise ValueError(f"The comment must be text of at most {ap.COMMENT_LIMIT} characters")
+            record = ap.outcome(ev, chosen=chosen[0], user=event.get("responded_by_user"),
+                                at=event.get("responded_at"), comment=comment)
+        self.log.info("%s", record["reason"])
+        context["ti"].xcom_push(key="approval", value=record)
+        return self.do_branch(context, self.deploy_task_id if record["approved"] else self.reject_task_id)
 
 
 class RecordRejectionOperator(BaseOperator):
