@@ -16,6 +16,7 @@ file and key, while the other pipelines load. Light on purpose: no heavy imports
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from datetime import UTC, datetime, timedelta
@@ -98,27 +99,34 @@ def read_pipelines(folder: str | Path | None = None) -> Pipelines:
 
 def _check_files(config: PipelineConfig) -> None:
     """What can be checked cheaply at parse time: the suite exists, each estimator's module exists in scikit-learn."""
-    import importlib.util
-
     from airflow_mlops.core.errors import ConfigError
 
     if not config.resolve(config.expectation_suite).is_file():
         raise ConfigError(f"{config.path}: validation.suite: {config.expectation_suite} does not exist (relative to "
                           f"{config.resolve('.')}); write it, or run `airflow-mlops init` to draft one")
-    spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
-    sklearn_dir = Path(spec.origin).parent if spec and spec.origin else None
     for i, candidate in enumerate(config.candidates):
         dotted, _, class_name = candidate.estimator.rpartition(".")
-        module = dotted.split(".")[1:]
-        if sklearn_dir is None or not module:
-            continue
-        place = sklearn_dir.joinpath(*module)
-        source = next((f for f in (place.with_suffix(".py"), place / "__init__.py") if f.is_file()), None)
+        names = _sklearn_module_names(dotted)
         where = f"{config.path}: model.candidates[{i}].estimator: unknown estimator {candidate.estimator!r}"
-        if source is None:
+        if names is None:
             raise ConfigError(f"{where}: scikit-learn has no module {dotted}")
-        if not re.search(rf"\b{re.escape(class_name)}\b", source.read_text(encoding="utf-8")):  # its name, exported
+        if names and class_name not in names:
             raise ConfigError(f"{where}: {dotted} has no {class_name!r} (check the spelling against scikit-learn's API)")
+
+
+@functools.cache
+def _sklearn_module_names(dotted: str) -> frozenset[str] | None:
+    """The words in the source of scikit-learn's module `dotted` (read, not imported: cheap at parse time); None
+    when scikit-learn has no such module, an empty set when scikit-learn is not installed here (not checked)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    module = dotted.split(".")[1:]
+    if not (spec and spec.origin and module):
+        return frozenset()
+    place = Path(spec.origin).parent.joinpath(*module)
+    source = next((f for f in (place.with_suffix(".py"), place / "__init__.py") if f.is_file()), None)
+    return None if source is None else frozenset(re.findall(r"\w+", source.read_text(encoding="utf-8")))
 
 
 def _refuse_clashes(found: Pipelines) -> None:
