@@ -3,7 +3,7 @@
 Goal: ratio <= 1.2. The baseline holds, for every DAG the file builds (dags/pipelines.py builds
 two per pipeline YAML), one with the same schedule, params, tasks, edges and mapping, every task
 an EmptyOperator. Each sample is a fresh interpreter; real and baseline samples alternate so
-machine noise hits both alike. Our modules are byte-compiled first, as in a deployment.
+machine noise hits both alike, and the ratio is the median of the rounds' ratios (real / baseline). Our modules are byte-compiled first, as in a deployment.
 
 Two modes:
 - default: the interpreter has already imported airflow.sdk and EmptyOperator, then times one
@@ -63,7 +63,8 @@ print(elapsed)
 
 
 HEADER = [
-    "from datetime import datetime, timezone",
+    "import datetime",
+    "from datetime import timezone",
     "from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param",
     "from airflow.providers.standard.operators.empty import EmptyOperator",
 ]
@@ -75,17 +76,20 @@ def same_shape_source(dags: list) -> str:
 
 
 def same_shape_dag(dag) -> str:
-    """Python source of a DAG with the same schedule, params, tasks and edges, all EmptyOperators."""
+    """Python source of a DAG with the same schedule, params, docs, retry policy, tasks, edges and outlets (Assets),
+    all EmptyOperators. What is ours stays out: callbacks, template fields, extra links."""
     from airflow.sdk.definitions.xcom_arg import XComArg
 
     schedule = schedule_source(dag.timetable)
     params = {k: dag.params.get_param(k) for k in dag.params}
     param_src = "{" + ", ".join(f"{k!r}: Param({p.value!r}, **{p.schema!r}, description={p.description!r})"
                                 for k, p in params.items()) + "}"
+    default_args = {k: v for k, v in dag.default_args.items() if not callable(v) and not isinstance(v, list)}
     lines = [
         f"with DAG(dag_id={dag.dag_id + '_empty'!r}, schedule={schedule},"
-        f" start_date=datetime(2026, 1, 1, tzinfo=timezone.utc), catchup=False, max_active_runs=1,"
-        f" params={param_src}, tags={list(dag.tags)!r}) as dag:",
+        f" start_date=datetime.datetime(2026, 1, 1, tzinfo=timezone.utc), catchup=False, max_active_runs=1,"
+        f" params={param_src}, tags={list(dag.tags)!r}, description={dag.description!r}, doc_md={dag.doc_md!r},"
+        f" default_args={default_args!r}) as dag:",
     ]
     names = {task.task_id: f"t{i}" for i, task in enumerate(dag.tasks)}
     mapped_over = {}
@@ -96,14 +100,20 @@ def same_shape_dag(dag) -> str:
     for task in dag.topological_sort():
         var = names[task.task_id]
         if task.task_id in mapped_over:
-            lines.append(f"    {var} = EmptyOperator.partial(task_id={task.task_id!r}, retries=2)"
+            lines.append(f"    {var} = EmptyOperator.partial({task_args(task)})"
                          f".expand(doc={names[mapped_over[task.task_id]]}.output)")
         else:
-            lines.append(f"    {var} = EmptyOperator(task_id={task.task_id!r}, retries=2)")
+            lines.append(f"    {var} = EmptyOperator({task_args(task)})")
     for task in dag.tasks:
         for down in sorted(task.downstream_task_ids):
             lines.append(f"    {names[task.task_id]} >> {names[down]}")
     return "\n".join(lines) + "\n"
+
+
+def task_args(task) -> str:
+    """The EmptyOperator's arguments: the same task id, retries and outlets."""
+    outlets = ", ".join(f"Asset({a.uri!r})" for a in getattr(task, "outlets", None) or [])
+    return f"task_id={task.task_id!r}, retries={task.retries!r}" + (f", outlets=[{outlets}]" if outlets else "")
 
 
 def schedule_source(timetable) -> str:
@@ -160,18 +170,23 @@ def main() -> None:
             for _ in range(args.rounds):
                 for path, samples in ((real, real_t), (empty, empty_t)):
                     samples.append(time_sample(snippet, path=str(path), with_plugin=args.with_plugin, n_dags=len(dags)))
-            ratio = statistics.median(real_t) / statistics.median(empty_t)
+            # Each round's two samples ran seconds apart: their ratio cancels the slow and fast phases of a shared
+            # machine, which move the medians of either side by 20% between runs here.
+            paired = statistics.median(r / e for r, e in zip(real_t, empty_t))
+            ratio_of_medians = statistics.median(real_t) / statistics.median(empty_t)
             results[real.name] = {
                 "dag_ids": sorted(d.dag_id for d in dags),
                 "tasks": sum(len(d.tasks) for d in dags),
                 "median_ms": round(statistics.median(real_t) * 1000, 2),
                 "empty_median_ms": round(statistics.median(empty_t) * 1000, 2),
-                "ratio": round(ratio, 3),
+                "ratio": round(paired, 3),
+                "ratio_of_medians": round(ratio_of_medians, 3),
                 "goal": "<= 1.2",
-                "ok": ratio <= 1.2,
+                "ok": paired <= 1.2,
             }
             print(f"{real.name:32s} {results[real.name]['median_ms']:8.2f} ms vs EmptyOperator DAG "
-                  f"{results[real.name]['empty_median_ms']:8.2f} ms -> ratio {ratio:.3f} (goal <= 1.2){label}")
+                  f"{results[real.name]['empty_median_ms']:8.2f} ms -> ratio {paired:.3f} (median of the rounds' "
+                  f"ratios; of the medians {ratio_of_medians:.3f}) (goal <= 1.2){label}")
     print(json.dumps(results, indent=2))
 
 

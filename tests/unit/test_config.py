@@ -151,3 +151,38 @@ def test_wrong_source_roots_and_security(tmp_path, raw, mutate, message):
     mutate(raw)
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, raw))
+
+
+def test_a_yaml_is_parsed_once_then_read_from_its_json_copy_and_never_served_stale(tmp_path, raw):
+    """DAG parsing reads every pipeline YAML each time: its data is kept as JSON in __pycache__/, named by its text."""
+    import json
+
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    first = load_config(path)
+    [copy] = (tmp_path / "__pycache__").glob("pipeline.yaml.*.json")
+    assert json.loads(copy.read_text()) == raw
+    assert load_config(path) == first
+    # the copy is what is read (proved by changing it behind the loader's back) ...
+    copy.write_text(json.dumps({**raw, "description": "read from the copy"}))
+    assert load_config(path).description == "read from the copy"
+    # ... and an edited YAML is read afresh: its old copy is replaced
+    path.write_text(yaml.safe_dump({**raw, "description": "edited"}))
+    assert load_config(path).description == "edited"
+    [new_copy] = (tmp_path / "__pycache__").glob("pipeline.yaml.*.json")
+    assert new_copy != copy and json.loads(new_copy.read_text())["description"] == "edited"
+
+
+def test_yaml_that_json_cannot_hold_or_an_unwritable_folder_is_simply_read_each_time(tmp_path, raw):
+    from airflow_mlops.core.config import read_yaml
+
+    dated = tmp_path / "dated.yaml"
+    dated.write_text("day: 2026-01-01\n")
+    assert str(read_yaml(dated, dated.read_text())["day"]) == "2026-01-01"  # a date: JSON would make it a string
+    assert not list((tmp_path / "__pycache__").glob("dated.yaml.*"))
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "__pycache__").write_text("not a folder")  # mkdir fails here, as in a read-only DAG bundle
+    path = other / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert load_config(path).name == "churn" and load_config(path).name == "churn"
