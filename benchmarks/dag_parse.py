@@ -172,7 +172,7 @@ def main() -> None:
                     samples.append(time_sample(snippet, path=str(path), with_plugin=args.with_plugin, n_dags=len(dags)))
             # Each round's two samples ran seconds apart: their ratio cancels the slow and fast phases of a shared
             # machine, which move the medians of either side by 20% between runs here.
-            paired = statistics.median(r / e for r, e in zip(real_t, empty_t))
+            paired = statistics.median(r / e for r, e in zip(real_t, empty_t, strict=True))
             ratio_of_medians = statistics.median(real_t) / statistics.median(empty_t)
             results[real.name] = {
                 "dag_ids": sorted(d.dag_id for d in dags),
