@@ -21,8 +21,9 @@ import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
+import msgspec
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
 from airflow_mlops.alerting import PipelineNotifier
@@ -61,9 +62,9 @@ def predictions_asset(pipeline: str) -> Asset:
 # --------------------------------------------------------------------------- the pipelines in a folder
 
 
-class Pipelines(NamedTuple):
+class Pipelines(msgspec.Struct):
     """What a folder of pipeline YAMLs holds: the pipelines, their variants, and the files that do not load.
-    (A NamedTuple, like the config sections: cheaper to define than a dataclass at every DAG parse.)"""
+    (A msgspec Struct, like the config sections: the cheapest record to define at every DAG parse.)"""
 
     configs: list[PipelineConfig]
     variants: dict[str, list[str]]  # pipeline -> variant names (file stems)
