@@ -85,9 +85,10 @@ class Mailbox:
     def body(message) -> str:
         return "\n".join(part.get_content() for part in message.walk() if part.get_content_maintype() == "text")
 
-    def matching(self, *words: str) -> list:
-        """The messages whose subject or body holds every word."""
-        return [m for m in self.messages if all(w in f"{m['subject']}\n{self.body(m)}" for w in words)]
+    def matching(self, *words: str, since: int = 0) -> list:
+        """The messages (from the `since`-th on: the session's mailbox holds every test's) whose subject or body
+        holds every word."""
+        return [m for m in self.messages[since:] if all(w in f"{m['subject']}\n{self.body(m)}" for w in words)]
 
 
 def smtp_connection(port: int) -> str:

@@ -47,7 +47,7 @@ def test_a_failed_run_and_a_promotion_each_deliver_an_email(dag, mlops_home, mlf
     before = len(mailbox.messages)
     failed = dag.test(logical_date=LOGICAL, run_conf=conf(tmp_path / "nowhere.csv"))
     assert task_states(failed)["snapshot"] == "failed"
-    [mail] = mailbox.matching("churn: run failed", failed.run_id)
+    [mail] = mailbox.matching("churn: run failed", failed.run_id, since=before)
     body = mailbox.body(mail)
     assert mail["subject"].startswith("[airflow-mlops] churn: run failed: churn_retrain run") and "'snapshot'" in mail["subject"]
     assert mail["to"] == "ml-team@example.com"
@@ -58,7 +58,7 @@ def test_a_failed_run_and_a_promotion_each_deliver_an_email(dag, mlops_home, mlf
 
     promoted = dag.test(logical_date=LOGICAL, run_conf=conf(churn_dir))
     assert task_states(promoted)["deploy"] == "success"
-    [mail] = mailbox.matching("churn: new champion", "churn_classifier v1 is the new champion")
+    [mail] = mailbox.matching("churn: new champion", "churn_classifier v1 is the new champion", since=before)
     body = mailbox.body(mail)
     assert "NO_BASELINE_PROMOTE" in mail["subject"]
     version = mlflow_client.get_model_version("churn_classifier", "1")
@@ -72,17 +72,18 @@ def test_a_rollback_from_the_cli_delivers_an_email_naming_who_and_why(dag, mlops
     from airflow_mlops import cli
 
     caplog.set_level(logging.INFO, logger="airflow_mlops.alerts")
+    before = len(mailbox.messages)
     for day in ("2026-01-27", "2026-01-28"):
         dag.test(logical_date=LOGICAL, run_conf=conf(churn_dir, as_of=day))
     # day 2 is rejected: churn.yaml routes that to the log only, with the failing checks
     assert "churn: challenger rejected: churn_classifier v2 was rejected; the champion stays v1" in caplog.text
-    assert "- failed: " in caplog.text and not mailbox.matching("challenger rejected")
+    assert "- failed: " in caplog.text and not mailbox.matching("challenger rejected", since=before)
     from airflow_mlops.core import registry
 
     registry.promote(mlflow_client, "churn_classifier", "2", expected_champion="1",
                      actor={"actor": "test"}, reason="by hand, for the test")  # fmt: skip
     assert cli.main(["rollback", "churn_classifier", "--reason", "complaints since 9:00"]) == 0
-    [mail] = mailbox.matching("churn: champion rolled back", "complaints since 9:00")
+    [mail] = mailbox.matching("churn: champion rolled back", "complaints since 9:00", since=before)
     body = mailbox.body(mail)
     assert "the champion is v1 again (rollback by cli:" in body
     assert "#/models/churn_classifier/versions/1" in body
@@ -94,6 +95,7 @@ def test_under_airflow_dags_test_the_failure_alert_fires_and_no_callback_fails(a
 
     env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags")}
     missing = tmp_path / "gone.csv"
+    before = len(mailbox.messages)
     out = subprocess.run(
         [sys.executable, "-m", "airflow", "dags", "test", "churn_retrain", "2026-01-28T02:00:00+00:00",
          "-c", json.dumps({"source": str(missing), "config": "churn_fast"})],
@@ -102,7 +104,7 @@ def test_under_airflow_dags_test_the_failure_alert_fires_and_no_callback_fails(a
     log = out.stdout + out.stderr
     assert "Callback failed" not in log and "get_template_env" not in log, log[-3000:]
     assert "gone.csv: source not found" in log
-    assert mailbox.matching("churn: run failed", "gone.csv: source not found")
+    assert mailbox.matching("churn: run failed", "gone.csv: source not found", since=before)
 
 
 def test_an_smtp_server_that_is_down_never_fails_the_task_nor_hides_its_error(dag, mlops_home, tmp_path, monkeypatch, caplog):
