@@ -391,21 +391,21 @@ def read_yaml(path: Path, text: str) -> Any:
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    _keep_json_copy(copy, data)
+    _keep_json_copy(copy, data, older=f"{path.name}.*.json")
     return data
 
 
-def _keep_json_copy(copy: Path, data: Any) -> None:
+def _keep_json_copy(copy: Path, data: Any, *, older: str) -> None:
     """Write `copy` (atomically) when JSON holds `data` exactly (no dates, sets or number keys), and remove the
-    copies of the file's older texts. A folder that cannot be written is skipped: the YAML is read each time."""
+    copies of the file's older texts (the files matching `older`). A folder that cannot be written is skipped:
+    the YAML is read each time."""
     try:
         text = json.dumps(data)
         if json.loads(text) != data:
             return
         copy.parent.mkdir(exist_ok=True)
-        name = copy.name.rsplit(".", 2)[0]  # <file>.yaml
-        for older in copy.parent.glob(f"{name}.*.json"):
-            older.unlink(missing_ok=True)
+        for stale in copy.parent.glob(older):
+            stale.unlink(missing_ok=True)
         partial = copy.with_name(f".{copy.name}.{os.getpid()}.tmp")
         partial.write_text(text, encoding="utf-8")
         os.replace(partial, copy)
