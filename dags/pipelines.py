@@ -12,6 +12,13 @@ Ids, tags, Assets (`mlops://<name>/...`), schedules and docs come from the YAML.
 load gets no DAGs and shows as an import error of dags/pipeline_errors.py; the others load.
 """
 
+# Airflow modules our operators build on, named so that Airflow's DAG processor imports them once, before it forks
+# a parser per file ([dag_processor] parsing_pre_import_modules); EmptyOperator: every mapped task's parse needs it.
+import airflow.providers.standard.operators.empty  # noqa: F401
+import airflow.sdk.bases.branch  # noqa: F401
+import airflow.sdk.bases.operatorlink  # noqa: F401
+import airflow.sdk.bases.sensor  # noqa: F401
+
 from airflow_mlops.dag_builders import pipeline_dags
 
 globals().update(pipeline_dags())
