@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 DEFAULT_MLFLOW_CONN_ID = "mlflow_default"  # MlflowHook.default_conn_name, without importing the hook at parse time
 #: What a retrain request's `trigger` may say (a monitor's name); anything else is recorded as drift.
-RETRAIN_REASON = re.compile(r"[a-z][a-z_]{0,31}")
+#: (A pattern, compiled at run time: a DAG parse never needs it.)
+RETRAIN_REASON = r"[a-z][a-z_]{0,31}"
 
 
 class MlopsBaseOperator(BaseOperator):
@@ -137,7 +138,7 @@ def run_trigger(context: Context) -> dict[str, str]:
                 summaries.append(str(summary))
             if asset.uri.endswith("/retrain-request"):
                 reason = str(extra.get("trigger") or "drift")
-                reasons.add(reason if RETRAIN_REASON.fullmatch(reason) else "drift")
+                reasons.add(reason if re.fullmatch(RETRAIN_REASON, reason) else "drift")
     if uris:
         tags["mlops.trigger.assets"] = ", ".join(sorted(set(uris)))[:500]
         if reasons or any(u.endswith("/retrain-request") for u in uris):
