@@ -1,20 +1,25 @@
 """DAG parse cost: each dags/ file vs a file of same-shape DAGs of EmptyOperators, side by side.
 
 Goal: ratio <= 1.2. The baseline holds, for every DAG the file builds (dags/pipelines.py builds
-two per pipeline YAML), one with the same schedule, params, tasks, edges and mapping, every task
-an EmptyOperator. Each sample is a fresh interpreter; real and baseline samples alternate so
-machine noise hits both alike, and the ratio is the median of the rounds' ratios (real / baseline). Our modules are byte-compiled first, as in a deployment.
+two to four per pipeline YAML), one with the same schedule, params, docs, tasks, edges and mapping,
+every task an EmptyOperator. Our modules are byte-compiled first, as in a deployment.
+
+Sampling: like Airflow's DAG processor, one parent process imports what the processor's manager has
+(and pre-imports the airflow.* modules both files name, `[dag_processor] parsing_pre_import_modules`),
+then forks one child per sample, which times one parse of one file. Real and baseline samples
+alternate, a fraction of a second apart, so the ratio is the median of the rounds' own ratios
+(real / baseline); the ratio of the medians is printed too. `--fresh`: one fresh interpreter per
+sample instead (the method of the results before 2026-12-01's eighth session; ~1.5 s a sample).
 
 Two modes:
-- default: the interpreter has already imported airflow.sdk and the airflow.* modules the file names
-  (as Airflow's DAG processor pre-imports them; the baseline names EmptyOperator), then times one
-  import of the file, including the import of our modules (--with-plugin: after the plugin is
-  loaded, as in a DAG processor that has serialized a DAG before).
+- default: times one import of the file (runpy), including the import of our modules, in an
+  interpreter that has imported airflow.sdk and the airflow.* modules the files name
+  (--with-plugin: and the plugin, as in a DAG processor that has serialized a DAG before).
 - --processor: what the DAG processor's child does per file, parse (BundleDagBag) + serialize
-  every DAG (which loads the plugins), after the manager's imports and its pre-import of the
-  airflow.* modules the file names: the duration Airflow reports as the file's processing time.
+  every DAG (which loads the plugins), after the manager's imports and pre-imports: the duration
+  Airflow reports as the file's processing time.
 
-    python benchmarks/dag_parse.py [--rounds 31] [--with-plugin | --processor]
+    python benchmarks/dag_parse.py [--rounds 201] [--with-plugin | --processor] [--fresh]
 """
 
 from __future__ import annotations
@@ -64,6 +69,67 @@ assert len(result.serialized_dags) == {n_dags}, len(result.serialized_dags)
 print(elapsed)
 """
 
+
+FORKED = """
+import importlib, json, os, sys, time, traceback
+from pathlib import Path
+sys.path.insert(0, {plugins!r})
+paths, rounds, n_dags, processor_mode = {paths!r}, {rounds!r}, {n_dags!r}, {processor!r}
+if processor_mode:
+    import structlog
+    import airflow.dag_processing.manager
+    from airflow.dag_processing import processor
+    log = structlog.get_logger()
+    for path in paths:  # the manager pre-imports what each file names, and keeps it
+        processor._pre_import_airflow_modules(path, log)
+else:
+    import runpy
+    import airflow.sdk
+    from airflow.utils.file import iter_airflow_imports
+    for path in paths:
+        for module in iter_airflow_imports(path):
+            importlib.import_module(module)
+    if {with_plugin!r}:
+        import airflow_mlops.plugin
+
+
+def parse(path):
+    if not processor_mode:
+        t0 = time.perf_counter()
+        runpy.run_path(path)
+        return time.perf_counter() - t0
+    os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "client"
+    request = processor.DagFileParseRequest(
+        file=path, bundle_path=Path(path).parent, bundle_name="dags-folder", callback_requests=[])
+    t0 = time.perf_counter()
+    result = processor._parse_file(request, log)
+    elapsed = time.perf_counter() - t0
+    assert not result.import_errors, result.import_errors
+    assert len(result.serialized_dags) == n_dags, len(result.serialized_dags)
+    return elapsed
+
+
+def sample(path):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one parse of one file, as the DAG processor forks one per file
+        os.close(read)
+        try:
+            os.write(write, repr(parse(path)).encode())
+        except BaseException:
+            os.write(write, ("ERROR " + traceback.format_exc()).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        out = pipe.read()
+    os.waitpid(pid, 0)
+    if not out or out.startswith("ERROR"):
+        sys.exit(f"parse of {{path}} failed: {{out}}")
+    return float(out)
+
+
+print(json.dumps([[sample(path) for path in paths] for _ in range(rounds)]))
+"""
 
 HEADER = [
     "import datetime",
@@ -143,14 +209,38 @@ def time_sample(snippet: str, **fields) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def fresh_samples(real: Path, empty: Path, rounds: int, *, processor: bool, **fields) -> tuple[list, list]:
+    """(real, baseline) seconds, one fresh interpreter per sample, alternating."""
+    snippet = PROCESSOR if processor else TIMER
+    real_t, empty_t = [], []
+    for _ in range(rounds):
+        for path, samples in ((real, real_t), (empty, empty_t)):
+            samples.append(time_sample(snippet, path=str(path), **fields))
+    return real_t, empty_t
+
+
+def forked_samples(real: Path, empty: Path, rounds: int, *, processor: bool, **fields) -> tuple[list, list]:
+    """(real, baseline) seconds, one forked child per sample of one prepared parent, alternating."""
+    code = FORKED.format(plugins=str(ROOT / "plugins"), paths=[str(real), str(empty)], rounds=rounds,
+                         processor=processor, **fields)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"forked samples failed:\n{out.stderr[-5000:]}\n{out.stdout[-2000:]}")
+    pairs = json.loads(out.stdout.strip().splitlines()[-1])
+    return [r for r, _ in pairs], [e for _, e in pairs]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=31)
+    parser.add_argument("--rounds", type=int, help="default 201 forked, 31 --fresh")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--with-plugin", action="store_true", help="default mode, with the plugin already loaded")
     mode.add_argument("--processor", action="store_true", help="time the DAG processor's parse + serialize")
+    parser.add_argument("--fresh", action="store_true", help="a fresh interpreter per sample instead of a fork")
     args = parser.parse_args()
-    snippet, label = (PROCESSOR, " (DAG processor: parse + serialize)") if args.processor else (TIMER, "")
+    rounds = args.rounds or (31 if args.fresh else 201)
+    sampler = fresh_samples if args.fresh else forked_samples
+    label = (" (DAG processor: parse + serialize)" if args.processor else "") + (" (fresh)" if args.fresh else "")
 
     import compileall
 
@@ -169,17 +259,17 @@ def main() -> None:
             real = Path(fileloc)
             empty = Path(tmp) / f"{real.stem}_empty.py"
             empty.write_text(same_shape_source(dags))
-            real_t, empty_t = [], []
-            for _ in range(args.rounds):
-                for path, samples in ((real, real_t), (empty, empty_t)):
-                    samples.append(time_sample(snippet, path=str(path), with_plugin=args.with_plugin, n_dags=len(dags)))
-            # Each round's two samples ran seconds apart: their ratio cancels the slow and fast phases of a shared
+            real_t, empty_t = sampler(real, empty, rounds, processor=args.processor, with_plugin=args.with_plugin,
+                                      n_dags=len(dags))
+            # Each round's two samples ran moments apart: their ratio cancels the slow and fast phases of a shared
             # machine, which move the medians of either side by 20% between runs here.
             paired = statistics.median(r / e for r, e in zip(real_t, empty_t, strict=True))
             ratio_of_medians = statistics.median(real_t) / statistics.median(empty_t)
             results[real.name] = {
                 "dag_ids": sorted(d.dag_id for d in dags),
                 "tasks": sum(len(d.tasks) for d in dags),
+                "rounds": rounds,
+                "sampling": "fresh interpreters" if args.fresh else "forked from one parent",
                 "median_ms": round(statistics.median(real_t) * 1000, 2),
                 "empty_median_ms": round(statistics.median(empty_t) * 1000, 2),
                 "ratio": round(paired, 3),
