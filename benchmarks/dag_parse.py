@@ -35,46 +35,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DAGS = ROOT / "dags"
 
-TIMER = """
-import importlib, sys, time, runpy
-sys.path.insert(0, {plugins!r})
-import airflow.sdk
-from airflow.utils.file import iter_airflow_imports
-for module in iter_airflow_imports({path!r}):  # what the DAG processor pre-imports (the baseline: EmptyOperator)
-    importlib.import_module(module)
-if {with_plugin!r}:
-    import airflow_mlops.plugin
-t0 = time.perf_counter()
-runpy.run_path({path!r})
-print(time.perf_counter() - t0)
-"""
-
-PROCESSOR = """
-import os, sys, time
-from pathlib import Path
-sys.path.insert(0, {plugins!r})
-import structlog
-import airflow.dag_processing.manager
-from airflow.dag_processing import processor
-log = structlog.get_logger()
-processor._pre_import_airflow_modules({path!r}, log)  # in the manager, before the fork
-os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "client"  # from here on: the forked child
-request = processor.DagFileParseRequest(
-    file={path!r}, bundle_path=Path({path!r}).parent, bundle_name="dags-folder", callback_requests=[])
-t0 = time.perf_counter()
-result = processor._parse_file(request, log)
-elapsed = time.perf_counter() - t0
-assert not result.import_errors, result.import_errors
-assert len(result.serialized_dags) == {n_dags}, len(result.serialized_dags)
-print(elapsed)
-"""
-
-
-FORKED = """
+SAMPLER = """
 import importlib, json, os, sys, time, traceback
 from pathlib import Path
 sys.path.insert(0, {plugins!r})
-paths, rounds, n_dags, processor_mode = {paths!r}, {rounds!r}, {n_dags!r}, {processor!r}
+paths, rounds, n_dags, processor_mode, fork = {paths!r}, {rounds!r}, {n_dags!r}, {processor!r}, {fork!r}
 if processor_mode:
     import structlog
     import airflow.dag_processing.manager
@@ -110,6 +75,8 @@ def parse(path):
 
 
 def sample(path):
+    if not fork:  # --fresh: this interpreter parses the file itself
+        return parse(path)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: one parse of one file, as the DAG processor forks one per file
@@ -200,33 +167,28 @@ def schedule_source(timetable) -> str:
     return repr(expression)
 
 
-def time_sample(snippet: str, **fields) -> float:
-    """Seconds that a fresh interpreter running `snippet` prints as its last stdout line."""
-    code = snippet.format(plugins=str(ROOT / "plugins"), **fields)
+def run_sampler(paths: list[Path], rounds: int, *, fork: bool, **fields) -> list[list[float]]:
+    """Per round, the seconds of one parse of each of `paths`, timed by SAMPLER in a fresh interpreter."""
+    code = SAMPLER.format(plugins=str(ROOT / "plugins"), paths=[str(p) for p in paths], rounds=rounds, fork=fork,
+                          **fields)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if out.returncode:
-        sys.exit(f"sample of {fields['path']} failed:\n{out.stderr}")
-    return float(out.stdout.strip().splitlines()[-1])
+        sys.exit(f"sampling {[p.name for p in paths]} failed:\n{out.stderr[-5000:]}\n{out.stdout[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def fresh_samples(real: Path, empty: Path, rounds: int, *, processor: bool, **fields) -> tuple[list, list]:
+def fresh_samples(real: Path, empty: Path, rounds: int, **fields) -> tuple[list, list]:
     """(real, baseline) seconds, one fresh interpreter per sample, alternating."""
-    snippet = PROCESSOR if processor else TIMER
     real_t, empty_t = [], []
     for _ in range(rounds):
         for path, samples in ((real, real_t), (empty, empty_t)):
-            samples.append(time_sample(snippet, path=str(path), **fields))
+            samples.append(run_sampler([path], 1, fork=False, **fields)[0][0])
     return real_t, empty_t
 
 
-def forked_samples(real: Path, empty: Path, rounds: int, *, processor: bool, **fields) -> tuple[list, list]:
+def forked_samples(real: Path, empty: Path, rounds: int, **fields) -> tuple[list, list]:
     """(real, baseline) seconds, one forked child per sample of one prepared parent, alternating."""
-    code = FORKED.format(plugins=str(ROOT / "plugins"), paths=[str(real), str(empty)], rounds=rounds,
-                         processor=processor, **fields)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    if out.returncode:
-        sys.exit(f"forked samples failed:\n{out.stderr[-5000:]}\n{out.stdout[-2000:]}")
-    pairs = json.loads(out.stdout.strip().splitlines()[-1])
+    pairs = run_sampler([real, empty], rounds, fork=True, **fields)
     return [r for r, _ in pairs], [e for _, e in pairs]
 
 
