@@ -56,8 +56,11 @@ CONF ?= {}
 dag-test: install data/churn/.generated data/diabetes/diabetes.csv $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/airflow dags test $(DAG) -c '$(CONF)'
 
+# Two workers (pytest-xdist), each running whole test files (a file's module fixtures are built once); each worker
+# has its own Airflow home and metadata DB (tests/conftest.py). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: install browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Headless Chromium for the Models page tests (tests/ui): Debian's chromium and chromium-driver, driven by
 # Selenium; nothing else is downloaded. Skips apt when both are there; without root or apt it says what to install.

@@ -230,12 +230,12 @@ def test_bootstrap_200k_rows_is_fast():
     n = 200_000
     y = rng.integers(0, 2, n)
     a, b = scores(rng, y, 0.3), scores(rng, y, 0.28)
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: the test suite runs two workers on two cores
     res = paired_bootstrap(y, a, b, "roc_auc", task="binary_classification", labels=[0, 1], n=1000, seed=1,
                            confidence=0.95)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert len(res.samples) == 1000 and res.low < res.diff < res.high
-    assert elapsed < 8.0, f"paired bootstrap took {elapsed:.1f} s"  # ~1.5-3 s on a 2-core runner
+    assert elapsed < 8.0, f"paired bootstrap took {elapsed:.1f} s of CPU"  # ~4 s on a 2-core runner (one BLAS thread)
 
 
 def test_reasons_tag_fits():

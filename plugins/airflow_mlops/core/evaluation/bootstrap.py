@@ -59,6 +59,7 @@ def paired_bootstrap(
     the others from per-row losses. The values equal compute_metrics on the resampled rows.
     """
     import numpy as np
+    from threadpoolctl import threadpool_limits
 
     y = np.asarray(y_true)
     rows = len(y)
@@ -73,9 +74,12 @@ def paired_bootstrap(
     diff = sign * (challenger(ones) - champion(ones))
     rng = np.random.default_rng(seed)
     samples = np.empty(n)
-    for b in range(n):
-        weights = np.bincount(rng.integers(0, rows, rows), minlength=rows).astype(float)
-        samples[b] = sign * (challenger(weights) - champion(weights))
+    # One BLAS thread: a resample's dot products are too short to share, and OpenBLAS's idle threads spin, which
+    # doubled the CPU time (same wall time) and slows whatever else the worker runs.
+    with threadpool_limits(1, user_api="blas"):
+        for b in range(n):
+            weights = np.bincount(rng.integers(0, rows, rows), minlength=rows).astype(float)
+            samples[b] = sign * (challenger(weights) - champion(weights))
     valid = samples[np.isfinite(samples)]
     if len(valid) < max(2, n // 2):
         raise EvaluationError(

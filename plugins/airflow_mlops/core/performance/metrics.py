@@ -131,10 +131,13 @@ def realized_metrics(
         if fast is not None:
             samples, method = fast(rng, n_boot)
         else:
+            from threadpoolctl import threadpool_limits
+
             kernel = kernel_for(primary)
             samples = np.empty(n_boot)
-            for b in range(n_boot):
-                samples[b] = kernel(np.bincount(rng.integers(0, rows, rows), minlength=rows).astype(float))
+            with threadpool_limits(1, user_api="blas"):  # as in core.evaluation.bootstrap: idle BLAS threads spin
+                for b in range(n_boot):
+                    samples[b] = kernel(np.bincount(rng.integers(0, rows, rows), minlength=rows).astype(float))
             method = f"bootstrap of the rows ({n_boot} multinomial resamples)"
         valid = samples[np.isfinite(samples)]
         if len(valid) >= max(2, n_boot // 2):
