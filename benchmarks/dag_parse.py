@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import statistics
 import subprocess
 import sys
@@ -40,6 +42,10 @@ import importlib, json, os, sys, time, traceback
 from pathlib import Path
 sys.path.insert(0, {plugins!r})
 paths, rounds, n_dags, processor_mode, fork = {paths!r}, {rounds!r}, {n_dags!r}, {processor!r}, {fork!r}
+measured, toggle = {measured!r} or paths, {toggle!r}
+if toggle:  # --instructions: callgrind counts the instructions between cg_start() and cg_stop()
+    import ctypes
+    callgrind = ctypes.CDLL(toggle)
 if processor_mode:
     import structlog
     import airflow.dag_processing.manager
@@ -60,15 +66,20 @@ else:
 
 def parse(path):
     if not processor_mode:
+        toggle and callgrind.cg_start()
         t0 = time.perf_counter()
         runpy.run_path(path)
-        return time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0
+        toggle and callgrind.cg_stop()
+        return elapsed
     os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "client"
     request = processor.DagFileParseRequest(
         file=path, bundle_path=Path(path).parent, bundle_name="dags-folder", callback_requests=[])
+    toggle and callgrind.cg_start()
     t0 = time.perf_counter()
     result = processor._parse_file(request, log)
     elapsed = time.perf_counter() - t0
+    toggle and callgrind.cg_stop()
     assert not result.import_errors, result.import_errors
     assert len(result.serialized_dags) == n_dags, len(result.serialized_dags)
     return elapsed
@@ -95,7 +106,7 @@ def sample(path):
     return float(out)
 
 
-print(json.dumps([[sample(path) for path in paths] for _ in range(rounds)]))
+print(json.dumps([[sample(path) for path in measured] for _ in range(rounds)]))
 """
 
 HEADER = [
@@ -167,11 +178,19 @@ def schedule_source(timetable) -> str:
     return repr(expression)
 
 
+def sampler(paths: list[Path], rounds: int, *, fork: bool, measured: list[Path] | None = None,
+            toggle: str | None = None, under: tuple[str, ...] = (), **fields) -> subprocess.CompletedProcess:
+    """Run SAMPLER in a fresh interpreter (`under` a command such as valgrind): it pre-imports what each of `paths`
+    names, then parses each of `measured` (default: `paths`) once per round."""
+    code = SAMPLER.format(plugins=str(ROOT / "plugins"), paths=[str(p) for p in paths], rounds=rounds, fork=fork,
+                          measured=[str(p) for p in measured or []], toggle=toggle, **fields)
+    return subprocess.run([*under, sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONHASHSEED": "0"})
+
+
 def run_sampler(paths: list[Path], rounds: int, *, fork: bool, **fields) -> list[list[float]]:
     """Per round, the seconds of one parse of each of `paths`, timed by SAMPLER in a fresh interpreter."""
-    code = SAMPLER.format(plugins=str(ROOT / "plugins"), paths=[str(p) for p in paths], rounds=rounds, fork=fork,
-                          **fields)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = sampler(paths, rounds, fork=fork, **fields)
     if out.returncode:
         sys.exit(f"sampling {[p.name for p in paths]} failed:\n{out.stderr[-5000:]}\n{out.stdout[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -192,16 +211,56 @@ def forked_samples(real: Path, empty: Path, rounds: int, **fields) -> tuple[list
     return [r for r, _ in pairs], [e for _, e in pairs]
 
 
+CALLGRIND_TOGGLE = """
+#include <valgrind/callgrind.h>
+void cg_start(void) { CALLGRIND_START_INSTRUMENTATION; CALLGRIND_TOGGLE_COLLECT; }
+void cg_stop(void) { CALLGRIND_TOGGLE_COLLECT; CALLGRIND_STOP_INSTRUMENTATION; }
+"""
+
+
+def instruction_counts(real: Path, empty: Path, tmp: str, **fields) -> tuple[int, int]:
+    """(real, baseline) instructions of one parse each, counted by valgrind's callgrind: the same count run after
+    run (PYTHONHASHSEED fixed), whatever else the machine is doing. The interpreter runs uninstrumented until the
+    parse starts (a small C library toggles callgrind around it, built here with gcc from valgrind's header)."""
+    library = Path(tmp) / "libcgtoggle.so"
+    source = library.with_suffix(".c")
+    source.write_text(CALLGRIND_TOGGLE)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(source)], check=True)
+    counts = []
+    for path in (real, empty):
+        out = sampler([real, empty], 1, fork=False, measured=[path], toggle=str(library), under=(
+            "valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
+            f"--callgrind-out-file={tmp}/callgrind.%p"), **fields)
+        collected = re.search(r"Collected : (\d+)", out.stderr)
+        if out.returncode or not collected:
+            sys.exit(f"callgrind run of {path.name} failed:\n{out.stderr[-3000:]}")
+        counts.append(int(collected.group(1)))
+    return counts[0], counts[1]
+
+
+def median_interval(values: list[float], confidence: float = 0.95, resamples: int = 2000) -> tuple[float, float]:
+    """A percentile bootstrap interval of the median of `values` (seeded): how far the reading could move."""
+    import random
+
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
+    tail = int(resamples * (1 - confidence) / 2)
+    return medians[tail], medians[-tail - 1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, help="default 201 forked, 31 --fresh")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--with-plugin", action="store_true", help="default mode, with the plugin already loaded")
     mode.add_argument("--processor", action="store_true", help="time the DAG processor's parse + serialize")
-    parser.add_argument("--fresh", action="store_true", help="a fresh interpreter per sample instead of a fork")
+    sampling = parser.add_mutually_exclusive_group()
+    sampling.add_argument("--fresh", action="store_true", help="a fresh interpreter per sample instead of a fork")
+    sampling.add_argument("--instructions", action="store_true",
+                          help="count instructions (valgrind's callgrind, one parse each) instead of timing")
     args = parser.parse_args()
     rounds = args.rounds or (31 if args.fresh else 201)
-    sampler = fresh_samples if args.fresh else forked_samples
+    collect = fresh_samples if args.fresh else forked_samples
     label = (" (DAG processor: parse + serialize)" if args.processor else "") + (" (fresh)" if args.fresh else "")
 
     import compileall
@@ -212,7 +271,7 @@ def main() -> None:
 
     bag = DagBag(dag_folder=str(DAGS))
     assert not bag.import_errors, bag.import_errors
-    results = {}
+    results: dict[str, dict] = {}
     files: dict[str, list] = {}
     for dag in bag.dags.values():
         files.setdefault(dag.fileloc, []).append(dag)
@@ -221,27 +280,37 @@ def main() -> None:
             real = Path(fileloc)
             empty = Path(tmp) / f"{real.stem}_empty.py"
             empty.write_text(same_shape_source(dags))
-            real_t, empty_t = sampler(real, empty, rounds, processor=args.processor, with_plugin=args.with_plugin,
-                                      n_dags=len(dags))
+            fields = {"processor": args.processor, "with_plugin": args.with_plugin, "n_dags": len(dags)}
+            shape = {"dag_ids": sorted(d.dag_id for d in dags), "tasks": sum(len(d.tasks) for d in dags)}
+            if args.instructions:
+                ours, baseline = instruction_counts(real, empty, tmp, **fields)
+                results[real.name] = {**shape, "instructions": ours, "empty_instructions": baseline,
+                                      "ratio": round(ours / baseline, 3), "goal": "<= 1.2", "ok": ours / baseline <= 1.2}
+                print(f"{real.name:32s} {ours / 1e6:8.1f} M instructions vs EmptyOperator DAG {baseline / 1e6:8.1f} M "
+                      f"-> ratio {ours / baseline:.3f} (goal <= 1.2) (callgrind){label}")
+                continue
+            real_t, empty_t = collect(real, empty, rounds, **fields)
             # Each round's two samples ran moments apart: their ratio cancels the slow and fast phases of a shared
             # machine, which move the medians of either side by 20% between runs here.
-            paired = statistics.median(r / e for r, e in zip(real_t, empty_t, strict=True))
+            ratios = [r / e for r, e in zip(real_t, empty_t, strict=True)]
+            paired, (low, high) = statistics.median(ratios), median_interval(ratios)
             ratio_of_medians = statistics.median(real_t) / statistics.median(empty_t)
             results[real.name] = {
-                "dag_ids": sorted(d.dag_id for d in dags),
-                "tasks": sum(len(d.tasks) for d in dags),
+                **shape,
                 "rounds": rounds,
                 "sampling": "fresh interpreters" if args.fresh else "forked from one parent",
                 "median_ms": round(statistics.median(real_t) * 1000, 2),
                 "empty_median_ms": round(statistics.median(empty_t) * 1000, 2),
                 "ratio": round(paired, 3),
+                "ratio_95": [round(low, 3), round(high, 3)],
                 "ratio_of_medians": round(ratio_of_medians, 3),
                 "goal": "<= 1.2",
                 "ok": paired <= 1.2,
             }
             print(f"{real.name:32s} {results[real.name]['median_ms']:8.2f} ms vs EmptyOperator DAG "
                   f"{results[real.name]['empty_median_ms']:8.2f} ms -> ratio {paired:.3f} (median of the rounds' "
-                  f"ratios; of the medians {ratio_of_medians:.3f}) (goal <= 1.2){label}")
+                  f"ratios, 95% interval {low:.3f}-{high:.3f}; of the medians {ratio_of_medians:.3f}) (goal <= 1.2)"
+                  f"{label}")
     print(json.dumps(results, indent=2))
 
 

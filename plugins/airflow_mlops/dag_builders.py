@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
-from airflow_mlops.alerting import PipelineNotifier
-from airflow_mlops.dag_defaults import default_args, failure_callback
+from airflow_mlops.dag_defaults import PipelineNotifier, default_args, failure_callback
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -184,3 +184,7 @@ def fail_on_bad_input() -> Iterator[None]:
         raise AirflowFailException(str(exc)) from exc
 
 
+# Serializing a DAG asks each operator class for its serialized fields (the same set for every class: the attributes
+# of a bare BaseOperator), which Airflow computes by building a BaseOperator and caches on the class asked. Asked once
+# of BaseOperator here, every class inherits the answer: one computation per DAG parse instead of one per class.
+BaseOperator.get_serialized_fields()

@@ -132,8 +132,8 @@ class PromotionBranchOperator(BaseBranchOperator):
         from airflow.sdk.exceptions import TaskAwaitingInput
         from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
-        from airflow_mlops.alerting import PipelineNotifier
         from airflow_mlops.core import approval as ap
+        from airflow_mlops.dag_defaults import PipelineNotifier
         from airflow_mlops.links import model_version_url, run_url
 
         request = self.verdict["approval"]
