@@ -19,7 +19,10 @@ Two modes:
   every DAG (which loads the plugins), after the manager's imports and pre-imports: the duration
   Airflow reports as the file's processing time.
 
-    python benchmarks/dag_parse.py [--rounds 201] [--with-plugin | --processor] [--fresh]
+`--instructions`: instead of timing, count the instructions of one parse of each file with valgrind's callgrind
+(needs valgrind and gcc): the same count run after run, whatever else the machine is doing; ~1 minute.
+
+    python benchmarks/dag_parse.py [--rounds 201] [--with-plugin | --processor] [--fresh | --instructions]
 """
 
 from __future__ import annotations

@@ -93,6 +93,37 @@ print(json.dumps(sorted(m for m in set(sys.modules) - before
     assert missed == [], f"name these in dags/pipelines.py so the DAG processor pre-imports them: {missed}"
 
 
+def test_the_dag_processor_parse_pays_only_for_what_it_uses():
+    """Parsing and serializing dags/pipelines.py as the DAG processor does: the alert delivery is not imported (the
+    callbacks import it when they fire), and Airflow's serialized fields are computed once for all our operator
+    classes (operators/base.py), not once per class at every parse."""
+    code = f"""
+import json, sys
+from pathlib import Path
+sys.path.insert(0, {str(ROOT / 'plugins')!r})
+import structlog
+import airflow.dag_processing.manager
+from airflow.dag_processing import processor
+from airflow.dag_processing.dagbag import BundleDagBag
+from airflow.sdk import BaseOperator
+from airflow.serialization.serialized_objects import DagSerialization
+path = {str(DAGS / 'pipelines.py')!r}
+processor._pre_import_airflow_modules(path, structlog.get_logger())
+bag = BundleDagBag(dag_folder=path, bundle_path=Path(path).parent, bundle_name="dags-folder", load_op_links=False)
+assert bag.dags and not bag.import_errors, bag.import_errors
+for dag in bag.dags.values():
+    DagSerialization.to_dict(dag)
+classes = {{type(t) for dag in bag.dags.values() for t in dag.tasks if isinstance(t, BaseOperator)}}
+print(json.dumps({{"alerting": "airflow_mlops.alerting" in sys.modules, "classes": len(classes),
+                  "own": sorted(c.__name__ for c in classes if "_BaseOperator__serialized_fields" in vars(c))}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["alerting"] is False, "a DAG parse imported airflow_mlops.alerting (import it where an alert is sent)"
+    assert found["classes"] >= 8 and found["own"] == [], f"serialized fields computed per class: {found['own']}"
+
+
 def test_templated_fields_render(dagbag):
     """The per-run values (source, as_of) reach the operator through its template fields."""
     import copy
