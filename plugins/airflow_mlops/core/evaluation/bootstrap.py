@@ -171,23 +171,30 @@ def _auc_kernel(positive: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray
 def _from_confusion(metric: str, counts: np.ndarray, k: int, pos: int = 1) -> float:
     """accuracy / precision / recall / f1 from a flattened (weighted) confusion matrix (binary: of the
     class at index `pos`, multiclass: macro average; zero_division=0)."""
+    return float(confusion_metric(metric, counts.reshape(1, -1), k, pos)[0])
+
+
+def confusion_metric(metric: str, counts: np.ndarray, k: int, pos: int) -> np.ndarray:
+    """`_from_confusion` of each row of `counts` (flattened confusion matrices, e.g. resampled), vectorised. A
+    binary task scores the class at index `pos` (pos < 0: the macro average, as for multiclass)."""
     import numpy as np
 
-    cm = counts.reshape(k, k)
-    if metric == "accuracy":
-        return float(np.trace(cm)) / float(cm.sum())
-    tp = np.diag(cm).astype(float)
-    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
-    if k == 2:
-        tp, predicted, actual = tp[pos : pos + 1], predicted[pos : pos + 1], actual[pos : pos + 1]
+    cm = counts.reshape(len(counts), k, k).astype(float)
+    total = cm.sum(axis=(1, 2))
+    tp = np.diagonal(cm, axis1=1, axis2=2)
     with np.errstate(divide="ignore", invalid="ignore"):
+        if metric == "accuracy":
+            return tp.sum(axis=1) / total
+        predicted, actual = cm.sum(axis=1), cm.sum(axis=2)
+        if k == 2 and pos >= 0:
+            tp, predicted, actual = tp[:, pos : pos + 1], predicted[:, pos : pos + 1], actual[:, pos : pos + 1]
         if metric == "precision":
             per_class = np.where(predicted > 0, tp / predicted, 0.0)
         elif metric == "recall":
             per_class = np.where(actual > 0, tp / actual, 0.0)
         else:
             per_class = np.where(predicted + actual > 0, 2 * tp / (predicted + actual), 0.0)
-    return float(per_class.mean())
+    return per_class.mean(axis=1)
 
 
 def _regression_kernel(metric: str, y: np.ndarray, pred: np.ndarray) -> Callable[[np.ndarray], float]:

@@ -29,7 +29,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.errors import PerformanceError
-from airflow_mlops.core.evaluation.bootstrap import _auc_kernel, _from_confusion, _regression_kernel
+from airflow_mlops.core.evaluation.bootstrap import (
+    _auc_kernel,
+    _from_confusion,
+    _regression_kernel,
+    confusion_metric,
+)
 from airflow_mlops.core.performance.join import ACTUAL
 from airflow_mlops.core.training import LOWER_IS_BETTER
 
@@ -196,7 +201,7 @@ def _binary(joined: pd.DataFrame, names: list[str], positive: Any, notes: list[s
 
     def fast_for(metric: str) -> Callable | None:
         if metric in LABEL_METRICS:
-            return lambda rng, b: (_confusion_samples(metric, _poisson(rng, cells, b), 2, 1), _CELLS_METHOD)
+            return lambda rng, b: (confusion_metric(metric, _poisson(rng, cells, b), 2, 1), _CELLS_METHOD)
         if metric == "roc_auc":
             return lambda rng, b: (_binned_auc_samples(groups, values["roc_auc"], rng, b), _AUC_METHOD)
         if metric == "log_loss":
@@ -231,7 +236,7 @@ def _multiclass(
         return lambda w: _from_confusion(metric, np.bincount(code, weights=w, minlength=k * k), k)
 
     def fast_for(metric: str) -> Callable | None:
-        return lambda rng, b: (_confusion_samples(metric, _poisson(rng, cells, b), k, -1), _CELLS_METHOD)
+        return lambda rng, b: (confusion_metric(metric, _poisson(rng, cells, b), k, -1), _CELLS_METHOD)
 
     return values, kernel_for, fast_for
 
@@ -391,28 +396,6 @@ def _mean_loss_samples(loss: np.ndarray, rng: np.random.Generator, n_boot: int) 
     means = draws @ mean / weight
     spread = np.sqrt(np.maximum(draws @ np.maximum(within, 0.0), 0.0)) / weight
     return means + spread * rng.standard_normal(n_boot)
-
-
-def _confusion_samples(metric: str, counts: np.ndarray, k: int, pos: int) -> np.ndarray:
-    """The metric for each row of `counts` (resampled flattened confusion matrices), vectorised."""
-    import numpy as np
-
-    cm = counts.reshape(len(counts), k, k).astype(float)
-    total = cm.sum(axis=(1, 2))
-    tp = np.diagonal(cm, axis1=1, axis2=2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if metric == "accuracy":
-            return tp.sum(axis=1) / total
-        predicted, actual = cm.sum(axis=1), cm.sum(axis=2)
-        if k == 2 and pos >= 0:
-            tp, predicted, actual = tp[:, pos : pos + 1], predicted[:, pos : pos + 1], actual[:, pos : pos + 1]
-        if metric == "precision":
-            per_class = np.where(predicted > 0, tp / predicted, 0.0)
-        elif metric == "recall":
-            per_class = np.where(actual > 0, tp / actual, 0.0)
-        else:
-            per_class = np.where(predicted + actual > 0, 2 * tp / (predicted + actual), 0.0)
-    return per_class.mean(axis=1)
 
 
 def _values(series: pd.Series) -> np.ndarray:
