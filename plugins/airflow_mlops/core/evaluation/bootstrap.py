@@ -59,7 +59,6 @@ def paired_bootstrap(
     the others from per-row losses. The values equal compute_metrics on the resampled rows.
     """
     import numpy as np
-    from threadpoolctl import threadpool_limits
 
     y = np.asarray(y_true)
     rows = len(y)
@@ -73,13 +72,7 @@ def paired_bootstrap(
     ones = np.ones(rows)
     diff = sign * (challenger(ones) - champion(ones))
     rng = np.random.default_rng(seed)
-    samples = np.empty(n)
-    # One BLAS thread: a resample's dot products are too short to share, and OpenBLAS's idle threads spin, which
-    # doubled the CPU time (same wall time) and slows whatever else the worker runs.
-    with threadpool_limits(1, user_api="blas"):
-        for b in range(n):
-            weights = np.bincount(rng.integers(0, rows, rows), minlength=rows).astype(float)
-            samples[b] = sign * (challenger(weights) - champion(weights))
+    samples = multinomial_resamples(rng, rows, n, lambda w: sign * (challenger(w) - champion(w)))
     valid = samples[np.isfinite(samples)]
     if len(valid) < max(2, n // 2):
         raise EvaluationError(
@@ -89,6 +82,24 @@ def paired_bootstrap(
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(valid, [alpha, 1.0 - alpha])
     return BootstrapResult(float(diff), float(low), float(high), valid, metric=metric, confidence=confidence)
+
+
+def multinomial_resamples(
+    rng: np.random.Generator, rows: int, n: int, statistic: Callable[[np.ndarray], float]
+) -> np.ndarray:
+    """`statistic(w)` for `n` resamples of `rows` rows with replacement, w counting how often each row was drawn.
+
+    One BLAS thread: a resample's dot products are too short to share, and OpenBLAS's idle threads spin, which
+    doubled the CPU time (same wall time) and slows whatever else the worker runs.
+    """
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    samples = np.empty(n)
+    with threadpool_limits(1, user_api="blas"):
+        for b in range(n):
+            samples[b] = statistic(np.bincount(rng.integers(0, rows, rows), minlength=rows).astype(float))
+    return samples
 
 
 def _metric_kernel(

@@ -34,6 +34,7 @@ from airflow_mlops.core.evaluation.bootstrap import (
     _from_confusion,
     _regression_kernel,
     confusion_metric,
+    multinomial_resamples,
 )
 from airflow_mlops.core.performance.join import ACTUAL
 from airflow_mlops.core.training import LOWER_IS_BETTER
@@ -136,13 +137,7 @@ def realized_metrics(
         if fast is not None:
             samples, method = fast(rng, n_boot)
         else:
-            from threadpoolctl import threadpool_limits
-
-            kernel = kernel_for(primary)
-            samples = np.empty(n_boot)
-            with threadpool_limits(1, user_api="blas"):  # as in core.evaluation.bootstrap: idle BLAS threads spin
-                for b in range(n_boot):
-                    samples[b] = kernel(np.bincount(rng.integers(0, rows, rows), minlength=rows).astype(float))
+            samples = multinomial_resamples(rng, rows, n_boot, kernel_for(primary))
             method = f"bootstrap of the rows ({n_boot} multinomial resamples)"
         valid = samples[np.isfinite(samples)]
         if len(valid) >= max(2, n_boot // 2):
