@@ -98,7 +98,9 @@ class SplitConfig(_Section, frozen=True):
 
     ``time`` (the default with a date column): the newest days are the test rows, the days before
     them validation, the rest training; ``*_days`` count days, else ``*_size`` is the share of days.
-    ``random``: a seeded three-way split, ``*_size`` the share of rows (stratified on the target).
+    ``random``: every row's role is a seeded hash of its ``key`` columns (default: source.id_columns,
+    else the row's content) into buckets, ``*_size`` the share of rows: a row keeps its role as the
+    data grows, and rows sharing a key share a role (core.rows).
     """
 
     strategy: str | None = None  # time | random; None: time when source.date_column is set, else random
@@ -106,7 +108,8 @@ class SplitConfig(_Section, frozen=True):
     validation_days: int | None = None
     test_size: float = 0.2
     validation_size: float = 0.2
-    stratify: bool = True
+    stratify: bool = True  # kept for older configs: the keyed random split holds the fractions without it
+    key: tuple[str, ...] = ()  # random split: the columns naming a row (one customer: one role); () = id_columns or content
 
 
 class Candidate(_Section, frozen=True):
@@ -145,6 +148,9 @@ class ApprovalConfig(_Section, frozen=True):
     timeout_hours: float = 24.0  # the run waits this long for an answer, then rejects
 
 
+REQUIRE_MODES = ("point", "lower_bound")
+
+
 class EvaluationConfig(_Section, frozen=True):
     """The champion/challenger gate."""
 
@@ -155,6 +161,12 @@ class EvaluationConfig(_Section, frozen=True):
     floors: Mapping[str, float] = {}  # metric -> worst acceptable value
     leakage_threshold: float | None = 0.999  # a test-set primary score this good smells of target leakage
     min_test_rows: int = 500  # fewer clean test rows (after excluding the champion's): REJECT, never a promotion
+    # Classification: fewer test rows of any class than this: REJECT (a rare class decides the metric).
+    min_test_events: int = 50
+    # point: the gain >= margin and its interval above zero; lower_bound: the interval's lower bound >= margin.
+    require: str = "point"
+    # Also judge the guard rails against the model's first champion, so small regressions cannot accumulate.
+    baseline_guard: bool = False
     approval: ApprovalConfig = ApprovalConfig()  # when a person must approve the promotion
 
 
@@ -507,7 +519,7 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
             met.fail(f"{m!r} is not a metric for {task}; allowed: {', '.join(allowed)}", "others")
     met.done()
 
-    split = _split_config(top.sub("split", {}), source)
+    split = _split_config(top.sub("split", {}), source, known_columns=[*names, *source.id_columns])
 
     ev = top.sub("evaluation", {})
     evaluation = EvaluationConfig(
@@ -518,6 +530,9 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         floors=_metric_map(ev, "floors", allowed),
         leakage_threshold=ev.get("leakage_threshold", (float, type(None)), 0.999),
         min_test_rows=ev.get("min_test_rows", int, 500),
+        min_test_events=ev.get("min_test_events", int, 50),
+        require=ev.get("require", str, "point", REQUIRE_MODES),
+        baseline_guard=ev.get("baseline_guard", bool, False),
         approval=_approval_config(ev),
     )
     ev.done()
@@ -529,6 +544,11 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         ev.fail(f"must be >= 0, got {evaluation.margin}", "margin")
     if evaluation.min_test_rows < 2:
         ev.fail(f"must be >= 2, got {evaluation.min_test_rows}", "min_test_rows")
+    if evaluation.min_test_events < 1:
+        ev.fail(f"must be >= 1, got {evaluation.min_test_events}", "min_test_events")
+    if "min_test_events" in ev.data and evaluation.min_test_events > evaluation.min_test_rows:
+        ev.fail(f"{evaluation.min_test_events} events of each class cannot fit in evaluation.min_test_rows "
+                f"({evaluation.min_test_rows}) test rows; lower min_test_events or raise min_test_rows", "min_test_events")
 
     dep = top.sub("deployment", {})
     deployment = DeploymentConfig(
@@ -740,7 +760,7 @@ def _alerts_config(alr: _Reader, file: str) -> AlertsConfig:
     return AlertsConfig(channels=channels, events=events)
 
 
-def _split_config(spl: _Reader, source: SourceConfig) -> SplitConfig:
+def _split_config(spl: _Reader, source: SourceConfig, known_columns: list[str]) -> SplitConfig:
     split = SplitConfig(
         strategy=spl.get("strategy", str, None, SPLIT_STRATEGIES),
         test_days=spl.get("test_days", int, None),
@@ -748,6 +768,7 @@ def _split_config(spl: _Reader, source: SourceConfig) -> SplitConfig:
         test_size=float(spl.get("test_size", float, 0.2)),
         validation_size=float(spl.get("validation_size", float, 0.2)),
         stratify=spl.get("stratify", bool, True),
+        key=tuple(_string_list(spl, "key")),
     )
     spl.done()
     for key in ("test_size", "validation_size"):
@@ -762,6 +783,12 @@ def _split_config(spl: _Reader, source: SourceConfig) -> SplitConfig:
             spl.fail(f"must be >= 1, got {value}", key)
         if value is not None and split.strategy == "random":
             spl.fail("counts days of a time split; the random split takes test_size / validation_size", key)
+    unknown = [c for c in split.key if c not in known_columns and c != source.date_column]
+    if unknown:
+        spl.fail(f"{', '.join(map(repr, unknown))} is not a column of this pipeline (its features, "
+                 f"source.id_columns or date column); the split key names the columns that identify a row", "key")
+    if split.key and (split.strategy == "time" or (split.strategy is None and source.date_column)):
+        spl.fail("names the rows of the random split; a time split gives each row its role by its date", "key")
     if split.strategy == "time" and not source.date_column:
         spl.fail("'time' needs source.date_column (the day each row belongs to); set it, or use 'random'", "strategy")
     if split.strategy is None and not source.date_column and (split.test_days or split.validation_days):
