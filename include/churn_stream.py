@@ -47,8 +47,14 @@ def daily_batch(
     drift_from: dt.date | None = None,
     bad: bool = False,
     concept_drift_from: dt.date | None = None,
+    churn_offset: float = 0.0,
 ) -> pd.DataFrame:
-    """One day of customer records with the churn label observed 30 days later."""
+    """One day of customer records with the churn label observed 30 days later.
+
+    `churn_offset` is added to every customer's churn log-odds: 0 keeps the stream's rate (about a third
+    before the drift); a negative offset makes churn rare with the same relationship (-4.0: about 1.5%,
+    the rare-positives benchmark rows). Every random draw stays the same, so the features do not move.
+    """
     import numpy as np
     import pandas as pd
 
@@ -77,6 +83,7 @@ def daily_batch(
         logit = logit + 0.012 * (charges - 65)
     if concept_drift_from is not None and day >= concept_drift_from:
         logit = concept_logit(contract, tenure, charges, calls, payment, region)
+    logit = logit + churn_offset
     churned = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
 
     frame = pd.DataFrame(
@@ -137,6 +144,7 @@ def write_stream(
     concept_drift_from: dt.date | None = None,
     batches: Path | None = None,
     labels: Path | None = None,
+    churn_offset: float = 0.0,
 ) -> list[Path]:
     """Write `days` daily files churn_YYYY-MM-DD.csv into `out`; existing files are rewritten identically.
 
@@ -152,7 +160,8 @@ def write_stream(
     for i in range(days):
         day = start + dt.timedelta(days=i)
         frame = daily_batch(
-            day, rows=rows, seed=seed, drift_from=drift_from, bad=day in bad_days, concept_drift_from=concept_drift_from
+            day, rows=rows, seed=seed, drift_from=drift_from, bad=day in bad_days, concept_drift_from=concept_drift_from,
+            churn_offset=churn_offset,
         )
         path = out / f"churn_{day.isoformat()}.csv"
         frame.to_csv(path, index=False)
@@ -179,11 +188,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="also write each day's records without the label here (what scoring sees)")
     parser.add_argument("--labels", type=Path, default=None,
                         help="also write each day's outcomes here: churn_labels_YYYY-MM-DD.csv")
+    parser.add_argument("--churn-offset", type=float, default=0.0,
+                        help="added to the churn log-odds: negative makes churn rare (-4.0: about 1.5%%)")
     args = parser.parse_args(argv)
     paths = write_stream(
         args.out, args.start, args.days, rows=args.rows, seed=args.seed,
         drift_from=args.drift_from, bad_days=tuple(args.bad_day), concept_drift_from=args.concept_drift_from,
-        batches=args.batches, labels=args.labels,
+        batches=args.batches, labels=args.labels, churn_offset=args.churn_offset,
     )
     print(f"wrote {len(paths)} daily files ({args.rows} rows each) to {args.out}/ "
           f"[{paths[0].name} .. {paths[-1].name}]")
