@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from airflow_mlops.core.config import PipelineConfig
 
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED = 0, 1, 2
+EXIT_UNVERIFIED, EXIT_LEAK = 3, 4  # audit
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,10 +102,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "audit",
-        help="re-check from MLflow alone that VERSION's verdict was judged on rows neither model saw; exit 4 if not",
+        help="re-check from MLflow alone that VERSION's verdict was judged on rows neither model saw",
         description="Reads the evaluation run's test_rows.parquet and the champion's and challenger's "
         "training_rows.parquet, and counts the scored test rows either model was trained or selected on. "
-        "Exit codes: 0 clean, 4 a scored row was seen, 2 nothing to audit.",
+        "Exit codes: 0 clean, 4 leak (a scored row was seen; the rows are named), 3 unverified (a record is "
+        "missing or unreadable: the audit cannot tell, and says why), 2 nothing to audit.",
     )
     p.add_argument("model")
     p.add_argument("version")
@@ -256,7 +258,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from airflow_mlops.core.rows import audit_verdict
+    from airflow_mlops.core.audit import CLEAN, LEAK, audit_verdict
 
     result = audit_verdict(_client(args), args.model, args.version)
     if args.json:
@@ -264,16 +266,21 @@ def _audit(args: argparse.Namespace) -> int:
     else:
         print(f"{args.model} v{args.version} vs champion v{result['champion_version']} "
               f"(evaluation run {result['evaluation_run_id']}): {result['scored']:,} test rows scored, "
-              f"{result['excluded']:,} excluded as the champion's", file=args.out)
+              f"{result['excluded']:,} excluded", file=args.out)
         for role in ("champion", "challenger"):
             seen = result[f"seen_by_{role}"]
             if seen is not None:
                 print(f"  scored rows the {role} was trained or selected on: {seen}", file=args.out)
+        for row in result["leaked_rows"]:
+            print(f"  leaked row {row['row_hash']}{' dated ' + row['date'] if row['date'] else ''} "
+                  f"(seen by the {row['seen_by']})", file=args.out)
         for note in result["notes"]:
             print(f"  note: {note}", file=args.out)
-        print("  clean: no model was judged on rows it saw" if result["ok"] else
-              "  NOT CLEAN: the verdict was judged on rows a model saw", file=args.out)
-    return EXIT_OK if result["ok"] else 4
+        print({CLEAN: "  clean: no model was judged on rows it saw",
+               LEAK: "  LEAK: the verdict was judged on rows a model saw"}.get(
+            result["outcome"], "  UNVERIFIED: a record could not be checked (see the notes); this is not a clean result"),
+            file=args.out)
+    return {CLEAN: EXIT_OK, LEAK: EXIT_LEAK}.get(result["outcome"], EXIT_UNVERIFIED)
 
 
 def _alert_rollback(args: argparse.Namespace, result: dict[str, Any], actor: dict[str, str]) -> None:

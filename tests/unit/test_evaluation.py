@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from airflow_mlops.core import evaluation, registry, training
+from airflow_mlops.core.audit import audit_verdict
 from airflow_mlops.core.config import EvaluationConfig, MetricsConfig, parse_config
 from airflow_mlops.core.evaluation import (
     NO_BASELINE_PROMOTE,
@@ -421,14 +422,15 @@ def with_split(config, **split):
 
 
 def test_rows_the_champion_saw_never_reach_the_gate_and_the_audit_confirms_it(mlflow_client, fast_churn):
-    """A champion trained with a random split of days 1-12, a challenger of days 2-13 with the same split:
-    most of the challenger's test rows were the champion's. They are excluded by hash, from MLflow."""
+    """A champion trained with a random split of days 1-12 under another seed, a challenger of days 2-13: most
+    of the challenger's test rows were the champion's. They are excluded by hash, from MLflow."""
     from airflow_mlops.core import rows
 
     config = with_split(fast_churn, strategy="random", test_size=0.3, validation_size=0.2)
     stream = window("2026-01-01", 13)
+    champion_config = config._replace(seed=config.seed + 1)
     champion_uri, champion_version, _ = train_and_register(
-        mlflow_client, stream[stream["event_date"] <= "2026-01-12"], config, "logistic_regression",
+        mlflow_client, stream[stream["event_date"] <= "2026-01-12"], champion_config, "logistic_regression",
         alias="champion", tag="old",
     )
     challenger_rows = stream[stream["event_date"] >= "2026-01-02"]
@@ -437,7 +439,7 @@ def test_rows_the_champion_saw_never_reach_the_gate_and_the_audit_confirms_it(ml
     )
     lenient = config._replace(evaluation=config.evaluation._replace(min_test_rows=100))
     result = evaluation.evaluate(mlflow_client, lenient, test, challenger_uri=challenger_uri, champion_uri=champion_uri)
-    seen = rows.split_roles(stream[stream["event_date"] <= "2026-01-12"], config).seen
+    seen = rows.split_roles(stream[stream["event_date"] <= "2026-01-12"], champion_config).seen
     seen_hashes = set(rows.row_hashes(seen).tolist())
     assert result.test_rows.excluded > len(test) / 2
     assert set(rows.row_hashes(result.test_rows.frame).tolist()).isdisjoint(seen_hashes)
@@ -448,7 +450,7 @@ def test_rows_the_champion_saw_never_reach_the_gate_and_the_audit_confirms_it(ml
         mlflow_client, result, experiment="churn-evaluation", run_name="evaluate", tags={},
         model_name=config.model_name, challenger_version=challenger_version, champion_version=champion_version,
     )
-    audit = rows.audit_verdict(mlflow_client, config.model_name, challenger_version)
+    audit = audit_verdict(mlflow_client, config.model_name, challenger_version)
     assert audit["ok"] and audit["seen_by_champion"] == 0 and audit["seen_by_challenger"] == 0
     assert audit["scored"] == result.n_rows and audit["excluded"] == result.test_rows.excluded
 
@@ -473,7 +475,7 @@ def test_an_audit_finds_a_verdict_judged_on_the_champions_rows(mlflow_client, ch
         mlflow_client, result, experiment="churn-evaluation", run_name="evaluate", tags={},
         model_name=fast_churn.model_name, challenger_version=challenger_version, champion_version=champion_version,
     )
-    audit = rows.audit_verdict(mlflow_client, fast_churn.model_name, challenger_version)
+    audit = audit_verdict(mlflow_client, fast_churn.model_name, challenger_version)
     assert not audit["ok"] and audit["seen_by_champion"] == len(champion_train) == audit["seen_by_challenger"]
     assert main(["audit", fast_churn.model_name, challenger_version]) == 4
 

@@ -64,18 +64,34 @@ def test_time_is_the_default_with_a_date_column_random_without(churn_config):
     assert parse_config(raw, file=churn_config.path, check_estimators=False).split_strategy == "random"
 
 
-def test_random_split_is_three_way_seeded_and_stratified(churn_config):
-    df = window("2026-01-01", 10)
+def test_random_split_gives_each_row_its_role_by_key_and_holds_the_fractions(churn_config):
+    df = window("2026-01-01", 50)  # 10,000 rows
     config = with_split(churn_config, strategy="random", test_size=0.2, validation_size=0.2)
     a, b = rows.split_roles(df, config), rows.split_roles(df, config)
-    assert (len(a.train), len(a.validation), len(a.test)) == (1200, 400, 400)
+    for role, share in (("train", 0.6), ("validation", 0.2), ("test", 0.2)):
+        assert abs(len(getattr(a, role)) / len(df) - share) <= 0.01, (role, len(getattr(a, role)))
     assert a.test.index.equals(b.test.index) and a.validation.index.equals(b.validation.index)
     assert set(a.train.index).isdisjoint(a.test.index) and set(a.validation.index).isdisjoint(a.test.index)
     rate = df["churned"].mean()
-    for role in (a.train, a.validation, a.test):
-        assert abs(role["churned"].mean() - rate) < 0.01
+    for frame in (a.train, a.validation, a.test):
+        assert abs(frame["churned"].mean() - rate) < 0.02
     other = rows.split_roles(df, config._replace(seed=config.seed + 1))
     assert not other.test.index.equals(a.test.index)
+
+
+def test_a_row_keeps_its_role_as_the_data_grows_and_rows_of_one_key_share_it(churn_config):
+    config = with_split(churn_config, strategy="random", test_size=0.2, validation_size=0.2)
+    df = window("2026-01-01", 10)
+    df.loc[df.index[-50:], "customer_id"] = df["customer_id"].iloc[0]  # one customer, 51 rows on several days
+    grown = pd.concat([df, window("2026-01-11", 5, seed=8)], ignore_index=True)
+    before, after = rows.split_roles(df, config), rows.split_roles(grown, config)
+    for role in rows.ROLES:
+        old = set(getattr(before, role)["customer_id"] + getattr(before, role)["event_date"])
+        new = set(getattr(after, role)["customer_id"] + getattr(after, role)["event_date"])
+        assert old <= new, f"rows left the {role} role as the data grew"
+    roles_of_customer = {role for role in rows.ROLES
+                         if (getattr(after, role)["customer_id"] == df["customer_id"].iloc[0]).any()}
+    assert len(roles_of_customer) == 1
 
 
 def test_random_split_of_a_regression_is_not_stratified():
@@ -91,8 +107,9 @@ def test_random_split_of_a_regression_is_not_stratified():
             "seed": 3,
         }
     )
-    split = rows.split_roles(pd.DataFrame({"x": range(100), "y": [i * 0.5 for i in range(100)]}), config)
-    assert (split.strategy, len(split.train), len(split.validation), len(split.test)) == ("random", 60, 20, 20)
+    split = rows.split_roles(pd.DataFrame({"x": range(1000), "y": [i * 0.5 for i in range(1000)]}), config)
+    assert split.strategy == "random" and len(split.train) + len(split.validation) + len(split.test) == 1000
+    assert abs(len(split.test) - 200) <= 40 and abs(len(split.validation) - 200) <= 40  # keyed by the feature x
 
 
 def test_a_window_too_short_for_three_roles_names_pipeline_window_and_keys(churn_config):
@@ -195,13 +212,41 @@ def test_time_split_test_rows_are_newer_than_anything_the_champion_saw(churn_con
     assert test_rows.span == ("2026-01-13", "2026-01-15")
 
 
-def test_random_split_overlap_is_excluded_exactly(churn_config):
+def test_random_split_with_the_same_key_never_tests_on_the_champions_rows(churn_config):
     config = with_split(churn_config, strategy="random", test_size=0.3, validation_size=0.2)
     champion, challenger = champion_and_challenger(config)
     test_rows = rows.gate_rows(challenger.test, config, champion=rows.record_of(champion), has_champion=True)
-    assert test_rows.excluded > 0.5 * len(challenger.test)  # most of a random holdout was the champion's
+    assert test_rows.excluded == 0 and test_rows.n_rows == len(challenger.test)  # a row keeps its role
+
+
+def test_random_split_overlap_after_a_seed_change_is_excluded_exactly(churn_config):
+    config = with_split(churn_config, strategy="random", test_size=0.3, validation_size=0.2)
+    champion, challenger = champion_and_challenger(config, config._replace(seed=config.seed + 1))
+    test_rows = rows.gate_rows(challenger.test, config, champion=rows.record_of(champion), has_champion=True)
+    assert test_rows.excluded > 0.5 * len(challenger.test)  # most of another seed's holdout was the champion's
     assert_exact_exclusion(test_rows, champion)
     assert "by row hash" in test_rows.describe() and f"{test_rows.excluded:,} of the" in test_rows.describe()
+
+
+def test_hashes_that_miss_the_champions_days_fall_back_to_the_dates_and_say_why(churn_config):
+    time_config = with_split(churn_config, strategy="time", test_days=3, validation_days=2)
+    champion, challenger = champion_and_challenger(time_config, shift=6)
+    record = rows.record_of(champion, "the champion's record")
+    test = challenger.test.assign(monthly_charges=challenger.test["monthly_charges"] + 0.01)  # values re-exported
+    test = pd.concat([champion.train.tail(100).assign(monthly_charges=lambda f: f["monthly_charges"] + 0.01), test])
+    test_rows = rows.gate_rows(test, time_config, champion=record, has_champion=True, champion_window_end="2026-01-14")
+    assert test_rows.method.startswith("by date") and "do not match this data" in test_rows.method
+    assert test_rows.frame["event_date"].min() > "2026-01-14"
+
+
+def test_exact_copies_of_the_challengers_own_rows_leave_its_test_rows(churn_config):
+    _, challenger = champion_and_challenger(churn_config)
+    copies = challenger.train.head(40)
+    test = pd.concat([challenger.test, copies])
+    test_rows = rows.gate_rows(test, churn_config, champion=None, has_champion=False,
+                               own=rows.record_of(challenger, "its own record"))
+    assert test_rows.own_duplicates == 40 and test_rows.n_rows == len(challenger.test)
+    assert "40 more were exact copies of the challenger's own training rows" in test_rows.describe()
 
 
 def test_a_config_change_between_champion_and_challenger_is_excluded_exactly(churn_config):

@@ -2,14 +2,18 @@
 
 A snapshot's rows have three roles: **train** (fit), **validation** (rank the candidates) and
 **test** (the champion/challenger gate only). With a date column the split is out of time: the
-newest days are the test rows, the days before them validation, the rest training.
+newest days are the test rows, the days before them validation, the rest training. Without one a
+row's role is a seeded hash of its key (``split.key``, else ``source.id_columns``, else its
+features) into buckets: a row keeps its role as the data grows, rows sharing a key share a role.
 
 Every model version's training run keeps ``training_rows.parquet``: an 8-byte content hash of
 each row it was trained or selected on. The gate drops from its test rows every row whose hash
 is in the serving champion's record, whatever split or config made either model, so the
 champion is never scored on rows it was fitted on. A champion without a record (registered
 before records existed, or with a corrupt one) falls back to dropping every row dated up to the
-end of its training window, and the verdict says so.
+end of its training window, and the verdict says so. So does a record that disagrees with its run
+(another row count than the run logged) or with the dates (a time-split champion whose days hold
+more test rows than the hashes matched). Hashes are core.row_identity's canonical ones.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.errors import SplitError
+from airflow_mlops.core.row_identity import SCHEME, legacy_row_hashes, row_hashes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,10 +43,16 @@ log = logging.getLogger(__name__)
 ROLES = ("train", "validation", "test")
 TRAINING_ROWS_ARTIFACT = "training_rows.parquet"
 TEST_ROWS_ARTIFACT = "test_rows.parquet"
-#: Parquet metadata key: the (sorted) columns a record's hashes were computed over.
+#: Parquet metadata keys: the (sorted) columns a record's hashes were computed over, the hash scheme
+#: (core.row_identity.SCHEME; absent: scheme 1), the rows it holds, the split that chose them, its date column.
 _HASH_COLUMNS_KEY = b"airflow_mlops.hash_columns"
+_SCHEME_KEY = b"airflow_mlops.hash_scheme"
+_ROWS_KEY = b"airflow_mlops.rows"
+_STRATEGY_KEY = b"airflow_mlops.split"
+_DATE_COLUMN_KEY = b"airflow_mlops.date_column"
 NO_CHAMPION = "no champion"
-_MISSING = "\x00<NA>"  # how a missing value enters a row hash (no real value looks like it)
+_BUCKETS = 1 << 53  # a row's key hash -> a number in [0, 1) at this resolution
+_DOWNLOAD_TRIES = 3
 
 
 # --------------------------------------------------------------------------- the three roles
@@ -123,24 +134,29 @@ def _time_split(df: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame,
     return df[days < validation_from], df[(days >= validation_from) & (days < test_from)], df[days >= test_from]
 
 
+def split_key(config: PipelineConfig, df: pd.DataFrame) -> list[str]:
+    """The columns naming a row for the random split: split.key, else source.id_columns, else the features."""
+    key = list(config.split.key or config.source.id_columns or config.feature_names)
+    missing = [c for c in key if c not in df.columns]
+    if missing:
+        which = "split.key" if config.split.key else "source.id_columns" if config.source.id_columns else "features"
+        raise SplitError(
+            f"{_where(config, df)}: the random split's key ({which}) names column(s) {', '.join(map(repr, missing))} "
+            f"that the data lacks; present: {', '.join(map(str, df.columns))}"
+        )
+    return key
+
+
 def _random_split(df: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    from sklearn.model_selection import train_test_split
+    """Each row's role from a seeded hash of its key: the same row (or key) gets the same role in every snapshot."""
+    import numpy as np
 
     spl = config.split
-
-    def stratify(frame: pd.DataFrame) -> Any:
-        return frame[config.target] if config.is_classification and spl.stratify else None
-
-    try:
-        rest, test = train_test_split(df, test_size=spl.test_size, random_state=config.seed, stratify=stratify(df))
-        share = spl.validation_size / (1.0 - spl.test_size)
-        train, validation = train_test_split(rest, test_size=share, random_state=config.seed, stratify=stratify(rest))
-    except ValueError as exc:
-        raise SplitError(
-            f"{_where(config, df)}: {len(df):,} rows cannot be split into train, a {spl.validation_size:.0%} "
-            f"validation and a {spl.test_size:.0%} test share ({exc}); widen the window (source.window_days)"
-        ) from None
-    return train, validation, test
+    hashes = row_hashes(df, split_key(config, df), seed=config.seed)
+    position = (hashes >> np.uint64(11)).astype(np.float64) / _BUCKETS
+    test = position < spl.test_size
+    validation = ~test & (position < spl.test_size + spl.validation_size)
+    return df[~test & ~validation], df[validation], df[test]
 
 
 def _check_roles(split: Split, config: PipelineConfig, df: pd.DataFrame) -> None:
@@ -188,35 +204,7 @@ def _date_span_text(frame: pd.DataFrame, column: str | None) -> str:
     return f", {span[0]}..{span[1]}" if span else ""
 
 
-# --------------------------------------------------------------------------- row hashes
-
-
-def row_hashes(frame: pd.DataFrame, columns: list[str] | None = None) -> np.ndarray:
-    """An 8-byte content hash per row over `columns` (default: all, sorted by name), as uint64.
-
-    Values are canonical first, so a row hashes the same in every snapshot that holds it: numbers
-    (integers, floats, booleans) as float64, everything else as text, missing values as one marker.
-    A daily file's integer column that reads as float in a window with a blank cell still matches.
-    """
-    import pandas as pd
-
-    columns = sorted(map(str, frame.columns)) if columns is None else columns
-    canonical = {}
-    for name in columns:
-        col = frame[name]
-        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
-            canonical[name] = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
-        else:
-            canonical[name] = col.map(lambda v: _MISSING if _is_missing(v) else str(v)).astype(object).to_numpy()
-    table = pd.DataFrame(canonical, columns=columns)
-    return pd.util.hash_pandas_object(table, index=False).to_numpy()
-
-
-def _is_missing(value: Any) -> bool:
-    try:
-        return bool(value is None or value != value)  # NaN, NaT and pd.NA are not equal to themselves
-    except (TypeError, ValueError):  # pd.NA's comparison is ambiguous
-        return True
+# --------------------------------------------------------------------------- rows records
 
 
 @dataclass(frozen=True)
@@ -226,6 +214,13 @@ class RowsRecord:
     hashes: np.ndarray
     columns: list[str]
     origin: str
+    scheme: int = SCHEME  # core.row_identity.SCHEME the hashes were made with (1: before it)
+    strategy: str | None = None  # the split that chose the rows (time | random), when recorded
+    days: frozenset[str] | None = field(default=None, repr=False)  # the days the rows cover (YYYY-MM-DD), if dated
+
+    def hashes_of(self, frame: pd.DataFrame) -> np.ndarray:
+        """`frame`'s row hashes as this record made its own (same columns, same scheme)."""
+        return row_hashes(frame, self.columns) if self.scheme >= SCHEME else legacy_row_hashes(frame, self.columns)
 
 
 def record_table(
@@ -234,20 +229,27 @@ def record_table(
     date_column: str | None,
     columns: list[str] | None = None,
     hashes: np.ndarray | None = None,
+    strategy: str | None = None,
 ) -> pa.Table:
     """The Parquet table of a rows record: row_hash, role and the date of every row (schema metadata:
-    the hashed columns). `roles` is one role for every row or one per row; `hashes`, when already
-    computed over `columns`, are used as they are."""
+    the hashed columns, the hash scheme, the row count, the split). `roles` is one role for every row
+    or one per row; `hashes`, when already computed over `columns`, are used as they are."""
     import pyarrow as pa
 
     columns = sorted(map(str, frame.columns)) if columns is None else columns
     hashes = row_hashes(frame, columns) if hashes is None else hashes
     data: dict[str, Any] = {"row_hash": pa.array(hashes, pa.uint64())}
     data["role"] = pa.array([roles] * len(frame) if isinstance(roles, str) else list(roles), pa.string()).dictionary_encode()
-    if date_column and date_column in frame.columns:
+    dated = bool(date_column and date_column in frame.columns)
+    if dated:
         data[date_column] = pa.array(frame[date_column].astype(str).tolist(), pa.string()).dictionary_encode()
-    table = pa.table(data)
-    return table.replace_schema_metadata({_HASH_COLUMNS_KEY: json.dumps(columns).encode()})
+    meta = {_HASH_COLUMNS_KEY: json.dumps(columns).encode(), _SCHEME_KEY: str(SCHEME).encode(),
+            _ROWS_KEY: str(len(frame)).encode()}
+    if strategy:
+        meta[_STRATEGY_KEY] = strategy.encode()
+    if dated:
+        meta[_DATE_COLUMN_KEY] = str(date_column).encode()
+    return pa.table(data).replace_schema_metadata(meta)
 
 
 def training_record(split: Split) -> pa.Table:
@@ -255,7 +257,7 @@ def training_record(split: Split) -> pa.Table:
     import pandas as pd
 
     roles = pd.Series(["train"] * len(split.train) + ["validation"] * len(split.validation))
-    return record_table(split.seen, roles, split.date_column)
+    return record_table(split.seen, roles, split.date_column, strategy=split.strategy)
 
 
 def write_record(table: pa.Table, path: str | Path) -> Path:
@@ -277,15 +279,47 @@ def read_record(path: str | Path, origin: str) -> RowsRecord:
     return read_record_table(table, origin)
 
 
+def read_record_table(table: pa.Table, origin: str) -> RowsRecord:
+    """A RowsRecord from an already read table (see read_record); ValueError when it is not a sound one."""
+    import numpy as np
+
+    meta = table.schema.metadata or {}
+    try:
+        columns = json.loads(meta[_HASH_COLUMNS_KEY])
+        scheme = int(meta.get(_SCHEME_KEY, b"1"))
+    except (KeyError, ValueError):
+        raise ValueError("its hashed-column list or hash scheme (Parquet metadata) is missing or unreadable") from None
+    if "row_hash" not in table.column_names or not isinstance(columns, list) or not columns:
+        raise ValueError("it has no row_hash column or no hashed columns")
+    if scheme > SCHEME:
+        raise ValueError(f"its rows were hashed with scheme {scheme}, newer than this airflow-mlops knows ({SCHEME})")
+    declared = meta.get(_ROWS_KEY)
+    if declared is not None and int(declared) != table.num_rows:
+        raise ValueError(f"it declares {int(declared):,} rows but holds {table.num_rows:,} (truncated)")
+    date_column = meta.get(_DATE_COLUMN_KEY, b"").decode()
+    days = None
+    if date_column and date_column in table.column_names:
+        days = frozenset(str(d)[:10] for d in table.column(date_column).unique().to_pylist() if d)
+    strategy = meta.get(_STRATEGY_KEY, b"").decode() or None
+    hashes = np.asarray(table.column("row_hash").to_numpy(), dtype=np.uint64)
+    return RowsRecord(hashes=hashes, columns=[str(c) for c in columns], origin=origin, scheme=scheme,
+                      strategy=strategy, days=days)
+
+
 def record_of(split: Split, origin: str = "this split") -> RowsRecord:
     """The in-memory record of the rows a model trained on `split` saw (what training_record writes)."""
-    columns = sorted(map(str, split.seen.columns))
-    return RowsRecord(hashes=row_hashes(split.seen, columns), columns=columns, origin=origin)
+    table = training_record(split)
+    return read_record_table(table, origin)
 
 
 def run_record(client: MlflowClient, run_id: str | None) -> tuple[RowsRecord | None, str | None]:
-    """A model's rows record from its training run (the champion's, for the gate), or (None, why not)."""
+    """A model's rows record from its training run (the champion's, for the gate), or (None, why not).
+
+    A download that fails is tried again (three times in all) before it counts as unreadable; a record
+    whose row count differs from the train + validation rows its run logged (n_rows.*) is not trusted.
+    """
     import tempfile
+    import time
 
     from mlflow.exceptions import MlflowException
 
@@ -296,15 +330,29 @@ def run_record(client: MlflowClient, run_id: str | None) -> tuple[RowsRecord | N
     if TRAINING_ROWS_ARTIFACT not in listed:
         return None, f"its training run {run_id} has no {TRAINING_ROWS_ARTIFACT} (trained before rows were recorded)"
     with tempfile.TemporaryDirectory(prefix="mlops-rows-") as tmp:
+        for attempt in range(1, _DOWNLOAD_TRIES + 1):
+            try:
+                local = client.download_artifacts(run_id, TRAINING_ROWS_ARTIFACT, tmp)
+                break
+            except (MlflowException, OSError) as exc:
+                log.warning("downloading %s failed (try %d of %d): %s", origin, attempt, _DOWNLOAD_TRIES, exc)
+                if attempt == _DOWNLOAD_TRIES:
+                    return None, f"its {origin} could not be downloaded after {_DOWNLOAD_TRIES} tries ({exc})"
+                time.sleep(attempt)
         try:
-            local = client.download_artifacts(run_id, TRAINING_ROWS_ARTIFACT, tmp)
-        except MlflowException as exc:
-            return None, f"its {origin} cannot be downloaded ({exc.message})"
-        try:
-            return read_record(local, origin), None
+            record = read_record(local, origin)
         except ValueError as exc:
             log.warning("%s is corrupt: %s", origin, exc)
             return None, f"its {origin} is corrupt: {exc}"
+    params = client.get_run(run_id).data.params
+    try:
+        logged = int(params["n_rows.train"]) + int(params["n_rows.validation"])
+    except (KeyError, ValueError):
+        return record, None  # a run that logged no counts: nothing to check against
+    if logged != len(record.hashes):
+        return None, (f"its {origin} holds {len(record.hashes):,} rows but the run logged {logged:,} train + "
+                      f"validation rows (n_rows.train, n_rows.validation): the record is not the model's")
+    return record, None
 
 
 # --------------------------------------------------------------------------- the gate's rows
@@ -315,12 +363,14 @@ class TestRows:
     """The rows the gate judges on, after dropping every row the champion saw, and the account of it."""
 
     candidate_frame: pd.DataFrame = field(repr=False)  # the split's test rows, before the exclusion
-    kept: np.ndarray = field(repr=False)  # bool per candidate row: not seen by the champion
+    kept: np.ndarray = field(repr=False)  # bool per candidate row: seen by neither model
     hashes: np.ndarray = field(repr=False)  # per candidate row, over `hash_columns`
     hash_columns: list[str]
     method: str  # how the champion's rows were found, in words
     strategy: str = ""  # the split strategy that chose the test rows
     date_column: str | None = None
+    seen_by_champion: int = 0  # candidate rows dropped as the champion's
+    own_duplicates: int = 0  # further rows dropped as exact copies of the challenger's own train/validation rows
 
     @cached_property
     def frame(self) -> pd.DataFrame:
@@ -344,7 +394,8 @@ class TestRows:
         return {
             "test_rows": self.n_rows,
             "candidate_rows": len(self.kept),
-            "excluded_seen_by_champion": self.excluded,
+            "excluded_seen_by_champion": self.seen_by_champion,
+            "excluded_copies_of_challenger_rows": self.own_duplicates,
             "exclusion": self.method,
             "first_day": span[0] if span else None,
             "last_day": span[1] if span else None,
@@ -355,18 +406,21 @@ class TestRows:
         span = self.span
         dated = f" dated {span[0]}..{span[1]}" if span else ""
         judged = f"judged on {self.n_rows:,} test rows{dated} ({self.strategy} split)"
+        copies = (f"; {self.own_duplicates:,} more were exact copies of the challenger's own training rows"
+                  if self.own_duplicates else "")
         if self.method == NO_CHAMPION:
-            return f"{judged}; no champion yet: no rows to exclude"
+            return f"{judged}; no champion yet: no rows to exclude{copies}"
         return (
-            f"{judged}; {self.excluded:,} of the {len(self.kept):,} test rows were excluded as seen by the "
-            f"champion ({self.method})"
+            f"{judged}; {self.seen_by_champion:,} of the {len(self.kept):,} test rows were excluded as seen by the "
+            f"champion ({self.method}){copies}"
         )
 
     def record(self) -> pa.Table:
         """test_rows.parquet: every candidate test row's hash, its date and whether it was scored."""
         import pyarrow as pa
 
-        table = record_table(self.candidate_frame, "test", self.date_column, self.hash_columns, self.hashes)
+        table = record_table(self.candidate_frame, "test", self.date_column, self.hash_columns, self.hashes,
+                             strategy=self.strategy)
         return table.append_column("scored", pa.array(self.kept))
 
 
@@ -378,115 +432,83 @@ def gate_rows(
     has_champion: bool,
     champion_window_end: str | None = None,
     why_no_record: str | None = None,
+    own: RowsRecord | None = None,
 ) -> TestRows:
-    """The test rows minus every row the champion was trained or selected on.
+    """The test rows minus every row the champion was trained or selected on, and minus exact copies of
+    the challenger's own train and validation rows (`own`, its record).
 
-    With the champion's record: by row hash over the record's columns (exact). Without one (an
-    older champion, or a corrupt record): every row dated up to the champion's training window
-    end is dropped. Raises SplitError when neither is possible.
+    With the champion's record: by canonical row hash over the record's columns, checked against the
+    dates (a time-split record's days must match as many test rows by hash as they hold). Without a
+    record it can trust: every row dated up to the champion's training window end is dropped, and the
+    method says why. Raises SplitError when neither is possible.
     """
     import numpy as np
 
     date_column = config.source.date_column
+    if champion is not None:
+        missing = [c for c in champion.columns if c not in test.columns]
+        if missing:
+            why_no_record = (
+                f"the champion's rows were hashed over column(s) {', '.join(map(repr, missing))} that this data lacks"
+            )
+            champion = None
     columns = champion.columns if champion is not None else sorted(map(str, test.columns))
-    missing = [c for c in columns if c not in test.columns]
-    if champion is not None and missing:
-        why_no_record = (
-            f"the champion's rows were hashed over column(s) {', '.join(map(repr, missing))} that this data lacks"
-        )
-        champion, columns = None, sorted(map(str, test.columns))
-    hashes = row_hashes(test, columns)
+    hashes = champion.hashes_of(test) if champion is not None else row_hashes(test, columns)
     if not has_champion:
         kept, method = np.ones(len(test), dtype=bool), NO_CHAMPION
-    elif champion is not None:
-        kept = ~np.isin(hashes, champion.hashes)
-        method = f"by row hash, {champion.origin}"
     else:
-        if not (date_column and champion_window_end and date_column in test.columns):
-            raise SplitError(
-                f"{config.path}: pipeline {config.name!r}: cannot tell which test rows the champion saw: "
-                f"{why_no_record}, and there is no {'training window end (tag data.window_end)' if date_column else 'date column'} "
-                f"to fall back on. Retrain and promote a champion with this version of airflow-mlops "
-                f"(its rows are recorded), or roll back to one that has its {TRAINING_ROWS_ARTIFACT}"
-            )
-        import pandas as pd
-
-        end = dt.date.fromisoformat(champion_window_end[:10])
-        kept = (_days(test[date_column]) > pd.Timestamp(end)).to_numpy()
-        method = f"by date: every row up to the champion's training window end {end.isoformat()}, because {why_no_record}"
+        kept, method = None, ""
+        if champion is not None:
+            kept = ~np.isin(hashes, champion.hashes)
+            disagreement = _dates_disagree(test, date_column, champion, found=int((~kept).sum()))
+            if disagreement:
+                why_no_record, kept = disagreement, None
+                log.warning("%s: %s", config.name, disagreement)
+            else:
+                method = f"by row hash, {champion.origin}"
+        if kept is None:
+            kept, method = _kept_by_date(test, config, champion_window_end, why_no_record)
+    seen_by_champion = int((~kept).sum())
+    own_duplicates = 0
+    if own is not None:
+        copies = np.isin(own.hashes_of(test), own.hashes) & kept
+        own_duplicates = int(copies.sum())
+        kept = kept & ~copies
     return TestRows(
         candidate_frame=test, kept=np.asarray(kept, dtype=bool), hashes=hashes, hash_columns=columns,
         method=method, strategy=config.split_strategy, date_column=date_column,
+        seen_by_champion=seen_by_champion, own_duplicates=own_duplicates,
     )
 
 
-# --------------------------------------------------------------------------- audit
+def _dates_disagree(test: pd.DataFrame, date_column: str | None, champion: RowsRecord, *, found: int) -> str | None:
+    """Why the hash matches cannot be trusted, or None: a time-split champion saw every row of its days, so
+    each test row dated on one of them must match by hash (when none does, the hashes are off, e.g. dtypes drifted)."""
+    if champion.strategy != "time" or not champion.days or not date_column or date_column not in test.columns:
+        return None
+    days = _days(test[date_column]).dt.strftime("%Y-%m-%d")
+    expected = int(days.isin(champion.days).sum())
+    if found >= expected:
+        return None
+    return (f"{champion.origin} matched {found:,} test row(s) by hash, but {expected:,} test row(s) fall on days "
+            f"the champion trained on: its hashes do not match this data")
 
 
-def audit_verdict(client: MlflowClient, model_name: str, version: str) -> dict[str, Any]:
-    """Re-check, from MLflow alone, that a version's verdict was judged on rows neither model saw.
+def _kept_by_date(
+    test: pd.DataFrame, config: PipelineConfig, champion_window_end: str | None, why_no_record: str | None
+) -> tuple[np.ndarray, str]:
+    """Rows dated after the champion's training window end (the fallback without a trusted record)."""
+    import pandas as pd
 
-    Reads the evaluation run's test_rows.parquet (tag evaluation.run_id), the champion's and the
-    challenger's training_rows.parquet, and counts the scored test rows found in either.
-    Returns {model, version, champion_version, scored, excluded, seen_by_champion,
-    seen_by_challenger, ok, notes}; ok is False when a scored row was seen by either model.
-    """
-    import tempfile
-
-    import pyarrow.parquet as pq
-
-    from airflow_mlops.core.errors import EvaluationError
-
-    mv = client.get_model_version(model_name, str(version))
-    run_id = mv.tags.get("evaluation.run_id")
-    if not run_id:
-        raise EvaluationError(f"{model_name} version {version} has no evaluation (tag evaluation.run_id): nothing to audit")
-    champion_version = mv.tags.get("evaluation.champion_version", "none")
-    notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="mlops-audit-") as tmp:
-        path = f"evaluation/{TEST_ROWS_ARTIFACT}"
-        try:
-            local = client.download_artifacts(run_id, path, tmp)
-            table = pq.read_table(local)
-        except Exception as exc:  # any failure here means: no usable record
-            raise EvaluationError(
-                f"{model_name} version {version}: evaluation run {run_id} has no readable {path} ({exc}); "
-                f"it was evaluated before test rows were recorded"
-            ) from None
-    test = read_record_table(table, f"{path} of run {run_id}")
-    import numpy as np
-
-    scored = test.hashes[np.asarray(table.column("scored").to_pylist(), dtype=bool)]
-    result: dict[str, Any] = {
-        "model": model_name, "version": str(version), "champion_version": champion_version,
-        "evaluation_run_id": run_id, "scored": len(scored), "excluded": len(test.hashes) - len(scored),
-        "seen_by_champion": None, "seen_by_challenger": None, "notes": notes,
-    }
-    for role, who in (("challenger", str(version)), ("champion", champion_version)):
-        if who == "none":
-            notes.append(f"no {role}: nothing to compare")
-            continue
-        record, why = run_record(client, client.get_model_version(model_name, who).run_id)
-        if record is None:
-            notes.append(f"the {role} v{who}: {why}")
-        elif record.columns != test.columns:
-            notes.append(f"the {role} v{who}'s rows were hashed over other columns than the test rows")
-        else:
-            result[f"seen_by_{role}"] = int(np.isin(scored, record.hashes).sum())
-    result["ok"] = not any(result[f"seen_by_{r}"] for r in ("champion", "challenger"))
-    return result
-
-
-def read_record_table(table: pa.Table, origin: str) -> RowsRecord:
-    """A RowsRecord from an already read table (see read_record)."""
-    import numpy as np
-
-    meta = table.schema.metadata or {}
-    try:
-        columns = json.loads(meta[_HASH_COLUMNS_KEY])
-    except (KeyError, ValueError):
-        raise ValueError("its hashed-column list (Parquet metadata) is missing or unreadable") from None
-    if "row_hash" not in table.column_names or not isinstance(columns, list) or not columns:
-        raise ValueError("it has no row_hash column or no hashed columns")
-    hashes = np.asarray(table.column("row_hash").to_numpy(), dtype=np.uint64)
-    return RowsRecord(hashes=hashes, columns=[str(c) for c in columns], origin=origin)
+    date_column = config.source.date_column
+    if not (date_column and champion_window_end and date_column in test.columns):
+        raise SplitError(
+            f"{config.path}: pipeline {config.name!r}: cannot tell which test rows the champion saw: "
+            f"{why_no_record}, and there is no "
+            f"{'training window end (tag data.window_end)' if date_column else 'date column'} "
+            f"to fall back on. Retrain and promote a champion with this version of airflow-mlops "
+            f"(its rows are recorded), or roll back to one that has its {TRAINING_ROWS_ARTIFACT}"
+        )
+    end = dt.date.fromisoformat(champion_window_end[:10])
+    kept = (_days(test[date_column]) > pd.Timestamp(end)).to_numpy()
+    return kept, f"by date: every row up to the champion's training window end {end.isoformat()}, because {why_no_record}"
