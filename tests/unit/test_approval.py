@@ -25,6 +25,16 @@ def boot(diff, low, high):
     return BootstrapResult(diff, low, high, np.linspace(low, high, 101), metric="roc_auc", confidence=0.95)
 
 
+def rails(challenger, champion, spread=0.005):
+    """Intervals of the guard rails' gains (churn.yaml: accuracy, log_loss) around the point gains."""
+    out = {}
+    for m in ("accuracy", "log_loss"):
+        gain = champion[m] - challenger[m] if m == "log_loss" else challenger[m] - champion[m]
+        out[m] = BootstrapResult(gain, gain - spread, gain + spread, np.linspace(gain - spread, gain + spread, 101),
+                                 metric=m, confidence=0.95)
+    return out
+
+
 def with_approval(config, mode="borderline", band=0.005, timeout_hours=24.0):
     ap = ApprovalConfig(mode=mode, band=band, timeout_hours=timeout_hours)
     return config._replace(evaluation=config.evaluation._replace(approval=ap))
@@ -113,8 +123,8 @@ def test_a_guard_rail_in_the_last_20_percent_of_its_tolerance_is_borderline(regr
     why = approval_reasons(BORDERLINE, numbers(low=0.02, rails={"accuracy": (regression, 0.02)}), "roc_auc")
     assert bool(why) is waits
     if waits:
-        assert why == [f"guard rail accuracy regressed by {regression:.4f}, {regression / 0.02:.0%} of its tolerance 0.02 "
-                       "(the last 20% is borderline)"]
+        assert why == [f"guard rail accuracy may have regressed by up to {regression:.4f} (the upper bound of its "
+                       f"interval), {regression / 0.02:.0%} of its tolerance 0.02 (the last 20% is borderline)"]
 
 
 def test_never_asks_nobody_and_always_asks_for_every_promotion():
@@ -135,34 +145,36 @@ def test_never_asks_nobody_and_always_asks_for_every_promotion():
 
 def test_decide_marks_a_promotion_with_a_low_bound_within_the_band(churn_config):
     config = with_approval(churn_config)
-    v = decide(config, BETTER, CHAMPION, boot(0.03, 0.004, 0.05))
+    v = decide(config, BETTER, CHAMPION, boot(0.03, 0.004, 0.05), intervals=rails(BETTER, CHAMPION))
     assert v.decision == PROMOTE and v.promote and v.needs_approval
     assert v.approval_reasons == ["the lower bound of the 95% interval of the roc_auc gain, 0.0040, is within "
                                   "evaluation.approval.band 0.005 of zero"]
     assert v.reasons[-1] == "APPROVAL: " + v.approval_reasons[0]
-    clear = decide(config, BETTER, CHAMPION, boot(0.03, 0.006, 0.05))
+    clear = decide(config, BETTER, CHAMPION, boot(0.03, 0.006, 0.05), intervals=rails(BETTER, CHAMPION))
     assert clear.decision == PROMOTE and not clear.needs_approval and clear.approval_reasons == []
 
 
 def test_decide_lets_a_person_approve_an_interval_just_below_zero_but_not_other_failures(churn_config):
     config = with_approval(churn_config)
-    v = decide(config, BETTER, CHAMPION, boot(0.03, -0.002, 0.05))
+    v = decide(config, BETTER, CHAMPION, boot(0.03, -0.002, 0.05), intervals=rails(BETTER, CHAMPION))
     assert v.decision == REJECT and not v.promote and v.needs_approval
     assert "the gate's REJECT waits for a person" in v.approval_reasons[0]
     floor_broken = {**BETTER, "log_loss": 0.71}  # also fails its floor (and its guard rail): no person can help
-    assert not decide(config, floor_broken, CHAMPION, boot(0.03, -0.002, 0.05)).needs_approval
-    assert not decide(config, BETTER, CHAMPION, boot(0.03, -0.006, 0.05)).needs_approval
+    assert not decide(config, floor_broken, CHAMPION, boot(0.03, -0.002, 0.05), intervals=rails(floor_broken, CHAMPION)).needs_approval
+    assert not decide(config, BETTER, CHAMPION, boot(0.03, -0.006, 0.05), intervals=rails(BETTER, CHAMPION)).needs_approval
 
 
 def test_decide_with_approval_never_is_the_gate_alone(churn_config):
-    v = decide(churn_config, BETTER, CHAMPION, boot(0.03, 0.001, 0.05))
+    v = decide(churn_config, BETTER, CHAMPION, boot(0.03, 0.001, 0.05), intervals=rails(BETTER, CHAMPION))
     assert v.decision == PROMOTE and not v.needs_approval and not any(r.startswith("APPROVAL") for r in v.reasons)
 
 
 def test_decide_marks_a_guard_rail_near_its_tolerance(churn_config):
-    near = {**BETTER, "accuracy": CHAMPION["accuracy"] - 0.017}  # 85% of accuracy's 0.02
-    v = decide(with_approval(churn_config), near, CHAMPION, boot(0.03, 0.02, 0.05))
-    assert v.decision == PROMOTE and v.needs_approval and "guard rail accuracy regressed by 0.0170" in v.approval_reasons[0]
+    near = {**BETTER, "accuracy": CHAMPION["accuracy"] - 0.012}
+    # the point regression is 0.012, the interval's upper bound 0.017: 85% of accuracy's 0.02 (the bound decides)
+    v = decide(with_approval(churn_config), near, CHAMPION, boot(0.03, 0.02, 0.05), intervals=rails(near, CHAMPION))
+    assert v.decision == PROMOTE and v.needs_approval
+    assert "guard rail accuracy may have regressed by up to 0.0170" in v.approval_reasons[0]
 
 
 # --------------------------------------------------------------------------- the request and the answer

@@ -32,6 +32,16 @@ def boot(diff, low, high, metric="roc_auc"):
     return BootstrapResult(diff, low, high, np.linspace(low, high, 101), metric=metric, confidence=0.95)
 
 
+def rails(challenger, champion, spread=0.005, metrics=("accuracy", "log_loss")):
+    """Guard-rail intervals around the point gains, `spread` either side (what the gate's bootstrap gives)."""
+    out = {}
+    for m in metrics:
+        gain = champion[m] - challenger[m] if m in training.LOWER_IS_BETTER else challenger[m] - champion[m]
+        out[m] = BootstrapResult(gain, gain - spread, gain + spread, np.linspace(gain - spread, gain + spread, 101),
+                                 metric=m, confidence=0.95)
+    return out
+
+
 def failing(verdict):
     return [r for r in verdict.reasons if r.startswith("FAIL")]
 
@@ -42,7 +52,7 @@ def failing(verdict):
 
 def test_clearly_better_promotes_and_states_every_check(churn_config):
     challenger = {"roc_auc": 0.85, "accuracy": 0.80, "f1": 0.60, "log_loss": 0.45}
-    v = decide(churn_config, challenger, CHAMPION, boot(0.03, 0.02, 0.04))
+    v = decide(churn_config, challenger, CHAMPION, boot(0.03, 0.02, 0.04), intervals=rails(challenger, CHAMPION))
     assert v.decision == PROMOTE and v.promote
     assert not failing(v)
     text = "\n".join(v.reasons)
@@ -54,7 +64,7 @@ def test_clearly_better_promotes_and_states_every_check(churn_config):
 
 
 def test_equal_rejects(churn_config):
-    v = decide(churn_config, dict(CHAMPION), CHAMPION, boot(0.0, 0.0, 0.0))
+    v = decide(churn_config, dict(CHAMPION), CHAMPION, boot(0.0, 0.0, 0.0), intervals=rails(dict(CHAMPION), CHAMPION))
     assert v.decision == REJECT and not v.promote
     assert any("roc_auc did not change" in r and "< margin" in r for r in failing(v))
     assert any("not significant" in r for r in failing(v))
@@ -62,14 +72,14 @@ def test_equal_rejects(churn_config):
 
 def test_worse_rejects(churn_config):
     challenger = {**CHAMPION, "roc_auc": 0.80}
-    v = decide(churn_config, challenger, CHAMPION, boot(-0.02, -0.03, -0.01))
+    v = decide(churn_config, challenger, CHAMPION, boot(-0.02, -0.03, -0.01), intervals=rails(challenger, CHAMPION))
     assert v.decision == REJECT
     assert any("roc_auc regressed by 0.0200" in r for r in failing(v))
 
 
 def test_better_but_not_significant_rejects(churn_config):
     challenger = {**CHAMPION, "roc_auc": 0.83}
-    v = decide(churn_config, challenger, CHAMPION, boot(0.01, -0.01, 0.03))
+    v = decide(churn_config, challenger, CHAMPION, boot(0.01, -0.01, 0.03), intervals=rails(challenger, CHAMPION))
     assert v.decision == REJECT
     [fail] = failing(v)
     assert "95% CI -0.0100..0.0300" in fail and "not significant" in fail
@@ -77,7 +87,7 @@ def test_better_but_not_significant_rejects(churn_config):
 
 def test_better_by_less_than_margin_rejects(churn_config):
     challenger = {**CHAMPION, "roc_auc": 0.823}
-    v = decide(churn_config, challenger, CHAMPION, boot(0.003, 0.001, 0.005))
+    v = decide(churn_config, challenger, CHAMPION, boot(0.003, 0.001, 0.005), intervals=rails(challenger, CHAMPION))
     assert v.decision == REJECT
     [fail] = failing(v)
     assert "roc_auc improved by 0.0030" in fail and "< margin 0.005" in fail
@@ -85,16 +95,17 @@ def test_better_by_less_than_margin_rejects(churn_config):
 
 def test_guard_rail_regression_rejects_naming_the_metric(churn_config):
     challenger = {**CHAMPION, "roc_auc": 0.85, "accuracy": 0.759}
-    v = decide(churn_config, challenger, CHAMPION, boot(0.03, 0.02, 0.04))
+    v = decide(churn_config, challenger, CHAMPION, boot(0.03, 0.02, 0.04), intervals=rails(challenger, CHAMPION))
     assert v.decision == REJECT
     [fail] = failing(v)
-    assert "accuracy regressed by 0.0310 > tolerance 0.02" in fail
+    assert "accuracy regressed by 0.0310 (champion 0.7900 -> challenger 0.7590)" in fail
+    assert "may be as large as 0.0360 (95% CI of the gain -0.0360..-0.0260) > guard rail tolerance 0.02" in fail
 
 
 def test_floor_breach_rejects(churn_config):
     champion = {**CHAMPION, "log_loss": 0.76}
     challenger = {**CHAMPION, "roc_auc": 0.85, "log_loss": 0.75}
-    v = decide(churn_config, challenger, champion, boot(0.03, 0.02, 0.04))
+    v = decide(churn_config, challenger, champion, boot(0.03, 0.02, 0.04), intervals=rails(challenger, champion))
     assert v.decision == REJECT
     [fail] = failing(v)
     assert "log_loss 0.7500 > floor 0.7" in fail
@@ -111,7 +122,7 @@ def test_no_champion_floors_decide(churn_config):
 
 def test_signature_diff_and_leakage_reject(churn_config):
     challenger = {"roc_auc": 0.85, "accuracy": 0.80, "f1": 0.60, "log_loss": 0.45}
-    v = decide(churn_config, challenger, CHAMPION, boot(0.03, 0.02, 0.04), signature_diff=["new column(s) 'x'"])
+    v = decide(churn_config, challenger, CHAMPION, boot(0.03, 0.02, 0.04), intervals=rails(challenger, CHAMPION), signature_diff=["new column(s) 'x'"])
     assert v.decision == REJECT and "'x'" in failing(v)[0]
     perfect = {**challenger, "roc_auc": 0.9995}
     v = decide(churn_config, perfect, None, None, leakage=["'leak' (univariate AUC 1.000)"])
@@ -154,11 +165,13 @@ def test_lower_is_better_rmse_regression(churn_config):
     y = rng.normal(10, 3, 3000)
     close, loose = y + rng.normal(0, 1.0, len(y)), y + rng.normal(0, 1.5, len(y))
     m = {k: training.compute_metrics("regression", y, p, None, ["rmse", "r2"]) for k, p in (("c", close), ("l", loose))}
-    b = paired_bootstrap(y, close, loose, "rmse", task="regression", labels=None, n=300, seed=2, confidence=0.95)
+    kw = dict(task="regression", labels=None, n=300, seed=2, confidence=0.95)
+    both = evaluation.bootstrap.paired_bootstraps(y, close, loose, ["rmse", "r2"], **kw)
+    b = both["rmse"]
     assert b.diff == pytest.approx(m["l"]["rmse"] - m["c"]["rmse"]) and b.low > 0
-    assert decide(config, m["c"], m["l"], b).decision == PROMOTE
-    worse = paired_bootstrap(y, loose, close, "rmse", task="regression", labels=None, n=300, seed=2, confidence=0.95)
-    assert decide(config, m["l"], m["c"], worse).decision == REJECT
+    assert decide(config, m["c"], m["l"], b, intervals=both).decision == PROMOTE
+    worse = evaluation.bootstrap.paired_bootstraps(y, loose, close, ["rmse", "r2"], **kw)
+    assert decide(config, m["l"], m["c"], worse["rmse"], intervals=worse).decision == REJECT
 
 
 # --------------------------------------------------------------------------- the paired bootstrap

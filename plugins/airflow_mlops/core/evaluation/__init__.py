@@ -1,8 +1,9 @@
 """Champion vs challenger, split by concern:
 
 - ``gate``: load both models, take the test rows neither saw, score them, decide (`evaluate`, `judge`);
-- ``bootstrap``: the paired bootstrap of the gain as weighted metrics;
+- ``bootstrap``: the paired (stratified, for classes) bootstrap of the gains as weighted metrics;
 - ``decision``: the verdict from the numbers alone (`decide`);
+- ``baseline``: ``evaluation.baseline_guard``, the guard rails against the model's first champion;
 - ``leakage``: features that explain the target on their own;
 - ``models``: loading registered models, scoring, signatures;
 - ``evidence``: verdict.json, plots, HTML, test_rows.parquet and the MLflow run.
@@ -11,12 +12,14 @@
 from __future__ import annotations
 
 from airflow_mlops.core.errors import EvaluationError
-from airflow_mlops.core.evaluation.bootstrap import BootstrapResult, paired_bootstrap
+from airflow_mlops.core.evaluation.bootstrap import MAX_UNUSABLE, BootstrapResult, paired_bootstrap, paired_bootstraps
 from airflow_mlops.core.evaluation.decision import (
     BOUNDED_METRICS,
     NO_BASELINE_PROMOTE,
     PROMOTE,
     REJECT,
+    BaselineEvidence,
+    ClassCounts,
     Verdict,
     decide,
     implausibly_perfect,
@@ -29,11 +32,14 @@ from airflow_mlops.core.evaluation.models import Loaded, compare_signatures, loa
 __all__ = [
     "BOUNDED_METRICS",
     "LEAKAGE_FEATURE_THRESHOLD",
+    "MAX_UNUSABLE",
     "NO_BASELINE_PROMOTE",
     "PROMOTE",
     "REASONS_TAG_LIMIT",
     "REJECT",
+    "BaselineEvidence",
     "BootstrapResult",
+    "ClassCounts",
     "EvaluationError",
     "EvaluationResult",
     "Loaded",
@@ -47,6 +53,7 @@ __all__ = [
     "load",
     "log_evaluation",
     "paired_bootstrap",
+    "paired_bootstraps",
     "reasons_tag",
     "score",
     "thin_evidence",

@@ -1,7 +1,9 @@
-"""The paired bootstrap of the gain on the primary metric, as weighted metrics over the test rows.
+"""The paired bootstrap of the gains on the gate's metrics, as weighted metrics over the test rows.
 
 "Gain" is oriented so that positive means better (``challenger - champion`` for higher-is-better
-metrics, ``champion - challenger`` for LOWER_IS_BETTER ones).
+metrics, ``champion - challenger`` for LOWER_IS_BETTER ones). Classification resamples within each
+class (stratified), so every resample holds every class the test rows hold, and all metrics are
+computed on the same resamples (paired across models and across metrics).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+#: More than this share of resamples without a value for a metric: its interval is not used (the gate refuses).
+MAX_UNUSABLE = 0.01
+
+
 @dataclass(frozen=True)
 class BootstrapResult:
     """The observed gain on the primary metric and its percentile interval (positive = challenger better)."""
@@ -27,9 +33,27 @@ class BootstrapResult:
     diff: float
     low: float
     high: float
-    samples: np.ndarray = field(repr=False)
+    samples: np.ndarray = field(repr=False)  # the usable resamples' gains
     metric: str = ""
     confidence: float = 0.95
+    unusable: int = 0  # resamples whose metric could not be computed (NaN): more than MAX_UNUSABLE, no verdict
+
+    @property
+    def resamples(self) -> int:
+        return len(self.samples) + self.unusable
+
+    @property
+    def usable(self) -> bool:
+        """True when at most MAX_UNUSABLE of the resamples failed to compute the metric."""
+        return self.resamples > 0 and self.unusable <= MAX_UNUSABLE * self.resamples
+
+    def unusable_text(self) -> str:
+        """Why the interval cannot be trusted, in words (for a FAIL reason)."""
+        return (
+            f"{self.unusable:,} of {self.resamples:,} bootstrap resamples ({self.unusable / max(self.resamples, 1):.1%}) "
+            f"could not compute {self.metric} (more than {MAX_UNUSABLE:.0%}): the interval is unreliable, so the gate "
+            f"refuses to judge on it"
+        )
 
 
 def paired_bootstrap(
@@ -45,61 +69,112 @@ def paired_bootstrap(
     confidence: float,
     positive: Any = None,
 ) -> BootstrapResult:
-    """Resample test rows with replacement (the same rows for both models) and take the percentile
-    interval of the gain on `metric`.
+    """The paired bootstrap of the gain on one metric (see `paired_bootstraps`)."""
+    return paired_bootstraps(
+        y_true, pred_challenger, pred_champion, [metric], task=task, labels=labels, n=n, seed=seed,
+        confidence=confidence, positive=positive,
+    )[metric]
+
+
+def paired_bootstraps(
+    y_true: Any,
+    pred_challenger: Any,
+    pred_champion: Any,
+    metrics: Sequence[str],
+    *,
+    task: str,
+    labels: Sequence[Any] | None,
+    n: int,
+    seed: int,
+    confidence: float,
+    positive: Any = None,
+) -> dict[str, BootstrapResult]:
+    """Resample test rows with replacement (the same rows for both models and every metric) and take the
+    percentile interval of the gain on each of `metrics`.
 
     `pred_*` are predict_proba arrays (n, n_classes) in `labels` order (1-D positive-class
     probabilities are accepted for binary tasks) or regression predictions. Label metrics use the
     most probable class; binary ones treat `positive` as the positive class (default: the last of
     `labels`, see core.labels). Same seed, same result.
 
-    A resample is a multinomial count vector w (how often each row was drawn), so every metric is
-    a weighted metric over the original rows, computed in O(rows): AUC as a weighted Mann-Whitney
-    statistic against the negatives sorted once, label metrics from a weighted confusion matrix,
-    the others from per-row losses. The values equal compute_metrics on the resampled rows.
+    Classification draws each class's rows from that class only (a stratified bootstrap: each resample
+    keeps every class's count), so a rare class is in every resample. A resample is a count vector w
+    (how often each row was drawn), so every metric is a weighted metric over the original rows,
+    computed in O(rows): AUC as a weighted Mann-Whitney statistic against the negatives sorted once,
+    label metrics from a weighted confusion matrix, the others from per-row losses. The values equal
+    compute_metrics on the resampled rows. Resamples where a metric is undefined are counted
+    (`BootstrapResult.unusable`), not silently dropped.
     """
     import numpy as np
 
     y = np.asarray(y_true)
     rows = len(y)
+    names = list(dict.fromkeys(metrics))
     if rows < 2:
-        raise EvaluationError(f"paired bootstrap of {metric!r}: the test rows are {rows} row(s); need at least 2")
+        raise EvaluationError(f"paired bootstrap of {', '.join(names)}: the test rows are {rows} row(s); need at least 2")
     if not 0 < confidence < 1:
         raise EvaluationError(f"paired bootstrap: confidence must be in (0, 1), got {confidence}")
-    challenger = _metric_kernel(metric, task, y, pred_challenger, labels, positive)
-    champion = _metric_kernel(metric, task, y, pred_champion, labels, positive)
-    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-    ones = np.ones(rows)
-    diff = sign * (challenger(ones) - champion(ones))
-    rng = np.random.default_rng(seed)
-    samples = multinomial_resamples(rng, rows, n, lambda w: sign * (challenger(w) - champion(w)))
-    valid = samples[np.isfinite(samples)]
-    if len(valid) < max(2, n // 2):
-        raise EvaluationError(
-            f"paired bootstrap of {metric!r}: only {len(valid)} of {n} resamples could be scored (a class is "
-            f"too rare in the {rows} test rows); use more test rows (split.test_days)"
-        )
+    kernels = []
+    for metric in names:
+        challenger = _metric_kernel(metric, task, y, pred_challenger, labels, positive)
+        champion = _metric_kernel(metric, task, y, pred_champion, labels, positive)
+        kernels.append((-1.0 if metric in LOWER_IS_BETTER else 1.0, challenger, champion))
+
+    def gains(w: np.ndarray) -> np.ndarray:
+        return np.array([sign * (challenger(w) - champion(w)) for sign, challenger, champion in kernels])
+
+    strata = None
+    if task != "regression":
+        classes = list(labels) if labels is not None else sorted(set(y.tolist()))
+        index = _label_index(y, classes)
+        strata = [rows_of for c in range(len(classes)) if len(rows_of := np.flatnonzero(index == c))]
+    observed = gains(np.ones(rows))
+    samples = multinomial_resamples(np.random.default_rng(seed), rows, n, gains, strata=strata).reshape(n, len(names))
     alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(valid, [alpha, 1.0 - alpha])
-    return BootstrapResult(float(diff), float(low), float(high), valid, metric=metric, confidence=confidence)
+    out = {}
+    for i, metric in enumerate(names):
+        column = samples[:, i]
+        valid = column[np.isfinite(column)]
+        low, high = np.quantile(valid, [alpha, 1.0 - alpha]) if len(valid) else (math.nan, math.nan)
+        out[metric] = BootstrapResult(
+            float(observed[i]), float(low), float(high), valid, metric=metric, confidence=confidence,
+            unusable=n - len(valid),
+        )
+    return out
 
 
 def multinomial_resamples(
-    rng: np.random.Generator, rows: int, n: int, statistic: Callable[[np.ndarray], float]
+    rng: np.random.Generator,
+    rows: int,
+    n: int,
+    statistic: Callable[[np.ndarray], Any],
+    *,
+    strata: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
     """`statistic(w)` for `n` resamples of `rows` rows with replacement, w counting how often each row was drawn.
 
-    One BLAS thread: a resample's dot products are too short to share, and OpenBLAS's idle threads spin, which
-    doubled the CPU time (same wall time) and slows whatever else the worker runs.
+    `strata` (row indices per group, together every row once): each group is resampled on its own, keeping its
+    size (a stratified bootstrap). `statistic` may return one number (samples: shape (n,)) or a 1-D array of
+    them (shape (n, k)). One BLAS thread: a resample's dot products are too short to share, and OpenBLAS's
+    idle threads spin, which doubled the CPU time (same wall time) and slows whatever else the worker runs.
     """
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    samples = np.empty(n)
+    if strata is not None and sum(len(s) for s in strata) != rows:
+        raise EvaluationError(f"bootstrap strata hold {sum(len(s) for s in strata)} rows, not the {rows} test rows")
+    samples: np.ndarray | None = None
     with threadpool_limits(1, user_api="blas"):
         for b in range(n):
-            samples[b] = statistic(np.bincount(rng.integers(0, rows, rows), minlength=rows).astype(float))
-    return samples
+            if strata is None:
+                drawn = rng.integers(0, rows, rows)
+            else:
+                drawn = np.concatenate([group[rng.integers(0, len(group), len(group))] for group in strata])
+            value = np.asarray(statistic(np.bincount(drawn, minlength=rows).astype(float)), dtype=float)
+            if samples is None:
+                samples = np.empty((n, *value.shape))
+            samples[b] = value
+    return samples if samples is not None else np.empty(0)
 
 
 def _metric_kernel(

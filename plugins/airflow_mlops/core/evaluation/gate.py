@@ -10,8 +10,16 @@ from airflow_mlops.core import labels as class_labels
 from airflow_mlops.core import rows as rows_mod
 from airflow_mlops.core import training
 from airflow_mlops.core.errors import EvaluationError
-from airflow_mlops.core.evaluation.bootstrap import BootstrapResult, paired_bootstrap
-from airflow_mlops.core.evaluation.decision import Verdict, decide, implausibly_perfect, unscored_verdict
+from airflow_mlops.core.evaluation.baseline import Baseline, baseline_evidence, find_baseline
+from airflow_mlops.core.evaluation.bootstrap import BootstrapResult, paired_bootstraps
+from airflow_mlops.core.evaluation.decision import (
+    BaselineEvidence,
+    ClassCounts,
+    Verdict,
+    decide,
+    implausibly_perfect,
+    unscored_verdict,
+)
 from airflow_mlops.core.evaluation.leakage import leakage_suspects
 from airflow_mlops.core.evaluation.models import Loaded, align_classes, compare_signatures, load, score
 from airflow_mlops.core.training import LOWER_IS_BETTER
@@ -45,13 +53,17 @@ class EvaluationResult:
     champion_scores: np.ndarray | None = field(repr=False)
     test_rows: rows_mod.TestRows | None = field(default=None, repr=False)
     positive_class: Any = None  # binary: the class f1/precision/recall/ROC AUC treat as positive (core.labels)
+    intervals: dict[str, BootstrapResult] = field(default_factory=dict, repr=False)  # every metric's gain, same resamples
+    class_counts: ClassCounts | None = None  # classification: clean test rows per class
+    baseline: BaselineEvidence | None = None  # evaluation.baseline_guard: against the first champion
 
     @property
     def n_rows(self) -> int:
         return len(self.y_true)
 
     def metric_table(self) -> list[dict[str, Any]]:
-        """One row per metric: both values, the difference (challenger - champion), the gain and its interval."""
+        """One row per metric: both values, the difference (challenger - champion), the gain and its interval
+        (every metric's from the same resamples)."""
         primary = self.config.metrics.primary
         champion = self.champion_metrics or {}
         rows = []
@@ -59,7 +71,7 @@ class EvaluationResult:
             other = champion.get(name)
             difference = None if other is None else value - other
             gain = None if difference is None else (-difference if name in LOWER_IS_BETTER else difference)
-            boot = self.bootstrap if name == primary else None
+            boot = self.bootstrap if name == primary and self.bootstrap is not None else self.intervals.get(name)
             rows.append(
                 {
                     "metric": name,
@@ -99,10 +111,22 @@ class EvaluationResult:
                 "low": boot.low,
                 "high": boot.high,
                 "confidence": boot.confidence,
-                "resamples": len(boot.samples),
+                "resamples": boot.resamples,
+                "unusable": boot.unusable,
+                "stratified": self.config.is_classification,
                 "seed": self.config.seed,
             },
+            "intervals": {
+                name: {"gain": b.diff, "low": b.low, "high": b.high, "unusable": b.unusable}
+                for name, b in self.intervals.items()
+            },
             "margin": ev.margin,
+            "require": ev.require,
+            "min_test_rows": ev.min_test_rows,
+            "min_test_events": ev.min_test_events if self.config.is_classification else None,
+            "class_counts": None if self.class_counts is None else self.class_counts.summary(),
+            "baseline_guard": ev.baseline_guard,
+            "baseline": None if self.baseline is None else self.baseline.summary(),
             "guard_rails": dict(ev.guard_rails),
             "floors": dict(ev.floors),
             "signature_diff": list(self.signature_diff),
@@ -144,7 +168,9 @@ def evaluate(
         test, config, champion=record, has_champion=champion is not None,
         champion_window_end=champion_window_end, why_no_record=why,
     )
-    return judge(config, test_rows, challenger, champion, window_end=window_end, champion_window_end=champion_window_end)
+    baseline = find_baseline(client, config, champion) if config.evaluation.baseline_guard and champion else None
+    return judge(config, test_rows, challenger, champion, window_end=window_end, champion_window_end=champion_window_end,
+                 baseline=baseline)
 
 
 def judge(
@@ -155,26 +181,34 @@ def judge(
     *,
     window_end: str | None = None,
     champion_window_end: str | None = None,
+    baseline: Baseline | None = None,
 ) -> EvaluationResult:
-    """Score both models on the clean test rows, bootstrap the gain and decide (no MLflow I/O).
+    """Score both models on the clean test rows, bootstrap the gains and decide (no MLflow I/O).
 
-    Fewer clean rows than ``evaluation.min_test_rows``: REJECT without scoring (thin evidence).
+    Fewer clean rows than ``evaluation.min_test_rows``, or (classification) fewer rows of a class than
+    ``evaluation.min_test_events``: REJECT without scoring (thin evidence). `baseline`: the model's first
+    champion (``evaluation.baseline_guard``, see `find_baseline`).
     """
     import numpy as np
 
     log.info("%s", test_rows.describe())
-    thin = thin_evidence(config, test_rows)
+    counts = class_counts(config, test_rows.frame, _model_classes(challenger)) if config.is_classification else None
+    thin = thin_evidence(config, test_rows, counts)
     if thin is not None:
+        passed = []
+        if test_rows.n_rows >= config.evaluation.min_test_rows:
+            passed.append(f"{test_rows.n_rows:,} clean test rows >= evaluation.min_test_rows "
+                          f"({config.evaluation.min_test_rows:,})")
         verdict = unscored_verdict(
             test_rows, thin, has_champion=champion is not None, window_end=window_end,
-            champion_window_end=champion_window_end,
+            champion_window_end=champion_window_end, passed=passed,
         )
         _log_verdict(challenger.uri, champion, verdict)
         return EvaluationResult(
             config=config, verdict=verdict, challenger_uri=challenger.uri,
             champion_uri=champion.uri if champion else None, challenger_metrics={}, champion_metrics=None,
             bootstrap=None, signature_diff=[], leakage=[], y_true=np.asarray([]), labels=None,
-            challenger_scores=np.asarray([]), champion_scores=None, test_rows=test_rows,
+            challenger_scores=np.asarray([]), champion_scores=None, test_rows=test_rows, class_counts=counts,
         )
     frame = test_rows.frame
     _check_test_rows(frame, config)
@@ -198,6 +232,8 @@ def judge(
     cp_metrics: dict[str, float] | None = None
     cp_scores = None
     bootstrap = None
+    intervals: dict[str, BootstrapResult] = {}
+    evidence = None
     if champion is not None:
         signature_diff = compare_signatures(champion.signature, challenger.signature)
         cp_metrics = {}
@@ -213,16 +249,20 @@ def judge(
             signature_diff.append(f"the champion cannot score these test rows: {exc}")
             cp_scores = None
         if cp_scores is not None:
-            bootstrap = paired_bootstrap(
-                y, ch_scores, cp_scores, config.metrics.primary, task=config.task, labels=labels,
+            intervals = paired_bootstraps(
+                y, ch_scores, cp_scores, names, task=config.task, labels=labels,
                 n=config.evaluation.bootstrap_samples, seed=config.seed, confidence=config.evaluation.confidence,
                 positive=positive,
             )
+            bootstrap = intervals[config.metrics.primary]
+        if config.evaluation.baseline_guard and baseline is not None:
+            evidence = baseline_evidence(config, baseline, frame, ch_scores, ch_pred, labels, positive)
 
     leakage = leakage_suspects(frame, config) if implausibly_perfect(config, ch_metrics) else []
     verdict = decide(
-        config, ch_metrics, cp_metrics, bootstrap, signature_diff=signature_diff, leakage=leakage,
-        window_end=window_end, champion_window_end=champion_window_end, test_rows=test_rows,
+        config, ch_metrics, cp_metrics, bootstrap, intervals=intervals, signature_diff=signature_diff, leakage=leakage,
+        window_end=window_end, champion_window_end=champion_window_end, test_rows=test_rows, class_counts=counts,
+        baseline=evidence,
     )
     _log_verdict(challenger.uri, champion, verdict)
     return EvaluationResult(
@@ -241,6 +281,9 @@ def judge(
         champion_scores=cp_scores,
         test_rows=test_rows,
         positive_class=positive,
+        intervals=intervals,
+        class_counts=counts,
+        baseline=evidence,
     )
 
 
@@ -250,22 +293,52 @@ def _log_verdict(challenger_uri: str, champion: Loaded | None, verdict: Verdict)
         log.info("  %s", reason)
 
 
-def thin_evidence(config: PipelineConfig, test_rows: rows_mod.TestRows) -> str | None:
-    """Why the clean test rows are too few to judge on, or None when they are enough."""
-    need = config.evaluation.min_test_rows
-    if test_rows.n_rows >= need:
+def thin_evidence(
+    config: PipelineConfig, test_rows: rows_mod.TestRows, counts: ClassCounts | None = None
+) -> str | None:
+    """Why the clean test rows are too few to judge on (rows, or `counts`: rows of a class), or None when enough."""
+    ev = config.evaluation
+    if test_rows.n_rows >= ev.min_test_rows and (counts is None or not counts.short(ev.min_test_events)):
         return None
-    if test_rows.strategy == "time":
-        advice = "lengthen split.test_days (or lower evaluation.min_test_rows, knowing the interval widens)"
-    else:
-        advice = (
-            "raise split.test_size, or use the time split (split.strategy: time with source.date_column) so the "
-            "test rows are newer than anything the champion saw"
+    if test_rows.n_rows < ev.min_test_rows:
+        if test_rows.strategy == "time":
+            advice = "lengthen split.test_days (or lower evaluation.min_test_rows, knowing the interval widens)"
+        else:
+            advice = (
+                "raise split.test_size, or use the time split (split.strategy: time with source.date_column) so the "
+                "test rows are newer than anything the champion saw"
+            )
+        return (
+            f"only {test_rows.n_rows:,} clean test row(s) after excluding {test_rows.excluded:,} the champion saw, "
+            f"fewer than evaluation.min_test_rows ({ev.min_test_rows:,}): too little evidence to judge on, the "
+            f"champion stays; {advice}"
         )
+    assert counts is not None
+    more = "lengthen split.test_days" if test_rows.strategy == "time" else "raise split.test_size"
     return (
-        f"only {test_rows.n_rows:,} clean test row(s) after excluding {test_rows.excluded:,} the champion saw, fewer "
-        f"than evaluation.min_test_rows ({need:,}): too little evidence to judge on, the champion stays; {advice}"
+        f"{counts.check(ev.min_test_events)[1]}: too little evidence to judge on, the champion stays; {more} so the "
+        f"test rows hold more of the rare class (or lower evaluation.min_test_events, knowing a few rows then decide)"
     )
+
+
+def class_counts(config: PipelineConfig, frame: pd.DataFrame, classes: list[Any] | None) -> ClassCounts:
+    """The clean test rows per class of `classes` (the model's; None: the classes in the rows); a binary task's
+    counts name its positive class (core.labels)."""
+    found = {_plain(k): int(v) for k, v in frame[config.target].value_counts(dropna=True).items()}
+    names = [_plain(c) for c in classes] if classes is not None else sorted(found, key=str)
+    counts = {c: found.get(c, 0) for c in names}
+    positive = class_labels.positive_class(config, names) if config.task == "binary_classification" else None
+    return ClassCounts(counts, positive if len(counts) == 2 else None)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _model_classes(loaded: Loaded) -> list[Any] | None:
+    """The classes a classifier predicts (before scoring it), or None when it does not say."""
+    classes = getattr(loaded.model, "classes_", None)
+    return None if classes is None else list(classes)
 
 
 def _check_test_rows(test: pd.DataFrame, config: PipelineConfig) -> None:
