@@ -1,21 +1,49 @@
-"""How often the champion/challenger gate decides right, on seeded scenarios with known truth.
+"""How often the champion/challenger gate decides right, measured through the real path, row by row.
 
-    .venv/bin/python benchmarks/decision_quality.py [--reps 200] [--jobs 2] [--bootstrap 400]
+    .venv/bin/python benchmarks/decision_quality.py [--reps 200] [--jobs 2] [--bootstrap 1000]
+        [--families ...] [--splits time random] [--positives balanced rare] [--scenarios ...]
+    .venv/bin/python benchmarks/decision_quality.py --quick      # exits 1 if a quick case promotes wrongly
+    .venv/bin/python benchmarks/decision_quality.py --code /tmp/before ...   # judge another checkout's gate
 
-Each replication draws its own churn stream (include/churn_stream.py, seed = replication),
-trains a champion on one window and a challenger on a later one, runs the gate, and also scores
-both models on a large fresh sample that neither saw (the truth the gate estimates):
+Each replication (seed = 10,000 + replication) goes through what a retraining run does: the window's
+daily CSV files are written (include/churn_stream.py), snapshotted by ``core.data.take_snapshot`` and
+read back with ``read_snapshot``; ``core.rows.split_roles`` gives the roles; champion and challenger
+are trained, logged and recorded (training_rows.parquet) by the training task's own
+``core.training.train_candidate`` into a real MLflow store (SQLite and an artifact folder in a
+temporary folder, one per worker process), registered with ``core.registry.register_challenger``,
+and judged by ``core.evaluation.evaluate``, which loads both versions and reads the champion's rows
+record from MLflow itself. Truth is measured, not assumed: both models score >= 10,000 fresh rows
+(the 25 days after the challenger's window) that neither saw; fresh gain = challenger - champion.
 
-- null: the challenger is the same recipe one day later, same distribution (truth: no gain);
-- improvement: the champion was trained before the generating process changed (the stream's
-  drift), the challenger on a window half after it (truth: a large gain on fresh data);
-- small_improvement: as improvement, but after the change only 60% of each day's rows follow the
-  new process (truth: a gain of about 2x the margin on fresh data, the hardest case the goal covers);
-- harmful: as null, but 20% of the challenger's training labels are flipped (truth: no gain).
+Scenarios (one champion per replication, trained on the 28 days ending day 28, serves all three):
 
-Config: include/pipelines/churn.yaml with one candidate (`--candidate`, by default
-logistic_regression, the fast one) and `--bootstrap` resamples, to fit 2 cores. The last line reads
-``false_promotion=<rate> power=<rate> harmful=<rate> bias=<value>``.
+- null: the challenger's window ends one day later, same distribution;
+- small_improvement: the process changes after day 28 (the stream's drift) but only 60% of each
+  new day's rows follow it; the challenger's window is half after the change (a true gain of about
+  2x the margin for the same family);
+- harmful: as null, with 20% of the challenger's train and validation labels flipped after the
+  split (its test rows, the gate's, stay clean);
+- improvement (not run by default): as small_improvement with every new row changed.
+
+Rows of the matrix, each judged on its own: family (both logistic_regression, both random_forest,
+both hist_gradient_boosting, mixed_rf_to_lr: a forest champion against a logistic challenger,
+mixed_lr_to_rf: the reverse) x split (time: churn.yaml's; random: a copy with split.strategy random,
+where the champion was trained under the previous revision of the split, test_size 0.15, so rows it
+saw move into the challenger's test role and the gate must exclude them; a random row with no
+excluded rows on average is invalid: it did not exercise the exclusion) x positives (balanced:
+the stream's rate, 400 rows a day; rare: churn_offset -4.0, about 1.5%, 2,000 rows a day so the 3
+test days hold ~85 positives against the gate's 50 of each class).
+
+Figures per row, with their goals: false promotion (null replications with fresh gain <= 0 that
+were promoted) <= 5%; power (small_improvement replications with fresh gain >= 2x margin that were
+promoted) >= 80%; harmful (promoted harmful replications) 0%; bias (mean of the gate's point gain -
+the fresh gain, per scenario; the row keeps its worst scenario) within +-0.1x margin. The last line
+reads ``false_promotion=.. power=.. harmful=.. bias=..`` and holds the worst row for each figure.
+
+``--quick``: a few replications of the cases the old gate got grossly wrong: a random split with
+forests on both sides, and a test window holding 1 to 5 positives (churn_offset -5.5: about 0.3%,
+where any promotion is wrong: so few events cannot show a gain). Exit status 1 when any quick case
+promotes wrongly (`tests/reliability/test_decision_quality_quick.py`, `make soak`).
 """
 
 from __future__ import annotations
@@ -26,148 +54,286 @@ import datetime as dt
 import math
 import os
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "include")]
+#: The checkout whose plugins/ (the gate under test) is imported: --code, else this one.
+CODE_ENV = "DECISION_QUALITY_CODE"
 
-SCENARIOS = ("null", "improvement", "small_improvement", "harmful")
-#: small_improvement: after the change, this share of each day's rows follows the new process (the
-#: rest the old one), so the retrained model gains about 2x the margin on fresh data, not 6x.
-SMALL_SHARE = 0.6
+FAMILIES = {  # row name -> (champion candidate, challenger candidate)
+    "logistic_regression": ("logistic_regression", "logistic_regression"),
+    "random_forest": ("random_forest", "random_forest"),
+    "hist_gradient_boosting": ("hist_gradient_boosting", "hist_gradient_boosting"),
+    "mixed_rf_to_lr": ("random_forest", "logistic_regression"),
+    "mixed_lr_to_rf": ("logistic_regression", "random_forest"),
+}
+#: Used when churn.yaml has no such candidate.
+HGB_CANDIDATE = {
+    "name": "hist_gradient_boosting",
+    "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+    "params": {"max_iter": 200, "learning_rate": 0.05},
+}
+SPLITS = ("time", "random")
+POSITIVES = {  # name -> (churn_offset, rows per day)
+    "balanced": (0.0, 400),
+    "rare": (-4.0, 2000),
+    "few": (-5.5, 400),  # --quick only: 1 to 5 positives in the 3 test days
+}
+SCENARIOS = ("null", "small_improvement", "harmful", "improvement")
+DEFAULT_SCENARIOS = ("null", "small_improvement", "harmful")
+SMALL_SHARE = 0.6  # small_improvement: the share of each changed day's rows that follow the new process
 START = dt.date(2026, 1, 1)
 WINDOW = 28  # days in a training window (churn.yaml source.window_days)
-FRESH_DAYS = 25  # 10,000 fresh rows at 400 a day
+FRESH_DAYS = 25  # >= 10,000 fresh rows (400 a day)
 FLIP_SHARE = 0.2
+RANDOM_SPLIT = {"strategy": "random", "test_size": 0.2, "validation_size": 0.2}
+#: The random rows' champion was trained under the split's previous revision (a config change): rows
+#: it saw move into the challenger's test role, which the gate must find and exclude.
+CHAMPION_RANDOM_SPLIT = {"strategy": "random", "test_size": 0.15, "validation_size": 0.2}
+QUICK_CASES = (  # (family, split, positives, scenarios, replications)
+    ("random_forest", "random", "balanced", ("null", "harmful"), 3),
+    ("mixed_rf_to_lr", "time", "few", ("null",), 4),
+    ("random_forest", "time", "few", ("null",), 2),
+)
+QUICK_FEW_POSITIVES = 10  # in the quick few-positives cases a promotion judged on fewer positives than this is wrong
 
 
-def load_config(bootstrap: int, candidate_name: str = "logistic_regression"):
-    from airflow_mlops.core.config import load_config as load
-
-    config = load(ROOT / "include" / "pipelines" / "churn.yaml")
-    candidate = config.candidate(candidate_name)
-    return config._replace(
-        candidates=(candidate,),
-        evaluation=config.evaluation._replace(bootstrap_samples=bootstrap),
-    )
+def code_root() -> Path:
+    return Path(os.environ.get(CODE_ENV) or ROOT)
 
 
-def stream(seed: int, first: dt.date, days: int, drift_from: dt.date | None, share: float = 1.0):
-    """Daily churn batches; from `drift_from` on, `share` of each day's rows follow the changed process."""
+def _use_code() -> None:
+    for path in (str(ROOT / "include"), str(code_root() / "plugins")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def config_text(family: str, split: str, *, champion_revision: bool, bootstrap: int) -> dict:
+    """churn.yaml as the row needs it: both candidates, the row's split (keys every gate version reads)."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "include" / "pipelines" / "churn.yaml").read_text())
+    data["pipeline"] = "dq"
+    data.pop("alerts", None)
+    data["validation"]["suite"] = str(ROOT / "include" / "expectations" / "churn.json")
+    candidates = {c["name"]: c for c in data["model"]["candidates"]}
+    candidates.setdefault(HGB_CANDIDATE["name"], HGB_CANDIDATE)
+    wanted = dict.fromkeys(FAMILIES[family])
+    data["model"]["candidates"] = [candidates[name] for name in wanted]
+    data["model"]["name"] = f"dq_{family}_{split}"
+    data["evaluation"]["bootstrap_samples"] = bootstrap
+    if split == "random":
+        data["split"] = dict(CHAMPION_RANDOM_SPLIT if champion_revision else RANDOM_SPLIT)
+    return data
+
+
+def load_row_config(folder: Path, family: str, split: str, *, champion_revision: bool, bootstrap: int, source: Path):
+    import yaml
+
+    from airflow_mlops.core.config import load_config
+
+    data = config_text(family, split, champion_revision=champion_revision, bootstrap=bootstrap)
+    data["source"]["path"] = str(source)
+    name = f"{family}-{split}-{'champion' if champion_revision else 'challenger'}.yaml"
+    path = folder / "include" / "pipelines" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_config(path)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def day_frame(day: dt.date, seed: int, positives: str, drift_from: dt.date | None, share: float):
+    """One day of the stream; from `drift_from` on, `share` of its rows follow the changed process."""
     import numpy as np
     import pandas as pd
     from churn_stream import daily_batch
 
-    frames = []
-    for i in range(days):
-        day = first + dt.timedelta(days=i)
-        frame = daily_batch(day, seed=seed, drift_from=drift_from)
-        if drift_from is not None and day >= drift_from and share < 1.0:
-            old = daily_batch(day, seed=seed + 1_000_000)
-            keep_new = np.random.default_rng([seed, day.toordinal(), 3]).random(len(frame)) < share
-            frame = frame.where(pd.Series(keep_new, index=frame.index), old, axis=0)
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    offset, rows = POSITIVES[positives]
+    frame = daily_batch(day, rows=rows, seed=seed, drift_from=drift_from, churn_offset=offset)
+    if drift_from is not None and day >= drift_from and share < 1.0:
+        old = daily_batch(day, rows=rows, seed=seed + 1_000_000, churn_offset=offset)
+        keep_new = np.random.default_rng([seed, day.toordinal(), 3]).random(len(frame)) < share
+        frame = frame.where(pd.Series(keep_new, index=frame.index), old, axis=0)
+    return frame
 
 
-def windows(scenario: str, seed: int):
-    """(champion window, challenger window, fresh sample) for one replication."""
-    champion_first = START
-    if scenario in ("improvement", "small_improvement"):
-        drift_from = START + dt.timedelta(days=WINDOW)  # the day after the champion's window
-        challenger_first = START + dt.timedelta(days=WINDOW // 2)  # half its window after the change
-    else:
-        drift_from = None
-        challenger_first = START + dt.timedelta(days=1)
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    """One scenario's days: written as daily files up to the challenger's window end, fresh days in memory."""
+
+    folder: Path
+    challenger_end: dt.date
+    fresh: object  # pandas DataFrame
+
+
+def write_stream(folder: Path, scenario: str, seed: int, positives: str) -> Stream:
+    import pandas as pd
+
+    changed = scenario in ("improvement", "small_improvement")
+    drift_from = START + dt.timedelta(days=WINDOW) if changed else None
     share = SMALL_SHARE if scenario == "small_improvement" else 1.0
-    every = stream(seed, START, (challenger_first - START).days + WINDOW + FRESH_DAYS, drift_from, share)
-    day = every["event_date"]
-    champion = every[(day >= champion_first.isoformat()) & (day < (champion_first + dt.timedelta(WINDOW)).isoformat())]
-    challenger_last = challenger_first + dt.timedelta(WINDOW - 1)
-    challenger = every[(day >= challenger_first.isoformat()) & (day <= challenger_last.isoformat())]
-    fresh = every[day > challenger_last.isoformat()]
-    return (champion.reset_index(drop=True), challenger.reset_index(drop=True), fresh.reset_index(drop=True))
+    challenger_end = START + dt.timedelta(days=WINDOW - 1 + (WINDOW // 2 if changed else 1))
+    folder.mkdir(parents=True, exist_ok=True)
+    day = START
+    while day <= challenger_end:
+        day_frame(day, seed, positives, drift_from, share).to_csv(folder / f"churn_{day.isoformat()}.csv", index=False)
+        day += dt.timedelta(days=1)
+    fresh = pd.concat(
+        [day_frame(challenger_end + dt.timedelta(days=i), seed, positives, drift_from, share) for i in range(1, FRESH_DAYS + 1)],
+        ignore_index=True,
+    )
+    return Stream(folder, challenger_end, fresh)
 
 
-def flip_labels(frame, config, seed: int):
+def flip_labels(frame, target: str, seed: int):
     import numpy as np
 
     rng = np.random.default_rng([seed, 99])
     flipped = frame.copy()
     rows = rng.random(len(frame)) < FLIP_SHARE
-    flipped.loc[rows, config.target] = 1 - flipped.loc[rows, config.target]
+    flipped.loc[rows, target] = 1 - flipped.loc[rows, target]
     return flipped
 
 
-# --------------------------------------------------------------------------- the gate under test
-# Everything below goes through the project's own functions: core.rows splits the window into
-# train / validation / test and records the rows a model saw, core.training fits and ranks the
-# candidates on the validation rows, core.evaluation.judge scores the clean test rows and decides.
+# --------------------------------------------------------------------------- one worker's MLflow store
+
+_STORE: dict = {}
 
 
-def fit(frame, config, *, flip_seed: int | None = None):
-    """(the best candidate fitted on the train rows, its split) as the training tasks do it."""
-    from airflow_mlops.core import rows, training
+def store():
+    """This process's MLflow client (SQLite + artifact folder in its own temporary folder) and folder."""
+    if not _STORE:
+        _use_code()
+        home = Path(tempfile.mkdtemp(prefix="dq-worker-"))
+        os.environ["AIRFLOW_MLOPS_HOME"] = str(home / "mlops")
+        os.environ["AIRFLOW_MLOPS_DATA_ROOTS"] = str(home)
+        import logging
+        import warnings
 
-    split = rows.split_roles(frame, config)
-    if flip_seed is not None:  # the labels the challenger learns from (train and validation), not the test rows
-        split = dataclasses.replace(
-            split, train=flip_labels(split.train, config, flip_seed), validation=flip_labels(split.validation, config, flip_seed + 1)
-        )
-    fitted = {c.name: training.fit_candidate(split.train, config, c.name)[0] for c in config.candidates}
-    ranked = [{"candidate": name, "metrics": training.model_metrics(model, split.validation, config)} for name, model in fitted.items()]
-    best = training.select_best(ranked, config)["candidate"]
-    return fitted[best], split
+        warnings.filterwarnings("ignore")
+        logging.disable(logging.WARNING)
+        from mlflow import MlflowClient
+
+        uri = f"sqlite:///{home / 'mlflow.db'}"
+        _STORE.update(client=MlflowClient(tracking_uri=uri, registry_uri=uri), home=home)
+    return _STORE["client"], _STORE["home"]
 
 
-def gate(config, challenger, champion, challenger_split, champion_split):
-    """The challenger's test rows minus the champion's rows, judged by core.evaluation (verdict, gain, rows)."""
-    from airflow_mlops.core import evaluation, rows
+# --------------------------------------------------------------------------- the real path
 
-    test_rows = rows.gate_rows(
-        challenger_split.test, config, champion=rows.record_of(champion_split, "the champion's split"), has_champion=True,
+
+def snapshot_split(config, source: Path, window_end: dt.date, home: Path):
+    """take_snapshot of the window ending `window_end`, read back, split as the training task does."""
+    from airflow_mlops.core import training
+    from airflow_mlops.core.data import read_snapshot, take_snapshot
+    from airflow_mlops.core.rows import split_roles
+
+    snap = take_snapshot(config, source=str(source), window_end=window_end, snapshot_root=home / "snapshots",
+                         allowed_roots=[home])
+    frame = read_snapshot(snap["uri"])
+    training.check_training_data(frame, config)
+    return snap, split_roles(frame, config)
+
+
+def train_register(client, config, snap: dict, split, candidate: str, alias: str, run_tag: str) -> dict:
+    """The training task's train_candidate (MLflow run, model, rows record), then registration as `alias`."""
+    from airflow_mlops.core import registry, training
+
+    result = training.train_candidate(
+        split, config, candidate, client=client, experiment=config.name, data_digest=snap["digest"],
+        data_uri=snap["uri"], tags={"benchmark.run": run_tag, "data.digest": snap["digest"]},
     )
-    result = evaluation.judge(config, test_rows, loaded(challenger, challenger_split, config, "challenger"),
-                              loaded(champion, champion_split, config, "champion"))
-    boot = result.bootstrap
-    gain = (boot.diff, boot.low, boot.high) if boot is not None else (math.nan, math.nan, math.nan)
-    return result.verdict, gain, test_rows.n_rows, test_rows.excluded
+    tags = {"data.digest": snap["digest"], registry.WINDOW_END_TAG: snap["window_end"], "benchmark.run": run_tag}
+    version = registry.register_challenger(client, config.model_name, result["model_uri"], result["run_id"],
+                                           tags=tags, alias=alias)
+    return {**result, "version": version["version"], "uri": f"models:/{version['name']}/{version['version']}"}
 
 
-def loaded(model, split, config, name: str):
-    from airflow_mlops.core import evaluation, training
+def fresh_auc(model_uri: str, fresh, config) -> float:
+    from airflow_mlops.core import training
 
-    signature = training.model_signature(config, split.train[config.feature_names], split.train[config.target])
-    return evaluation.Loaded(uri=f"benchmark:{name}", model=model, signature=signature)
+    model = training.load_model(model_uri)
+    return training.model_metrics(model, fresh, config, names=[config.metrics.primary])[config.metrics.primary]
 
 
-def replicate(args: tuple[str, int, int, str]) -> dict:
-    scenario, rep, bootstrap, candidate = args
-    config = load_config(bootstrap, candidate)
+def replicate(task: tuple) -> list[dict]:
+    """One seed of one row: a champion, then a challenger per scenario, each judged by the real gate."""
+    family, split, positives, scenarios, rep, bootstrap = task
+    client, home = store()
+    started = time.perf_counter()
     seed = 10_000 + rep
-    champion_frame, challenger_frame, fresh = windows(scenario, seed)
-    champion, champion_split = fit(champion_frame, config)
-    challenger, challenger_split = fit(challenger_frame, config, flip_seed=seed if scenario == "harmful" else None)
-    verdict, (gain, low, high), n_test, n_excluded = gate(config, challenger, champion, challenger_split, champion_split)
-    primary = config.metrics.primary
-    from airflow_mlops.core.training import model_metrics
+    work = home / f"{family}-{split}-{positives}-{rep}"
+    champion_config = load_row_config(work, family, split, champion_revision=True, bootstrap=bootstrap, source=work)
+    config = load_row_config(work, family, split, champion_revision=False, bootstrap=bootstrap, source=work)
+    champion_name, challenger_name = FAMILIES[family]
+    from airflow_mlops.core.errors import MlopsError
 
-    fresh_gain = model_metrics(challenger, fresh, config)[primary] - model_metrics(champion, fresh, config)[primary]
-    return {
-        "scenario": scenario,
-        "promote": verdict.promote,
-        "gate_gain": gain,
-        "low": low,
-        "high": high,
-        "fresh_gain": fresh_gain,
-        "n_test": n_test,
-        "n_excluded": n_excluded,
-    }
+    out = []
+    champion = None
+    champion_end = START + dt.timedelta(days=WINDOW - 1)
+    for scenario in scenarios:
+        t0 = time.perf_counter()
+        row = {"family": family, "split": split, "positives": positives, "scenario": scenario, "rep": rep,
+               "promote": False, "gate_gain": math.nan, "low": math.nan, "high": math.nan, "fresh_gain": math.nan,
+               "n_test": 0, "n_excluded": 0, "test_positives": 0, "decision": "", "error": ""}
+        try:
+            stream = write_stream(work / scenario, scenario, seed, positives)
+            if champion is None:  # the champion's window precedes every scenario's change: one champion serves all
+                snap, champion_split = snapshot_split(champion_config, stream.folder, champion_end, home)
+                champion = train_register(client, champion_config, snap, champion_split, champion_name, "champion",
+                                          f"{family}/{split}/{positives}/{rep}")
+            snap, challenger_split = snapshot_split(config, stream.folder, stream.challenger_end, home)
+            if scenario == "harmful":  # the labels it learns from and is selected on; its test rows stay clean
+                challenger_split = dataclasses.replace(
+                    challenger_split, train=flip_labels(challenger_split.train, config.target, seed),
+                    validation=flip_labels(challenger_split.validation, config.target, seed + 1),
+                )
+            challenger = train_register(client, config, snap, challenger_split, challenger_name, "challenger",
+                                        f"{family}/{split}/{positives}/{rep}/{scenario}")
+            from airflow_mlops.core.evaluation import evaluate
+
+            result = evaluate(
+                client, config, challenger_split.test, challenger_uri=challenger["uri"], champion_uri=champion["uri"],
+                window_end=snap["window_end"], champion_window_end=champion_end.isoformat(),
+            )
+            boot = result.bootstrap
+            test_rows = result.test_rows
+            row.update(
+                promote=bool(result.verdict.promote), decision=result.verdict.decision,
+                gate_gain=boot.diff if boot is not None else math.nan,
+                low=boot.low if boot is not None else math.nan, high=boot.high if boot is not None else math.nan,
+                n_test=test_rows.n_rows if test_rows is not None else result.n_rows,
+                n_excluded=test_rows.excluded if test_rows is not None else 0,
+                test_positives=int(test_rows.frame[config.target].sum()) if test_rows is not None else 0,
+                reason=" | ".join(result.verdict.reasons)[:300],
+            )
+            row["fresh_gain"] = fresh_auc(challenger["uri"], stream.fresh, config) - fresh_auc(
+                champion["uri"], stream.fresh, config)
+        except MlopsError as exc:  # a refusal (one class in the test rows, a split that cannot hold a class)
+            row.update(decision="refused", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        row["seconds"] = time.perf_counter() - t0
+        out.append(row)
+    total = time.perf_counter() - started
+    for r in out:
+        r["rep_seconds"] = total
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    return out
 
 
 # --------------------------------------------------------------------------- report
@@ -182,72 +348,196 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def summarise(results: list[dict], margin: float) -> dict[str, dict]:
+def rate(rows: list[dict]) -> tuple[int, int]:
+    return sum(r["promote"] for r in rows), len(rows)
+
+
+def summarise_row(results: list[dict], margin: float) -> dict:
+    """The four figures of one matrix row, each from its own scenario (never pooled across scenarios)."""
     import numpy as np
 
-    table = {}
-    for scenario in SCENARIOS:
-        rows = [r for r in results if r["scenario"] == scenario]
-        if not rows:
-            continue
-        promoted = sum(r["promote"] for r in rows)
-        bias = np.array([r["gate_gain"] - r["fresh_gain"] for r in rows if math.isfinite(r["gate_gain"])])
-        table[scenario] = {
-            "n": len(rows),
-            "promoted": promoted,
-            "rate": promoted / len(rows),
-            "ci": wilson(promoted, len(rows)),
-            "gate_gain": float(np.nanmean([r["gate_gain"] for r in rows])),
-            "fresh_gain": float(np.mean([r["fresh_gain"] for r in rows])),
-            "fresh_gain_min": float(np.min([r["fresh_gain"] for r in rows])),
-            "bias": float(bias.mean()),
-            "bias_se": float(bias.std(ddof=1) / math.sqrt(len(bias))) if len(bias) > 1 else math.nan,
-            "below_zero": sum(r["high"] < 0 for r in rows),
-            "n_test": float(np.mean([r["n_test"] for r in rows])),
-            "n_excluded": float(np.mean([r["n_excluded"] for r in rows])),
-        }
-    return table
+    by = {s: [r for r in results if r["scenario"] == s] for s in SCENARIOS}
+    null = [r for r in by["null"] if r["fresh_gain"] <= 0]
+    power = [r for r in by["small_improvement"] + by["improvement"] if r["fresh_gain"] >= 2 * margin]
+    biases = {}
+    for s, rows in by.items():
+        gaps = [r["gate_gain"] - r["fresh_gain"] for r in rows if math.isfinite(r["gate_gain"]) and math.isfinite(r["fresh_gain"])]
+        if gaps:
+            biases[s] = (float(np.mean(gaps)), float(np.std(gaps, ddof=1) / math.sqrt(len(gaps))) if len(gaps) > 1 else math.nan, len(gaps))
+    worst = max(biases.items(), key=lambda kv: abs(kv[1][0]), default=(None, (math.nan, math.nan, 0)))
+    excluded = [r["n_excluded"] for r in results if r["decision"] != "refused"]
+    return {
+        "false_promotion": rate(null), "power": rate(power), "harmful": rate(by["harmful"]),
+        "bias": worst[1][0], "bias_se": worst[1][1], "bias_scenario": worst[0], "biases": biases,
+        "excluded": float(np.mean(excluded)) if excluded else math.nan,
+        "refused": sum(r["decision"] == "refused" for r in results),
+        "n_test": float(np.mean([r["n_test"] for r in results])) if results else math.nan,
+        "test_positives": float(np.mean([r["test_positives"] for r in results])) if results else math.nan,
+        "reps": len({r["rep"] for r in results}),
+        "seconds_per_rep": float(np.mean([r["rep_seconds"] for r in {r["rep"]: r for r in results}.values()])),
+    }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=200, help="replications per scenario")
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--bootstrap", type=int, default=400, help="bootstrap resamples per gate decision")
-    parser.add_argument("--candidate", default="logistic_regression", help="the candidate of churn.yaml both models use")
-    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
-    args = parser.parse_args(argv)
-    config = load_config(args.bootstrap, args.candidate)
-    margin = config.evaluation.margin
-    work = [(s, rep, args.bootstrap, args.candidate) for s in args.scenarios for rep in range(args.reps)]
-    print(f"# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC: {len(work)} replications "
-          f"({args.reps} per scenario), {args.jobs} processes, candidate {config.candidates[0].name}, "
-          f"{args.bootstrap} bootstrap resamples, margin {margin:g}", flush=True)
+def fmt_rate(hits_n: tuple[int, int]) -> str:
+    hits, n = hits_n
+    if n == 0:
+        return "- (0)"
+    low, high = wilson(hits, n)
+    return f"{hits / n:.3f} ({hits}/{n}; {low:.2f}..{high:.2f})"
+
+
+def report(results: list[dict], margin: float, seconds: float) -> dict:
+    """Print the scenario table and the matrix (one line per row, a column per figure); return the worst figures."""
+    import numpy as np
+
+    keys = list(dict.fromkeys((r["family"], r["split"], r["positives"]) for r in results))
+    print("\n| family | split | positives | scenario | replications | promoted | rate | gate gain, mean | fresh gain, "
+          "mean (min..max) | bias: gate - fresh (SE) | test rows | test positives | excluded | refused |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for key in keys:
+        for s in SCENARIOS:
+            rows = [r for r in results if (r["family"], r["split"], r["positives"]) == key and r["scenario"] == s]
+            if not rows:
+                continue
+            fresh = [r["fresh_gain"] for r in rows if math.isfinite(r["fresh_gain"])]
+            gaps = [r["gate_gain"] - r["fresh_gain"] for r in rows if math.isfinite(r["gate_gain"]) and math.isfinite(r["fresh_gain"])]
+            gains = [r["gate_gain"] for r in rows if math.isfinite(r["gate_gain"])]
+            print(f"| {' | '.join(key)} | {s} | {len(rows)} | {sum(r['promote'] for r in rows)} "
+                  f"| {sum(r['promote'] for r in rows) / len(rows):.3f} "
+                  f"| {np.mean(gains) if gains else math.nan:+.4f} "
+                  f"| {np.mean(fresh) if fresh else math.nan:+.4f} ({min(fresh, default=math.nan):+.4f}..{max(fresh, default=math.nan):+.4f}) "
+                  f"| {np.mean(gaps) if gaps else math.nan:+.4f} ({np.std(gaps, ddof=1) / math.sqrt(len(gaps)) if len(gaps) > 1 else math.nan:.4f}) "
+                  f"| {np.mean([r['n_test'] for r in rows]):.0f} | {np.mean([r['test_positives'] for r in rows]):.1f} "
+                  f"| {np.mean([r['n_excluded'] for r in rows]):.0f} | {sum(r['decision'] == 'refused' for r in rows)} |")
+    print(f"\nGoals: false promotion <= 0.05, power >= 0.80, harmful = 0, |bias| <= {0.1 * margin:.4f} (0.1x margin "
+          f"{margin:g}). Rates: share (hits/n; 95% Wilson interval); n counts the scenario's replications that qualify "
+          f"(null: fresh gain <= 0; power: fresh gain >= 2x margin).\n")
+    print("| family | split | positives | replications | false promotion | power | harmful | bias (worst scenario) "
+          "| excluded, mean | valid | s per replication | goals |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    worst = {"false_promotion": 0.0, "power": 1.0, "harmful": 0.0, "bias": 0.0}
+    seen = {k: False for k in worst}
+    for key in keys:
+        t = summarise_row([r for r in results if (r["family"], r["split"], r["positives"]) == key], margin)
+        valid = not (key[1] == "random" and not t["excluded"] > 0)
+        missed = []
+        for figure, ok in (("false_promotion", lambda p: p <= 0.05), ("power", lambda p: p >= 0.8),
+                           ("harmful", lambda p: p == 0)):
+            hits, n = t[figure]
+            if n:
+                p = hits / n
+                if not ok(p):
+                    missed.append(figure)
+                if valid:
+                    seen[figure] = True
+                    worst[figure] = max(worst[figure], p) if figure != "power" else min(worst[figure], p)
+        if math.isfinite(t["bias"]):
+            if abs(t["bias"]) > 0.1 * margin:
+                missed.append("bias")
+            if valid:
+                seen["bias"] = True
+                worst["bias"] = t["bias"] if abs(t["bias"]) > abs(worst["bias"]) else worst["bias"]
+        print(f"| {' | '.join(key)} | {t['reps']} | {fmt_rate(t['false_promotion'])} | {fmt_rate(t['power'])} "
+              f"| {fmt_rate(t['harmful'])} | {t['bias']:+.5f} ({t['bias_scenario']}, SE {t['bias_se']:.5f}) "
+              f"| {t['excluded']:.0f} | {'yes' if valid else 'NO: nothing excluded'} | {t['seconds_per_rep']:.1f} "
+              f"| {'met' if not missed else 'missed: ' + ', '.join(missed)} |")
+    for k in worst:
+        if not seen[k]:
+            worst[k] = math.nan
+    n_reps = len({(r["family"], r["split"], r["positives"], r["rep"]) for r in results})
+    print(f"\n{n_reps} replications ({len(results)} gate decisions) in {seconds:.0f} s")
+    print(f"false_promotion={worst['false_promotion']:.3f} power={worst['power']:.3f} harmful={worst['harmful']:.3f} "
+          f"bias={worst['bias']:+.5f}")
+    return worst
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run(tasks: list[tuple], jobs: int) -> list[dict]:
+    results: list[dict] = []
     started = time.perf_counter()
-    results = []
-    with ProcessPoolExecutor(args.jobs) as pool:
-        for i, result in enumerate(pool.map(replicate, work, chunksize=4), 1):
-            results.append(result)
-            if i % 50 == 0 or i == len(work):
-                print(f"  {i}/{len(work)} replications, {time.perf_counter() - started:.0f} s", flush=True)
-    table = summarise(results, margin)
-    print()
-    print("| scenario | replications | promoted | rate (95% CI) | gate gain, mean | fresh gain, mean (min) "
-          "| bias: gate - fresh (SE) | interval entirely below 0 | test rows, mean | excluded as seen by the champion, mean |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for scenario, t in table.items():
-        print(f"| {scenario} | {t['n']} | {t['promoted']} | {t['rate']:.3f} ({t['ci'][0]:.3f}..{t['ci'][1]:.3f}) "
-              f"| {t['gate_gain']:+.4f} | {t['fresh_gain']:+.4f} ({t['fresh_gain_min']:+.4f}) "
-              f"| {t['bias']:+.4f} ({t['bias_se']:.4f}) | {t['below_zero']} | {t['n_test']:.0f} | {t['n_excluded']:.0f} |")
-    import numpy as np
+    every = max(1, len(tasks) // 20)
+    if jobs <= 1:
+        mapped = map(replicate, tasks)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(jobs)
+        mapped = pool.map(replicate, tasks)
+    try:
+        for i, rows in enumerate(mapped, 1):
+            results.extend(rows)
+            if i % every == 0 or i == len(tasks):
+                r = rows[0]
+                print(f"  {i}/{len(tasks)} replications, {time.perf_counter() - started:.0f} s "
+                      f"(last: {r['family']}/{r['split']}/{r['positives']} {r['rep_seconds']:.1f} s)", flush=True)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return results
 
-    pooled = float(np.nanmean([r["gate_gain"] - r["fresh_gain"] for r in results]))
-    print(f"\nbias pooled over {len(results)} replications: {pooled:+.5f} "
-          f"({pooled / margin:+.2f}x margin; goal within +-0.1x); {time.perf_counter() - started:.0f} s in all")
-    rate = {s: table[s]["rate"] if s in table else math.nan for s in SCENARIOS}
-    print(f"false_promotion={rate['null']:.3f} power={min(rate['improvement'], rate['small_improvement']):.3f} "
-          f"harmful={rate['harmful']:.3f} bias={pooled:+.5f}")
+
+def quick(args: argparse.Namespace) -> int:
+    """The cases the old gate got grossly wrong; 1 when any of them promotes wrongly."""
+    tasks = [(family, split, positives, scenarios, rep, args.bootstrap)
+             for family, split, positives, scenarios, reps in QUICK_CASES for rep in range(args.reps or reps)]
+    started = time.perf_counter()
+    results = run(tasks, args.jobs)
+    report(results, margin(), time.perf_counter() - started)
+    wrong = [r for r in results if r["promote"] and (
+        r["fresh_gain"] <= 0 or r["scenario"] == "harmful"
+        or (r["positives"] == "few" and r["test_positives"] < QUICK_FEW_POSITIVES))]
+    print()
+    for r in results:
+        print(f"quick {r['family']}/{r['split']}/{r['positives']}/{r['scenario']} rep {r['rep']}: {r['decision'] or '-'}"
+              f" gain {r['gate_gain']:+.4f} [{r['low']:+.4f}, {r['high']:+.4f}] fresh {r['fresh_gain']:+.4f}, "
+              f"{r['n_test']} test rows ({r['test_positives']} positive, {r['n_excluded']} excluded) {r['error']}")
+    print(f"quick: {len(wrong)} wrong promotion(s) in {len(results)} decisions, {time.perf_counter() - started:.0f} s: "
+          f"{'FAIL' if wrong else 'ok'}")
+    return 1 if wrong else 0
+
+
+def margin() -> float:
+    import yaml
+
+    return float(yaml.safe_load((ROOT / "include" / "pipelines" / "churn.yaml").read_text())["evaluation"]["margin"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=None, help="replications per row (default 200; --quick: its own)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (each with its own MLflow store)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per gate decision")
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
+    parser.add_argument("--positives", nargs="+", default=["balanced", "rare"], choices=list(POSITIVES))
+    parser.add_argument("--scenarios", nargs="+", default=list(DEFAULT_SCENARIOS), choices=SCENARIOS)
+    parser.add_argument("--first-rep", type=int, default=0, help="first replication (seed 10,000 + it)")
+    parser.add_argument("--quick", action="store_true", help="a few replications of the cases the old gate got "
+                        "grossly wrong; exit 1 if any promotes wrongly")
+    parser.add_argument("--code", type=Path, default=None,
+                        help="a checkout whose plugins/ is the gate under test (e.g. a worktree of an older commit)")
+    args = parser.parse_args(argv)
+    if args.code is not None:
+        os.environ[CODE_ENV] = str(args.code.resolve())
+    _use_code()
+    import subprocess
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=code_root(), capture_output=True, text=True).stdout.strip()
+    print(f"# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, gate code {code_root()} ({commit or '?'}), {args.jobs} "
+          f"process(es), {args.bootstrap} bootstrap resamples, margin {margin():g}", flush=True)
+    if args.quick:
+        return quick(args)
+    reps = args.reps or 200
+    tasks = [(family, split, positives, tuple(args.scenarios), args.first_rep + rep, args.bootstrap)
+             for family in args.families for split in args.splits for positives in args.positives for rep in range(reps)]
+    # interleave rows so a cut-short run still covers every row
+    tasks.sort(key=lambda t: (t[4], t[0], t[1], t[2]))
+    started = time.perf_counter()
+    results = run(tasks, args.jobs)
+    report(results, margin(), time.perf_counter() - started)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
