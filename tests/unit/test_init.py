@@ -62,6 +62,8 @@ def test_churn_sample_gives_a_time_split_binary_pipeline_that_validates_and_trai
     assert config.metrics.primary == "roc_auc" and config.expectation_suite == "include/expectations/churn_demo.json"
     assert config.model_name == "churn_demo_model" and config.seed == 42
     assert config.evaluation.min_test_rows == 120  # 60% of the 200 rows of the one test day
+    # 60% of the ~50 churners (25%) among those 200 rows: the default 50 would reject every night on this data
+    assert 20 <= config.evaluation.min_test_events <= 40
     assert (config.schedule.retrain, config.schedule.drift_monitor, config.schedule.timezone) == (
         "0 2 * * *", "0 6 * * *", "UTC")
     text = config_path.read_text()

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 MAX_MIN_TEST_ROWS = 500  # the config's default min_test_rows
+MAX_MIN_TEST_EVENTS = 50  # the config's default min_test_events
 HIGH_CARDINALITY = 50  # a categorical feature with more distinct values deserves a look
 #: id, ID, customer_id, order-id, customerID, customerId, id_customer
 ID_NAME = re.compile(r"(?i:id|.*[_\-\s.]id|id[_\-\s].*)|.*[a-z0-9](?:ID|Id)")
@@ -60,6 +61,7 @@ class Plan:
     split_note: str = ""
     test_rows: int = 0  # the rows the sample's test role holds under this split
     min_test_rows: int = MAX_MIN_TEST_ROWS
+    min_test_events: int | None = None  # classification: of each class in the clean test rows (None: the default)
     primary: str = ""
     others: tuple[str, ...] = ()
     margin: float = 0.0
@@ -302,8 +304,6 @@ def _split(plan: Plan) -> None:
                            f"and training days); switch to strategy time once the source spans more days")
     if not plan.split:
         plan.split = {"strategy": "random", "test_size": 0.2, "validation_size": 0.2}
-        if plan.classification:
-            plan.split["stratify"] = True
         plan.split_note = plan.split_note or "no date column: a seeded random split of the rows"
         plan.test_rows = math.ceil(0.2 * n)
     plan.review.append(f"split: {plan.split['strategy']} ({plan.split_note})")
@@ -313,6 +313,15 @@ def _split(plan: Plan) -> None:
         f"split gives; the gate drops rows the champion saw); raise it toward {MAX_MIN_TEST_ROWS} when the source "
         f"holds more rows"
     )
+    if plan.classification:
+        rarest = float(plan.sample.frame[plan.target].value_counts(normalize=True).min())
+        expected = int(rarest * plan.test_rows)
+        plan.min_test_events = max(1, min(MAX_MIN_TEST_EVENTS, int(0.6 * expected)))
+        plan.review.append(
+            f"min_test_events: {plan.min_test_events} (60% of the ~{expected} test rows of the rarest class the sample's "
+            f"split gives); fewer: the gate rejects. Raise it toward {MAX_MIN_TEST_EVENTS} (a metric on a rare class is "
+            f"decided by its few events) with more test rows"
+        )
 
 
 def _time_days(plan: Plan) -> tuple[int, int, int] | None:

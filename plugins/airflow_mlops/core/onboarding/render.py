@@ -155,6 +155,8 @@ def _evaluation_lines(plan: Plan) -> list[str]:
         leakage,
         _c(f"  min_test_rows: {plan.min_test_rows}",
            f"REVIEW: 60% of the {plan.test_rows} test rows of the sample's split; fewer clean test rows: reject"),
+        *([_c(f"  min_test_events: {plan.min_test_events}",
+              "REVIEW: of each class in the clean test rows; fewer: reject")] if plan.min_test_events else []),
         _c("  approval: never", "never | borderline | always: when a person must approve a promotion first"),
     ]
 
