@@ -164,9 +164,13 @@ def evaluate(
     challenger = load(client, challenger_uri, "challenger", allow_pickle=pickle_ok)
     champion = load(client, champion_uri, "champion", allow_pickle=pickle_ok) if champion_uri else None
     record, why = rows_mod.run_record(client, champion.run_id) if champion is not None else (None, None)
+    own, own_why = rows_mod.run_record(client, challenger.run_id)
+    if own is None:  # fail closed: without it, copies of its own training rows could flatter it
+        raise EvaluationError(f"{challenger.uri}: the challenger's rows record cannot be read ({own_why}); its "
+                              f"copies of training rows cannot be kept out of the test rows. Retrain it")
     test_rows = rows_mod.gate_rows(
         test, config, champion=record, has_champion=champion is not None,
-        champion_window_end=champion_window_end, why_no_record=why,
+        champion_window_end=champion_window_end, why_no_record=why, own=own,
     )
     baseline = find_baseline(client, config, champion) if config.evaluation.baseline_guard and champion else None
     return judge(config, test_rows, challenger, champion, window_end=window_end, champion_window_end=champion_window_end,
