@@ -4,6 +4,8 @@
         [--families ...] [--splits time random] [--positives balanced rare] [--scenarios ...]
     .venv/bin/python benchmarks/decision_quality.py --quick      # exits 1 if a quick case promotes wrongly
     .venv/bin/python benchmarks/decision_quality.py --code /tmp/before ...   # judge another checkout's gate
+    .venv/bin/python benchmarks/decision_quality.py --nightly [--reps 50]      # 30 nightly gates per replay
+    .venv/bin/python benchmarks/decision_quality.py --curve curve.png [--reps 50]  # require point vs lower_bound
 
 Each replication (seed = 10,000 + replication) goes through what a retraining run does: the window's
 daily CSV files are written (include/churn_stream.py), snapshotted by ``core.data.take_snapshot`` and
@@ -44,6 +46,12 @@ reads ``false_promotion=.. power=.. harmful=.. bias=..`` and holds the worst row
 forests on both sides, and a test window holding 1 to 5 positives (churn_offset -5.5: about 0.3%,
 where any promotion is wrong: so few events cannot show a gain). Exit status 1 when any quick case
 promotes wrongly (`tests/reliability/test_decision_quality_quick.py`, `make soak`).
+
+``--nightly``: 30 consecutive nightly retrains on a stable stream, each gated against the serving
+champion (a promotion replaces it); the share of replays with any promotion (goal <= 5%).
+``--curve PNG``: promotion rate at true gains of about 0.5x and 1x the margin (scenarios gain_0.5x,
+gain_1x: 32% and 45% of the changed days' rows follow the new process), for ``evaluation.require``
+point and lower_bound (point only against a gate that lacks the key), as a table and a PNG.
 """
 
 from __future__ import annotations
@@ -88,9 +96,15 @@ POSITIVES = {  # name -> (churn_offset, rows per day)
     "rare": (-4.0, 2000),
     "few": (-5.5, 400),  # --quick only: 1 to 5 positives in the 3 test days
 }
-SCENARIOS = ("null", "small_improvement", "harmful", "improvement")
+SCENARIOS = ("null", "small_improvement", "harmful", "improvement", "gain_0.5x", "gain_1x")
 DEFAULT_SCENARIOS = ("null", "small_improvement", "harmful")
-SMALL_SHARE = 0.6  # small_improvement: the share of each changed day's rows that follow the new process
+#: After the change, the share of each day's rows that follow the new process: a logistic challenger's
+#: true gain grows about as 0.032 x share^2 (0.6: ~2x the margin 0.005; 0.32: ~0.5x; 0.45: ~1x; the
+#: curve reports the gain measured on fresh rows, not this target).
+SHARES = {"improvement": 1.0, "small_improvement": 0.6, "gain_0.5x": 0.32, "gain_1x": 0.45}
+CURVE_SCENARIOS = ("gain_0.5x", "gain_1x")
+REQUIRE_MODES = ("point", "lower_bound")
+NIGHTS = 30  # --nightly: consecutive nightly gates on a stable stream
 START = dt.date(2026, 1, 1)
 WINDOW = 28  # days in a training window (churn.yaml source.window_days)
 FRESH_DAYS = 25  # >= 10,000 fresh rows (400 a day)
@@ -120,7 +134,7 @@ def _use_code() -> None:
 # --------------------------------------------------------------------------- configs
 
 
-def config_text(family: str, split: str, *, champion_revision: bool, bootstrap: int) -> dict:
+def config_text(family: str, split: str, *, champion_revision: bool, bootstrap: int, require: str | None = None) -> dict:
     """churn.yaml as the row needs it: both candidates, the row's split (keys every gate version reads)."""
     import yaml
 
@@ -134,19 +148,22 @@ def config_text(family: str, split: str, *, champion_revision: bool, bootstrap: 
     data["model"]["candidates"] = [candidates[name] for name in wanted]
     data["model"]["name"] = f"dq_{family}_{split}"
     data["evaluation"]["bootstrap_samples"] = bootstrap
+    if require is not None:  # a key older gates do not know: written only when asked for
+        data["evaluation"]["require"] = require
     if split == "random":
         data["split"] = dict(CHAMPION_RANDOM_SPLIT if champion_revision else RANDOM_SPLIT)
     return data
 
 
-def load_row_config(folder: Path, family: str, split: str, *, champion_revision: bool, bootstrap: int, source: Path):
+def load_row_config(folder: Path, family: str, split: str, *, champion_revision: bool, bootstrap: int, source: Path,
+                    require: str | None = None):
     import yaml
 
     from airflow_mlops.core.config import load_config
 
-    data = config_text(family, split, champion_revision=champion_revision, bootstrap=bootstrap)
+    data = config_text(family, split, champion_revision=champion_revision, bootstrap=bootstrap, require=require)
     data["source"]["path"] = str(source)
-    name = f"{family}-{split}-{'champion' if champion_revision else 'challenger'}.yaml"
+    name = f"{family}-{split}-{'champion' if champion_revision else 'challenger'}-{require or 'default'}.yaml"
     path = folder / "include" / "pipelines" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -183,9 +200,9 @@ class Stream:
 def write_stream(folder: Path, scenario: str, seed: int, positives: str) -> Stream:
     import pandas as pd
 
-    changed = scenario in ("improvement", "small_improvement")
+    changed = scenario in SHARES
     drift_from = START + dt.timedelta(days=WINDOW) if changed else None
-    share = SMALL_SHARE if scenario == "small_improvement" else 1.0
+    share = SHARES.get(scenario, 1.0)
     challenger_end = START + dt.timedelta(days=WINDOW - 1 + (WINDOW // 2 if changed else 1))
     folder.mkdir(parents=True, exist_ok=True)
     day = START
@@ -270,15 +287,44 @@ def fresh_auc(model_uri: str, fresh, config) -> float:
     return training.model_metrics(model, fresh, config, names=[config.metrics.primary])[config.metrics.primary]
 
 
+def gate(client, config, split, challenger: dict, champion: dict, window_end: str, champion_end: dt.date) -> dict:
+    """`core.evaluation.evaluate` as the evaluation task calls it: what it decided, on what."""
+    from airflow_mlops.core.evaluation import evaluate
+
+    result = evaluate(
+        client, config, split.test, challenger_uri=challenger["uri"], champion_uri=champion["uri"],
+        window_end=window_end, champion_window_end=champion_end.isoformat(),
+    )
+    boot, test_rows = result.bootstrap, result.test_rows
+    return {
+        "promote": bool(result.verdict.promote), "decision": result.verdict.decision,
+        "gate_gain": boot.diff if boot is not None else math.nan,
+        "low": boot.low if boot is not None else math.nan, "high": boot.high if boot is not None else math.nan,
+        "n_test": test_rows.n_rows if test_rows is not None else result.n_rows,
+        "n_excluded": test_rows.excluded if test_rows is not None else 0,
+        "test_positives": int(test_rows.frame[config.target].sum()) if test_rows is not None else 0,
+        "reason": " | ".join(result.verdict.reasons)[:300],
+    }
+
+
+def new_row(family: str, split: str, positives: str, scenario: str, rep: int, require: str | None) -> dict:
+    return {"family": family, "split": split, "positives": positives, "scenario": scenario, "rep": rep,
+            "require": require or "point", "promote": False, "gate_gain": math.nan, "low": math.nan, "high": math.nan,
+            "fresh_gain": math.nan, "n_test": 0, "n_excluded": 0, "test_positives": 0, "decision": "", "error": ""}
+
+
 def replicate(task: tuple) -> list[dict]:
-    """One seed of one row: a champion, then a challenger per scenario, each judged by the real gate."""
-    family, split, positives, scenarios, rep, bootstrap = task
+    """One seed of one row: a champion, then a challenger per scenario, each judged by the real gate
+    (once per `require` mode asked for; None: the config's own)."""
+    family, split, positives, scenarios, rep, bootstrap, requires = task
     client, home = store()
     started = time.perf_counter()
     seed = 10_000 + rep
     work = home / f"{family}-{split}-{positives}-{rep}"
     champion_config = load_row_config(work, family, split, champion_revision=True, bootstrap=bootstrap, source=work)
-    config = load_row_config(work, family, split, champion_revision=False, bootstrap=bootstrap, source=work)
+    configs = {require: load_row_config(work, family, split, champion_revision=False, bootstrap=bootstrap, source=work,
+                                        require=require) for require in requires}
+    config = next(iter(configs.values()))
     champion_name, challenger_name = FAMILIES[family]
     from airflow_mlops.core.errors import MlopsError
 
@@ -286,10 +332,7 @@ def replicate(task: tuple) -> list[dict]:
     champion = None
     champion_end = START + dt.timedelta(days=WINDOW - 1)
     for scenario in scenarios:
-        t0 = time.perf_counter()
-        row = {"family": family, "split": split, "positives": positives, "scenario": scenario, "rep": rep,
-               "promote": False, "gate_gain": math.nan, "low": math.nan, "high": math.nan, "fresh_gain": math.nan,
-               "n_test": 0, "n_excluded": 0, "test_positives": 0, "decision": "", "error": ""}
+        rows = [new_row(family, split, positives, scenario, rep, require) for require in configs]
         try:
             stream = write_stream(work / scenario, scenario, seed, positives)
             if champion is None:  # the champion's window precedes every scenario's change: one champion serves all
@@ -304,32 +347,60 @@ def replicate(task: tuple) -> list[dict]:
                 )
             challenger = train_register(client, config, snap, challenger_split, challenger_name, "challenger",
                                         f"{family}/{split}/{positives}/{rep}/{scenario}")
-            from airflow_mlops.core.evaluation import evaluate
-
-            result = evaluate(
-                client, config, challenger_split.test, challenger_uri=challenger["uri"], champion_uri=champion["uri"],
-                window_end=snap["window_end"], champion_window_end=champion_end.isoformat(),
-            )
-            boot = result.bootstrap
-            test_rows = result.test_rows
-            row.update(
-                promote=bool(result.verdict.promote), decision=result.verdict.decision,
-                gate_gain=boot.diff if boot is not None else math.nan,
-                low=boot.low if boot is not None else math.nan, high=boot.high if boot is not None else math.nan,
-                n_test=test_rows.n_rows if test_rows is not None else result.n_rows,
-                n_excluded=test_rows.excluded if test_rows is not None else 0,
-                test_positives=int(test_rows.frame[config.target].sum()) if test_rows is not None else 0,
-                reason=" | ".join(result.verdict.reasons)[:300],
-            )
-            row["fresh_gain"] = fresh_auc(challenger["uri"], stream.fresh, config) - fresh_auc(
-                champion["uri"], stream.fresh, config)
-        except MlopsError as exc:  # a refusal (one class in the test rows, a split that cannot hold a class)
-            row.update(decision="refused", error=f"{type(exc).__name__}: {str(exc)[:200]}")
-        row["seconds"] = time.perf_counter() - t0
-        out.append(row)
+            fresh_gain = fresh_auc(challenger["uri"], stream.fresh, config) - fresh_auc(champion["uri"], stream.fresh, config)
+            for row, each in zip(rows, configs.values(), strict=True):
+                row["fresh_gain"] = fresh_gain
+                try:
+                    row.update(gate(client, each, challenger_split, challenger, champion, snap["window_end"], champion_end))
+                except MlopsError as exc:  # the gate refused to judge (e.g. one class in the test rows)
+                    row.update(decision="refused", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        except MlopsError as exc:  # training refused (e.g. a role without a class)
+            for row in rows:
+                row.update(decision="refused", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        out.extend(rows)
     total = time.perf_counter() - started
     for r in out:
         r["rep_seconds"] = total
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def replay_nights(task: tuple) -> list[dict]:
+    """--nightly: NIGHTS consecutive nightly retrains on a stable stream, each judged against the serving
+    champion (a promotion makes the challenger the champion, as the deploy task does)."""
+    family, split, positives, rep, bootstrap = task
+    client, home = store()
+    started = time.perf_counter()
+    seed = 20_000 + rep
+    work = home / f"nightly-{family}-{split}-{positives}-{rep}"
+    champion_config = load_row_config(work, family, split, champion_revision=True, bootstrap=bootstrap, source=work)
+    config = load_row_config(work, family, split, champion_revision=False, bootstrap=bootstrap, source=work)
+    champion_name, challenger_name = FAMILIES[family]
+    folder = work / "stream"
+    folder.mkdir(parents=True)
+    for i in range(WINDOW + NIGHTS):
+        day = START + dt.timedelta(days=i)
+        day_frame(day, seed, positives, None, 1.0).to_csv(folder / f"churn_{day.isoformat()}.csv", index=False)
+    champion_end = START + dt.timedelta(days=WINDOW - 1)
+    snap, first = snapshot_split(champion_config, folder, champion_end, home)
+    champion = train_register(client, champion_config, snap, first, champion_name, "champion", f"nightly/{rep}")
+    out = []
+    for night in range(1, NIGHTS + 1):
+        row = {**new_row(family, split, positives, "nightly", rep, None), "night": night}
+        end = champion_end + dt.timedelta(days=night)
+        try:
+            snap, split_ = snapshot_split(config, folder, end, home)
+            challenger = train_register(client, config, snap, split_, challenger_name, "challenger", f"nightly/{rep}/{night}")
+            row.update(gate(client, config, split_, challenger, champion, snap["window_end"], champion_end))
+            if row["promote"]:
+                champion, champion_end = challenger, end
+        except Exception as exc:  # noqa: BLE001 - reported per night, the replay goes on
+            row.update(decision="refused", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        out.append(row)
+    for r in out:
+        r["rep_seconds"] = time.perf_counter() - started
     import shutil
 
     shutil.rmtree(work, ignore_errors=True)
@@ -454,16 +525,16 @@ def report(results: list[dict], margin: float, seconds: float) -> dict:
 # --------------------------------------------------------------------------- main
 
 
-def run(tasks: list[tuple], jobs: int) -> list[dict]:
+def run(tasks: list[tuple], jobs: int, work=None) -> list[dict]:
     results: list[dict] = []
     started = time.perf_counter()
     every = max(1, len(tasks) // 20)
     if jobs <= 1:
-        mapped = map(replicate, tasks)
+        mapped = map(work or replicate, tasks)
         pool = None
     else:
         pool = ProcessPoolExecutor(jobs)
-        mapped = pool.map(replicate, tasks)
+        mapped = pool.map(work or replicate, tasks)
     try:
         for i, rows in enumerate(mapped, 1):
             results.extend(rows)
@@ -479,7 +550,7 @@ def run(tasks: list[tuple], jobs: int) -> list[dict]:
 
 def quick(args: argparse.Namespace) -> int:
     """The cases the old gate got grossly wrong; 1 when any of them promotes wrongly."""
-    tasks = [(family, split, positives, scenarios, rep, args.bootstrap)
+    tasks = [(family, split, positives, scenarios, rep, args.bootstrap, (None,))
              for family, split, positives, scenarios, reps in QUICK_CASES for rep in range(args.reps or reps)]
     started = time.perf_counter()
     results = run(tasks, args.jobs)
@@ -495,6 +566,76 @@ def quick(args: argparse.Namespace) -> int:
     print(f"quick: {len(wrong)} wrong promotion(s) in {len(results)} decisions, {time.perf_counter() - started:.0f} s: "
           f"{'FAIL' if wrong else 'ok'}")
     return 1 if wrong else 0
+
+
+def gate_knows_require() -> bool:
+    from airflow_mlops.core.config import EvaluationConfig
+
+    return "require" in getattr(EvaluationConfig, "__struct_fields__", getattr(EvaluationConfig, "_fields", ()))
+
+
+def curve(args: argparse.Namespace, png: Path) -> int:
+    """Promotion rate at true gains of about 0.5x and 1x the margin, for each `require` mode, as a table and a PNG."""
+    requires = REQUIRE_MODES if gate_knows_require() else (None,)
+    families = args.families if args.families != list(FAMILIES) else ["logistic_regression"]
+    tasks = [(family, split, positives, CURVE_SCENARIOS, args.first_rep + rep, args.bootstrap, requires)
+             for family in families for split in args.splits for positives in args.positives for rep in range(args.reps or 50)]
+    started = time.perf_counter()
+    results = run(tasks, args.jobs)
+    m = margin()
+    import numpy as np
+
+    print("\n| family | split | positives | require | scenario | replications | fresh gain / margin, mean | promoted | rate |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    points: dict[tuple, list[tuple[float, float]]] = {}
+    for key in dict.fromkeys((r["family"], r["split"], r["positives"], r["require"]) for r in results):
+        for scenario in CURVE_SCENARIOS:
+            rows = [r for r in results if (r["family"], r["split"], r["positives"], r["require"]) == key and r["scenario"] == scenario]
+            fresh = float(np.nanmean([r["fresh_gain"] for r in rows])) / m
+            hits = sum(r["promote"] for r in rows)
+            points.setdefault(key, []).append((fresh, hits / len(rows)))
+            print(f"| {' | '.join(key)} | {scenario} | {len(rows)} | {fresh:.2f} | {hits} | {hits / len(rows):.3f} |")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, pts in points.items():
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=" / ".join(key))
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("true gain on fresh rows / margin")
+    ax.set_ylabel("promotion rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("The gate's operating curve (require: point vs lower_bound)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    print(f"\n{len(tasks)} replications in {time.perf_counter() - started:.0f} s; curve saved to {png}")
+    return 0
+
+
+def nightly(args: argparse.Namespace) -> int:
+    """NIGHTS consecutive nightly gates on a stable stream: the share of replays with any promotion (goal <= 5%)."""
+    tasks = [(family, split, positives, args.first_rep + rep, args.bootstrap)
+             for family in args.families for split in args.splits for positives in args.positives
+             for rep in range(args.reps or 50)]
+    started = time.perf_counter()
+    results = run(tasks, args.jobs, work=replay_nights)
+    print("\n| family | split | positives | replays | with any promotion | share (95% CI) | promotions | refused nights |")
+    print("|---|---|---|---|---|---|---|---|")
+    worst = 0.0
+    for key in dict.fromkeys((r["family"], r["split"], r["positives"]) for r in results):
+        rows = [r for r in results if (r["family"], r["split"], r["positives"]) == key]
+        reps = sorted({r["rep"] for r in rows})
+        any_promotion = sum(any(r["promote"] for r in rows if r["rep"] == rep) for rep in reps)
+        low, high = wilson(any_promotion, len(reps))
+        worst = max(worst, any_promotion / len(reps))
+        print(f"| {' | '.join(key)} | {len(reps)} | {any_promotion} | {any_promotion / len(reps):.3f} ({low:.2f}..{high:.2f}) "
+              f"| {sum(r['promote'] for r in rows)} | {sum(r['decision'] == 'refused' for r in rows)} |")
+    print(f"\n{len(tasks)} replays of {NIGHTS} nights in {time.perf_counter() - started:.0f} s")
+    print(f"nightly_any_promotion={worst:.3f}")
+    return 0
 
 
 def margin() -> float:
@@ -515,6 +656,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-rep", type=int, default=0, help="first replication (seed 10,000 + it)")
     parser.add_argument("--quick", action="store_true", help="a few replications of the cases the old gate got "
                         "grossly wrong; exit 1 if any promotes wrongly")
+    parser.add_argument("--nightly", action="store_true",
+                        help=f"{NIGHTS} consecutive nightly gates on a stable stream; the share of replays (default 50) "
+                        "with any promotion")
+    parser.add_argument("--curve", type=Path, nargs="?", const=Path("decision_quality_curve.png"), default=None,
+                        help="promotion rate at true gains of 0.5x and 1x the margin, for require point and "
+                        "lower_bound (default 50 replications, logistic_regression, time, balanced); a PNG here")
     parser.add_argument("--code", type=Path, default=None,
                         help="a checkout whose plugins/ is the gate under test (e.g. a worktree of an older commit)")
     args = parser.parse_args(argv)
@@ -528,8 +675,16 @@ def main(argv: list[str] | None = None) -> int:
           f"process(es), {args.bootstrap} bootstrap resamples, margin {margin():g}", flush=True)
     if args.quick:
         return quick(args)
+    if args.curve is not None:
+        if args.splits == list(SPLITS):
+            args.splits = ["time"]
+        if args.positives == ["balanced", "rare"]:
+            args.positives = ["balanced"]
+        return curve(args, args.curve)
+    if args.nightly:
+        return nightly(args)
     reps = args.reps or 200
-    tasks = [(family, split, positives, tuple(args.scenarios), args.first_rep + rep, args.bootstrap)
+    tasks = [(family, split, positives, tuple(args.scenarios), args.first_rep + rep, args.bootstrap, (None,))
              for family in args.families for split in args.splits for positives in args.positives for rep in range(reps)]
     # interleave rows so a cut-short run still covers every row
     tasks.sort(key=lambda t: (t[4], t[0], t[1], t[2]))
