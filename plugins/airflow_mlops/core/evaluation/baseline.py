@@ -1,8 +1,9 @@
 """``evaluation.baseline_guard``: the guard rails judged against the model's first champion too.
 
 Each promotion may regress a guard-rail metric by a little within its tolerance; compared with the
-first champion as well, those small steps cannot add up. The first champion is the first version the
-registry ledger moved ``champion`` to. It is scored on the clean test rows minus the rows it saw (its
+first champion as well, those small steps cannot add up. The first champion is named by the registry
+ledger's first move of ``champion``: the version it moved from (a champion set before the ledger began), or
+else the one it moved to. It is scored on the clean test rows minus the rows it saw (its
 ``training_rows.parquet``). Whatever cannot be found, loaded or read makes the guard unverified: a REJECT.
 """
 
@@ -41,7 +42,8 @@ class Baseline:
 
 
 def first_champion_version(client: MlflowClient, name: str) -> tuple[str | None, str | None]:
-    """(the first version the ledger moved ``champion`` to, None) or (None, why it cannot be told)."""
+    """(the model's first champion, None) or (None, why it cannot be told): the first ledger move of ``champion``
+    names it, as the version it moved from (a champion set before the ledger began) or else the one it moved to."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -49,8 +51,8 @@ def first_champion_version(client: MlflowClient, name: str) -> tuple[str | None,
     except (MlopsError, MlflowException, OSError, ValueError) as exc:
         return None, f"the registry ledger of {name!r} cannot be read ({exc})"
     for entry in moves:
-        if entry.get("alias") == registry.CHAMPION and entry.get("to"):
-            return str(entry["to"]), None
+        if entry.get("alias") == registry.CHAMPION and (entry.get("from") or entry.get("to")):
+            return str(entry.get("from") or entry["to"]), None
     return None, (
         f"the registry ledger of {name!r} records no move of the champion alias, so its first champion is unknown "
         f"(a champion set outside airflow-mlops?); promote through airflow-mlops, or turn evaluation.baseline_guard off"

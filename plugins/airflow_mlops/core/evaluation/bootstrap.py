@@ -298,12 +298,15 @@ def _regression_kernel(metric: str, y: np.ndarray, pred: np.ndarray) -> Callable
     if metric == "r2":
         sq = error**2
         centred = y - y.mean()  # r2 does not change when y shifts; centring keeps the sums precise
+        centred_sq = centred**2
 
         def r2(w: np.ndarray) -> float:
             total_w = float(w.sum())
             mean = float(np.dot(w, centred)) / total_w
-            total = float(np.dot(w, centred**2)) - total_w * mean**2
-            return 1.0 - float(np.dot(w, sq)) / total if total > 0 else math.nan
+            spread = float(np.dot(w, centred_sq))
+            total = spread - total_w * mean**2
+            # a constant target (a resample of one value) has no variance to explain: rounding leaves ~1e-16 of it
+            return 1.0 - float(np.dot(w, sq)) / total if total > 1e-12 * spread else math.nan
 
         return r2
     raise EvaluationError(f"unknown regression metric {metric!r}")

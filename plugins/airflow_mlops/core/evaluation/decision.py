@@ -339,7 +339,7 @@ def _guard_rail_check(
     """Passes when the upper bound of the regression's interval (minus the gain's lower bound) is within
     `tolerance`; the point values are stated too. `against`: whom the challenger is compared with, in words."""
     ch, cp = _value(challenger, metric), _value(champion, metric)
-    who = against or "champion"
+    who = "first champion" if against else "champion"
     if ch is None or cp is None:
         missing = "challenger" if ch is None else who
         return False, f"guard rail {metric}{_suffix(against)}: no value for the {missing}"
