@@ -300,6 +300,16 @@ def test_the_baseline_guard_compares_the_guard_rails_with_the_first_champion(mlf
     assert b.metrics["log_loss"] < b.challenger["log_loss"] - 0.03  # the first champion's real numbers
     assert not any("log_loss" in r and "champion " in r and "first" not in r for r in failing(result.verdict))
     assert result.to_dict()["baseline"]["version"] == first
+    run = mlflow_client.get_run(evaluation.log_evaluation(
+        mlflow_client, result, experiment="churn-evaluation", run_name="baseline", tags={}, model_name=name,
+        challenger_version=weaker, champion_version=weak,
+    ))
+    assert run.data.params["baseline.version"] == first and run.data.params["require"] == "point"
+    assert run.data.metrics["first_champion.log_loss"] == b.metrics["log_loss"]
+    assert run.data.metrics["gain_low.accuracy"] == result.intervals["accuracy"].low
+    assert run.data.metrics["test_rows.class.1"] == result.class_counts.counts[1]
+    page = Path(mlflow_client.download_artifacts(run.info.run_id, "evaluation/report.html")).read_text()
+    assert f"baseline guard against the first champion, version {first}" in page
 
     # a challenger as good as the first champion (trained on its rows: the same model) passes against it
     good = register(mlflow_client, config, stream[stream["event_date"] <= "2026-01-10"], tag="good")

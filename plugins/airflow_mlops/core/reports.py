@@ -222,6 +222,15 @@ def evaluation_html(result: EvaluationResult, images: Sequence[str] = ()) -> str
     pictures = "".join(f'<img src="{html.escape(name)}" alt="{html.escape(name)}">' for name in images)
     champion = html.escape(result.champion_uri or "none (first model)")
     judged = html.escape(result.test_rows.describe()) if result.test_rows is not None else f"{result.n_rows} test rows"
+    if result.class_counts is not None:
+        judged += f"<br>{html.escape(result.class_counts.describe())}"
+    ev = result.config.evaluation
+    rule = ("the interval's lower bound must clear the margin" if ev.require == "lower_bound"
+            else "the gain must reach the margin and its interval lie above zero")
+    judged += (f"<br>evaluation.require: {html.escape(ev.require)} ({rule}); guard rails by the upper bound of "
+               f"their regression's interval")
+    if result.baseline is not None and result.baseline.version is not None:
+        judged += f"; baseline guard against the first champion, version {html.escape(result.baseline.version)}"
     confidence = result.config.evaluation.confidence
     positive = "" if result.positive_class is None else f" &middot; positive class {html.escape(repr(result.positive_class))}"
     return f"""<!DOCTYPE html>

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import math
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: `decision.reasons` is cut to this many characters: well inside MLflow's tag limits on every backend.
 REASONS_TAG_LIMIT = 5000
+#: What an MLflow metric name cannot hold (a class label becomes part of one).
+_METRIC_UNSAFE = re.compile(r"[^\w.\- /]")
 
 
 def write_artifacts(result: EvaluationResult, folder: str | Path) -> list[Path]:
@@ -107,8 +110,14 @@ def log_evaluation(
                 "primary_metric": result.config.metrics.primary,
                 **({} if result.positive_class is None else {"positive_class": str(result.positive_class)}),
                 "margin": ev.margin,
+                "require": ev.require,
                 "confidence": ev.confidence,
                 "bootstrap_samples": ev.bootstrap_samples,
+                "bootstrap.stratified": result.config.is_classification,
+                **({"min_test_events": ev.min_test_events} if result.config.is_classification else {}),
+                "baseline_guard": ev.baseline_guard,
+                **({} if result.baseline is None or result.baseline.version is None
+                   else {"baseline.version": result.baseline.version}),
                 "seed": result.config.seed,
                 "n_rows.test": result.n_rows,
                 **_test_rows_params(result),
@@ -165,10 +174,23 @@ def _run_metrics(result: EvaluationResult) -> dict[str, float]:
         if row["champion"] is not None:
             metrics[f"champion.{name}"] = row["champion"]
             metrics[f"diff.{name}"] = row["difference"]
+        if row["ci_low"] is not None:  # the interval of the gain (positive: better), every metric on the same resamples
+            metrics[f"gain_low.{name}"] = row["ci_low"]
+            metrics[f"gain_high.{name}"] = row["ci_high"]
     if result.bootstrap is not None:
         metrics["bootstrap.gain"] = result.bootstrap.diff
         metrics["bootstrap.low"] = result.bootstrap.low
         metrics["bootstrap.high"] = result.bootstrap.high
+        metrics["bootstrap.unusable"] = result.bootstrap.unusable
+    if result.class_counts is not None:
+        for label, count in result.class_counts.counts.items():
+            metrics["test_rows.class." + _METRIC_UNSAFE.sub("_", str(label))] = count
+    baseline = result.baseline
+    if baseline is not None and baseline.why is None and not baseline.is_champion:
+        for name, value in baseline.metrics.items():
+            metrics[f"first_champion.{name}"] = value
+        for name, b in baseline.intervals.items():
+            metrics[f"first_champion.gain_low.{name}"] = b.low
     return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
 
 
