@@ -108,7 +108,7 @@ def baseline_evidence(
     if missing:
         return BaselineEvidence(baseline.version, why=f"the first champion's rows were hashed over column(s) "
                                                       f"{', '.join(map(repr, missing))} that the test rows lack")
-    seen = np.isin(rows_mod.row_hashes(frame, record.columns), record.hashes)
+    seen = np.isin(record.hashes_of(frame), record.hashes)
     rows = frame[~seen]
     n_rows, excluded = len(rows), int(seen.sum())
     y = rows[config.target].to_numpy()
