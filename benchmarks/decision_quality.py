@@ -662,11 +662,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--curve", type=Path, nargs="?", const=Path("decision_quality_curve.png"), default=None,
                         help="promotion rate at true gains of 0.5x and 1x the margin, for require point and "
                         "lower_bound (default 50 replications, logistic_regression, time, balanced); a PNG here")
+    parser.add_argument("--save", type=Path, default=None, help="also write every gate decision here (JSON lines)")
+    parser.add_argument("--report", type=Path, nargs="+", default=None,
+                        help="print the matrix of saved decisions (--save files of runs in pieces) and run nothing")
     parser.add_argument("--code", type=Path, default=None,
                         help="a checkout whose plugins/ is the gate under test (e.g. a worktree of an older commit)")
     args = parser.parse_args(argv)
     if args.code is not None:
         os.environ[CODE_ENV] = str(args.code.resolve())
+    if args.report:
+        import json
+
+        saved = [json.loads(line) for path in args.report for line in path.read_text().splitlines() if line.strip()]
+        report(saved, margin(), sum({(r["family"], r["split"], r["positives"], r["rep"]): r["rep_seconds"] for r in saved}.values()))
+        return 0
     _use_code()
     import subprocess
 
@@ -690,6 +699,11 @@ def main(argv: list[str] | None = None) -> int:
     tasks.sort(key=lambda t: (t[4], t[0], t[1], t[2]))
     started = time.perf_counter()
     results = run(tasks, args.jobs)
+    if args.save is not None:
+        import json
+
+        with args.save.open("a") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in results)
     report(results, margin(), time.perf_counter() - started)
     return 0
 
