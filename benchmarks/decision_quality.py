@@ -247,7 +247,22 @@ def store():
 
         uri = f"sqlite:///{home / 'mlflow.db'}"
         _STORE.update(client=MlflowClient(tracking_uri=uri, registry_uri=uri), home=home)
+        import atexit
+        import shutil
+        from multiprocessing import util
+
+        atexit.register(shutil.rmtree, home, ignore_errors=True)  # this process (--jobs 1)
+        util.Finalize(None, shutil.rmtree, args=(home,), kwargs={"ignore_errors": True}, exitpriority=1)  # a worker
     return _STORE["client"], _STORE["home"]
+
+
+def forget(home: Path, work: Path) -> None:
+    """Drop a finished replication's files: its stream, snapshots and model artifacts (the next replication
+    trains its own champion; only the small SQLite store keeps growing)."""
+    import shutil
+
+    for folder in (work, home / "snapshots", home / "mlops" / "mlartifacts"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- the real path
@@ -361,9 +376,7 @@ def replicate(task: tuple) -> list[dict]:
     total = time.perf_counter() - started
     for r in out:
         r["rep_seconds"] = total
-    import shutil
-
-    shutil.rmtree(work, ignore_errors=True)
+    forget(home, work)
     return out
 
 
@@ -401,9 +414,7 @@ def replay_nights(task: tuple) -> list[dict]:
         out.append(row)
     for r in out:
         r["rep_seconds"] = time.perf_counter() - started
-    import shutil
-
-    shutil.rmtree(work, ignore_errors=True)
+    forget(home, work)
     return out
 
 
