@@ -148,6 +148,10 @@ def config_text(family: str, split: str, *, champion_revision: bool, bootstrap: 
     data["model"]["candidates"] = [candidates[name] for name in wanted]
     data["model"]["name"] = f"dq_{family}_{split}"
     data["evaluation"]["bootstrap_samples"] = bootstrap
+    for section, cls in (("evaluation", "EvaluationConfig"), ("split", "SplitConfig")):
+        known = section_keys(cls)  # an older gate (--code) refuses keys it does not know: churn.yaml's defaults go
+        for key in [k for k in data.get(section, {}) if known and k not in known]:
+            del data[section][key]
     if require is not None:  # a key older gates do not know: written only when asked for
         data["evaluation"]["require"] = require
     if split == "random":
@@ -579,10 +583,16 @@ def quick(args: argparse.Namespace) -> int:
     return 1 if wrong else 0
 
 
-def gate_knows_require() -> bool:
-    from airflow_mlops.core.config import EvaluationConfig
+def section_keys(cls_name: str) -> set[str]:
+    """The keys a config section of the gate under test accepts (its typed section's fields)."""
+    from airflow_mlops.core import config
 
-    return "require" in getattr(EvaluationConfig, "__struct_fields__", getattr(EvaluationConfig, "_fields", ()))
+    cls = getattr(config, cls_name)
+    return set(getattr(cls, "__struct_fields__", getattr(cls, "_fields", ())))
+
+
+def gate_knows_require() -> bool:
+    return "require" in section_keys("EvaluationConfig")
 
 
 def curve(args: argparse.Namespace, png: Path) -> int:
