@@ -240,15 +240,15 @@ def record_table(
     hashes = row_hashes(frame, columns) if hashes is None else hashes
     data: dict[str, Any] = {"row_hash": pa.array(hashes, pa.uint64())}
     data["role"] = pa.array([roles] * len(frame) if isinstance(roles, str) else list(roles), pa.string()).dictionary_encode()
-    dated = bool(date_column and date_column in frame.columns)
+    dated = date_column if date_column and date_column in frame.columns else None
     if dated:
-        data[date_column] = pa.array(frame[date_column].astype(str).tolist(), pa.string()).dictionary_encode()
+        data[dated] = pa.array(frame[dated].astype(str).tolist(), pa.string()).dictionary_encode()
     meta = {_HASH_COLUMNS_KEY: json.dumps(columns).encode(), _SCHEME_KEY: str(SCHEME).encode(),
             _ROWS_KEY: str(len(frame)).encode()}
     if strategy:
         meta[_STRATEGY_KEY] = strategy.encode()
     if dated:
-        meta[_DATE_COLUMN_KEY] = str(date_column).encode()
+        meta[_DATE_COLUMN_KEY] = dated.encode()
     return pa.table(data).replace_schema_metadata(meta)
 
 
@@ -457,17 +457,11 @@ def gate_rows(
     if not has_champion:
         kept, method = np.ones(len(test), dtype=bool), NO_CHAMPION
     else:
-        kept, method = None, ""
-        if champion is not None:
-            kept = ~np.isin(hashes, champion.hashes)
-            disagreement = _dates_disagree(test, date_column, champion, found=int((~kept).sum()))
-            if disagreement:
-                why_no_record, kept = disagreement, None
-                log.warning("%s: %s", config.name, disagreement)
-            else:
-                method = f"by row hash, {champion.origin}"
-        if kept is None:
-            kept, method = _kept_by_date(test, config, champion_window_end, why_no_record)
+        trusted = _kept_by_hash(test, config, champion, hashes) if champion is not None else why_no_record
+        if isinstance(trusted, tuple):
+            kept, method = trusted
+        else:
+            kept, method = _kept_by_date(test, config, champion_window_end, trusted)
     seen_by_champion = int((~kept).sum())
     own_duplicates = 0
     if own is not None:
@@ -479,6 +473,20 @@ def gate_rows(
         method=method, strategy=config.split_strategy, date_column=date_column,
         seen_by_champion=seen_by_champion, own_duplicates=own_duplicates,
     )
+
+
+def _kept_by_hash(
+    test: pd.DataFrame, config: PipelineConfig, champion: RowsRecord, hashes: np.ndarray
+) -> tuple[np.ndarray, str] | str:
+    """(rows the champion's record does not hold, how) or, when the dates say the hashes are off, why not."""
+    import numpy as np
+
+    kept = ~np.isin(hashes, champion.hashes)
+    disagreement = _dates_disagree(test, config.source.date_column, champion, found=int((~kept).sum()))
+    if disagreement:
+        log.warning("%s: %s", config.name, disagreement)
+        return disagreement
+    return kept, f"by row hash, {champion.origin}"
 
 
 def _dates_disagree(test: pd.DataFrame, date_column: str | None, champion: RowsRecord, *, found: int) -> str | None:
