@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.errors import EvaluationError
-from airflow_mlops.core.rows import TEST_ROWS_ARTIFACT, read_record_table, run_record
+from airflow_mlops.core.row_records import TEST_ROWS_ARTIFACT, read_record_table, run_record
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
