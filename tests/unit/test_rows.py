@@ -138,6 +138,8 @@ def test_a_single_class_test_window_names_the_role_and_what_to_change(churn_conf
         ({"strategy": "random", "test_days": 3}, r"split\.test_days: counts days of a time split"),
         ({"test_days": 0}, r"split\.test_days: must be >= 1"),
         ({"test_size": 0.5, "validation_size": 0.5}, r"split\.validation_size: test_size \+ validation_size"),
+        ({"strategy": "random", "key": ["account"]}, r"split\.key: 'account' is not a column of this pipeline"),
+        ({"strategy": "time", "key": ["customer_id"]}, r"split\.key: names the rows of the random split"),
     ],
 )
 def test_bad_split_config_names_the_key(churn_config, split, match):
@@ -145,6 +147,29 @@ def test_bad_split_config_names_the_key(churn_config, split, match):
 
     with pytest.raises(ConfigError, match=match):
         with_split(churn_config, **split)
+
+
+@pytest.mark.parametrize(
+    ("evaluation", "match"),
+    [
+        ({"require": "sometimes"}, r"evaluation\.require: 'sometimes' is not one of point, lower_bound"),
+        ({"min_test_events": 600, "min_test_rows": 500}, r"evaluation\.min_test_events: 600 events of each class "
+                                                          r"cannot fit in evaluation\.min_test_rows \(500\)"),
+        ({"min_test_events": 0}, r"evaluation\.min_test_events: must be >= 1"),
+    ],
+)
+def test_bad_gate_config_names_the_key(churn_config, evaluation, match):
+    from airflow_mlops.core.errors import ConfigError
+
+    raw = copy.deepcopy(churn_config.raw)
+    raw["evaluation"].update(evaluation)
+    with pytest.raises(ConfigError, match=match):
+        parse_config(raw, file=churn_config.path, check_estimators=False)
+
+
+def test_a_split_key_names_the_rows_of_one_customer(churn_config):
+    config = with_split(churn_config, strategy="random", key=["customer_id"])
+    assert config.split.key == ("customer_id",)
 
 
 def test_time_split_needs_a_date_column(churn_config):
