@@ -76,6 +76,8 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 ROOT = Path(__file__).resolve().parents[1]
 #: The checkout whose plugins/ (the gate under test) is imported: --code, else this one.
 CODE_ENV = "DECISION_QUALITY_CODE"
+#: --test-days: the time rows' split.test_days (set in the environment so the worker processes see it).
+TEST_DAYS_ENV = "DECISION_QUALITY_TEST_DAYS"
 
 FAMILIES = {  # row name -> (champion candidate, challenger candidate)
     "logistic_regression": ("logistic_regression", "logistic_regression"),
@@ -156,6 +158,8 @@ def config_text(family: str, split: str, *, champion_revision: bool, bootstrap: 
         data["evaluation"]["require"] = require
     if split == "random":
         data["split"] = dict(CHAMPION_RANDOM_SPLIT if champion_revision else RANDOM_SPLIT)
+    elif os.environ.get(TEST_DAYS_ENV):
+        data["split"]["test_days"] = int(os.environ[TEST_DAYS_ENV])
     return data
 
 
@@ -688,9 +692,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the matrix of saved decisions (--save files of runs in pieces) and run nothing")
     parser.add_argument("--code", type=Path, default=None,
                         help="a checkout whose plugins/ is the gate under test (e.g. a worktree of an older commit)")
+    parser.add_argument("--test-days", type=int, default=None,
+                        help="the time rows' split.test_days (churn.yaml: 3): how wide the gate's interval is")
     args = parser.parse_args(argv)
     if args.code is not None:
         os.environ[CODE_ENV] = str(args.code.resolve())
+    if args.test_days is not None:
+        os.environ[TEST_DAYS_ENV] = str(args.test_days)
     if args.report:
         import json
 

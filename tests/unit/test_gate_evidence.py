@@ -207,6 +207,19 @@ def test_lower_bound_promotes_only_when_the_interval_clears_the_margin(churn_con
     assert far.decision == REJECT and not far.needs_approval
 
 
+def test_a_gain_hidden_by_a_wide_interval_says_how_many_more_test_rows_would_show_it(churn_config):
+    """The cause of the tree families' missed power (docs/benchmarks.md): the interval, not the gain. The verdict
+    says so, with the factor of test rows that would narrow it enough (the half-width shrinks as 1/sqrt(rows))."""
+    rails = steady_rails(BETTER, CHAMPION)
+    wide = decide(churn_config, BETTER, CHAMPION, interval(0.03, -0.004, 0.064, "roc_auc"), intervals=rails)
+    [fail] = failing(wide)
+    assert "not significant; the interval's half-width 0.0340 is wider than the gain over 0 (0.0300): about 1.3x " \
+           "today's clean test rows would establish a gain this size (lengthen split.test_days" in fail
+    slightly = {**BETTER, "roc_auc": CHAMPION["roc_auc"] + 0.003}
+    small = decide(churn_config, slightly, CHAMPION, interval(0.003, -0.002, 0.008, "roc_auc"), intervals=rails)
+    assert not any("today's clean test rows" in r for r in small.reasons)  # under the margin: more rows will not help
+
+
 # --------------------------------------------------------------------------- guard rails by their interval
 
 

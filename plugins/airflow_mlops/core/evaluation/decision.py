@@ -312,7 +312,8 @@ def _primary_checks(
             + (f">= margin {margin:g}: a gain of at least the margin is established (evaluation.require: lower_bound)"
                if clears else
                f"< margin {margin:g}: a gain of at least the margin is not established (evaluation.require: "
-               f"lower_bound promotes only when the interval's lower bound clears the margin)"),
+               f"lower_bound promotes only when the interval's lower bound clears the margin)"
+               + _more_rows_advice(gain, bootstrap, margin)),
         )
         return [check], check
     significant = bootstrap.low > 0
@@ -320,12 +321,25 @@ def _primary_checks(
         significant,
         f"the {ci} of the {metric} gain lies above zero: the gain is significant"
         if significant
-        else f"the {ci} of the {metric} gain does not lie above zero: the gain is not significant",
+        else f"the {ci} of the {metric} gain does not lie above zero: the gain is not significant"
+        + (_more_rows_advice(gain, bootstrap, 0.0) if margin_ok else ""),
     )
     return [
         (margin_ok, f"{metric} {_change_words(gain)} ({ci}; {values}) {'>=' if margin_ok else '<'} margin {margin:g}"),
         interval_check,
     ], interval_check
+
+
+def _more_rows_advice(gain: float, bootstrap: BootstrapResult, bar: float) -> str:
+    """How many times today's test rows would narrow the interval enough to establish a gain of this size over
+    `bar` (the half-width shrinks as 1/sqrt(rows)); "" when the point gain itself does not clear the bar."""
+    half = (bootstrap.high - bootstrap.low) / 2
+    over = gain - bar
+    if over <= _EPS or half <= over:
+        return ""
+    return (f"; the interval's half-width {half:.4f} is wider than the gain over {bar:g} ({over:.4f}): about "
+            f"{(half / over) ** 2:.1f}x today's clean test rows would establish a gain this size (lengthen "
+            f"split.test_days or split.test_size)")
 
 
 def _guard_rail_check(
