@@ -101,6 +101,18 @@ def webhook_url(conn: Any) -> str:
     return f"{base}/{endpoint}" if endpoint else base
 
 
+def _no_redirects_opener() -> Any:
+    """A urllib opener that follows no redirect: a 3xx comes back as an HTTPError (the POST, its Authorization
+    and the connection's headers go to the configured host only, never to where a redirect points)."""
+    import urllib.request
+
+    class _Refuse(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+            return None  # urllib then raises HTTPError(code) with the response's headers
+
+    return urllib.request.build_opener(_Refuse)
+
+
 def _post_webhook(channel: AlertChannel, alert: Alert) -> None:
     import base64
     import urllib.error
@@ -118,9 +130,18 @@ def _post_webhook(channel: AlertChannel, alert: Alert) -> None:
         raise ValueError(f"connection {channel.conn_id!r} does not name an http(s) URL; webhooks are POSTed over HTTP(S)")
     request = urllib.request.Request(url, data=alert.to_json(channel.format), headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:
+        with _no_redirects_opener().open(request, timeout=WEBHOOK_TIMEOUT_S) as response:
             status = response.status
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            from airflow_mlops.core.alerts import redact
+
+            location = redact(str(exc.headers.get("Location") or "no Location")) if exc.headers else "no Location"
+            raise ConnectionError(
+                f"the webhook answered HTTP {exc.code} {exc.reason} to {location}: redirects are not followed "
+                f"(they would send the connection's credentials elsewhere); put the final URL in connection "
+                f"{channel.conn_id!r}"
+            ) from None
         raise ConnectionError(f"the webhook answered HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
