@@ -138,7 +138,7 @@ def _post_webhook(channel: AlertChannel, alert: Alert) -> None:
 
             location = redact(str(exc.headers.get("Location") or "no Location")) if exc.headers else "no Location"
             raise ConnectionError(
-                f"the webhook answered HTTP {exc.code} {exc.reason} to {location}: redirects are not followed "
+                f"the webhook answered HTTP {exc.code} {exc.reason}, a redirect to {location}: redirects are not followed "
                 f"(they would send the connection's credentials elsewhere); put the final URL in connection "
                 f"{channel.conn_id!r}"
             ) from None
