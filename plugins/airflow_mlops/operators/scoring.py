@@ -24,8 +24,9 @@ class ScoreBatchOperator(MlopsBaseOperator):
     ``<mlops_home>/predictions/<pipeline>/day=YYYY-MM-DD/predictions.parquet``, replaced atomically on a rerun.
 
     Bad input (a missing column, duplicated ids, a failed suite, a future day) fails the task without
-    retries and writes nothing; no champion yet skips it, saying why. On success the task's outlets
-    (the predictions Asset) get an event whose extra names the day, rows, model version and path.
+    retries and writes nothing; no champion yet skips it, saying why. Its temp file is named after the task
+    instance, so a retry removes the one a killed try left (and every run sweeps stale ones). On success the
+    task's outlets (the predictions Asset) get an event whose extra names the day, rows, model version and path.
     Returns the summary of ``core.scoring.score_day``.
 
     :param config_path: pipeline config YAML (templated)
@@ -53,7 +54,8 @@ class ScoreBatchOperator(MlopsBaseOperator):
             self.log.info("Scoring %s's batch of %s (%s)", config.name, day,
                           "the day param" if self.day else "the new-batch event, else the logical date")
             try:
-                summary = score_day(config, day, client=self.client, source=self.source or None, tags=tags)
+                summary = score_day(config, day, client=self.client, source=self.source or None, tags=tags,
+                                    writer=task_identity(context))
             except NoChampionError as exc:
                 raise AirflowSkipException(str(exc)) from None
             except BatchValidationFailed as exc:
@@ -90,6 +92,13 @@ class ScoreBatchOperator(MlopsBaseOperator):
         failures = [f.as_dict() for f in report.failed]
         context["ti"].xcom_push(key="validation_failures", value=failures)
         raise DataValidationFailed(f"{exc}\nValidation result and Data Docs: MLflow run {run_id}.", failures) from exc
+
+
+def task_identity(context: Context) -> str:
+    """``dag_id/run_id/task_id/map_index``: the same for every try of one task instance (its retries)."""
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", None)
+    return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{-1 if map_index is None else map_index}"
 
 
 def _scoring_day(context: Context, config: PipelineConfig) -> dt.date:

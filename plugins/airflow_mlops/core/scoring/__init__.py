@@ -11,7 +11,10 @@ it to ``<mlops_home>/predictions/<pipeline>/day=YYYY-MM-DD/predictions.parquet``
   ``@champion`` moves meanwhile. No champion: ``NoChampionError`` (the operator skips, saying why).
 - The partition is written into a temporary file of the same folder and renamed into place only
   when every row is scored (``fsutil.write_atomically``): a rerun of the day replaces it, a failure
-  or a crash mid-write leaves the previous partition as it was, and bad input writes nothing.
+  or a crash mid-write leaves the previous partition as it was, and bad input writes nothing. The folder is
+  fsynced after the rename. A worker killed mid-write leaves its temp file: it is named after the task
+  (``writer``), so the task's retry removes it whatever its age, and every run first sweeps the
+  pipeline's temp files untouched for an hour (``sweep_partial_writes``, logging each and its bytes).
 - Columns: the id columns, ``score`` (binary: the positive class's probability, ``core.labels``;
   multiclass: the predicted class's probability; regression: the prediction), ``predicted`` (the
   class with the highest probability, as scikit-learn's ``predict``; regression: the prediction),
@@ -44,6 +47,7 @@ from airflow_mlops.core.scoring.day import (
     predictions_root,
     score_day,
     scoring_experiment,
+    sweep_partial_writes,
 )
 from airflow_mlops.core.scoring.scorer import Scorer, predictions_table
 
@@ -64,4 +68,5 @@ __all__ = [
     "predictions_table",
     "score_day",
     "scoring_experiment",
+    "sweep_partial_writes",
 ]

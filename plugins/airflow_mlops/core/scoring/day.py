@@ -103,16 +103,20 @@ def score_day(
     tags: dict[str, str] | None = None,
     allowed_roots: list[Path] | None = None,
     root: Path | None = None,
+    writer: str | None = None,
 ) -> dict:
     """Score `day`'s records with the champion into one Parquet partition (see the module docstring).
 
     `source` overrides ``scoring.source`` (a file, or a folder of daily files); `tags` go on the MLflow
-    run (the operator's Airflow tags); `root` overrides ``<mlops_home>/predictions``. Raises
+    run (the operator's Airflow tags); `root` overrides ``<mlops_home>/predictions``; `writer` names the
+    task across its retries (e.g. ``dag/run/task/map_index``): its temp files carry it, so a retry removes
+    those of a killed try at any age (``sweep_partial_writes``). Raises
     NoChampionError (nothing to score with), BatchValidationFailed, DataSourceError/ConfigError (bad
     input, nothing written). Returns a JSON-able summary: day, rows, model_name, model_version, path,
     data_digest, seconds, rows_per_s, scored_at, source, chunks, mlflow_run_id.
     """
     started = time.perf_counter()
+    sweep_partial_writes(config.name, root, writer=writer)
     day = parse_day(day)
     _check_not_future(day, config)
     if not config.source.id_columns:
@@ -152,7 +156,9 @@ def score_day(
     }).encode()}
     created = not target.parent.exists()
     try:
-        fsutil.write_atomically(target, lambda fh: _write_tables(fh, itertools.chain([first], tables), metadata))
+        fsutil.write_atomically(
+            target, lambda fh: _write_tables(fh, itertools.chain([first], tables), metadata), writer=writer
+        )
     except BaseException:
         if created:
             with contextlib.suppress(OSError):
@@ -178,6 +184,14 @@ def score_day(
              target, digest)
     summary["mlflow_run_id"] = _log_run(client, config, summary, tags or {})
     return summary
+
+
+def sweep_partial_writes(pipeline: str, root: Path | None = None, *, writer: str | None = None) -> list[tuple[Path, int]]:
+    """Remove the temp files that killed scoring writes left in `pipeline`'s partitions (a killed worker's may hold
+    gigabytes): `writer`'s own at any age, anyone's untouched for ``fsutil.STALE_TEMP_S`` (a live write touches its
+    file at every chunk). Logs each with its size; returns (path, bytes) of each."""
+    folder = Path(root or predictions_root()) / pipeline
+    return fsutil.sweep_temps(folder, f"day=*/.{PREDICTIONS_FILE}.*.tmp", writer=writer)
 
 
 def _check_not_future(day: dt.date, config: PipelineConfig) -> None:
