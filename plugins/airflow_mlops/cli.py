@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import getpass
 import json
+import os
 import socket
 import sys
 from typing import TYPE_CHECKING, Any
@@ -54,12 +55,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cli_actor() -> dict[str, str]:
-    """Who ran the CLI, for the ledger: {"actor": "cli:<user>@<host>"}."""
+    """Who ran the CLI, for the ledger: {"actor": "cli:<user>@<host>"}, with the user's id (uid) and name (login)."""
     try:
         user = getpass.getuser()
     except Exception:
         user = "unknown"
-    return {"actor": f"cli:{user}@{socket.gethostname()}", "user": user, "host": socket.gethostname()}
+    uid = str(os.getuid()) if hasattr(os, "getuid") else ""
+    return {"actor": f"cli:{user}@{socket.gethostname()}", "user": user, "user.id": uid, "user.name": user,
+            "host": socket.gethostname()}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -94,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rollback", help="make the previous champion (or --to VERSION) the champion again")
     p.add_argument("model")
     p.add_argument("--to", dest="to_version", metavar="VERSION", help="version to restore (default: previous_champion)")
+    p.add_argument("--expect", dest="expected_champion", metavar="VERSION",
+                   help="the champion you decided against: refused (nothing changed) if the champion is another one "
+                        "by the time the registry's promotion lock is held")
     p.add_argument("--reason", required=True, help="why; recorded in the ledger and sent in the rolled_back alert")
     p.add_argument("--config", metavar="PIPELINE", help="the pipeline config whose alert routes to use (default: the "
                    "one in include/pipelines/ whose model.name is MODEL)")
@@ -247,7 +253,8 @@ def _rollback(args: argparse.Namespace) -> int:
     from airflow_mlops.core import registry
 
     actor = cli_actor()
-    result = registry.rollback(_client(args), args.model, to_version=args.to_version, actor=actor, reason=args.reason)
+    result = registry.rollback(_client(args), args.model, to_version=args.to_version,
+                               expected_champion=args.expected_champion, actor=actor, reason=args.reason)
     _alert_rollback(args, result, actor)
     if args.json:
         print(json.dumps(result, indent=2), file=args.out)

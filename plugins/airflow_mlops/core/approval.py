@@ -28,8 +28,11 @@ COMMENT = "comment"  # the request's one form field
 #: The waiting task: the retrain DAG's branch (its task id and type).
 APPROVAL_TASK_ID = "branch"
 APPROVAL_OPERATOR = "PromotionBranchOperator"
-#: What the answer is recorded as (version tag `approval.decision`).
-APPROVED, REJECTED, TIMED_OUT = "approved", "rejected", "timed_out"
+#: What the answer is recorded as (version tag `approval.decision`); STALE: approved against a champion that has
+#: since changed, so refused (nothing promoted).
+APPROVED, REJECTED, TIMED_OUT, STALE = "approved", "rejected", "timed_out", "stale"
+#: The ledger action of a refused stale approval.
+STALE_ACTION = "stale_approval"
 COMMENT_LIMIT = 2000
 
 
@@ -188,13 +191,70 @@ def actor(record: Mapping[str, Any], task_tags: Mapping[str, str]) -> dict[str, 
     out = {**task_tags, "actor": who, "approval.decision": str(record["decision"]), "approval.at": str(record["at"])}
     if record.get("by"):
         out |= {"approval.by": str(record["by"]), "approval.by_id": str(record.get("by_id") or ""),
-                "approval.comment": str(record.get("comment") or "")}
+                "approval.comment": str(record.get("comment") or ""),
+                "user.id": str(record.get("by_id") or ""), "user.name": str(record["by"])}
     return out
 
 
 def tag_version(client: MlflowClient, name: str, version: str, record: Mapping[str, Any], gate_decision: str) -> None:
     for key, value in version_tags(record, gate_decision).items():
         client.set_model_version_tag(name, str(version), key, value[:5000])
+
+
+def stale(record: Mapping[str, Any], version: str, *, expected: str | None, found: str | None) -> dict[str, Any]:
+    """The record of an approval refused because the champion is no longer the one the evaluation was judged
+    against: `decision` STALE, not approved, and why."""
+    def text(v: str | None) -> str:
+        return f"v{v}" if v else "no champion"
+
+    reason = (f"v{version} approved by {record.get('by') or 'unknown'} against champion {text(expected)}, but the "
+              f"champion is now {text(found)}: stale approval, nothing promoted. Evaluate v{version} against the "
+              f"current champion again (a new retrain run)")
+    comment = str(record.get("comment") or "")
+    return {**record, "decision": STALE, "approved": False, "expected_champion": expected, "found_champion": found,
+            "reason": reason + (f". Their comment: {comment}" if comment else "")}
+
+
+def record_stale(
+    client: MlflowClient, name: str, version: str, record: Mapping[str, Any], *, gate_decision: str,
+    task_tags: Mapping[str, str],
+) -> dict:
+    """A stale approval (`stale()`'s record): the version's tags say `approval.decision=stale` (and `decision`
+    REJECT, never PROMOTE), and the ledger has an entry with who, when, the champion expected and found."""
+    from airflow_mlops.core import registry
+
+    expected, found = record.get("expected_champion"), record.get("found_champion")
+    tags = version_tags(record, gate_decision) | {"approval.expected_champion": str(expected or ""),
+                                                  "approval.found_champion": str(found or "")}
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, value[:5000])
+    return registry.record_decision(
+        client, name, version, action=STALE_ACTION, actor=actor(record, task_tags), reason=str(record["reason"]),
+        details={"expected_champion": expected, "found_champion": found},
+    )
+
+
+def refuse_if_stale(
+    client: MlflowClient, name: str, ev: Mapping[str, Any], *, user: Mapping[str, Any], comment: str | None,
+    task_tags: Mapping[str, str],
+) -> dict | None:
+    """Before a person's approval is passed on: when `name`'s champion is no longer the one the request `ev` was
+    judged against, record the stale approval (`record_stale`) and return its record; None when it is current.
+
+    Not a lock: the deploy's compare-and-swap still refuses a champion that moves after this check.
+    """
+    from airflow_mlops.core import registry
+
+    version = str(ev.get("challenger_version"))
+    champion = ev.get("champion_version")
+    expected = None if champion is None or str(champion).strip() in ("", "None") else str(champion).strip()
+    found = registry.read_aliases(client, name)[registry.CHAMPION]
+    if found == expected:
+        return None
+    record = stale(outcome(ev, chosen=APPROVE, user=user, at=None, comment=comment), version, expected=expected,
+                   found=found)
+    record_stale(client, name, version, record, gate_decision=str(ev.get("decision")), task_tags=task_tags)
+    return record
 
 
 def record_rejection(

@@ -221,7 +221,14 @@ class UnknownModelError(PromotionError):
 
 
 class ChampionMovedError(PromotionError):
-    """The champion is not the one the caller expected (someone else moved it): nothing changed."""
+    """The champion is not the one the caller expected (someone else moved it): nothing changed.
+
+    `expected` and `found` are the champion versions (None: no champion) the caller expected and the lock found.
+    """
+
+    def __init__(self, message: str, *, expected: str | None = None, found: str | None = None) -> None:
+        super().__init__(message)
+        self.expected, self.found = expected, found
 
 
 class AliasWriteError(RuntimeError):
@@ -270,7 +277,8 @@ def promote(
             raise ChampionMovedError(
                 f"{name}: the champion is now {_describe_holder(client, name, current)}, but this promotion of "
                 f"version {version} was decided against {_version_text(expected)}; another writer moved it in "
-                f"between. Nothing was changed: evaluate version {version} against the current champion again"
+                f"between. Nothing was changed: evaluate version {version} against the current champion again",
+                expected=expected, found=current,
             )
         if current == version:
             raise PromotionError(f"{name}: version {version} is already the champion; nothing to promote")
@@ -307,7 +315,8 @@ def restore(client: MlflowClient, name: str, promotion: dict, *, actor: dict[str
             raise ChampionMovedError(
                 f"{name}: cannot restore the aliases from before the promotion of version {promoted}: the champion "
                 f"is now {_describe_holder(client, name, current[CHAMPION])}. Nothing was changed; check "
-                f"`airflow-mlops history {name}` and roll back by hand if needed"
+                f"`airflow-mlops history {name}` and roll back by hand if needed",
+                expected=promoted, found=current[CHAMPION],
             )
         restored = target[CHAMPION]
         if restored is not None:
@@ -320,16 +329,33 @@ def restore(client: MlflowClient, name: str, promotion: dict, *, actor: dict[str
 
 
 def rollback(
-    client: MlflowClient, name: str, *, to_version: str | int | None = None, actor: dict[str, str], reason: str
+    client: MlflowClient,
+    name: str,
+    *,
+    to_version: str | int | None = None,
+    expected_champion: str | int | None = None,
+    actor: dict[str, str],
+    reason: str,
 ) -> dict:
     """Make `to_version` (default: the current `previous_champion`) the champion; the demoted one becomes `previous_champion`.
 
-    Returns {name, champion, previous_champion, moved_at, before} (restore() can undo it).
+    With `expected_champion`, a compare-and-swap: the champion is checked under the promotion lock and a
+    rollback decided against another champion raises ChampionMovedError (two rollbacks sent at once: one
+    moves, the other is refused). Returns {name, champion, previous_champion, moved_at, before} (restore() can
+    undo it).
     """
+    expected = _version_or_none(expected_champion)
     _require_model(client, name)
     with _promotion_lock(client, name, actor) as lock:
         current = read_aliases(client, name)
         champion = current[CHAMPION]
+        if expected is not None and champion != expected:
+            raise ChampionMovedError(
+                f"{name}: the champion is now {_describe_holder(client, name, champion)}, but this rollback was "
+                f"decided against version {expected}; another writer moved it in between. Nothing was changed: "
+                f"look at the champion again (reload the page, or `airflow-mlops status`) and decide anew",
+                expected=expected, found=champion,
+            )
         if champion is None:
             raise PromotionError(f"{name} has no champion: there is nothing to roll back (promote a version first)")
         target = _version_or_none(to_version) or current[PREVIOUS_CHAMPION]
@@ -350,13 +376,21 @@ def rollback(
 
 
 def record_decision(
-    client: MlflowClient, name: str, version: str | int, *, action: str, actor: dict[str, str], reason: str
+    client: MlflowClient,
+    name: str,
+    version: str | int,
+    *,
+    action: str,
+    actor: dict[str, str],
+    reason: str,
+    details: dict[str, str | None] | None = None,
 ) -> dict:
-    """Record a decision that moved no alias (a person's, or a timeout's, rejection of `version`) in the ledger.
+    """Record a decision that moved no alias (a person's, or a timeout's, rejection of `version`; a refused stale
+    approval) in the ledger.
 
-    The entry has `alias`, `from` and `to` None and names the version; written under the promotion
-    lock like the moves. A retried task (same Airflow run) finds its entry instead of writing another.
-    Returns the entry.
+    The entry has `alias`, `from` and `to` None, names the version and holds `details` (e.g. the champion
+    expected and found); written under the promotion lock like the moves. A retried task (same Airflow run)
+    finds its entry instead of writing another. Returns the entry.
     """
     _require_model(client, name)
     run = actor.get("airflow.run_id")
@@ -368,7 +402,7 @@ def record_decision(
         entry = {
             "at": _now(), "model": name, "action": action, "alias": None, "from": None, "to": None,
             "version": str(version), "by": describe_actor(actor),
-            "actor": {str(k): str(v) for k, v in actor.items()}, "reason": reason,
+            "actor": {str(k): str(v) for k, v in actor.items()}, "reason": reason, **(details or {}),
         }  # fmt: skip
         _append_ledger(client, name, [entry])
     log.info("%s: %s of version %s recorded by %s", name, action, version, entry["by"])

@@ -52,7 +52,7 @@ class DeployModelOperator(MlopsBaseOperator):
         self.approval_from = approval_from
 
     def execute(self, context: Context) -> dict:
-        from airflow_mlops.core import deploy, registry
+        from airflow_mlops.core import approval, deploy, registry
         from airflow_mlops.core.data import read_snapshot
         from airflow_mlops.operators.evaluation import approval_record
 
@@ -63,20 +63,27 @@ class DeployModelOperator(MlopsBaseOperator):
             raise AirflowFailException(f"{name} v{version} needs a person's approval and has none: not deploying")
         if not self.verdict.get("promote") and not (approved and approved.get("approved")):
             raise AirflowFailException(f"{name} v{version} was not approved ({self.verdict.get('decision')}): not deploying")
-        actor = self.run_tags(context)
+        task_tags = self.run_tags(context)
+        actor = task_tags
         reason = f"{self.verdict['decision']}: " + "; ".join(self.verdict.get("reasons", []))
         if approved:
-            from airflow_mlops.core import approval
-
-            approval.tag_version(self.client, name, version, approved, self.verdict["decision"])
-            actor = approval.actor(approved, actor)
+            actor = approval.actor(approved, task_tags)
             reason = f"{approved['reason']}; the gate said {reason}"
         with fail_on_bad_input():
             # A retry of a promotion this run already made is recognised and moves nothing.
-            promotion = registry.promote(
-                self.client, name, version, expected_champion=self.verdict.get("champion_version"),
-                actor=actor, reason=reason,
-            )
+            try:
+                promotion = registry.promote(
+                    self.client, name, version, expected_champion=self.verdict.get("champion_version"),
+                    actor=actor, reason=reason,
+                )
+            except registry.ChampionMovedError as exc:
+                if approved:  # the person approved against a champion that has changed: record it as stale
+                    stale = approval.stale(approved, version, expected=exc.expected, found=exc.found)
+                    approval.record_stale(self.client, name, version, stale, gate_decision=self.verdict["decision"],
+                                          task_tags=task_tags)
+                raise
+        if approved:  # the answer's tags only once the move is made (a refused move must not read as a promotion)
+            approval.tag_version(self.client, name, version, approved, self.verdict["decision"])
         self.log.info("champion -> v%s, previous_champion -> %s", version, promotion.get("previous_champion"))
         sample = read_snapshot(self.snapshot["uri"]).head(config.deployment.smoke_rows)
         try:
