@@ -35,8 +35,11 @@ def send_alert(alert: Alert, config: PipelineConfig) -> dict[str, str]:
 
     Returns {channel: "sent" or why it was not}.
     """
-    from airflow_mlops.core.alerts import first_line, redact
+    from airflow_mlops.core.alerts import first_line
+    from airflow_mlops.operators.base import redacted
 
+    for text in (alert.summary, alert.meaning, *alert.details, *alert.links.values()):
+        redacted(text)  # what the alert hides, Airflow's log masker hides in the rest of the log too
     level = logging.ERROR if alert.event in ("run_failed", "rolled_back") else logging.INFO
     log.log(level, "[airflow-mlops alert] %s\n%s", alert.subject(), alert.text())
     outcomes: dict[str, str] = {}
@@ -47,7 +50,7 @@ def send_alert(alert: Alert, config: PipelineConfig) -> dict[str, str]:
             else:
                 _post_webhook(channel, alert)
         except Exception as exc:  # a notifier never fails the task or hides its error
-            why = redact(first_line(str(exc)) or type(exc).__name__)
+            why = redacted(first_line(str(exc)) or type(exc).__name__)
             outcomes[channel.name] = why
             log.error(
                 "pipeline %r: the %s alert was NOT sent to channel %r (%s through connection %r): %s. "

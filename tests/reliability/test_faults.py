@@ -106,9 +106,10 @@ def client(home):
 
 
 @pytest.fixture(scope="module")
-def source(home) -> Path:
-    """28 clean daily churn files (2026-01-01 .. 2026-01-28) inside the MLOps home (an allowed source folder)."""
-    out = home / "data" / "churn"
+def source(home, tmp_path_factory) -> Path:
+    """28 clean daily churn files (2026-01-01 .. 2026-01-28) in a data folder beside the MLOps home (the state
+    folder is never a source)."""
+    out = tmp_path_factory.mktemp("faults-data") / "churn"
     churn_stream.write_stream(out, dt.date(2026, 1, 1), 28, rows=200)  # 3 test days hold 600 rows (>= min_test_rows)
     return out
 

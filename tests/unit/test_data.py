@@ -436,17 +436,17 @@ def test_path_inside_allowed_roots_is_read(churn_config, churn_dir, tmp_path, sn
     assert result["files"] == 28
 
 
-def test_default_roots_are_the_project_data_folder_the_home_and_the_env(churn_config, monkeypatch, tmp_path):
+def test_default_roots_are_the_project_data_folder_and_the_env_never_the_home(churn_config, monkeypatch, tmp_path):
     from airflow_mlops.core.paths import source_roots
 
-    monkeypatch.setenv("AIRFLOW_MLOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AIRFLOW_MLOPS_HOME", str(tmp_path / "home"))  # the state folder: never a source root
     monkeypatch.setenv("AIRFLOW_MLOPS_DATA_ROOTS", os.pathsep.join([str(tmp_path / "a"), "", str(tmp_path / "b")]))
     project = Path(churn_config.path).resolve().parents[2]
-    assert source_roots(churn_config) == [project / "data", tmp_path / "home", tmp_path / "a", tmp_path / "b"]
+    assert source_roots(churn_config) == [project / "data", tmp_path / "a", tmp_path / "b"]
 
 
 def test_default_roots_confine_the_source(churn_config, churn_dir, tmp_path, snap_root, monkeypatch):
-    """Without allowed_roots, a path outside the config's roots, the home and AIRFLOW_MLOPS_DATA_ROOTS is refused."""
+    """Without allowed_roots, a path outside the config's roots and AIRFLOW_MLOPS_DATA_ROOTS is refused."""
     monkeypatch.setenv("AIRFLOW_MLOPS_DATA_ROOTS", str(tmp_path / "elsewhere"))
     message = raises(churn_config, churn_dir, snap_root, "outside the allowed folders", "AIRFLOW_MLOPS_DATA_ROOTS")
     assert not snap_root.exists(), message  # nothing read, nothing written

@@ -1,17 +1,20 @@
 """Alert messages: what happened, what it means, where to look. Plain Python, no Airflow.
 
 An Alert renders as an e-mail (subject, text and HTML), a JSON payload for a webhook, or a
-Slack message. Every text field passes through `redact` first: a message never carries a
-password, a token or the credentials of a URL, whatever the error it quotes held.
+Slack message. Every text field passes through `redact` (core.redaction) first: a message never
+carries a password, a secret, a token, a key or the credentials of a URL, whatever the error it quotes held.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from airflow_mlops.core.redaction import redact
+
+__all__ = ["EVENT_TITLES", "Alert", "failing_checks", "first_line", "redact"]
 
 #: The event as a person reads it in a subject line.
 EVENT_TITLES = {
@@ -24,17 +27,6 @@ EVENT_TITLES = {
     "approval_waiting": "approval waiting",
 }
 SUBJECT_LIMIT = 160
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+(?::[^/\s@]*)?@")
-_SECRET_PAIRS = re.compile(
-    r"(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key|authorization)\b\s*[=:]\s*)(?P<value>[^\s,;&'\"]+)",
-    re.IGNORECASE,
-)
-
-
-def redact(text: str) -> str:
-    """`text` without URL credentials (user:password@) and without values of password=/token=/... pairs."""
-    text = _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", text)
-    return _SECRET_PAIRS.sub(lambda m: f"{m.group('key')}***", text)
 
 
 def first_line(text: str, limit: int = 300) -> str:
@@ -71,7 +63,9 @@ class Alert:
         return redact("\n".join(lines))
 
     def html(self) -> str:
-        esc = html.escape
+        def esc(text: str) -> str:  # redacted before escaping: "key": "value" becomes &quot;...&quot;
+            return html.escape(redact(text))
+
         parts = [f"<p><b>{esc(self.summary)}</b></p>", f"<p>{esc(self.meaning)}</p>"]
         if self.details:
             parts.append("<ul>" + "".join(f"<li>{esc(d)}</li>" for d in self.details) + "</ul>")

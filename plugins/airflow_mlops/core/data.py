@@ -1,8 +1,10 @@
 """Load the training window and freeze it as an immutable Parquet snapshot (core.rows splits it).
 
 The source is a CSV/Parquet file or a folder of daily files (``churn_YYYY-MM-DD.csv``).
-``take_snapshot`` refuses a source outside the allowed folders, reads the window, checks the file
-is sound (size, encoding, delimiter, ragged rows, duplicated or missing columns, infinite numbers,
+``take_snapshot`` refuses a source outside the allowed data folders (or inside the state folder, see
+core.paths) and any file that is not a CSV or Parquet data file, by its name (.csv, .parquet) and by its
+content (Parquet's PAR1 magic bytes; a CSV header naming the config's columns): nothing of a refused
+file is quoted. Then it reads the window, checks the file is sound (size, encoding, delimiter, ragged rows, duplicated or missing columns, infinite numbers,
 dates in the future) and writes ``<snapshot_root>/<pipeline>/<digest>.parquet``:
 the content digest is the data version, so the same window always lands in the same file
 and a retried task re-uses it. Every problem is a ``DataSourceError`` naming the file.
@@ -78,15 +80,16 @@ def take_snapshot(
             f"use letters, digits, '_', '-' and '.'"
         )
     roots = allowed_roots or source_roots(config)
-    path = resolve_source(config.resolve(source or config.source.path), roots)
+    given = str(source or config.source.path)  # refused files are named as the user named them
+    path = resolve_source(config.resolve(given), roots)
     if isinstance(window_end, dt.datetime):
         window_end = window_end.date()
     start = _window_start(window_end, config.source.window_days)
 
-    files = _source_files(path, config.source.format, start, window_end)
+    files = _source_files(path, config.source.format, start, window_end, given=given)
     for file in files:  # a symlink inside an allowed folder may point elsewhere
         resolve_source(file, roots)
-    frames = [_read_file(f, _format_of(f, config.source.format), config) for f in files]
+    frames = [_read_file(f, config, shown=given if f == path else str(Path(given) / f.name)) for f in files]
     _check_same_columns(frames, files)
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     n_read = len(frame)
@@ -155,9 +158,13 @@ def _span(start: dt.date | None, end: dt.date | None) -> str:
     return f"{start.isoformat() if start else '...'}..{end.isoformat() if end else '...'}"
 
 
-def _source_files(path: Path, fmt: str, start: dt.date | None, end: dt.date | None) -> list[Path]:
-    """The file itself, or the folder's files of this format inside the window (sorted by name)."""
+def _source_files(
+    path: Path, fmt: str, start: dt.date | None, end: dt.date | None, *, given: str | None = None
+) -> list[Path]:
+    """The file itself (a .csv or .parquet file: anything else is refused unread, named as `given`), or the
+    folder's files of this format inside the window (sorted by name)."""
     if path.is_file():
+        format_of(path, shown=given)
         return [path]
     if not path.exists():
         raise DataSourceError(
@@ -199,11 +206,17 @@ def _in_window(day: dt.date | None, start: dt.date | None, end: dt.date | None) 
     return (start is None or day >= start) and (end is None or day <= end)
 
 
-def _format_of(path: Path, default: str) -> str:
+def format_of(path: Path, *, shown: str | Path | None = None) -> str:
+    """``csv`` or ``parquet`` by the file's name; a DataSourceError (naming `shown`, else `path`, and quoting
+    nothing of the file) for any other name: a source is a data file, never a config, key or secrets file."""
     for fmt, suffix in SUFFIXES.items():
         if path.suffix.lower() == suffix:
             return fmt
-    return default
+    ends = f"its name ends in {path.suffix!r}" if path.suffix else "its name has no extension"
+    raise DataSourceError(
+        f"{shown or path}: not a CSV/Parquet data file ({ends}, not .csv or .parquet); it was not read. "
+        f"Pass a CSV or Parquet export of the data (or a folder of them)"
+    )
 
 
 def _required_columns(config: PipelineConfig) -> dict[str, str]:
@@ -225,8 +238,10 @@ def _required_columns(config: PipelineConfig) -> dict[str, str]:
 # --------------------------------------------------------------------------- reading one file
 
 
-def _read_file(path: Path, fmt: str, config: PipelineConfig) -> pd.DataFrame:
-    """One source file as a frame, after size, shape, column, type, number and date checks."""
+def _read_file(path: Path, config: PipelineConfig, *, shown: str | None = None) -> pd.DataFrame:
+    """One source file as a frame, after format (name and content: a refused file is named `shown`), size,
+    shape, column, type, number and date checks."""
+    fmt = format_of(path, shown=shown)
     source = config.source
     max_mb = source.max_file_mb
     size = path.stat().st_size
@@ -239,9 +254,12 @@ def _read_file(path: Path, fmt: str, config: PipelineConfig) -> pd.DataFrame:
         raise DataSourceError(f"{path}: file is empty (0 bytes); re-export it or remove it from the source")
     if fmt == "csv":
         text_columns = [c for c, dtype in source.dtypes.items() if dtype == "string"]
-        frame = _read_csv(path, na_values=source.na_values, text_columns=text_columns)
+        frame = _read_csv(
+            path, na_values=source.na_values, text_columns=text_columns, columns=_required_columns(config),
+            shown=shown,
+        )
     else:
-        frame = _read_parquet(path)
+        frame = _read_parquet(path, shown=shown)
     return check_frame(frame, config, path)
 
 
@@ -256,8 +274,14 @@ def check_frame(
     missing = [c for c in required if c not in frame.columns]
     if missing:
         listed = ", ".join(f"{c!r} ({required[c]})" for c in missing)
+        # The header is shown only when it is recognisably this data's header (it names a required column).
+        present = (
+            f"present: {', '.join(map(str, frame.columns))}"
+            if len(missing) < len(required)
+            else "none of the required columns is there (the header is not shown)"
+        )
         raise DataSourceError(
-            f"{path}: missing required column(s) {listed}; present: {', '.join(map(str, frame.columns))}. "
+            f"{path}: missing required column(s) {listed}; {present}. "
             f"Fix the export or the config's features/target/source.date_column/id_columns/dtypes"
         )
     dtypes = {c: t for c, t in source.dtypes.items() if c not in without}
@@ -426,9 +450,19 @@ def _check_not_future(frame: pd.DataFrame, column: str, path: Path) -> None:
         )
 
 
-def _read_csv(path: Path, *, na_values: tuple[str, ...] = (), text_columns: list[str] | None = None) -> pd.DataFrame:
+def _read_csv(
+    path: Path,
+    *,
+    na_values: tuple[str, ...] = (),
+    text_columns: list[str] | None = None,
+    columns: Collection[str] | None = None,
+    shown: str | None = None,
+) -> pd.DataFrame:
     """The CSV as a frame: `na_values` read as missing on top of pandas' defaults, `text_columns` kept as
-    text (a zip code keeps its leading zeros)."""
+    text (a zip code keeps its leading zeros). A file not named .csv, or (given the data's `columns`) whose
+    header names none of them, is refused naming `shown` (else `path`) and quoting nothing of it."""
+    if format_of(path, shown=shown) != "csv":
+        raise DataSourceError(f"{shown or path}: not a CSV data file (a .parquet file read as CSV)")
     data = path.read_bytes()
     if b"\x00" in data:
         raise DataSourceError(f"{path}: corrupted CSV: binary content (NUL bytes); re-export the file as UTF-8 text")
@@ -440,6 +474,8 @@ def _read_csv(path: Path, *, na_values: tuple[str, ...] = (), text_columns: list
         ) from None
     if not text.strip():
         raise DataSourceError(f"{path}: file is empty (only whitespace); re-export it or remove it from the source")
+    if columns is not None:
+        _recognise_csv(shown or path, text, columns)
     _check_csv_shape(path, text)
     try:
         frame = pd.read_csv(
@@ -453,6 +489,27 @@ def _read_csv(path: Path, *, na_values: tuple[str, ...] = (), text_columns: list
     return frame
 
 
+def _recognise_csv(shown: str | Path, text: str, columns: Collection[str]) -> None:
+    """A CSV data file of this pipeline: its first record names at least one of `columns` (comma-separated,
+    or another delimiter, which `_check_delimiter` then names). Anything else is refused quoting nothing."""
+    first = next((line for line in io.StringIO(text, newline="") if line.strip()), "")
+    wanted = {str(c) for c in columns}
+    for delimiter in (",", *DELIMITERS):
+        try:
+            fields = next(csv.reader([first], delimiter=delimiter), [])
+        except csv.Error:
+            fields = []
+        if wanted.intersection(f.strip() for f in fields):
+            return
+    named = sorted(wanted)
+    listed = ", ".join(named[:MAX_LISTED]) + (f" and {len(named) - MAX_LISTED} more" if len(named) > MAX_LISTED else "")
+    raise DataSourceError(
+        f"{shown}: not a CSV data file: its first line is not a header naming any of the columns the config "
+        f"declares ({listed}); nothing of the file is shown. Pass this pipeline's CSV export (a header row, then "
+        f"one row per record), or check source.path and the config's features/target"
+    )
+
+
 def _check_csv_shape(path: Path, text: str) -> None:
     """Header sound, every row as wide as the header (pandas would silently pad short rows with NaN)."""
     check_csv_records(path, io.StringIO(text, newline=""), lambda: text.endswith(("\n", "\r")))
@@ -460,7 +517,9 @@ def _check_csv_shape(path: Path, text: str) -> None:
 
 def check_csv_records(path: Path, lines: Iterable[str], ends_with_newline: Callable[[], bool]) -> int:
     """`_check_csv_shape` over a stream of lines (read with ``newline=""``), in constant memory; returns the
-    number of data rows. `ends_with_newline()` is asked at the end: whether the file's last byte ends a line."""
+    number of data rows. `ends_with_newline()` is asked at the end: whether the file's last byte ends a line.
+    A file not named .csv is refused unread."""
+    format_of(path)
     reader = csv.reader(lines, strict=True)
     ragged: list[tuple[int, int]] = []  # the first MAX_LISTED (line, fields) that do not fit the header ...
     n_ragged, last_ragged = 0, (0, 0)  # ... how many, and the last one (a truncated file's)
@@ -517,18 +576,31 @@ def _check_delimiter(path: Path, header: list[str]) -> None:
     counts = {sep: header[0].count(sep) for sep in DELIMITERS}
     sep = max(counts, key=lambda candidate: counts[candidate])
     if counts[sep]:
-        raise DataSourceError(
-            f"{path}: the header is a single column {_cut(header[0])!r}: the file looks {DELIMITERS[sep]}-delimited "
+        raise DataSourceError(  # the header itself is not quoted: the file may not be data at all
+            f"{path}: the header is a single column: the file looks {DELIMITERS[sep]}-delimited "
             f"({counts[sep] + 1} fields split on {sep!r}); CSV sources must be comma-separated: re-export with "
             f"delimiter ','"
         )
 
 
-def _cut(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+PARQUET_MAGIC = b"PAR1"  # a Parquet file begins and ends with these 4 bytes
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(path: Path, *, shown: str | None = None) -> pd.DataFrame:
+    """The Parquet file as a frame; a file not named .parquet, or without the PAR1 magic bytes at both ends,
+    is refused naming `shown` (else `path`) and quoting nothing of it."""
+    if format_of(path, shown=shown) != "parquet":
+        raise DataSourceError(f"{shown or path}: not a Parquet data file (a .csv file read as Parquet)")
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(len(PARQUET_MAGIC))
+        fh.seek(max(size - len(PARQUET_MAGIC), 0))
+        tail = fh.read(len(PARQUET_MAGIC))
+    if size < 3 * len(PARQUET_MAGIC) or head != PARQUET_MAGIC or tail != PARQUET_MAGIC:
+        raise DataSourceError(
+            f"{shown or path}: not a Parquet data file: corrupted Parquet or another format (it does not begin and "
+            f"end with the Parquet magic bytes PAR1); nothing of it is shown. Re-export the file as Parquet"
+        )
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:

@@ -1,7 +1,10 @@
 """Which folders source data may come from (light: no pandas, the drift sensor checks this on every poke).
 
 A source path is user input (the DAGs' ``source`` param): it is resolved (symlinks and ``..``
-followed) and refused unless it lies inside an allowed folder. Nothing is read before that.
+followed) and refused unless it lies inside an allowed data folder. The state folder
+($AIRFLOW_MLOPS_HOME: snapshots, predictions, the MLflow store, Airflow's files and secrets.env in the
+demo) is never a source, even when a data folder holds it or lies inside it: the code that owns
+snapshots and predictions reads them itself, never through ``source``. Nothing is read before that.
 """
 
 from __future__ import annotations
@@ -19,11 +22,10 @@ if TYPE_CHECKING:
 
 
 def source_roots(config: PipelineConfig) -> list[Path]:
-    """The config's ``source.allowed_roots`` (relative to the project root; default ``data/``),
-    ``$AIRFLOW_MLOPS_HOME`` and the folders in ``$AIRFLOW_MLOPS_DATA_ROOTS``."""
+    """The data folders: the config's ``source.allowed_roots`` (relative to the project root; default
+    ``data/``) and the folders in ``$AIRFLOW_MLOPS_DATA_ROOTS``. Never the state folder ($AIRFLOW_MLOPS_HOME)."""
     return [
         *(config.resolve(r) for r in config.source.allowed_roots),
-        settings.mlops_home(),
         *settings.data_roots_from_env(),
     ]
 
@@ -56,6 +58,7 @@ def resolve_source(path: Path, allowed_roots: list[Path]) -> Path:
     check_path_text(str(path))
     real = _real_path(path)
     roots = [_real_path(Path(r)) for r in allowed_roots]
+    _refuse_state(path, real, roots)
     if not any(real == r or real.is_relative_to(r) for r in roots):
         raise DataSourceError(
             f"{path}: source path is outside the allowed folders ({', '.join(map(str, roots))}); it resolves to "
@@ -63,6 +66,28 @@ def resolve_source(path: Path, allowed_roots: list[Path]) -> Path:
             f"config's source.allowed_roots or in ${settings.DATA_ROOTS_ENV}"
         )
     return real
+
+
+def _refuse_state(path: Path, real: Path, roots: list[Path]) -> None:
+    """A DataSourceError naming `path` when it, or what it resolves to, lies inside the state folder."""
+    home = settings.mlops_home()
+    state = _real_path(home)
+    given = Path(os.path.abspath(path))
+    if not any(p == s or p.is_relative_to(s) for p in (given, real) for s in (home, state)):
+        return
+    inside = [r for r in roots if r == state or r.is_relative_to(state)]
+    note = (
+        f" (the allowed folder(s) {', '.join(map(str, inside))} lie inside it: move the data to a folder outside "
+        f"it and allow that one instead)"
+        if inside
+        else ""
+    )
+    raise DataSourceError(
+        f"{path}: refused: the path lies inside the state folder ${settings.HOME_ENV} ({state}), which holds the "
+        f"project's own state and secrets; a run's source is never read from there{note}, and nothing was read. "
+        f"Pass a CSV or Parquet data file (or a folder of them) under a data folder: the config's "
+        f"source.allowed_roots or ${settings.DATA_ROOTS_ENV}"
+    )
 
 
 def _real_path(path: Path) -> Path:

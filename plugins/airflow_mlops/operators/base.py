@@ -181,7 +181,17 @@ def fail_on_bad_input() -> Iterator[None]:
     except AirflowFailException:
         raise
     except MlopsError as exc:
-        raise AirflowFailException(str(exc)) from exc
+        raise AirflowFailException(redacted(str(exc))) from exc
+
+
+def redacted(text: str) -> str:
+    """`text` through the one redaction (core.redaction); each value it hides is also handed to Airflow's
+    secrets masker, so the rest of the task log (the traceback quoting the original error) hides it too."""
+    from airflow.sdk.log import mask_secret
+
+    from airflow_mlops.core.redaction import redact
+
+    return redact(text, on_secret=mask_secret)
 
 
 # Serializing a DAG asks each operator class for its serialized fields (the same set for every class: the attributes
