@@ -38,7 +38,8 @@ test days hold ~85 positives against the gate's 50 of each class).
 
 Figures per row, with their goals: false promotion (null replications with fresh gain <= 0 that
 were promoted) <= 5%; power (small_improvement replications with fresh gain >= 2x margin that were
-promoted) >= 80%; harmful (promoted harmful replications) 0%; bias (mean of the gate's point gain -
+promoted) >= 80%; harmful (promoted harmful replications whose fresh gain is <= 0:
+the flipped labels made the challenger truly worse) 0%; bias (mean of the gate's point gain -
 the fresh gain, per scenario; the row keeps its worst scenario) within +-0.1x margin. The last line
 reads ``false_promotion=.. power=.. harmful=.. bias=..`` and holds the worst row for each figure.
 
@@ -313,6 +314,7 @@ def fresh_auc(model_uri: str, fresh, config) -> float:
 def gate(client, config, split, challenger: dict, champion: dict, window_end: str, champion_end: dt.date) -> dict:
     """`core.evaluation.evaluate` as the evaluation task calls it: what it decided, on what."""
     from airflow_mlops.core.evaluation import evaluate
+    from airflow_mlops.core.evaluation.power import power_at_twice_margin
 
     result = evaluate(
         client, config, split.test, challenger_uri=challenger["uri"], champion_uri=champion["uri"],
@@ -327,6 +329,8 @@ def gate(client, config, split, challenger: dict, champion: dict, window_end: st
         "n_excluded": test_rows.excluded if test_rows is not None else 0,
         "test_positives": int(test_rows.frame[config.target].sum()) if test_rows is not None else 0,
         "reason": " | ".join(result.verdict.reasons)[:300],
+        # what the verdict's power line said: the chance a true gain of 2x the margin is promoted on these rows
+        "stated_power": power_at_twice_margin(boot, config.evaluation.margin, config.evaluation.require) or math.nan,
     }
 
 
@@ -449,6 +453,10 @@ def summarise_row(results: list[dict], margin: float) -> dict:
     by = {s: [r for r in results if r["scenario"] == s] for s in SCENARIOS}
     null = [r for r in by["null"] if r["fresh_gain"] <= 0]
     power = [r for r in by["small_improvement"] + by["improvement"] if r["fresh_gain"] >= 2 * margin]
+    # harmful by the truth: a label-flipped challenger that is still better on fresh rows (a logistic challenger
+    # against a forest champion can be) is not harmful, and promoting it is right
+    harmful = [r for r in by["harmful"] if r["fresh_gain"] <= 0]
+    stated = [r["stated_power"] for r in power if math.isfinite(r.get("stated_power", math.nan))]
     biases = {}
     for s, rows in by.items():
         gaps = [r["gate_gain"] - r["fresh_gain"] for r in rows if math.isfinite(r["gate_gain"]) and math.isfinite(r["fresh_gain"])]
@@ -457,7 +465,8 @@ def summarise_row(results: list[dict], margin: float) -> dict:
     worst = max(biases.items(), key=lambda kv: abs(kv[1][0]), default=(None, (math.nan, math.nan, 0)))
     excluded = [r["n_excluded"] for r in results if r["decision"] != "refused"]
     return {
-        "false_promotion": rate(null), "power": rate(power), "harmful": rate(by["harmful"]),
+        "false_promotion": rate(null), "power": rate(power), "harmful": rate(harmful),
+        "stated_power": float(np.mean(stated)) if stated else math.nan,
         "bias": worst[1][0], "bias_se": worst[1][1], "bias_scenario": worst[0], "biases": biases,
         "excluded": float(np.mean(excluded)) if excluded else math.nan,
         "refused": sum(r["decision"] == "refused" for r in results),
@@ -502,9 +511,9 @@ def report(results: list[dict], margin: float, seconds: float) -> dict:
     print(f"\nGoals: false promotion <= 0.05, power >= 0.80, harmful = 0, |bias| <= {0.1 * margin:.4f} (0.1x margin "
           f"{margin:g}). Rates: share (hits/n; 95% Wilson interval); n counts the scenario's replications that qualify "
           f"(null: fresh gain <= 0; power: fresh gain >= 2x margin).\n")
-    print("| family | split | positives | replications | false promotion | power | harmful | bias (worst scenario) "
-          "| excluded, mean | valid | s per replication | goals |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| family | split | positives | replications | false promotion | power | stated power | harmful "
+          "| bias (worst scenario) | excluded, mean | valid | s per replication | goals |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     worst = {"false_promotion": 0.0, "power": 1.0, "harmful": 0.0, "bias": 0.0}
     seen = {k: False for k in worst}
     for key in keys:
@@ -528,7 +537,7 @@ def report(results: list[dict], margin: float, seconds: float) -> dict:
                 seen["bias"] = True
                 worst["bias"] = t["bias"] if abs(t["bias"]) > abs(worst["bias"]) else worst["bias"]
         print(f"| {' | '.join(key)} | {t['reps']} | {fmt_rate(t['false_promotion'])} | {fmt_rate(t['power'])} "
-              f"| {fmt_rate(t['harmful'])} | {t['bias']:+.5f} ({t['bias_scenario']}, SE {t['bias_se']:.5f}) "
+              f"| {t['stated_power']:.2f} | {fmt_rate(t['harmful'])} | {t['bias']:+.5f} ({t['bias_scenario']}, SE {t['bias_se']:.5f}) "
               f"| {t['excluded']:.0f} | {'yes' if valid else 'NO: nothing excluded'} | {t['seconds_per_rep']:.1f} "
               f"| {'met' if not missed else 'missed: ' + ', '.join(missed)} |")
     for k in worst:
@@ -544,7 +553,11 @@ def report(results: list[dict], margin: float, seconds: float) -> dict:
 # --------------------------------------------------------------------------- main
 
 
-def run(tasks: list[tuple], jobs: int, work=None) -> list[dict]:
+def run(tasks: list[tuple], jobs: int, work=None, save: Path | None = None) -> list[dict]:
+    """Every replication's decisions; with `save`, each replication is appended there as it finishes (a run cut
+    short keeps what it did)."""
+    import json
+
     results: list[dict] = []
     started = time.perf_counter()
     every = max(1, len(tasks) // 20)
@@ -557,6 +570,9 @@ def run(tasks: list[tuple], jobs: int, work=None) -> list[dict]:
     try:
         for i, rows in enumerate(mapped, 1):
             results.extend(rows)
+            if save is not None:
+                with save.open("a") as fh:
+                    fh.writelines(json.dumps(r) + "\n" for r in rows)
             if i % every == 0 or i == len(tasks):
                 r = rows[0]
                 print(f"  {i}/{len(tasks)} replications, {time.perf_counter() - started:.0f} s "
@@ -727,12 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     # interleave rows so a cut-short run still covers every row
     tasks.sort(key=lambda t: (t[4], t[0], t[1], t[2]))
     started = time.perf_counter()
-    results = run(tasks, args.jobs)
-    if args.save is not None:
-        import json
-
-        with args.save.open("a") as fh:
-            fh.writelines(json.dumps(r) + "\n" for r in results)
+    results = run(tasks, args.jobs, save=args.save)
     report(results, margin(), time.perf_counter() - started)
     return 0
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.evaluation.borderline import GateNumbers, approval_reasons
+from airflow_mlops.core.evaluation.power import power_note
 from airflow_mlops.core.training import LOWER_IS_BETTER
 
 if TYPE_CHECKING:
@@ -173,6 +174,7 @@ def decide(
     else:
         primary_checks, interval_check = _primary_checks(primary, challenger, champion, bootstrap, ev.margin, ev.require)
         checks.extend(primary_checks)
+        notes.extend(n for n in [power_note(bootstrap, ev.margin, ev.require)] if n)
         for metric, tolerance in ev.guard_rails.items():
             checks.append(_guard_rail_check(metric, tolerance, challenger, champion, intervals.get(metric)))
         if ev.baseline_guard:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import reports, rows, tracking
+from airflow_mlops.core.evaluation import power
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -182,6 +183,10 @@ def _run_metrics(result: EvaluationResult) -> dict[str, float]:
         metrics["bootstrap.low"] = result.bootstrap.low
         metrics["bootstrap.high"] = result.bootstrap.high
         metrics["bootstrap.unusable"] = result.bootstrap.unusable
+        ev = result.config.evaluation
+        at_twice_margin = power.power_at_twice_margin(result.bootstrap, ev.margin, ev.require)
+        if at_twice_margin is not None:
+            metrics["power.at_2x_margin"] = at_twice_margin
     if result.class_counts is not None:
         for label, count in result.class_counts.counts.items():
             metrics["test_rows.class." + _METRIC_UNSAFE.sub("_", str(label))] = count
