@@ -176,7 +176,8 @@ def check_day(
     classes, classes_from = inputs.known_classes(client, config, versions, predictions)
     labels = inputs.read_labels(config, day, path=labels_file, classes=classes, today_is=today)
     positive = class_labels.positive_class(config, classes) if classes else None
-    joined = join_day(predictions, labels, config.source.id_columns, config.target, day=day)
+    joined = join_day(predictions, labels, config.source.id_columns, config.target, day=day,
+                       id_dtypes=config.source.dtypes)
     log.info("%s: %s", day, joined.describe())
     champion_version = str(champion.version)
     base: dict[str, Any] = {"config": config, "day": day, "champion_version": champion_version, "join": joined,
