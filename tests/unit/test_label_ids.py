@@ -118,3 +118,45 @@ def test_the_text_rule():
 
     got = canonical_ids(pd.Series([123, 123.0, "123", " 123 ", "00123", "Ab", 1.5, None], dtype=object)).tolist()
     assert got[:7] == ["123", "123", "123", "123", "00123", "Ab", "1.5"] and pd.isna(got[7])
+
+
+# --------------------------------------------------------------------------- through a whole check (real MLflow store)
+
+
+@pytest.fixture
+def checked(tmp_path, mlops_home, mlflow_client):
+    """churn.yaml with labels in a temp folder, a registered champion (no real model: a check never loads it), and
+    a day whose predictions hold ids as numbers (a batch exported as Parquet) while its labels CSV pads them."""
+    from conftest import CHURN_CONFIG
+
+    from airflow_mlops.core.config import ScoringConfig, load_config
+    from airflow_mlops.core.performance import predictions_path
+
+    config = load_config(CHURN_CONFIG)
+    config = config._replace(scoring=ScoringConfig(source=str(tmp_path / "batches"), labels=str(tmp_path / "labels")))
+    run = mlflow_client.create_run(mlflow_client.create_experiment("churn"), run_name="train").info.run_id
+    mlflow_client.create_registered_model(config.model_name)
+    version = mlflow_client.create_model_version(config.model_name, source="file:///nowhere/model", run_id=run).version
+    mlflow_client.set_registered_model_alias(config.model_name, "champion", version)
+    ids = list(range(1000, 1300))
+    path = predictions_path(config, DAY)
+    path.parent.mkdir(parents=True)
+    predictions(ids).assign(model_version=version).to_parquet(path, index=False)
+    (tmp_path / "labels").mkdir()
+    labels([f"{i:07d}" for i in ids]).to_csv(tmp_path / "labels" / f"churn_labels_{DAY}.csv", index=False)
+    return config
+
+
+def test_a_whole_check_names_leading_zeros_and_a_declared_int_joins_them(checked, mlflow_client):
+    from airflow_mlops.core.performance import check_day
+
+    now = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
+    with pytest.raises(PerformanceError) as err:
+        check_day(mlflow_client, checked, DAY, now=now, log_run=False)
+    assert "0 of 300 prediction(s) matched a label" in str(err.value)
+    assert "Likely cause: id column 'customer_id': the ids differ by leading zeros" in str(err.value)
+    assert "predictions 1000, 1001, 1002 (int64), labels '0001000', '0001001', '0001002' (str)" in str(err.value)
+
+    declared = checked._replace(source=checked.source._replace(dtypes={**checked.source.dtypes, "customer_id": "int"}))
+    check = check_day(mlflow_client, declared, DAY, now=now, log_run=False)
+    assert check.join.matched == 300 and check.join.hint == ""
