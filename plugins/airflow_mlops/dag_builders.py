@@ -475,7 +475,8 @@ in chunks of {sc.chunk_rows:,} rows, checks them like a training source (columns
 `@champion` is resolved to one version for the whole day; no champion yet: skipped. The predictions (ids, `score`,
 `predicted`, `model_version`, `data_digest`, `scored_at`) replace the day's partition atomically:
 `<AIRFLOW_MLOPS_HOME>/predictions/{name}/day=YYYY-MM-DD/predictions.parquet`. It emits `mlops://{name}/predictions`
-and logs a run in the MLflow experiment `{name}-scoring`.
+and logs a run in the MLflow experiment `{name}-scoring`. It first removes the temp files that killed writes left
+in `{name}`'s partitions: its own earlier tries' at any age, others' untouched for an hour (each logged with its size).
 
 The day: the `as_of` param, else the `as_of` of the triggering `mlops://{name}/new-batch` event, else the logical
 date (in {s.timezone}). Params: `source` scores another file; `as_of` the day (YYYY-MM-DD).
