@@ -7,8 +7,10 @@ permissions and CSRF from ui.security, HTML from ui.render.
     GET  /runs/{dag_id}/{run_id}        the DAG run's "Models" tab: the versions it registered (HTML)
     GET  /api/models                    = `airflow-mlops status --json`, filtered to what the user may see
     GET  /api/models/{name}             the model page's data as JSON
-    POST /api/models/{name}/rollback    {"reason": ..., "to_version"?: ..., "expected_champion"?: ...}
+    POST /api/models/{name}/rollback    {"reason": ..., "expected_champion": ..., "to_version"?: ...}
     POST /api/models/{name}/approvals   {"dag_id": ..., "run_id": ..., "decision": "approve"|"reject", "comment": ...}
+
+Both POSTs are recorded in Airflow's audit log (events `mlops.rollback`, `mlops.approval`) with the user.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from urllib.parse import urlsplit
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.core_api.security import get_user
+from airflow.api_fastapi.logging.decorators import action_logging
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-#: The MLflow client is re-made this often (a changed `mlflow_default` connection is picked up).
+#: The MLflow client is re-made this often (a changed `mlflow_promoter`/`mlflow_default` connection is picked up).
 CLIENT_TTL_S = 60.0
 #: Headers of every page: no inline script runs, only this server frames it, nothing is cached.
 PAGE_HEADERS = {
@@ -48,6 +51,8 @@ PAGE_HEADERS = {
 }
 
 User = Annotated[BaseUser, Depends(get_user)]
+#: Airflow audit-log events (table `log`, the Audit Log view) of the page's actions: Airflow's own action logging.
+AUDIT_ROLLBACK, AUDIT_APPROVAL = "mlops.rollback", "mlops.approval"
 _client_lock = threading.Lock()
 _client_cache: dict[str, Any] = {}
 
@@ -115,13 +120,13 @@ def create_app() -> FastAPI:
         detail, access = _detail(user, name, versions_before, ledger_page)
         return {**detail, "can_edit": access.edit, "pending_approvals": _pending(user, name)}
 
-    @app.post("/api/models/{name}/rollback")
+    @app.post("/api/models/{name}/rollback", dependencies=[Depends(action_logging(event=AUDIT_ROLLBACK))])
     def rollback(request: Request, name: str, user: User, body: Annotated[dict, Body()]) -> dict:
         security.check_csrf(request, user)
         _require(user, name, "edit")
         return _rollback(name, user, body)
 
-    @app.post("/api/models/{name}/approvals")
+    @app.post("/api/models/{name}/approvals", dependencies=[Depends(action_logging(event=AUDIT_APPROVAL))])
     def answer_approval(request: Request, name: str, user: User, body: Annotated[dict, Body()]) -> dict:
         security.check_csrf(request, user)
         _require(user, name, "read")  # answering is then the auth manager's call on the request's DAG (respond)
@@ -134,13 +139,16 @@ def create_app() -> FastAPI:
 
 
 def _client() -> MlflowClient:
-    """A configured MlflowClient (the `mlflow_default` connection, else the local store), kept CLIENT_TTL_S."""
+    """A configured MlflowClient, kept CLIENT_TTL_S: the promoter's (`mlflow_promoter`, else `mlflow_default`, else
+    the local store), as rollbacks and stale approvals write the ledger. One identity: a process holds one login per
+    MLflow server (core.mlflow_auth), so a second one would change the login of the first."""
     with _client_lock:
         cached = _client_cache.get("client")
         if cached is None or time.monotonic() - cached[1] > CLIENT_TTL_S:
             from airflow_mlops.hooks.mlflow import MlflowHook
 
-            cached = (MlflowHook().get_conn(), time.monotonic())
+            # = operators.deploy.PROMOTER_CONN_ID and its fallback, as the deploy task's
+            cached = (MlflowHook("mlflow_promoter", fallback_conn_id="mlflow_default").get_conn(), time.monotonic())
             _client_cache["client"] = cached
         return cached[0]
 
@@ -204,17 +212,21 @@ def _rollback(name: str, user: BaseUser, body: dict) -> dict:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "a reason is required: it is recorded in the ledger")
     to_version = str(body.get("to_version") or "").strip() or None
     expected = str(body.get("expected_champion") or "").strip() or None
+    if expected is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+                            "expected_champion is required: the champion version you decided against (the page sends "
+                            "the one it shows); the rollback is refused if the champion has moved since")
     client = _client()
     who = security.user_name(user)
-    actor = {"actor": f"airflow-ui:{who}", "user": who, "via": "airflow-mlops Models page"}
+    actor = {"actor": f"airflow-ui:{who}", **security.user_ids(user), "via": "airflow-mlops Models page"}
     try:
-        if expected is not None and registry.read_aliases(client, name)[registry.CHAMPION] != expected:
-            raise registry.ChampionMovedError(
-                f"{name}: the champion is no longer version {expected} (someone moved it since the page was loaded); "
-                f"nothing was changed: reload the page")
-        result = registry.rollback(client, name, to_version=to_version, actor=actor, reason=reason[:2000])
+        # compare-and-swap under the registry's promotion lock: of two rollbacks sent at once, one moves
+        result = registry.rollback(client, name, to_version=to_version, expected_champion=expected, actor=actor,
+                                   reason=reason[:2000])
     except registry.UnknownModelError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except registry.ChampionMovedError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{exc} (reload the page)") from exc
     except registry.PromotionError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except registry.PromotionInProgressError as exc:
@@ -278,6 +290,8 @@ def _answer(name: str, user: BaseUser, body: dict) -> dict:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"{dag_id} run {run_id} waits for a promotion of another model")
     task_id = mine[0]["task_id"] if mine else approval.APPROVAL_TASK_ID
     map_index = mine[0]["map_index"] if mine else -1
+    if decision == "approve" and mine:
+        _refuse_stale(name, user, mine[0], comment)
     try:
         result = approval_requests.respond(dag_id=dag_id, run_id=run_id, approve=decision == "approve", user=user,
                                   comment=comment, task_id=task_id, map_index=map_index)
@@ -288,6 +302,28 @@ def _answer(name: str, user: BaseUser, body: dict) -> dict:
         raise HTTPException(exc.status_code, message) from exc
     log.info("%s answered %s (%s run %s): %s", security.user_name(user), name, dag_id, run_id, decision)
     return {**result, "model": name, "version": mine[0]["version"] if mine else None, "decision": decision}
+
+
+def _refuse_stale(name: str, user: BaseUser, request: dict, comment: str) -> None:
+    """409 (and the stale approval on the version's tags and in the ledger) when the champion is no longer the one
+    the request was judged against; the request stays waiting (reject it, or it times out)."""
+    from airflow_mlops import approval_requests
+    from airflow_mlops.core import approval
+
+    if not approval_requests.can_respond(user, request["dag_id"]):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"Airflow user {security.user_name(user)!r} may not answer "
+                                                       f"approval requests of DAG {request['dag_id']!r}")
+    ids = security.user_ids(user)
+    task_tags = {"request.dag_id": request["dag_id"], "request.run_id": request["run_id"],
+                 "via": "airflow-mlops Models page"}
+    stale = approval.refuse_if_stale(_client(), name, request["evidence"], comment=comment, task_tags=task_tags,
+                                     user={"id": ids["user.id"], "name": ids["user.name"]})
+    if stale is not None:
+        log.warning("%s: stale approval by %s refused: %s", name, ids["user.name"], stale["reason"])
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"Stale approval refused: {stale['reason']}. Nothing was approved or promoted; it is "
+                            f"recorded as stale on the version and in the ledger. Reject this request (or let it "
+                            f"time out)")
 
 
 def _evidence_src(request: Request, name: str, run_id: str, path: str) -> str:

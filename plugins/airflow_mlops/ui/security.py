@@ -44,6 +44,12 @@ def user_name(user: BaseUser) -> str:
     return str(user.get_name() or user.get_id())
 
 
+def user_ids(user: BaseUser) -> dict[str, str]:
+    """The Airflow user as the ledger's actor records a person: the id and the display name (and `user`, the name)."""
+    name = user_name(user)
+    return {"user": name, "user.id": str(user.get_id()), "user.name": name}
+
+
 def pipeline_dag_ids(pipeline: str | None) -> list[str]:
     """The DAGs airflow-mlops built for `pipeline` (tagged `mlops` and the pipeline's name), from Airflow's DB."""
     if not pipeline:
