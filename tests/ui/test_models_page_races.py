@@ -214,3 +214,17 @@ def test_the_page_answers_are_in_airflows_audit_log_with_the_user(server):
     assert any(json.loads(e["extra"]).get("reason") == "audited rollback" for e in rollbacks["event_logs"]), rollbacks
     mine = [e for e in approvals["event_logs"] if e["run_id"] == server.extra["pending"]["run_id"]]
     assert mine and mine[-1]["dag_id"] == DAG_ID and json.loads(mine[-1]["extra"])["decision"] == "approve"
+
+
+def test_a_pending_request_judged_against_another_champion_says_so_on_the_page():
+    from airflow_mlops.ui import render
+
+    pending = {"model": "m", "version": "3", "champion_version": "2", "dag_id": DAG_ID, "run_id": "r1",
+               "task_id": "branch", "subject": "Promote m v3?", "evidence": {}, "can_respond": True}
+    detail = {"status": {"name": "m", "champion": "1"}, "pending_approvals": [pending], "evidence": [],
+              "versions": [], "versions_before": None, "versions_older": None, "ledger": [], "ledger_total": 0,
+              "ledger_page": 1, "page_size": 25}
+    page = render.model_detail(detail, render.Urls("/mlops", ""), can_edit=False)
+    assert "judged against v2, now v1): an approval is refused as stale" in page
+    detail["status"]["champion"] = "2"
+    assert 'class="stale"' not in render.model_detail(detail, render.Urls("/mlops", ""), can_edit=False)

@@ -177,8 +177,9 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
 # --------------------------------------------------------------------------- promotion
 #
 # `champion` and `previous_champion` move together, checked and recorded:
-#   compare-and-swap  the current champion is re-read and must be the one the decision was made
-#                     against (MLflow alias writes are last-writer-wins; the check is ours);
+#   compare-and-swap  the current champion is re-read under the lock and must be the one the decision (a
+#                     promotion, or a rollback given `expected_champion`) was made against (MLflow alias
+#                     writes are last-writer-wins; the check is ours);
 #   read back         after writing, both aliases are read back and compared;
 #   undo              a write that fails half-way is undone (best effort) before raising;
 #   ledger            every move is recorded as version tags and in a `champion_history.json`

@@ -99,7 +99,7 @@ def model_detail(d: dict, urls: Urls, *, can_edit: bool) -> str:
     parts = [
         f"<h1>{esc(name)} <small>{link(links.model_url(name), 'open in MLflow', external=True)}</small></h1>",
         "<section class=\"aliases\">" + "".join(_alias_card(name, a, s.get(a)) for a in ALIASES) + "</section>",
-        _pending(name, d.get("pending_approvals") or [], urls),
+        _pending(name, d.get("pending_approvals") or [], urls, (d.get("status") or {}).get("champion")),
         _actions(s, can_edit),
         _verdict(s),
         _evidence(d["evidence"], urls, name),
@@ -165,17 +165,22 @@ def _waiting_badge(urls: Urls, name: str, count: int | None) -> str:
     return f" <a class=\"waiting\" href=\"{esc(urls.model(name))}#pending\">{esc(text)}</a>"
 
 
-def _pending(name: str, requests: list[dict], urls: Urls) -> str:
+def _pending(name: str, requests: list[dict], urls: Urls, champion: str | None = None) -> str:
     """The promotions of this model waiting for a person: the request, its evidence, Approve / Reject."""
     if not requests:
         return ""
-    items = "".join(_pending_item(name, p, urls) for p in requests)
+    items = "".join(_pending_item(name, p, urls, champion) for p in requests)
     return (f"<section id=\"pending\" class=\"pending\"><h2>Pending approval ({len(requests)})</h2>"
             f"{items}</section>")
 
 
-def _pending_item(name: str, p: dict, urls: Urls) -> str:
+def _pending_item(name: str, p: dict, urls: Urls, current: str | None = None) -> str:
     ev = p.get("evidence") or {}
+    stale = ""
+    if str(current or "") != str(p.get("champion_version") or ""):
+        stale = (f"<p class=\"stale\">The champion changed since this evaluation (judged against "
+                 f"{esc(_v(p.get('champion_version')))}, now {esc(_v(current))}): an approval is refused as stale. "
+                 f"Reject it, or let it time out; a new retrain run judges it against the current champion.</p>")
     primary = ev.get("primary_metric") or "primary metric"
     champion = f"v{p['champion_version']}" if p.get("champion_version") else "none"
     rows = [f"<tr><th scope=\"row\">{esc(primary)} (primary)</th><td>{esc(approval.number(ev.get('challenger')))}</td>"
@@ -200,11 +205,15 @@ def _pending_item(name: str, p: dict, urls: Urls) -> str:
         f"<article class=\"request\" data-version=\"{esc(p.get('version'))}\">"
         f"<h3>{esc(p.get('subject'))}</h3>"
         f"<p class=\"when\">Waiting since {esc(p.get('waiting_since'))} · times out at {esc(p.get('timeout_at'))} "
-        f"(no answer by then rejects)</p>"
+        f"(no answer by then rejects)</p>{stale}"
         f"{numbers}<ul class=\"facts\">{''.join(f'<li>{esc(f)}</li>' for f in facts)}</ul>"
         f"<p class=\"label\">Why a person decides:</p>{_reasons(reasons, css='reasons')}"
         f"<p class=\"links\">{' · '.join(where)}</p>{_approval_form(name, p)}</article>"
     )
+
+
+def _v(version: object) -> str:
+    return f"v{version}" if version else "no champion"
 
 
 def _approval_form(name: str, p: dict) -> str:
