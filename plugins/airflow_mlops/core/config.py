@@ -60,8 +60,9 @@ class SourceConfig(_Section, frozen=True):
     date_column: str | None = None
     window_days: int | None = None
     max_file_mb: float = 512.0
-    # Folders a source may live in (relative to the project root); $AIRFLOW_MLOPS_HOME and the
-    # folders in $AIRFLOW_MLOPS_DATA_ROOTS are allowed too. A path anywhere else is refused.
+    # Folders a source may live in (relative to the project root); the folders in
+    # $AIRFLOW_MLOPS_DATA_ROOTS are allowed too. A path anywhere else, or in the state folder
+    # ($AIRFLOW_MLOPS_HOME), is refused.
     allowed_roots: tuple[str, ...] = ("data",)
     # What real exports need: extra strings read as missing (e.g. " "), per-column types that beat
     # pandas' guess, and columns kept to join on (customer ids) but never used as features.

@@ -24,8 +24,9 @@ class DataSnapshotOperator(MlopsBaseOperator):
         Asset event names (a drift retrain request's ``as_of``, whose ``source`` is used too), else
         the run's logical date
     :param allowed_roots: folders the source must live in (templated); default: the config's
-        ``source.allowed_roots`` plus ``$AIRFLOW_MLOPS_HOME`` and ``$AIRFLOW_MLOPS_DATA_ROOTS``.
-        A path outside them (after following symlinks and ``..``) is refused unread.
+        ``source.allowed_roots`` plus ``$AIRFLOW_MLOPS_DATA_ROOTS``. A path outside them (after following
+        symlinks and ``..``), inside the state folder ``$AIRFLOW_MLOPS_HOME``, or to a file that is not a
+        CSV/Parquet data file is refused unread.
     """
 
     template_fields: Sequence[str] = ("config_path", "source", "window_end", "allowed_roots")

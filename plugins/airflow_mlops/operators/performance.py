@@ -31,7 +31,7 @@ class PerformanceCheckOperator(MlopsBaseOperator):
         ``scoring.label_delay_days``
     :param source: the labels file (or folder) to read instead of the config's ``scoring.labels`` (templated)
     :param allowed_roots: folders the labels may live in; default: the config's (``source.allowed_roots``,
-        ``$AIRFLOW_MLOPS_HOME``, ``$AIRFLOW_MLOPS_DATA_ROOTS``)
+        ``$AIRFLOW_MLOPS_DATA_ROOTS``; never the state folder ``$AIRFLOW_MLOPS_HOME``)
     """
 
     template_fields: Sequence[str] = ("config_path", "as_of", "source")

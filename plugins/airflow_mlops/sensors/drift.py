@@ -42,7 +42,7 @@ class DriftSensor(BaseSensorOperator, MlopsBaseOperator):
         Asset event names in its extra (``as_of``), else the day before the run's date (the last complete day)
     :param deferrable: defer to the triggerer while waiting (default); else ``mode='reschedule'``
     :param allowed_roots: folders the source must live in; default: the config's (``source.allowed_roots``,
-        ``$AIRFLOW_MLOPS_HOME``, ``$AIRFLOW_MLOPS_DATA_ROOTS``)
+        ``$AIRFLOW_MLOPS_DATA_ROOTS``; never the state folder ``$AIRFLOW_MLOPS_HOME``)
     :param prediction_drift: also compare the champion's scores on both windows (loads the model)
     """
 

@@ -55,7 +55,7 @@ def render_config(plan: Plan) -> str:
         _c("  max_file_mb: 512", "a bigger file is refused unread"),
         _c(f"  allowed_roots: [{_q(plan.allowed_root)}]", "sources must live under these folders (relative to the "
            "project root),"),
-        _c("", "$AIRFLOW_MLOPS_HOME or $AIRFLOW_MLOPS_DATA_ROOTS; any other path is refused"),
+        _c("", "or $AIRFLOW_MLOPS_DATA_ROOTS; any other path (and the state folder) is refused"),
     ]
     if plan.id_columns:
         ids = ", ".join(_q(c) for c in plan.id_columns)
