@@ -4,7 +4,8 @@ Two profiles:
 
 * ``cluster``: the production shape without containers. PostgreSQL and Redis already run on
   loopback; Airflow (CeleryExecutor) with api-server, scheduler, dag-processor, triggerer and two
-  Celery workers, and an MLflow tracking server (PostgreSQL store, served artifacts, basic auth).
+  Celery workers, and an MLflow tracking server (PostgreSQL store, served artifacts, basic auth with
+  the promoter-only rules of `airflow_mlops.mlflow_server_auth`).
 * ``local``: what `make demo` needs to let the real scheduler react to Asset events: the demo's
   SQLite metadata DB, LocalExecutor, api-server, scheduler, dag-processor and triggerer.
 
@@ -228,10 +229,14 @@ def mlflow_auth_ini(database_uri: str) -> str:
     )
 
 
+#: The MLflow server's app: MLflow's basic auth plus the promoter-only rules (airflow_mlops.mlflow_server_auth).
+MLFLOW_APP = "airflow-mlops-auth"
+
+
 def mlflow_server_argv(backend_uri: str, artifacts: str, host: str, port: int, workers: int = 2) -> tuple[str, ...]:
     return (
         "mlflow", "server",
-        "--app-name", "basic-auth",
+        "--app-name", MLFLOW_APP,
         "--backend-store-uri", backend_uri,
         "--artifacts-destination", artifacts,
         "--serve-artifacts",

@@ -147,10 +147,12 @@ def pipelines() -> list[tuple[str, str]]:
 
 
 def setup_mlflow_users(mlflow_url: str, secret: dict[str, str]) -> None:
-    """Users and grants on a NO_PERMISSIONS server (idempotent).
+    """Users, the ledger experiment, each pipeline's model and experiments, and grants (idempotent).
 
-    trainer: EDIT on each pipeline's model and its experiments; promoter: MANAGE on the model,
-    READ on the training experiment; both EDIT on the alias-move ledger.
+    trainer: EDIT on each pipeline's model (versions, their tags, the `challenger` alias) and its
+    experiments, READ on the ledger. promoter: MANAGE on the model (every other alias: the server's
+    `airflow-mlops-auth` app refuses those to anyone without MANAGE), EDIT on the ledger (its entries and
+    its lock), READ on the training and monitoring experiments (the evidence the Models page shows).
     """
     admin = httpx.Client(base_url=mlflow_url, auth=(c.MLFLOW_ADMIN, secret["MLFLOW_ADMIN_PASSWORD"]), timeout=30)
     try:
@@ -158,7 +160,7 @@ def setup_mlflow_users(mlflow_url: str, secret: dict[str, str]) -> None:
             _ensure_user(admin, user, secret[key])
         ledger = _ensure_experiment(admin, LEDGER_EXPERIMENT)
         grants = [
-            (c.MLFLOW_TRAINER, "experiment", ledger, "EDIT"),
+            (c.MLFLOW_TRAINER, "experiment", ledger, "READ"),  # reads the first champion; writes nothing there
             (c.MLFLOW_PROMOTER, "experiment", ledger, "EDIT"),
         ]
         for pipeline, model in pipelines():
@@ -171,6 +173,7 @@ def setup_mlflow_users(mlflow_url: str, secret: dict[str, str]) -> None:
                 (c.MLFLOW_TRAINER, "experiment", training, "EDIT"),
                 (c.MLFLOW_PROMOTER, "experiment", training, "READ"),
                 (c.MLFLOW_TRAINER, "experiment", monitoring, "EDIT"),
+                (c.MLFLOW_PROMOTER, "experiment", monitoring, "READ"),
             ]
         for user, resource_type, resource_id, permission in grants:
             _grant(admin, user, resource_type, resource_id, permission)
