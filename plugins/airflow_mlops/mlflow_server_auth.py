@@ -50,7 +50,7 @@ def _separation_of_duties() -> Any:
     if match is None or request.method not in _WRITES or auth.sender_is_admin():  # GET .../alias reads a version
         return None
     action = match.group(1)
-    user = auth.authenticate_request().username
+    user = getattr(auth.authenticate_request(), "username", "?")  # authenticated already: basic auth ran first
     name = ", ".join(sorted(_values("name"))) or "?"
     if action == "create":
         return _refuse(

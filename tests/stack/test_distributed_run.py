@@ -203,3 +203,32 @@ def test_final_aliases_and_ledger_tell_the_whole_story(stack, registry):
     moves = [m for m in reg.history(registry, MODEL) if m["alias"] == "champion"]
     assert [str(m["to"]) for m in moves] == [previous.version, champion.version]
     assert all(m["actor"] for m in moves), "every move names the Airflow run that made it"
+
+
+def test_the_trainer_is_refused_on_the_ledger_and_the_champion(stack, registry, request):
+    """The workers' own identity (mlflow_default: trainer) cannot rewrite the ledger, take its lock or move champion."""
+    import requests
+
+    from airflow_mlops.core import registry as reg
+
+    settings, _ = stack
+    trainer = ("trainer", load_secrets(settings)["MLFLOW_TRAINER_PASSWORD"])
+    history = reg.history(registry, MODEL)
+    champion = registry.get_model_version_by_alias(MODEL, "champion").version
+    ledger = registry.get_run(registry.get_registered_model(MODEL).tags[reg.LEDGER_RUN_TAG])
+    api = f"{settings.mlflow_url}/api/2.0"
+    artifacts = ledger.info.artifact_uri.removeprefix("mlflow-artifacts:")
+    attempts = {
+        "rewrite the ledger": requests.put(f"{api}/mlflow-artifacts/artifacts{artifacts}/{reg.LEDGER_ARTIFACT}",
+                                           data=b"[]", auth=trainer, timeout=30),
+        "take the promotion lock": requests.post(f"{api}/mlflow/runs/log-parameter", auth=trainer, timeout=30, json={
+            "run_id": ledger.info.run_id, "key": "lock.999", "value": "{}"}),
+        "move champion": requests.post(f"{api}/mlflow/registered-models/alias", auth=trainer, timeout=30, json={
+            "name": MODEL, "alias": "champion", "version": "1"}),
+    }  # fmt: skip
+    statuses = {what: response.status_code for what, response in attempts.items()}
+    request.config.pluginmanager.get_plugin("terminalreporter").write_line(
+        f"\nMLflow refused the trainer: {', '.join(f'{what}: HTTP {code}' for what, code in statuses.items())}")
+    assert statuses == dict.fromkeys(attempts, 403)
+    assert reg.history(registry, MODEL) == history
+    assert registry.get_model_version_by_alias(MODEL, "champion").version == champion
