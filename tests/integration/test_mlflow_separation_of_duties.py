@@ -206,7 +206,7 @@ def test_the_trainer_reads_the_ledger_but_cannot_write_it_nor_take_its_lock(serv
     _, model = pipeline
     trainer = server.client(c.MLFLOW_TRAINER)
     before = registry.history(trainer, model)  # READ: the gate's baseline guard reads the first champion here
-    assert [e["reason"] for e in before] == ["first champion"]
+    assert "first champion" in [e["reason"] for e in before]
     ledger_run = trainer.get_registered_model(model).tags[registry.LEDGER_RUN_TAG]
     _refused(trainer.log_text, ledger_run, "[]", registry.LEDGER_ARTIFACT)
     _refused(trainer.log_param, ledger_run, "lock.999", json.dumps({"by": "trainer", "t": time.time(), "at": "now"}))
