@@ -69,7 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="airflow-mlops", description="Inspect and operate the airflow-mlops model registry (MLflow)."
     )
-    parser.add_argument("--conn-id", default="mlflow_default", help="Airflow connection to MLflow (default: %(default)s)")
+    parser.add_argument("--conn-id", default=None,
+                        help="Airflow connection to MLflow (default: mlflow_default; for rollback mlflow_promoter, the "
+                             "identity allowed to move the champion, else mlflow_default)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("status", help="champion, challenger and latest decision of every registered model")
@@ -157,10 +159,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _client(args: argparse.Namespace) -> MlflowClient:
+def _client(args: argparse.Namespace, *, moves_aliases: bool = False) -> MlflowClient:
+    """The MLflow client of `--conn-id`; by default the promoter's for a command that moves aliases (the trainer's
+    `mlflow_default` is refused on the champion on a server with separated duties), else `mlflow_default`."""
     from airflow_mlops.hooks.mlflow import MlflowHook
+    from airflow_mlops.operators.base import DEFAULT_MLFLOW_CONN_ID
+    from airflow_mlops.operators.deploy import PROMOTER_CONN_ID
 
-    return MlflowHook(mlflow_conn_id=args.conn_id).get_conn()
+    if args.conn_id:
+        return MlflowHook(mlflow_conn_id=args.conn_id).get_conn()
+    if moves_aliases:
+        return MlflowHook(mlflow_conn_id=PROMOTER_CONN_ID, fallback_conn_id=DEFAULT_MLFLOW_CONN_ID).get_conn()
+    return MlflowHook(mlflow_conn_id=DEFAULT_MLFLOW_CONN_ID).get_conn()
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -253,7 +263,7 @@ def _rollback(args: argparse.Namespace) -> int:
     from airflow_mlops.core import registry
 
     actor = cli_actor()
-    result = registry.rollback(_client(args), args.model, to_version=args.to_version,
+    result = registry.rollback(_client(args, moves_aliases=True), args.model, to_version=args.to_version,
                                expected_champion=args.expected_champion, actor=actor, reason=args.reason)
     _alert_rollback(args, result, actor)
     if args.json:

@@ -255,3 +255,25 @@ def test_a_rollback_on_the_models_page_goes_through_the_promoter(server, pipelin
     result = ui._rollback(model, user, {"reason": "bad day", "expected_champion": aliases["champion"]})
     assert result["champion"] == aliases["previous_champion"]
     assert registry.history(promoter, model)[-1]["actor"]["user"] == "alice"
+
+
+def test_the_cli_rollback_goes_through_the_promoter_by_default(server, pipeline, promoted, monkeypatch):
+    """`airflow-mlops rollback` without --conn-id uses `mlflow_promoter` (the trainer's `mlflow_default` is refused)."""
+    from airflow_mlops import cli
+
+    _, model = pipeline
+    for conn_id, user in (("mlflow_default", c.MLFLOW_TRAINER), ("mlflow_promoter", c.MLFLOW_PROMOTER)):
+        login, password = server.auth(user)
+        conn = {"conn_type": "mlflow", "host": server.url, "login": login, "password": password}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    promoter = server.client(c.MLFLOW_PROMOTER)
+    aliases = registry.read_aliases(promoter, model)
+    if aliases["previous_champion"] is None:  # this test alone: make a second champion to roll back from
+        version = _train_and_register(server, pipeline, "digest-cli-rollback")
+        registry.promote(promoter, model, version, expected_champion=aliases["champion"], actor={"actor": "test"},
+                         reason="to roll back")  # fmt: skip
+        aliases = registry.read_aliases(promoter, model)
+    code = cli.main(["rollback", model, "--expect", str(aliases["champion"]), "--reason", "bad night"])
+    assert code == cli.EXIT_OK
+    assert registry.read_aliases(promoter, model)["champion"] == aliases["previous_champion"]
+    assert registry.history(promoter, model)[-1]["reason"] == "bad night"

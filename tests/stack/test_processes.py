@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,14 @@ def test_secrets_are_generated_once_with_private_permissions(tmp_path):
     # .env values win over generated ones
     (tmp_path / "team.env").write_text("AIRFLOW_ADMIN_PASSWORD=from-dot-env\n")
     assert load_secrets(stack, env_file=tmp_path / "team.env")["AIRFLOW_ADMIN_PASSWORD"] == "from-dot-env"
+
+
+@pytest.mark.parametrize("profile", ["cluster", "local"])
+def test_the_stacks_data_root_is_never_inside_the_state_folder(tmp_path, profile):
+    """With --profile local the home is the state folder .mlops: its sources live in the project's data/ instead."""
+    from airflow_mlops.stack.components import airflow_env
+
+    stack = StackSettings.from_env(profile, home=tmp_path / ".mlops")
+    env = airflow_env(stack, load_secrets(stack))
+    data_root, state = Path(env["AIRFLOW_MLOPS_DATA_ROOTS"]), Path(env["AIRFLOW_MLOPS_HOME"])
+    assert not data_root.is_relative_to(state) and not state.is_relative_to(data_root)

@@ -99,6 +99,11 @@ class StackSettings:
         return self.home if self.profile == "local" else self.home / "mlops"
 
     @property
+    def data_dir(self) -> Path:
+        """Where the stack's sources may live: never inside the state folder (a run's `source` cannot read it)."""
+        return PROJECT_ROOT / "data" if self.profile == "local" else self.home / "data"
+
+    @property
     def log_dir(self) -> Path:
         return self.home / "logs"
 
@@ -165,7 +170,7 @@ def airflow_env(stack: StackSettings, secret: dict[str, str]) -> dict[str, str]:
     env = {
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW_MLOPS_HOME": str(stack.mlops_home),
-        "AIRFLOW_MLOPS_DATA_ROOTS": str(stack.home / "data"),  # sources may live here too
+        "AIRFLOW_MLOPS_DATA_ROOTS": str(stack.data_dir),  # sources may live here too
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
