@@ -277,3 +277,24 @@ def test_the_cli_rollback_goes_through_the_promoter_by_default(server, pipeline,
     assert code == cli.EXIT_OK
     assert registry.read_aliases(promoter, model)["champion"] == aliases["previous_champion"]
     assert registry.history(promoter, model)[-1]["reason"] == "bad night"
+
+
+def test_a_task_refused_by_the_rule_is_told_the_rule_not_to_ask_for_a_grant(server, pipeline, promoted, monkeypatch):
+    """A trainer-identity task moving `champion` fails once, naming the separation-of-duties rule."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_mlops.hooks.mlflow import MlflowHook
+
+    _, model = pipeline
+    login, password = server.auth(c.MLFLOW_TRAINER)
+    conn = {"conn_type": "mlflow", "host": server.url, "login": login, "password": password}
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps(conn))
+    hook = MlflowHook()
+    trainer = hook.get_conn()
+    other = _train_and_register(server, pipeline, "digest-told")
+    with pytest.raises(Exception) as refused:
+        trainer.set_registered_model_alias(model, registry.CHAMPION, other)
+    explained = hook.explain_error(refused.value, model=model)
+    assert isinstance(explained, AirflowFailException)
+    assert "refused user 'trainer' (HTTP 403): user 'trainer' may not set alias 'champion'" in str(explained)
+    assert "need MANAGE on the model" in str(explained) and "grant user" not in str(explained)

@@ -145,6 +145,9 @@ class MlflowHook(BaseHook):
             else:
                 what = f"experiment {experiment!r}" if experiment else "the experiment"
             user = f"user {self.username!r}" if self.username else "anonymous requests"
+            rule = _server_rule(exc)
+            if rule:  # the airflow-mlops-auth server app's separation of duties: a grant would not fix it
+                return AirflowFailException(f"{where} refused {user} (HTTP 403): {rule}")
             return AirflowFailException(
                 f"{where} denied {user} access to {what} (HTTP 403 on {endpoint or 'a request'}): "
                 f"grant {user} permission on {what} in MLflow, or give connection {self.mlflow_conn_id!r} "
@@ -219,6 +222,15 @@ def _http_status(exc: BaseException) -> tuple[int | None, str]:
         if status in (401, 403):
             return status, endpoint
     return None, ""
+
+
+def _server_rule(exc: BaseException) -> str:
+    """The rule an airflow-mlops-auth server named in its 403 (e.g. only the promoter moves `champion`); else ""."""
+    for e in exception_chain(exc):
+        match = re.search(r"airflow-mlops-auth: ([^\"}]{1,400})", str(e))
+        if match:
+            return match.group(1).strip()
+    return ""
 
 
 def _reason(error: BaseException) -> str:
