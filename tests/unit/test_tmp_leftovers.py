@@ -172,3 +172,24 @@ def test_the_scoring_dag_removes_its_own_leftover_and_old_ones_but_not_a_fresh_f
     assert run.run_id == run_id
     assert task_states(run) == {"score": "skipped"}
     assert _temps(target.parent) == [foreign_fresh.name]
+
+
+def test_the_retry_of_a_killed_snapshot_task_removes_its_leftover(churn_config, churn_dir, tmp_path):
+    """The snapshot task's temp file carries its task instance too: its retry removes a killed try's leftover."""
+    from airflow_mlops.core.data import take_snapshot
+
+    writer = "churn_retrain/scheduled__2026-01-28T02:00:00+00:00/snapshot/-1"
+    root, window_end = tmp_path / "snapshots", dt.date(2026, 1, 28)
+    first = take_snapshot(churn_config, source=str(churn_dir), snapshot_root=root, window_end=window_end)
+    target = os.path.realpath(first["uri"])
+    os.chmod(target, stat.S_IWUSR | stat.S_IRUSR)
+    os.remove(target)  # as if the first try had been killed before its rename
+    killed = _killed_mid_write(target, writer)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [leftover] = _temps(root / "churn")
+
+    retry = take_snapshot(churn_config, source=str(churn_dir), snapshot_root=root, window_end=window_end,
+                          writer=writer)  # fmt: skip
+
+    assert retry["digest"] == first["digest"] and os.path.exists(target)
+    assert leftover not in _temps(root / "churn") and _temps(root / "churn") == []

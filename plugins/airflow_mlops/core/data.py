@@ -63,6 +63,7 @@ def take_snapshot(
     window_end: dt.date | None = None,
     snapshot_root: Path | None = None,
     allowed_roots: list[Path] | None = None,
+    writer: str | None = None,
 ) -> dict:
     """Read the source window and write it once to ``<snapshot_root>/<pipeline>/<digest>.parquet``.
 
@@ -103,7 +104,7 @@ def take_snapshot(
         )
     table, frame = _as_table(frame, path)
     digest = content_digest(frame)
-    uri = _write_once(table, Path(snapshot_root or settings.snapshot_root()) / config.name, digest)
+    uri = _write_once(table, Path(snapshot_root or settings.snapshot_root()) / config.name, digest, writer)
     return {
         "uri": str(uri),
         "digest": digest,
@@ -675,9 +676,10 @@ def _as_table(frame: pd.DataFrame, source: Path) -> tuple[pa.Table, pd.DataFrame
     return table, table.to_pandas()
 
 
-def _write_once(table: pa.Table, folder: Path, digest: str) -> Path:
-    """Write atomically to ``<folder>/<hex>.parquet`` unless it exists (same digest, same content)."""
+def _write_once(table: pa.Table, folder: Path, digest: str, writer: str | None = None) -> Path:
+    """Write atomically to ``<folder>/<hex>.parquet`` unless it exists (same digest, same content); `writer` (the
+    task instance) lets its retry remove the temp file a killed try left."""
     target = folder / f"{digest.split(':', 1)[1]}.parquet"
     if target.exists():
         return target
-    return fsutil.write_atomically(target, lambda fh: pq.write_table(table, fh))
+    return fsutil.write_atomically(target, lambda fh: pq.write_table(table, fh), writer=writer)

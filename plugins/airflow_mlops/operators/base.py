@@ -198,3 +198,10 @@ def redacted(text: str) -> str:
 # of a bare BaseOperator), which Airflow computes by building a BaseOperator and caches on the class asked. Asked once
 # of BaseOperator here, every class inherits the answer: one computation per DAG parse instead of one per class.
 BaseOperator.get_serialized_fields()
+
+
+def task_identity(context: Context) -> str:
+    """``dag_id/run_id/task_id/map_index``: the same for every try of one task instance (its retries)."""
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", None)
+    return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{-1 if map_index is None else map_index}"

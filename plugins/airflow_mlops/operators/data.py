@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.operators.base import MlopsBaseOperator, fail_on_bad_input, requested_window
+from airflow_mlops.operators.base import MlopsBaseOperator, fail_on_bad_input, requested_window, task_identity
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -61,7 +61,8 @@ class DataSnapshotOperator(MlopsBaseOperator):
         roots = [Path(r) for r in self.allowed_roots] if self.allowed_roots else None
         with fail_on_bad_input():
             window_end = _as_of(day) if day else _run_day(context)
-            snapshot = take_snapshot(config, source=source, window_end=window_end, allowed_roots=roots)
+            snapshot = take_snapshot(config, source=source, window_end=window_end, allowed_roots=roots,
+                                     writer=task_identity(context))
         self.log.info(
             "Snapshot of %s: %d rows from %d file(s), window %s..%s -> %s (%s)",
             snapshot["source"], snapshot["rows"], snapshot["files"], snapshot["window_start"],

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_mlops.links import MlflowModelVersionLink, MlflowRunLink
-from airflow_mlops.operators.base import MlopsBaseOperator, fail_on_bad_input
+from airflow_mlops.operators.base import MlopsBaseOperator, fail_on_bad_input, task_identity
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -92,13 +92,6 @@ class ScoreBatchOperator(MlopsBaseOperator):
         failures = [f.as_dict() for f in report.failed]
         context["ti"].xcom_push(key="validation_failures", value=failures)
         raise DataValidationFailed(f"{exc}\nValidation result and Data Docs: MLflow run {run_id}.", failures) from exc
-
-
-def task_identity(context: Context) -> str:
-    """``dag_id/run_id/task_id/map_index``: the same for every try of one task instance (its retries)."""
-    ti = context["ti"]
-    map_index = getattr(ti, "map_index", None)
-    return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{-1 if map_index is None else map_index}"
 
 
 def _scoring_day(context: Context, config: PipelineConfig) -> dt.date:
