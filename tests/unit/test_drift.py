@@ -213,7 +213,7 @@ def test_bounded_sample_is_independent_of_chunk_size_and_close_to_exact(tmp_path
     exact = compute_drift(ref, cur, DEFAULTS)
     ref.to_parquet(tmp_path / "ref.parquet")
     cur.to_csv(tmp_path / "cur.csv", index=False)
-    monkeypatch.setattr(drift, "RESERVOIR_SIZE", 10_000)  # the edges now come from a 10k bottom-k sample
+    monkeypatch.setattr(drift.windows, "RESERVOIR_SIZE", 10_000)  # the edges now come from a 10k bottom-k sample
     a = compute_drift(tmp_path / "ref.parquet", tmp_path / "cur.csv", DEFAULTS, chunk_rows=3_000)
     b = compute_drift(tmp_path / "ref.parquet", tmp_path / "cur.csv", DEFAULTS, chunk_rows=25_000)
     assert _stats(a) == _stats(b)
