@@ -1,5 +1,7 @@
 """Pipeline config (YAML) -> typed, validated sections; every error names the file and the key."""
 
+from airflow_mlops.core.config.files import YAML_COPIES, load_config, pipeline_configs, read_yaml
+from airflow_mlops.core.config.parse import parse_config
 from airflow_mlops.core.config.sections import (
     ALERT_CHANNEL_TYPES,
     ALERT_EVENTS,
@@ -15,7 +17,6 @@ from airflow_mlops.core.config.sections import (
     SPLIT_STRATEGIES,
     TASKS,
     WEBHOOK_FORMATS,
-    YAML_COPIES,
     AlertChannel,
     AlertsConfig,
     ApprovalConfig,
@@ -32,11 +33,7 @@ from airflow_mlops.core.config.sections import (
     SecurityConfig,
     SourceConfig,
     SplitConfig,
-    load_config,
-    parse_config,
-    pipeline_configs,
     project_root_of,
-    read_yaml,
 )
 
 __all__ = [
