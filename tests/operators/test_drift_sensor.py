@@ -247,6 +247,25 @@ def test_no_champion_skips_with_a_clear_reason(mlops_home, mlflow_client, tmp_pa
         _sensor(source).execute(_context())
 
 
+def test_no_champion_skip_names_this_pipelines_retrain_dag(mlops_home, mlflow_client, tmp_path):
+    """A pipeline other than churn is told to run its own retrain DAG, never churn_retrain."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    config = tmp_path / "include" / "pipelines" / "telco.yaml"
+    config.parent.mkdir(parents=True)
+    text = CHURN_CONFIG.read_text().replace("pipeline: churn\n", "pipeline: telco\n", 1)
+    config.write_text(text.replace("name: churn_classifier", "name: telco_classifier", 1))
+    source = tmp_path / "telco"
+    churn_stream.write_stream(source, dt.date(2026, 3, 14), 7, rows=20)
+    sensor = DriftSensor(task_id="check_drift", config_path=str(config), source=str(source), as_of="2026-03-20")
+
+    with pytest.raises(AirflowSkipException, match="telco_classifier has no champion yet") as skipped:
+        sensor.execute(_context())
+
+    assert "Train one first (telco_retrain)" in str(skipped.value)
+    assert "churn" not in str(skipped.value)
+
+
 @pytest.fixture
 def champion(mlops_home, mlflow_client, churn_config, tmp_path):
     """A champion trained (logistic regression) on 2026-01-14..2026-02-10, before any drift."""

@@ -140,130 +140,27 @@ class DriftSensor(BaseSensorOperator, MlopsBaseOperator):
     # ------------------------------------------------------------------ checking
 
     def _check(self, context: Context) -> dict:
-        from airflow_mlops.core import monitoring
-        from airflow_mlops.core.drift import compute_drift
-
-        config, as_of = self._config(), self._as_of_day(context)
-        client = self.client
-        with fail_on_bad_input():
-            reference = monitoring.champion_reference(client, config.model_name)
-        if reference is None:
-            raise AirflowSkipException(
-                f"{config.model_name} has no champion yet: there is no training data to compare the window "
-                f"ending {as_of} with, so no drift check was made. Train one first (churn_retrain)"
-            )
-        self.log.info("Reference: %s v%s, trained on %s (%s)", config.model_name, reference["version"],
-                      reference["uri"], reference["digest"])
-        current, frame = self._snapshot_and_validate(context, config, as_of)
-
-        scores = self._champion_scores(config, reference, frame)
-        with fail_on_bad_input():
-            report = compute_drift(
-                _local(reference["uri"]), frame, config, features=config.feature_names,
-                reference_scores=scores[0] if scores else None, current_scores=scores[1] if scores else None,
-            )
-        self.log.info("%s", report.summary())
-        self.log.info("\n%s", report.table())
-
-        mon = config.monitoring
-        now = dt.datetime.now(dt.UTC)
-        experiment = monitoring.monitoring_experiment(config)
-        ti = context["ti"]
-        past = monitoring.check_history(
-            client, experiment, config.model_name, max(mon.of_last_checks, 50), reference_version=reference["version"]
-        )
-        past = [h for h in past if h.get("airflow_run_id") != ti.run_id]  # a retried check replaces its earlier try
-        requested, reason = monitoring.should_request_retrain(
-            [*past, {"at": now, "drift": bool(report.drift), "requested": False}],
-            now=now, confirm_checks=mon.confirm_checks, of_last_checks=mon.of_last_checks,
-            cooldown_hours=mon.cooldown_hours,
-        )
-        run_id = monitoring.log_drift_check(
-            client, report,
-            experiment=experiment,
-            run_name=f"drift-{as_of.isoformat()}",
-            tags=self.run_tags(context, mlops__model=config.model_name, drift__as_of=as_of.isoformat()),
-            reference=reference, current=current, requested=requested, reason=reason,
-            params={"window_days": mon.window_days, "window_start": current.get("window_start"),
-                    "window_end": current.get("window_end"), "alpha": mon.alpha,
-                    "psi_threshold": mon.psi_threshold, "js_threshold": mon.js_threshold,
-                    "drift_share_threshold": mon.drift_share, "rows.current": current.get("rows")},
-            checked_at=now,
-        )
-        self.push_run(context, run_id)
-        self.log.info("Verdict: %s; retrain %s: %s (MLflow run %s)", "DRIFT" if report.drift else "no drift",
-                      "REQUESTED" if requested else "not requested", reason, run_id)
-        return {
-            "drift": bool(report.drift),
-            "drift_share": float(report.drift_share),
-            "drifted": list(report.drifted),
-            "summary": str(report.summary()),
-            "requested": requested,
-            "reason": reason,
-            "run_id": run_id,
-            "model_name": config.model_name,
-            "reference_version": reference["version"],
-            "reference_digest": reference["digest"],
-            "current_digest": current["digest"],
-            "as_of": as_of.isoformat(),
-            "source": self.source or "",
-        }
-
-    def _snapshot_and_validate(self, context: Context, config: PipelineConfig, as_of: dt.date) -> tuple[dict, Any]:
-        """Snapshot the monitoring window and gate it with the GX suite: broken data is reported as broken."""
-        import tempfile
-        from pathlib import Path
-
-        from airflow_mlops.core import monitoring, validation
-        from airflow_mlops.core.data import read_snapshot
+        """The drift check itself (core.drift.check): a skip without a champion, a failure on broken data."""
+        from airflow_mlops.core.drift.check import WindowValidationFailed, check_window
+        from airflow_mlops.core.errors import NothingToCheck
         from airflow_mlops.operators.validation import DataValidationFailed
 
-        suite = str(config.resolve(config.expectation_suite))
+        config, as_of = self._config(), self._as_of_day(context)
         with fail_on_bad_input():
-            current = monitoring.snapshot_window(
-                config, as_of, source=self.source or None, allowed_roots=self._roots()
-            )
-            frame = read_snapshot(current["uri"])
-            self.log.info("Window %s..%s: %d rows from %d file(s) -> %s (%s); validating with %s",
-                          current["window_start"], current["window_end"], current["rows"], current["files"],
-                          current["uri"], current["digest"], suite)
-            report = validation.validate_frame(frame, suite, data_name=f"{config.name} window ending {as_of}")
-        if report.success:
-            self.log.info("All %d expectations passed", report.evaluated)
-            return current, frame
-        with tempfile.TemporaryDirectory(prefix="gx-docs-") as tmp:
-            docs = validation.write_data_docs(report, Path(tmp))
-            run_id = validation.log_validation_to_mlflow(
-                report, docs.parent, client=self.client, experiment=monitoring.monitoring_experiment(config),
-                run_name=f"validate-window-{as_of.isoformat()}",
-                tags=self.run_tags(context, data__digest=current["digest"], mlops__step="validate",
-                                   mlops__model=config.model_name),
-            )
-        self.push_run(context, run_id)
-        failures = [f.as_dict() for f in report.failed]
-        context["ti"].xcom_push(key="validation_failures", value=failures)
-        raise DataValidationFailed(
-            f"The monitoring window ending {as_of} is broken, so no drift verdict was made (broken data is "
-            f"not drift; snapshot kept at {current['uri']}):\n" + validation.describe_failures(report)
-            + f"\nValidation result and Data Docs: MLflow run {run_id}.",
-            failures,
-        )
-
-    def _champion_scores(self, config: PipelineConfig, reference: dict, frame: Any) -> list[Any] | None:
-        """The champion's scores on both windows (prediction drift); None, with a warning, if it cannot score."""
-        if not self.prediction_drift:
-            return None
-        from airflow_mlops.core import monitoring
-        from airflow_mlops.core.data import read_snapshot
-
-        with fail_on_bad_input():
-            reference_frame = read_snapshot(_local(reference["uri"]))
-        try:
-            return monitoring.champion_scores(self.client, config, reference, [reference_frame, frame])
-        except Exception as exc:  # the feature verdict does not need it
-            self.log.warning("No prediction drift: the champion v%s cannot score the windows (%s: %s)",
-                             reference["version"], type(exc).__name__, exc)
-            return None
+            try:
+                check = check_window(
+                    self.client, config, as_of, source=self.source or None, allowed_roots=self._roots(),
+                    tags=self.run_tags(context), airflow_run_id=context["ti"].run_id,
+                    prediction_drift=self.prediction_drift,
+                )
+            except NothingToCheck as exc:
+                raise AirflowSkipException(str(exc)) from None
+            except WindowValidationFailed as exc:
+                self.push_run(context, exc.run_id)
+                context["ti"].xcom_push(key="validation_failures", value=exc.failures)
+                raise DataValidationFailed(str(exc), exc.failures) from None
+        self.push_run(context, check.run_id)
+        return check.to_dict()
 
     # ------------------------------------------------------------------ helpers
 
@@ -318,8 +215,3 @@ def event_as_of(context: Context) -> dt.date | None:
                     continue
     return max(days) if days else None
 
-
-def _local(uri: str) -> str:
-    from urllib.parse import unquote, urlparse
-
-    return unquote(urlparse(uri).path) if uri.startswith("file:") else uri

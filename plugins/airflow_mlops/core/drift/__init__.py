@@ -8,7 +8,8 @@ Split by concern:
 - ``numeric``: KS and PSI on the reference's quantile bins;
 - ``categorical``: chi-square and the Jensen-Shannon distance on category counts;
 - ``report``: ``FeatureDrift`` and ``DriftReport`` (the table, the summary, the JSON-able dict);
-- ``html_report``: the HTML page and its charts.
+- ``html_report``: the HTML page and its charts;
+- ``check``: one check of a monitoring window against the champion's training data, debounced and logged.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from airflow_mlops.core.drift.categorical import (
     chi_square,
     jensen_shannon,
 )
+from airflow_mlops.core.drift.check import DriftCheck, WindowValidationFailed, check_window
 from airflow_mlops.core.drift.compute import benjamini_hochberg, compute_drift
 from airflow_mlops.core.drift.html_report import TOP_PLOTS, distribution_plot, drift_report_html
 from airflow_mlops.core.drift.kinds import DATE_LIKE
@@ -50,10 +52,13 @@ __all__ = [
     "SAMPLE_ROWS",
     "TOP_PLOTS",
     "UNSEEN",
+    "DriftCheck",
     "DriftInputError",
     "DriftReport",
     "FeatureDrift",
+    "WindowValidationFailed",
     "benjamini_hochberg",
+    "check_window",
     "chi_square",
     "compute_drift",
     "distribution_plot",
