@@ -87,7 +87,7 @@ def take_snapshot(
         window_end = window_end.date()
     start = _window_start(window_end, config.source.window_days)
 
-    files = _source_files(path, config.source.format, start, window_end, given=given)
+    files = _source_files(path, config.source.format, start, window_end, given=given, config_file=config.path)
     for file in files:  # a symlink inside an allowed folder may point elsewhere
         resolve_source(file, roots)
     frames = [_read_file(f, config, shown=given if f == path else str(Path(given) / f.name)) for f in files]
@@ -160,7 +160,13 @@ def _span(start: dt.date | None, end: dt.date | None) -> str:
 
 
 def _source_files(
-    path: Path, fmt: str, start: dt.date | None, end: dt.date | None, *, given: str | None = None
+    path: Path,
+    fmt: str,
+    start: dt.date | None,
+    end: dt.date | None,
+    *,
+    given: str | None = None,
+    config_file: str | None = None,
 ) -> list[Path]:
     """The file itself (a .csv or .parquet file: anything else is refused unread, named as `given`), or the
     folder's files of this format inside the window (sorted by name)."""
@@ -169,8 +175,8 @@ def _source_files(
         return [path]
     if not path.exists():
         raise DataSourceError(
-            f"{path}: source not found (no such file or folder); check source.path in the pipeline config "
-            f"or generate sample data with include/churn_stream.py"
+            f"{path}: source not found (no such file or folder); check source.path in "
+            f"{config_file or 'the pipeline config'}, or that the upstream export ran"
         )
     if not path.is_dir():
         raise DataSourceError(f"{path}: source is neither a regular file nor a folder")
