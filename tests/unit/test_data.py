@@ -225,6 +225,18 @@ def test_missing_folder(churn_config, tmp_path, snap_root):
     raises(churn_config, tmp_path / "no_such_folder", snap_root, "not found")
 
 
+def test_missing_source_points_at_this_pipelines_config_not_the_churn_generator(tmp_path, snap_root):
+    """Every pipeline was told to generate churn sample data; it is told which config names the source."""
+    from conftest import ROOT
+
+    from airflow_mlops.core.config import load_config
+
+    config = load_config(ROOT / "include" / "pipelines" / "diabetes.yaml", check_estimators=False)
+    message = raises(config, tmp_path / "no_such_folder", snap_root, "source not found", "diabetes.yaml")
+
+    assert "churn" not in message
+
+
 def test_folder_without_files_of_the_format(churn_config, tmp_path, snap_root):
     folder = tmp_path / "empty_folder"
     folder.mkdir()
@@ -527,15 +539,3 @@ def test_read_snapshot_corrupted(tmp_path):
     bad.write_bytes(b"PAR1 not really")
     with pytest.raises(DataSourceError, match="bad.parquet: snapshot is not a readable Parquet file"):
         read_snapshot(bad)
-def test_missing_source_points_at_this_pipelines_config_not_the_churn_generator(tmp_path, snap_root):
-    """Every pipeline was told to generate churn sample data; it is told which config names the source."""
-    from conftest import ROOT
-
-    from airflow_mlops.core.config import load_config
-
-    config = load_config(ROOT / "include" / "pipelines" / "diabetes.yaml", check_estimators=False)
-    message = raises(config, tmp_path / "no_such_folder", snap_root, "source not found", "diabetes.yaml")
-
-    assert "churn" not in message
-
-
