@@ -573,7 +573,7 @@ def test_a_lock_held_on_a_second_ledger_run_holds_off_a_promotion_and_history_me
     client.log_param(other, "lock.1", json.dumps(rival))
     actor = {"airflow.dag_id": DAG_ID, "airflow.run_id": "manual__second_ledger", "airflow.task_id": "deploy"}
 
-    monkeypatch.setattr(registry, "LOCK_WAIT_S", 0.5)
+    monkeypatch.setattr(registry.lock, "LOCK_WAIT_S", 0.5)
     with pytest.raises(registry.PromotionInProgressError, match="airflow:rival/manual__rival/deploy"):
         registry.promote(client, model, "2", expected_champion="1", actor=actor, reason="v2 is better")
     assert registry.read_aliases(client, model)["champion"] == "1"
@@ -599,12 +599,12 @@ def test_a_lock_left_by_a_dead_writer_holds_off_others_until_stale_then_its_move
     with MlflowOutage(between_the_alias_moves), pytest.raises(registry.AliasWriteError):
         registry.promote(client, model, "2", expected_champion="1", actor=dead, reason="dies half-way")
 
-    monkeypatch.setattr(registry, "LOCK_WAIT_S", 0.5)
+    monkeypatch.setattr(registry.lock, "LOCK_WAIT_S", 0.5)
     with pytest.raises(registry.PromotionInProgressError, match=f"held by airflow:{DAG_ID}/manual__dead/deploy"):
         registry.promote(client, model, "3", expected_champion="1", actor=other, reason="v3 is better")
     assert registry.read_aliases(client, model) == {"champion": "2", "previous_champion": None}  # left as it was
 
-    monkeypatch.setattr(registry, "LOCK_STALE_S", 0.0)  # the dead writer's lock has gone stale
+    monkeypatch.setattr(registry.lock, "LOCK_STALE_S", 0.0)  # the dead writer's lock has gone stale
     registry.promote(client, model, "3", expected_champion="1", actor=other, reason="v3 is better")
 
     assert registry.read_aliases(client, model) == {"champion": "3", "previous_champion": "1"}

@@ -62,7 +62,7 @@ def big_model(mlflow_client, tmp_path):
         client.create_model_version(MODEL, (tmp_path / "artifacts" / "model").as_uri(), run.info.run_id, tags=tags)
     client.set_terminated(run.info.run_id)
     start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-    registry._append_ledger(client, MODEL, [
+    registry.append_ledger(client, MODEL, [
         {"at": (start + dt.timedelta(minutes=i)).isoformat(), "model": MODEL, "action": "promote", "alias": "champion",
          "from": str(i), "to": str(i + 1), "by": "airflow:retrain/x/deploy", "actor": {}, "reason": f"move {i}"}
         for i in range(60)

@@ -133,7 +133,7 @@ def model_detail(
     newer = None if versions_before is None or latest is None or versions_before + page_size > int(latest) else (
         versions_before + page_size)
     if latest is None and not by_alias:
-        registry._require_model(client, name)  # UnknownModelError, unless it has no version yet
+        registry.require_model(client, name)  # UnknownModelError, unless it has no version yet
     aliases = {alias: str(mv.version) for alias, mv in by_alias.items()}
     known = {str(mv.version): mv for mv in [*shown, *top, *by_alias.values()]}
     row = registry.status_row(client, name, aliases, known=known.values(), latest_version=latest)
@@ -234,7 +234,7 @@ def _version(mv: Any, aliases: list[str]) -> dict:
         "status": str(mv.status),
         "created_at": _ms_iso(mv.creation_timestamp),
         "run_id": mv.run_id,
-        "reasons": registry._json_list(tags.get(registry.DECISION_REASONS_TAG)),
+        "reasons": registry.json_list(tags.get(registry.DECISION_REASONS_TAG)),
         **{key: tags.get(tag) for key, tag in _VERSION_TAGS.items()},
     }
 
