@@ -1,51 +1,22 @@
-"""The sections that decide which rows judge a challenger and who approves it: split and evaluation.approval."""
+"""The sections that judge a challenger and ship it: split, evaluation (with its approval) and deployment."""
 
 from __future__ import annotations
 
-from airflow_mlops.core.config.reader import Reader, string_list
+from airflow_mlops.core.config.reader import Reader, read_struct
 from airflow_mlops.core.config.sections import (
     APPROVAL_MODES,
+    REQUIRE_MODES,
     SPLIT_STRATEGIES,
     ApprovalConfig,
+    DeploymentConfig,
+    EvaluationConfig,
     SourceConfig,
     SplitConfig,
 )
 
 
-def approval_config(ev: Reader) -> ApprovalConfig:
-    """`evaluation.approval`: a mode (``approval: borderline``) or a mapping {mode, band, timeout_hours}."""
-    d = ApprovalConfig()
-    raw = ev.get("approval", (str, dict), d.mode)
-    if isinstance(raw, str):
-        if raw not in APPROVAL_MODES:
-            ev.fail(f"{raw!r} is not one of {', '.join(APPROVAL_MODES)} (or a mapping with mode, band, timeout_hours)",
-                    "approval")
-        return d._replace(mode=raw)
-    apr = ev.sub("approval")
-    approval = ApprovalConfig(
-        mode=apr.get("mode", str, d.mode, APPROVAL_MODES),
-        band=float(apr.get("band", float, d.band)),
-        timeout_hours=float(apr.get("timeout_hours", float, d.timeout_hours)),
-    )
-    apr.done()
-    if approval.band < 0:
-        apr.fail(f"must be >= 0 (in units of the primary metric), got {approval.band:g}", "band")
-    if not approval.timeout_hours > 0:
-        apr.fail(f"must be > 0 (how long a run waits for an answer before it rejects), got {approval.timeout_hours:g}",
-                 "timeout_hours")
-    return approval
-
-
 def split_config(spl: Reader, source: SourceConfig, known_columns: list[str]) -> SplitConfig:
-    split = SplitConfig(
-        strategy=spl.get("strategy", str, None, SPLIT_STRATEGIES),
-        test_days=spl.get("test_days", int, None),
-        validation_days=spl.get("validation_days", int, None),
-        test_size=float(spl.get("test_size", float, 0.2)),
-        validation_size=float(spl.get("validation_size", float, 0.2)),
-        stratify=spl.get("stratify", bool, True),
-        key=tuple(string_list(spl, "key")),
-    )
+    split = read_struct(spl, SplitConfig, choices={"strategy": SPLIT_STRATEGIES})
     spl.done()
     for key in ("test_size", "validation_size"):
         if not 0.0 < getattr(split, key) < 1.0:
@@ -71,3 +42,71 @@ def split_config(spl: Reader, source: SourceConfig, known_columns: list[str]) ->
         spl.fail("test_days / validation_days need source.date_column (a time split); use test_size / "
                  "validation_size for a random split", "test_days" if split.test_days else "validation_days")
     return split
+
+
+def evaluation_config(ev: Reader, allowed: tuple[str, ...]) -> EvaluationConfig:
+    """`evaluation`: the champion/challenger gate; `allowed` are the task's metrics."""
+    evaluation = read_struct(
+        ev, EvaluationConfig, choices={"require": REQUIRE_MODES},
+        custom={
+            "guard_rails": lambda r, key, default: _metric_map(r, key, allowed, default),
+            "floors": lambda r, key, default: _metric_map(r, key, allowed, default),
+            "approval": approval_config,
+        },
+    )
+    ev.done()
+    if not 0.5 <= evaluation.confidence < 1.0:
+        ev.fail(f"must be in [0.5, 1), got {evaluation.confidence}", "confidence")
+    if evaluation.bootstrap_samples < 100:
+        ev.fail(f"use at least 100 resamples, got {evaluation.bootstrap_samples}", "bootstrap_samples")
+    if evaluation.margin < 0:
+        ev.fail(f"must be >= 0, got {evaluation.margin}", "margin")
+    if evaluation.min_test_rows < 2:
+        ev.fail(f"must be >= 2, got {evaluation.min_test_rows}", "min_test_rows")
+    if evaluation.min_test_events < 1:
+        ev.fail(f"must be >= 1, got {evaluation.min_test_events}", "min_test_events")
+    if "min_test_events" in ev.data and evaluation.min_test_events > evaluation.min_test_rows:
+        ev.fail(f"{evaluation.min_test_events} events of each class cannot fit in evaluation.min_test_rows "
+                f"({evaluation.min_test_rows}) test rows; lower min_test_events or raise min_test_rows", "min_test_events")
+    return evaluation
+
+
+def approval_config(ev: Reader, key: str, d: ApprovalConfig) -> ApprovalConfig:
+    """`evaluation.approval`: a mode (``approval: borderline``) or a mapping {mode, band, timeout_hours}."""
+    raw = ev.get(key, (str, dict), d.mode)
+    if isinstance(raw, str):
+        if raw not in APPROVAL_MODES:
+            ev.fail(f"{raw!r} is not one of {', '.join(APPROVAL_MODES)} (or a mapping with mode, band, timeout_hours)",
+                    key)
+        return d._replace(mode=raw)
+    apr = ev.sub(key)
+    approval = read_struct(apr, ApprovalConfig, choices={"mode": APPROVAL_MODES})
+    apr.done()
+    if approval.band < 0:
+        apr.fail(f"must be >= 0 (in units of the primary metric), got {approval.band:g}", "band")
+    if not approval.timeout_hours > 0:
+        apr.fail(f"must be > 0 (how long a run waits for an answer before it rejects), got {approval.timeout_hours:g}",
+                 "timeout_hours")
+    return approval
+
+
+def _metric_map(reader: Reader, key: str, allowed: tuple[str, ...], default: dict[str, float]) -> dict[str, float]:
+    """A {metric: number} mapping whose metrics are known for the task."""
+    raw = reader.get(key, dict, default)
+    out = {}
+    for metric, value in raw.items():
+        if metric not in allowed:
+            reader.fail(f"{metric!r} is not a metric for this task; allowed: {', '.join(allowed)}", key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            reader.fail(f"{metric}: expected a number, got {type(value).__name__} {value!r}", key)
+        out[metric] = float(value)
+    return out
+
+
+def deployment_config(dep: Reader) -> DeploymentConfig:
+    """`deployment`: how a promoted model is smoke-tested."""
+    deployment = read_struct(dep, DeploymentConfig)
+    dep.done()
+    if deployment.smoke_rows < 1:
+        dep.fail("must be >= 1", "smoke_rows")
+    return deployment

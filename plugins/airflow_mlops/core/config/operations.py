@@ -1,33 +1,45 @@
-"""The sections of a pipeline in operation: performance monitoring, scoring, schedule and alerts."""
+"""The sections of a pipeline in operation: monitoring (drift, performance), scoring, security, schedule, alerts."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from airflow_mlops.core.config.reader import Reader
+from airflow_mlops.core.config.reader import Reader, default_of, read_field, read_struct
 from airflow_mlops.core.config.sections import (
     ALERT_CHANNEL_TYPES,
     ALERT_EVENTS,
     WEBHOOK_FORMATS,
     AlertChannel,
     AlertsConfig,
+    MonitoringConfig,
     PerformanceConfig,
     ScheduleConfig,
     ScoringConfig,
+    SecurityConfig,
 )
 
 
+def monitoring_config(mon: Reader, features: list[str]) -> MonitoringConfig:
+    """`monitoring`: drift checks over the pipeline's `features`, and performance on delayed labels."""
+    monitoring = read_struct(mon, MonitoringConfig,
+                             custom={"performance": lambda r, key, default: performance_config(r.sub(key, {}))})
+    mon.done()
+    unknown_weights = sorted(set(monitoring.weights) - set(features))
+    if unknown_weights:
+        mon.fail(f"unknown feature(s) {', '.join(map(repr, unknown_weights))}", "weights")
+    if not 1 <= monitoring.confirm_checks <= monitoring.of_last_checks:
+        mon.fail(f"need 1 <= confirm_checks <= of_last_checks, got {monitoring.confirm_checks} of "
+                 f"{monitoring.of_last_checks}", "confirm_checks")
+    for key in ("alpha", "drift_share"):
+        if not 0 < getattr(monitoring, key) <= 1:
+            mon.fail(f"must be in (0, 1], got {getattr(monitoring, key)}", key)
+    if monitoring.window_days < 1:
+        mon.fail("must be >= 1", "window_days")
+    return monitoring
+
+
 def performance_config(per: Reader) -> PerformanceConfig:
-    d = PerformanceConfig()
-    performance = PerformanceConfig(
-        tolerance=float(per.get("tolerance", float, d.tolerance)),
-        min_join_rate=float(per.get("min_join_rate", float, d.min_join_rate)),
-        min_rows=per.get("min_rows", int, d.min_rows),
-        bootstrap_samples=per.get("bootstrap_samples", int, d.bootstrap_samples),
-        confirm_days=per.get("confirm_days", int, d.confirm_days),
-        of_last_days=per.get("of_last_days", int, d.of_last_days),
-        cooldown_hours=float(per.get("cooldown_hours", float, d.cooldown_hours)),
-    )
+    performance = read_struct(per, PerformanceConfig)
     per.done()
     if performance.tolerance < 0:
         per.fail(f"must be >= 0, got {performance.tolerance}", "tolerance")
@@ -44,13 +56,7 @@ def performance_config(per: Reader) -> PerformanceConfig:
 
 
 def scoring_config(sco: Reader) -> ScoringConfig:
-    d = ScoringConfig()
-    scoring = ScoringConfig(
-        source=sco.get("source", str, None),
-        labels=sco.get("labels", str, None),
-        label_delay_days=sco.get("label_delay_days", int, d.label_delay_days),
-        chunk_rows=sco.get("chunk_rows", int, d.chunk_rows),
-    )
+    scoring = read_struct(sco, ScoringConfig)
     sco.done()
     if scoring.label_delay_days < 0:
         sco.fail(f"must be >= 0, got {scoring.label_delay_days}", "label_delay_days")
@@ -61,15 +67,14 @@ def scoring_config(sco: Reader) -> ScoringConfig:
     return scoring
 
 
+def security_config(sec: Reader) -> SecurityConfig:
+    security = read_struct(sec, SecurityConfig)
+    sec.done()
+    return security
+
+
 def schedule_config(sch: Reader) -> ScheduleConfig:
-    default = ScheduleConfig()
-    schedule = ScheduleConfig(
-        retrain=sch.get("retrain", (str, type(None)), default.retrain),
-        drift_monitor=sch.get("drift_monitor", (str, type(None)), default.drift_monitor),
-        scoring=sch.get("scoring", (str, type(None)), default.scoring),
-        performance_monitor=sch.get("performance_monitor", (str, type(None)), default.performance_monitor),
-        timezone=sch.get("timezone", str, default.timezone),
-    )
+    schedule = read_struct(sch, ScheduleConfig)
     sch.done()
     for key in ("retrain", "drift_monitor", "scoring", "performance_monitor"):
         cron = getattr(schedule, key)
@@ -87,10 +92,10 @@ def schedule_config(sch: Reader) -> ScheduleConfig:
 
 def alerts_config(alr: Reader, file: str) -> AlertsConfig:
     channels: dict[str, AlertChannel] = {}
-    for name, raw in alr.get("channels", dict, {}).items():
+    for name, raw in alr.get("channels", dict, default_of(AlertsConfig, "channels")).items():
         ch = Reader(file, raw, f"alerts.channels.{name}")
-        kind = ch.get("type", str, choices=ALERT_CHANNEL_TYPES)
-        conn_id = ch.get("conn_id", str)
+        kind = read_field(ch, AlertChannel, "type", choices=ALERT_CHANNEL_TYPES)
+        conn_id = read_field(ch, AlertChannel, "conn_id")
         if not conn_id.strip():
             ch.fail("must name an Airflow connection", "conn_id")
         to: list[Any] = []
@@ -98,16 +103,17 @@ def alerts_config(alr: Reader, file: str) -> AlertsConfig:
             to = ch.get("to", list)
             if not to or not all(isinstance(a, str) and "@" in a for a in to):
                 ch.fail(f"expected a list of e-mail addresses, got {to!r}", "to")
-            sender = ch.get("from", str, None)
+            sender = read_field(ch, AlertChannel, "from_email", key="from")
         else:
             sender = None
-        fmt = ch.get("format", str, "json", WEBHOOK_FORMATS) if kind == "webhook" else "json"
+        fmt = (read_field(ch, AlertChannel, "format", choices=WEBHOOK_FORMATS) if kind == "webhook"
+               else default_of(AlertChannel, "format"))
         ch.done()
         channels[str(name)] = AlertChannel(
             name=str(name), type=kind, conn_id=conn_id, to=tuple(to), from_email=sender, format=fmt
         )
     events: dict[str, tuple[str, ...]] = {}
-    for event, names in alr.get("events", dict, {}).items():
+    for event, names in alr.get("events", dict, default_of(AlertsConfig, "events")).items():
         if event not in ALERT_EVENTS:
             alr.fail(f"unknown event {event!r}; events: {', '.join(ALERT_EVENTS)}", "events")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):

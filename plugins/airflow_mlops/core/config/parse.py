@@ -8,53 +8,44 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_mlops.core.config.estimators import check_estimator
-from airflow_mlops.core.config.gate import approval_config, split_config
-from airflow_mlops.core.config.operations import alerts_config, performance_config, schedule_config, scoring_config
-from airflow_mlops.core.config.reader import Reader, string_list
+from airflow_mlops.core.config.gate import deployment_config, evaluation_config, split_config
+from airflow_mlops.core.config.operations import (
+    alerts_config,
+    monitoring_config,
+    schedule_config,
+    scoring_config,
+    security_config,
+)
+from airflow_mlops.core.config.reader import Reader, read_field, read_struct
 from airflow_mlops.core.config.sections import (
     CLASSIFICATION_METRICS,
     COLUMN_DTYPES,
     FEATURE_TYPES,
     PIPELINE_NAME,
     REGRESSION_METRICS,
-    REQUIRE_MODES,
     SOURCE_FORMATS,
     TASKS,
     Candidate,
-    DeploymentConfig,
-    EvaluationConfig,
     Feature,
     MetricsConfig,
-    MonitoringConfig,
     PipelineConfig,
-    SecurityConfig,
     SourceConfig,
 )
 
 
 def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = True) -> PipelineConfig:
     top = Reader(file, data, "")
-    name = top.get("pipeline", str)
+    name = read_field(top, PipelineConfig, "name", key="pipeline")
     if not PIPELINE_NAME.fullmatch(name):
         top.fail(f"{name!r} cannot name DAGs and Assets: use lower-case letters, digits and '_', starting with a "
                  "letter (e.g. churn, house_prices)", "pipeline")
-    variant_of = top.get("variant_of", str, None)
+    variant_of = read_field(top, PipelineConfig, "variant_of")
     if variant_of is not None and variant_of != name:
         top.fail(f"a variant runs under its pipeline's DAGs, so 'pipeline' must be {variant_of!r} too, got {name!r}",
                  "variant_of")
 
     src = top.sub("source")
-    source = SourceConfig(
-        path=src.get("path", str),
-        format=src.get("format", str, "csv", SOURCE_FORMATS),
-        date_column=src.get("date_column", str, None),
-        window_days=src.get("window_days", int, None),
-        max_file_mb=float(src.get("max_file_mb", float, 512.0)),
-        allowed_roots=tuple(src.get("allowed_roots", list, ["data"])),
-        na_values=tuple(string_list(src, "na_values")),
-        dtypes={str(k): v for k, v in src.get("dtypes", dict, {}).items()},
-        id_columns=tuple(string_list(src, "id_columns")),
-    )
+    source = read_struct(src, SourceConfig, choices={"format": SOURCE_FORMATS}, kinds={"allowed_roots": list})
     src.done()
     for column, dtype in source.dtypes.items():
         if dtype not in COLUMN_DTYPES:
@@ -67,9 +58,9 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         src.fail(f"need a non-empty list of folder paths, got {list(source.allowed_roots)!r}", "allowed_roots")
 
     tgt = top.sub("target")
-    target = tgt.get("column", str)
-    task = tgt.get("task", str, choices=TASKS)
-    positive_class = tgt.get("positive_class", (str, int, bool), None)
+    target = read_field(tgt, PipelineConfig, "target", key="column")
+    task = read_field(tgt, PipelineConfig, "task", choices=TASKS)
+    positive_class = read_field(tgt, PipelineConfig, "positive_class", kind=(str, int, bool))
     tgt.done()
     if positive_class is not None and task != "binary_classification":
         tgt.fail(f"only binary classification has a positive class; the task is {task!r}", "positive_class")
@@ -80,7 +71,7 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         top.fail("at least one feature is required", "features")
     for i, item in enumerate(raw_features):
         fr = Reader(file, item, f"features[{i}]")
-        features.append(Feature(name=fr.get("name", str), type=fr.get("type", str, choices=FEATURE_TYPES)))
+        features.append(read_struct(fr, Feature, choices={"type": FEATURE_TYPES}))
         fr.done()
     names = [f.name for f in features]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -96,18 +87,18 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         src.fail(f"the target column {target!r} cannot be an id column", "id_columns")
 
     val = top.sub("validation")
-    suite = val.get("suite", str)
+    suite = read_field(val, PipelineConfig, "expectation_suite", key="suite")
     val.done()
 
     mdl = top.sub("model")
-    model_name = mdl.get("name", str)
+    model_name = read_field(mdl, PipelineConfig, "model_name", key="name")
     candidates = []
     raw_candidates = mdl.get("candidates", list)
     if not raw_candidates:
         mdl.fail("at least one candidate is required", "candidates")
     for i, item in enumerate(raw_candidates):
         cr = Reader(file, item, f"model.candidates[{i}]")
-        cand = Candidate(name=cr.get("name", str), estimator=cr.get("estimator", str), params=cr.get("params", dict, {}))
+        cand = read_struct(cr, Candidate)
         cr.done()
         if check_estimators:
             check_estimator(cand.estimator, task, lambda msg, r=cr: r.fail(msg, "estimator"))
@@ -119,90 +110,23 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
 
     met = top.sub("metrics")
     allowed = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
-    primary = met.get("primary", str, choices=allowed)
-    others = met.get("others", list, [])
-    for m in others:
+    metrics = read_struct(met, MetricsConfig, choices={"primary": allowed}, kinds={"others": list})
+    for m in metrics.others:
         if m not in allowed:
             met.fail(f"{m!r} is not a metric for {task}; allowed: {', '.join(allowed)}", "others")
     met.done()
 
     split = split_config(top.sub("split", {}), source, known_columns=[*names, *source.id_columns])
-
-    ev = top.sub("evaluation", {})
-    evaluation = EvaluationConfig(
-        margin=float(ev.get("margin", float, 0.0)),
-        confidence=float(ev.get("confidence", float, 0.95)),
-        bootstrap_samples=ev.get("bootstrap_samples", int, 1000),
-        guard_rails=_metric_map(ev, "guard_rails", allowed),
-        floors=_metric_map(ev, "floors", allowed),
-        leakage_threshold=ev.get("leakage_threshold", (float, type(None)), 0.999),
-        min_test_rows=ev.get("min_test_rows", int, 500),
-        min_test_events=ev.get("min_test_events", int, 50),
-        require=ev.get("require", str, "point", REQUIRE_MODES),
-        baseline_guard=ev.get("baseline_guard", bool, False),
-        approval=approval_config(ev),
-    )
-    ev.done()
-    if not 0.5 <= evaluation.confidence < 1.0:
-        ev.fail(f"must be in [0.5, 1), got {evaluation.confidence}", "confidence")
-    if evaluation.bootstrap_samples < 100:
-        ev.fail(f"use at least 100 resamples, got {evaluation.bootstrap_samples}", "bootstrap_samples")
-    if evaluation.margin < 0:
-        ev.fail(f"must be >= 0, got {evaluation.margin}", "margin")
-    if evaluation.min_test_rows < 2:
-        ev.fail(f"must be >= 2, got {evaluation.min_test_rows}", "min_test_rows")
-    if evaluation.min_test_events < 1:
-        ev.fail(f"must be >= 1, got {evaluation.min_test_events}", "min_test_events")
-    if "min_test_events" in ev.data and evaluation.min_test_events > evaluation.min_test_rows:
-        ev.fail(f"{evaluation.min_test_events} events of each class cannot fit in evaluation.min_test_rows "
-                f"({evaluation.min_test_rows}) test rows; lower min_test_events or raise min_test_rows", "min_test_events")
-
-    dep = top.sub("deployment", {})
-    deployment = DeploymentConfig(
-        smoke_rows=dep.get("smoke_rows", int, 100),
-        serve=dep.get("serve", bool, False),
-        serve_timeout_s=float(dep.get("serve_timeout_s", float, 120.0)),
-    )
-    dep.done()
-    if deployment.smoke_rows < 1:
-        dep.fail("must be >= 1", "smoke_rows")
-
-    mon = top.sub("monitoring", {})
-    monitoring = MonitoringConfig(
-        window_days=mon.get("window_days", int, 7),
-        alpha=float(mon.get("alpha", float, 0.01)),
-        psi_threshold=float(mon.get("psi_threshold", float, 0.2)),
-        js_threshold=float(mon.get("js_threshold", float, 0.1)),
-        drift_share=float(mon.get("drift_share", float, 0.3)),
-        weights={str(k): float(v) for k, v in mon.get("weights", dict, {}).items()},
-        confirm_checks=mon.get("confirm_checks", int, 2),
-        of_last_checks=mon.get("of_last_checks", int, 3),
-        cooldown_hours=float(mon.get("cooldown_hours", float, 24.0)),
-        performance=performance_config(mon.sub("performance", {})),
-    )
-    mon.done()
-    unknown_weights = sorted(set(monitoring.weights) - set(names))
-    if unknown_weights:
-        mon.fail(f"unknown feature(s) {', '.join(map(repr, unknown_weights))}", "weights")
-    if not 1 <= monitoring.confirm_checks <= monitoring.of_last_checks:
-        mon.fail(f"need 1 <= confirm_checks <= of_last_checks, got {monitoring.confirm_checks} of "
-                 f"{monitoring.of_last_checks}", "confirm_checks")
-    for key in ("alpha", "drift_share"):
-        if not 0 < getattr(monitoring, key) <= 1:
-            mon.fail(f"must be in (0, 1], got {getattr(monitoring, key)}", key)
-    if monitoring.window_days < 1:
-        mon.fail("must be >= 1", "window_days")
-
-    sec = top.sub("security", {})
-    security = SecurityConfig(allow_pickle_models=sec.get("allow_pickle_models", bool, False))
-    sec.done()
-
+    evaluation = evaluation_config(top.sub("evaluation", {}), allowed)
+    deployment = deployment_config(top.sub("deployment", {}))
+    monitoring = monitoring_config(top.sub("monitoring", {}), names)
+    security = security_config(top.sub("security", {}))
     alerts = alerts_config(top.sub("alerts", {}), file)
     schedule = schedule_config(top.sub("schedule", {}))
     scoring = scoring_config(top.sub("scoring", {}))
 
-    seed = top.get("seed", int)
-    description = top.get("description", str, "")
+    seed = read_field(top, PipelineConfig, "seed")
+    description = read_field(top, PipelineConfig, "description")
     top.done()
 
     return PipelineConfig(
@@ -214,7 +138,7 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         expectation_suite=suite,
         model_name=model_name,
         candidates=tuple(candidates),
-        metrics=MetricsConfig(primary=primary, others=tuple(others)),
+        metrics=metrics,
         split=split,
         seed=seed,
         evaluation=evaluation,
@@ -230,18 +154,3 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         path=file,
         raw=data,
     )
-
-
-
-def _metric_map(reader: Reader, key: str, allowed: tuple[str, ...]) -> dict[str, float]:
-    """A {metric: number} mapping whose metrics are known for the task."""
-    raw = reader.get(key, dict, {})
-    out = {}
-    for metric, value in raw.items():
-        if metric not in allowed:
-            reader.fail(f"{metric!r} is not a metric for this task; allowed: {', '.join(allowed)}", key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            reader.fail(f"{metric}: expected a number, got {type(value).__name__} {value!r}", key)
-        out[metric] = float(value)
-    return out
-

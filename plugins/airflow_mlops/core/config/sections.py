@@ -1,5 +1,6 @@
 """The pipeline config's sections: immutable msgspec Structs, one per YAML section, and their allowed values.
 
+Each key's type and default is written here once: config.reader reads a section by its fields.
 Copy one with ``section._replace(key=value)``. Every DAG parse imports this module, and defining its 17
 sections costs ~0.5 ms as Structs against ~4 ms as NamedTuples and ~13 ms as frozen dataclasses
 (docs/benchmarks.md, DAG parse cost); msgspec is a dependency of Airflow itself. Their mappings are typed
@@ -9,15 +10,13 @@ sections costs ~0.5 ms as Structs against ~4 ms as NamedTuples and ~13 ms as fro
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping  # noqa: TC003 - config.reader resolves the fields' types at run time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import msgspec
 
 from airflow_mlops.core.errors import ConfigError
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 TASKS = ("binary_classification", "multiclass_classification", "regression")
 FEATURE_TYPES = ("numeric", "categorical")
