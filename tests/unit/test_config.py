@@ -186,3 +186,28 @@ def test_yaml_that_json_cannot_hold_or_an_unwritable_folder_is_simply_read_each_
     path = other / "pipeline.yaml"
     path.write_text(yaml.safe_dump(raw))
     assert load_config(path).name == "churn" and load_config(path).name == "churn"
+
+
+def test_every_field_of_a_section_is_read_as_a_key_with_the_structs_default(raw):
+    """A section's keys, types and defaults come from its Struct: a field added there is a key the YAML may give."""
+    import msgspec
+
+    from airflow_mlops.core import config
+
+    sections = {"split": config.SplitConfig, "evaluation": config.EvaluationConfig,
+                "deployment": config.DeploymentConfig, "monitoring": config.MonitoringConfig,
+                "security": config.SecurityConfig, "schedule": config.ScheduleConfig, "scoring": config.ScoringConfig}
+
+    def every_key(section: msgspec.Struct) -> dict:
+        # An explicit null is refused where the default is already None (the key is left out instead).
+        return {k: every_key(v) if isinstance(v, msgspec.Struct) else msgspec.json.decode(msgspec.json.encode(v))
+                for k, v in msgspec.structs.asdict(section).items() if v is not None}
+
+    for key, cls in sections.items():
+        raw[key] = every_key(cls())
+    parsed = parse_config(raw, file="pipeline.yaml", check_estimators=False)
+    for key, cls in sections.items():
+        assert getattr(parsed, key) == cls(), key
+    source = {**every_key(config.SourceConfig(path="data/churn")), "date_column": "event_date"}
+    assert parse_config({**raw, "source": source}, check_estimators=False).source == config.SourceConfig(
+        path="data/churn", date_column="event_date")
