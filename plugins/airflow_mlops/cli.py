@@ -163,8 +163,7 @@ def _client(args: argparse.Namespace, *, moves_aliases: bool = False) -> MlflowC
     """The MLflow client of `--conn-id`; by default the promoter's for a command that moves aliases (the trainer's
     `mlflow_default` is refused on the champion on a server with separated duties), else `mlflow_default`."""
     from airflow_mlops.hooks.mlflow import MlflowHook
-    from airflow_mlops.operators.base import DEFAULT_MLFLOW_CONN_ID
-    from airflow_mlops.operators.deploy import PROMOTER_CONN_ID
+    from airflow_mlops.operators.base import DEFAULT_MLFLOW_CONN_ID, PROMOTER_CONN_ID
 
     if args.conn_id:
         return MlflowHook(mlflow_conn_id=args.conn_id).get_conn()

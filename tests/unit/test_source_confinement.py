@@ -210,8 +210,8 @@ def test_scoring_and_labels_readers_refuse_non_data_files_quoting_nothing(churn_
     env.write_text(SECRETS_ENV)
     for read in (
         lambda: data.check_csv_records(env, io.StringIO(SECRETS_ENV, newline=""), lambda: True),
-        lambda: data._read_csv(env),
-        lambda: data._read_parquet(env),
+        lambda: data.read_csv(env),
+        lambda: data.read_parquet(env),
     ):
         with pytest.raises(DataSourceError, match="not a CSV/Parquet data file") as info:
             read()
@@ -228,7 +228,7 @@ def test_a_semicolon_delimited_file_is_named_without_quoting_its_header(churn_co
     from airflow_mlops.core import data
 
     with pytest.raises(DataSourceError, match="semicolon-delimited") as info:
-        data._read_csv(source)  # no declared columns here (the labels' and init's reader)
+        data.read_csv(source)  # no declared columns here (the labels' and init's reader)
     assert_quotes_nothing(str(info.value))
 
 

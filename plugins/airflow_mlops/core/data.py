@@ -261,12 +261,12 @@ def _read_file(path: Path, config: PipelineConfig, *, shown: str | None = None) 
         raise DataSourceError(f"{path}: file is empty (0 bytes); re-export it or remove it from the source")
     if fmt == "csv":
         text_columns = [c for c, dtype in source.dtypes.items() if dtype == "string"]
-        frame = _read_csv(
+        frame = read_csv(
             path, na_values=source.na_values, text_columns=text_columns, columns=_required_columns(config),
             shown=shown,
         )
     else:
-        frame = _read_parquet(path, shown=shown)
+        frame = read_parquet(path, shown=shown)
     return check_frame(frame, config, path)
 
 
@@ -294,7 +294,7 @@ def check_frame(
     dtypes = {c: t for c, t in source.dtypes.items() if c not in without}
     frame = _apply_dtypes(frame, dtypes, path, na_values=source.na_values)
     _check_numeric_features(frame, config, path)
-    _check_finite(frame, path)
+    check_finite(frame, path)
     if source.date_column and source.date_column not in without:
         _check_not_future(frame, source.date_column, path)
     return frame
@@ -421,7 +421,7 @@ def _examples(values: pd.Series) -> str:
     return ", ".join(repr(v) for v in distinct[:EXAMPLES]) + (", ..." if len(distinct) > EXAMPLES else "")
 
 
-def _check_finite(frame: pd.DataFrame, path: Path) -> None:
+def check_finite(frame: pd.DataFrame, path: Path) -> None:
     """No model can learn from an infinite number (pandas reads 'inf' and '-inf' as floats)."""
     problems = []
     for name in frame.columns:
@@ -457,7 +457,7 @@ def _check_not_future(frame: pd.DataFrame, column: str, path: Path) -> None:
         )
 
 
-def _read_csv(
+def read_csv(
     path: Path,
     *,
     na_values: tuple[str, ...] = (),
@@ -593,7 +593,7 @@ def _check_delimiter(path: Path, header: list[str]) -> None:
 PARQUET_MAGIC = b"PAR1"  # a Parquet file begins and ends with these 4 bytes
 
 
-def _read_parquet(path: Path, *, shown: str | None = None) -> pd.DataFrame:
+def read_parquet(path: Path, *, shown: str | None = None) -> pd.DataFrame:
     """The Parquet file as a frame; a file not named .parquet, or without the PAR1 magic bytes at both ends,
     is refused naming `shown` (else `path`) and quoting nothing of it."""
     if format_of(path, shown=shown) != "parquet":

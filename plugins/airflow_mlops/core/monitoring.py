@@ -84,7 +84,7 @@ def champion_reference(client: MlflowClient, model_name: str) -> dict | None:
     except MlflowException as exc:
         raise ChampionReferenceError(f"{where}: its training run cannot be read ({exc}); was it deleted?") from None
     digest = (version.tags or {}).get(DIGEST_TAG) or run.data.tags.get(DIGEST_TAG)
-    uri = _training_input_uri(run)
+    uri = training_input_uri(run)
     if not uri:
         raise ChampionReferenceError(
             f"{where}: the training run logged no dataset input with a source URI (mlflow.log_input); "
@@ -92,7 +92,7 @@ def champion_reference(client: MlflowClient, model_name: str) -> dict | None:
         )
     if not digest:
         raise ChampionReferenceError(f"{where}: neither the version nor its run has a {DIGEST_TAG!r} tag")
-    path = _local_path(uri)
+    path = local_path(uri)
     if path is not None and path.suffix == ".parquet" and ":" in digest and path.stem != digest.split(":", 1)[1]:
         raise ChampionReferenceError(
             f"{where}: the logged snapshot {uri} is not the snapshot of digest {digest} (file names are digests)"
@@ -105,7 +105,7 @@ def champion_reference(client: MlflowClient, model_name: str) -> dict | None:
     return {"uri": uri, "digest": digest, "version": str(version.version), "run_id": version.run_id}
 
 
-def _training_input_uri(run: Any) -> str | None:
+def training_input_uri(run: Any) -> str | None:
     """The source URI of the run's training dataset input (else of its only dataset input)."""
     inputs = list(getattr(getattr(run, "inputs", None), "dataset_inputs", None) or [])
 
@@ -135,7 +135,7 @@ def _source_uri(source: str | None) -> str | None:
     return str(data)
 
 
-def _local_path(uri: str) -> Path | None:
+def local_path(uri: str) -> Path | None:
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         return Path(unquote(parsed.path) if parsed.scheme else uri)
@@ -273,11 +273,11 @@ def should_request_retrain(
             f"{what} in {drifted} of the last {len(recent)} {unit}(s); {confirm_checks} of {of_last_checks} "
             f"are needed before a retrain is requested"
         )
-    now = _aware(now)
+    now = aware_utc(now)
     cooldown = dt.timedelta(hours=cooldown_hours)
-    last = next((_aware(_as_datetime(p["at"])) for p in reversed(history[:-1]) if p.get("requested")), None)
+    last = next((aware_utc(_as_datetime(p["at"])) for p in reversed(history[:-1]) if p.get("requested")), None)
     if last_requested_at is not None:
-        other = _aware(_as_datetime(last_requested_at))
+        other = aware_utc(_as_datetime(last_requested_at))
         last = other if last is None else max(last, other)
     if last is not None and now - last < cooldown:
         return False, (
@@ -425,7 +425,7 @@ def log_drift_check(
     from airflow_mlops.core import tracking
     from airflow_mlops.core.drift import drift_report_html
 
-    checked_at = _aware(checked_at or dt.datetime.now(dt.UTC))
+    checked_at = aware_utc(checked_at or dt.datetime.now(dt.UTC))
     run_tags = {
         **{k: str(v) for k, v in tags.items()},
         STEP_TAG: STEP,
@@ -449,7 +449,7 @@ def log_drift_check(
     try:
         for key, value in (params or {}).items():
             client.log_param(run_id, key, str(value)[:6000])
-        _log_metrics(client, run_id, drift_metrics(report))
+        log_metrics(client, run_id, drift_metrics(report))
         client.log_text(run_id, json.dumps(report.to_dict(), indent=2, default=str), "drift/report.json")
         client.log_text(run_id, f"{report.summary()}\n\n{report.table()}\n\nretrain requested: "
                                 f"{'yes' if requested else 'no'} ({reason})\n", "drift/summary.txt")
@@ -463,7 +463,7 @@ def log_drift_check(
     return run_id
 
 
-def _log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float]) -> None:
+def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float]) -> None:
     from mlflow.entities import Metric
 
     now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
@@ -496,5 +496,5 @@ def _as_datetime(value: Any) -> dt.datetime:
     return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
+def aware_utc(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

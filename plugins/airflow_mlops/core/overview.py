@@ -76,7 +76,8 @@ def serving_configs() -> list[PipelineConfig]:
     return list(configs)
 
 
-def _configs_or_none() -> list[PipelineConfig]:
+def configs_or_none() -> list[PipelineConfig]:
+    """The serving pipelines' configs, or none when one cannot be read (logged: the registry is still shown)."""
     try:
         return serving_configs()
     except Exception as exc:  # a broken YAML hides the monitors' evidence, not the registry
@@ -94,7 +95,7 @@ def model_status(client: MlflowClient, *, days: int = 7, configs: Sequence[Pipel
     performance over its last `days` labelled days, None without checks) and `pipeline` (None if none serves it)."""
     rows = registry.status(client)
     if configs is None:
-        configs = _configs_or_none() if rows else []
+        configs = configs_or_none() if rows else []
     for row in rows:
         config = config_for(row["name"], configs)
         _complete(client, row, days, config, _monitors(client, config) if row.get("champion") else None)
@@ -123,7 +124,7 @@ def model_detail(
     ledger moves shown. Nothing of the registry is kept between requests but the ledger runs' locations and the
     parsed ledger (re-read when its size changes; registry.recorded_moves).
     """
-    configs = _configs_or_none() if configs is None else configs
+    configs = configs_or_none() if configs is None else configs
     by_alias = registry.alias_versions(client, name)
     listed = registry.newest_versions(client, name, limit=page_size + 1, before=versions_before)
     shown, older = listed[:page_size], listed[page_size:]

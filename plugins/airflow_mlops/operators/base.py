@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from airflow_mlops.hooks.mlflow import MlflowHook
 
 DEFAULT_MLFLOW_CONN_ID = "mlflow_default"  # MlflowHook.default_conn_name, without importing the hook at parse time
+PROMOTER_CONN_ID = "mlflow_promoter"  # the identity allowed to move `champion` (MANAGE on the model)
 #: What a retrain request's `trigger` may say (a monitor's name); anything else is recorded as drift.
 #: (A pattern, compiled at run time: a DAG parse never needs it.)
 RETRAIN_REASON = r"[a-z][a-z_]{0,31}"
@@ -205,3 +206,11 @@ def task_identity(context: Context) -> str:
     ti = context["ti"]
     map_index = getattr(ti, "map_index", None)
     return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{-1 if map_index is None else map_index}"
+
+
+def approval_record(context: Context, task_id: str | None) -> dict | None:
+    """The answer the approval step pushed (XCom `approval` of `task_id`), or None when nobody was asked."""
+    if not task_id:
+        return None
+    record = context["ti"].xcom_pull(task_ids=task_id, key="approval")
+    return record if isinstance(record, dict) and record.get("decision") else None

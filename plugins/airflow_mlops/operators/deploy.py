@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_mlops.links import MlflowModelVersionLink
-from airflow_mlops.operators.base import DEFAULT_MLFLOW_CONN_ID, MlopsBaseOperator, fail_on_bad_input
+from airflow_mlops.operators.base import (
+    DEFAULT_MLFLOW_CONN_ID,
+    PROMOTER_CONN_ID,
+    MlopsBaseOperator,
+    approval_record,
+    fail_on_bad_input,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -15,7 +21,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 PROMOTION_POOL = "mlops_promotion"
-PROMOTER_CONN_ID = "mlflow_promoter"  # the identity allowed to move `champion` (MANAGE on the model)
 
 
 class DeployModelOperator(MlopsBaseOperator):
@@ -54,7 +59,6 @@ class DeployModelOperator(MlopsBaseOperator):
     def execute(self, context: Context) -> dict:
         from airflow_mlops.core import approval, deploy, registry
         from airflow_mlops.core.data import read_snapshot
-        from airflow_mlops.operators.evaluation import approval_record
 
         config = self.load_config()
         name, version = self.verdict["model_name"], str(self.verdict["challenger_version"])

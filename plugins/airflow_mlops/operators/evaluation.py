@@ -8,8 +8,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.sdk import BaseBranchOperator, BaseOperator
 
 from airflow_mlops.links import MlflowModelVersionLink, MlflowRunLink
-from airflow_mlops.operators.base import DEFAULT_MLFLOW_CONN_ID, MlopsBaseOperator, fail_on_bad_input
-from airflow_mlops.operators.deploy import PROMOTER_CONN_ID
+from airflow_mlops.operators.base import (
+    DEFAULT_MLFLOW_CONN_ID,
+    PROMOTER_CONN_ID,
+    MlopsBaseOperator,
+    approval_record,
+    fail_on_bad_input,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -219,11 +224,3 @@ class RecordRejectionOperator(BaseOperator):
             task_tags=MlopsBaseOperator.run_tags(context),
         )
         return {**record, "ledger_at": entry["at"]}
-
-
-def approval_record(context: Context, task_id: str | None) -> dict | None:
-    """The answer the approval step pushed (XCom `approval` of `task_id`), or None when nobody was asked."""
-    if not task_id:
-        return None
-    record = context["ti"].xcom_pull(task_ids=task_id, key="approval")
-    return record if isinstance(record, dict) and record.get("decision") else None

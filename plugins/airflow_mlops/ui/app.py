@@ -147,16 +147,16 @@ def _client() -> MlflowClient:
         if cached is None or time.monotonic() - cached[1] > CLIENT_TTL_S:
             from airflow_mlops.hooks.mlflow import MlflowHook
 
-            # = operators.deploy.PROMOTER_CONN_ID and its fallback, as the deploy task's
+            # = operators.base.PROMOTER_CONN_ID and its fallback, as the deploy task's
             cached = (MlflowHook("mlflow_promoter", fallback_conn_id="mlflow_default").get_conn(), time.monotonic())
             _client_cache["client"] = cached
         return cached[0]
 
 
 def _configs() -> list:
-    from airflow_mlops.core.overview import _configs_or_none
+    from airflow_mlops.core.overview import configs_or_none
 
-    return _configs_or_none()
+    return configs_or_none()
 
 
 def _pipeline_of(name: str, configs: list) -> str | None:

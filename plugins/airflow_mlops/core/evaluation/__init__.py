@@ -6,7 +6,8 @@
 - ``baseline``: ``evaluation.baseline_guard``, the guard rails against the model's first champion;
 - ``leakage``: features that explain the target on their own;
 - ``models``: loading registered models, scoring, signatures;
-- ``evidence``: verdict.json, plots, HTML, test_rows.parquet and the MLflow run.
+- ``evidence``: verdict.json, plots, HTML, test_rows.parquet and the MLflow run;
+- ``page``: the evaluation page (report.html).
 """
 
 from __future__ import annotations

@@ -185,7 +185,7 @@ def _metric_kernel(
     import numpy as np
 
     if task == "regression":
-        return _regression_kernel(metric, np.asarray(y, dtype=float), np.asarray(pred, dtype=float))
+        return regression_kernel(metric, np.asarray(y, dtype=float), np.asarray(pred, dtype=float))
     labels = list(labels) if labels is not None else sorted(set(y.tolist()))
     k = len(labels)
     try:
@@ -202,8 +202,8 @@ def _metric_kernel(
     y_idx = _label_index(y, labels)
     if metric == "roc_auc":
         if k == 2:
-            return _auc_kernel(y_idx == pos, proba[:, pos])
-        per_class = [_auc_kernel(y_idx == c, proba[:, c]) for c in range(k)]
+            return auc_kernel(y_idx == pos, proba[:, pos])
+        per_class = [auc_kernel(y_idx == c, proba[:, c]) for c in range(k)]
         return lambda w: float(np.mean([f(w) for f in per_class]))
     if metric == "log_loss":
         eps = np.finfo(proba.dtype).eps
@@ -211,7 +211,7 @@ def _metric_kernel(
         return lambda w: float(np.dot(w, loss) / w.sum())
     if metric in ("accuracy", "f1", "precision", "recall"):
         code = y_idx * k + proba.argmax(axis=1)
-        return lambda w: _from_confusion(metric, np.bincount(code, weights=w, minlength=k * k), k, pos)
+        return lambda w: from_confusion(metric, np.bincount(code, weights=w, minlength=k * k), k, pos)
     raise EvaluationError(f"unknown classification metric {metric!r}")
 
 
@@ -225,7 +225,7 @@ def _label_index(y: np.ndarray, labels: list[Any]) -> np.ndarray:
         raise EvaluationError(f"the test rows hold class {exc.args[0]!r}, unknown to the model (classes {labels})") from None
 
 
-def _auc_kernel(positive: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray], float]:
+def auc_kernel(positive: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray], float]:
     """Weighted Mann-Whitney AUC: sum over positives i of w_i * (W_neg below s_i + W_neg tied with s_i / 2),
     divided by W_pos * W_neg. The negatives are sorted by score once and every positive's place among
     them found once (searchsorted left/right), so a resample costs one cumulative sum and one dot
@@ -254,14 +254,17 @@ def _auc_kernel(positive: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray
     return auc
 
 
-def _from_confusion(metric: str, counts: np.ndarray, k: int, pos: int = 1) -> float:
+_auc_kernel = auc_kernel  # the name benchmarks/performance_1m.py imports
+
+
+def from_confusion(metric: str, counts: np.ndarray, k: int, pos: int = 1) -> float:
     """accuracy / precision / recall / f1 from a flattened (weighted) confusion matrix (binary: of the
     class at index `pos`, multiclass: macro average; zero_division=0)."""
     return float(confusion_metric(metric, counts.reshape(1, -1), k, pos)[0])
 
 
 def confusion_metric(metric: str, counts: np.ndarray, k: int, pos: int) -> np.ndarray:
-    """`_from_confusion` of each row of `counts` (flattened confusion matrices, e.g. resampled), vectorised. A
+    """`from_confusion` of each row of `counts` (flattened confusion matrices, e.g. resampled), vectorised. A
     binary task scores the class at index `pos` (pos < 0: the macro average, as for multiclass)."""
     import numpy as np
 
@@ -283,7 +286,8 @@ def confusion_metric(metric: str, counts: np.ndarray, k: int, pos: int) -> np.nd
     return per_class.mean(axis=1)
 
 
-def _regression_kernel(metric: str, y: np.ndarray, pred: np.ndarray) -> Callable[[np.ndarray], float]:
+def regression_kernel(metric: str, y: np.ndarray, pred: np.ndarray) -> Callable[[np.ndarray], float]:
+    """The regression `metric` of `pred` against `y` as a function of the row weights (a resample)."""
     import numpy as np
 
     if pred.shape != y.shape:

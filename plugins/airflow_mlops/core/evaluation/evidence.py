@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import reports, rows, tracking
 from airflow_mlops.core.evaluation import power
+from airflow_mlops.core.evaluation.page import evaluation_html
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -65,7 +66,7 @@ def write_artifacts(result: EvaluationResult, folder: str | Path) -> list[Path]:
     images = [p.name for p in written]
     (out / "verdict.json").write_text(json.dumps(reports.json_safe(result.to_dict()), indent=2), encoding="utf-8")
     (out / "metrics.json").write_text(json.dumps(reports.json_safe(result.metric_table()), indent=2), encoding="utf-8")
-    (out / "report.html").write_text(reports.evaluation_html(result, images), encoding="utf-8")
+    (out / "report.html").write_text(evaluation_html(result, images), encoding="utf-8")
     files = [*written, out / "verdict.json", out / "metrics.json", out / "report.html"]
     if result.test_rows is not None:
         files.append(rows.write_record(result.test_rows.record(), out / rows.TEST_ROWS_ARTIFACT))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from airflow_mlops.core.config import PIPELINE_NAME, load_config
 from airflow_mlops.core.errors import ConfigError, MlopsError, SplitError
-from airflow_mlops.core.onboarding.plan import Plan, _known_task, decide
+from airflow_mlops.core.onboarding.plan import Plan, check_task, decide
 from airflow_mlops.core.onboarding.profile import profile_sample
 from airflow_mlops.core.onboarding.render import render_config
 from airflow_mlops.core.onboarding.suite import build_suite, render_suite
@@ -53,7 +53,7 @@ def init_pipeline(
         raise ConfigError(f"{name!r} cannot name a pipeline (it names DAGs and Assets): use lower-case letters, "
                           "digits and '_', starting with a letter, at most 64 characters (e.g. churn, house_prices)")
     if task is not None:
-        _known_task(task)
+        check_task(task)
     config_path = project_root / "include" / "pipelines" / f"{name}.yaml"
     suite_path = project_root / "include" / "expectations" / f"{name}.json"
     _refuse_existing(config_path, suite_path)

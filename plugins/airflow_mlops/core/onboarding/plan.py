@@ -13,11 +13,11 @@ from airflow_mlops.core.onboarding.profile import (
     MAX_SET_VALUES,
     Column,
     Sample,
-    _examples,
-    _naive_dates,
-    _num,
-    _ordered,
-    _plain,
+    examples_text,
+    naive_dates,
+    number_text,
+    ordered_values,
+    plain_value,
 )
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def decide(
         )
     if label.distinct < 2:
         raise ConfigError(
-            f"{where}: target column {target!r} has a single value ({_plain(sample.frame[target].iloc[0])!r}) in all "
+            f"{where}: target column {target!r} has a single value ({plain_value(sample.frame[target].iloc[0])!r}) in all "
             f"{label.rows} rows: there is nothing to learn; give a sample with several outcomes or another --target"
         )
     task, task_note = _task(label, task, where)
@@ -140,16 +140,16 @@ def _task(label: Column, given: str | None, where: str) -> tuple[str, str]:
                           f"choose another --target")
     values = f"{label.distinct} distinct value(s) in {label.rows} rows"
     if given is not None:
-        _known_task(given)
+        check_task(given)
         if given == "binary_classification" and label.distinct != 2:
             raise ConfigError(f"{where}: target column {column} has {values}; binary_classification needs exactly 2: "
                               f"use multiclass_classification{' or regression' if label.kind == 'number' else ''}")
         if given == "regression" and label.kind != "number":
             raise ConfigError(f"{where}: target column {column} holds {label.kind} values, e.g. "
-                              f"{_examples(label)}; regression needs numbers: use a classification task")
+                              f"{examples_text(label)}; regression needs numbers: use a classification task")
         return given, f"given (--task); the target has {values}"
     if label.distinct == 2:
-        return "binary_classification", f"inferred: 2 distinct values {_examples(label)} in {label.rows} rows"
+        return "binary_classification", f"inferred: 2 distinct values {examples_text(label)} in {label.rows} rows"
     if label.kind in ("text", "bool"):
         return "multiclass_classification", f"inferred: {label.distinct} distinct text values in {label.rows} rows"
     if label.whole and label.distinct <= MAX_SET_VALUES:
@@ -159,7 +159,8 @@ def _task(label: Column, given: str | None, where: str) -> tuple[str, str]:
     return "regression", f"inferred: {label.distinct} distinct numbers in {label.rows} rows"
 
 
-def _known_task(task: str) -> None:
+def check_task(task: str) -> None:
+    """Refuse a `--task` that is not one of TASKS."""
     if task not in TASKS:
         raise ConfigError(f"--task {task!r} is not one of {', '.join(TASKS)}")
 
@@ -183,7 +184,7 @@ def _date_column(sample: Sample, given: str | None, target: str) -> tuple[str | 
         column = cols[given]
         if not column.dates:
             raise ConfigError(
-                f"{where}: --date-column {given!r} does not hold ISO dates (YYYY-MM-DD), e.g. {_examples(column)}; "
+                f"{where}: --date-column {given!r} does not hold ISO dates (YYYY-MM-DD), e.g. {examples_text(column)}; "
                 f"the time split and the training window need them: fix the export or leave --date-column out"
             )
         return given, f"given (--date-column); {_span(column)}"
@@ -214,7 +215,7 @@ def _id_columns(sample: Sample, exclude: set[str | None]) -> dict[str, str]:
         elif c.kind == "text" and c.unique:
             out[c.name] = f"text unique in all {c.rows} rows: an id (or free text), no use as a category"
         elif c.row_number:
-            out[c.name] = f"whole numbers {_num(c.minimum)}..{_num(c.maximum)}, one per row: a row number"
+            out[c.name] = f"whole numbers {number_text(c.minimum)}..{number_text(c.maximum)}, one per row: a row number"
     return out
 
 
@@ -231,16 +232,16 @@ def _features(plan: Plan) -> None:
         elif c.dates:
             plan.left_out[c.name] = "dates; derive features from them upstream if they matter"
         elif c.distinct < 2:
-            plan.left_out[c.name] = f"a single value ({_examples(c)}) in every row: carries no information"
+            plan.left_out[c.name] = f"a single value ({examples_text(c)}) in every row: carries no information"
         elif c.kind == "number" and c.distinct <= 2:
             few.append(c.name)
-            plan.features.append((c.name, "categorical", f"{c.distinct} distinct values {_examples(c)} in {c.rows} "
+            plan.features.append((c.name, "categorical", f"{c.distinct} distinct values {examples_text(c)} in {c.rows} "
                                   f"rows{missing}: a flag or a code, categorical"))
         elif c.kind == "number":
             blanks = "; blank strings read as missing" if c.blanks else ""
             counted = " (a count or a code?)" if c.whole and c.distinct <= 10 else ""
             plan.features.append((c.name, "numeric", f"{c.distinct} distinct numbers{counted}, "
-                                  f"{_num(c.minimum)}..{_num(c.maximum)}{missing}{blanks}"))
+                                  f"{number_text(c.minimum)}..{number_text(c.maximum)}{missing}{blanks}"))
         else:
             plan.features.append((c.name, "categorical", f"{c.distinct} distinct values in {c.rows} rows{missing}: "
                                   f"{'true/false' if c.kind == 'bool' else 'text'}, categorical"))
@@ -263,8 +264,8 @@ def _features(plan: Plan) -> None:
 def _positive_class(sample: Sample, target: str) -> tuple[Any, str]:
     """Binary: the class the metrics treat as positive: a conventional label when present, else the minority."""
     counts = sample.frame[target].value_counts()
-    share = {_plain(k): int(v) / len(sample.frame) for k, v in counts.items()}
-    labels = _ordered(share)
+    share = {plain_value(k): int(v) / len(sample.frame) for k, v in counts.items()}
+    labels = ordered_values(share)
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in labels) and set(labels) == {0, 1}:
         return None, f"1 (the larger of the labels 0 and 1, {share[labels[-1]]:.1%} of rows): the default, not set"
     preferred = [v for v in labels if v is True or str(v).strip().lower() in POSITIVE_LABELS]
@@ -328,7 +329,7 @@ def _time_days(plan: Plan) -> tuple[int, int, int] | None:
     """(test days, validation days, test rows): each role about 10% of the days, and, for a classifier, two classes
     in each role of the sample; None when no such split exists."""
     frame = plan.sample.frame
-    days = _naive_dates(frame[plan.date_column]).dt.normalize().dt.strftime("%Y-%m-%d")
+    days = naive_dates(frame[plan.date_column]).dt.normalize().dt.strftime("%Y-%m-%d")
     distinct = sorted(days.dropna().unique())
     n = len(distinct)
     for k in range(max(1, math.ceil(0.1 * n)), n // 3 + 1):
@@ -351,5 +352,5 @@ def _metrics(plan: Plan) -> None:
         plan.margin = float(f"{0.005 * std:.2g}") if std > 0 else 0.0
         plan.margin_note = (f"rmse must fall by at least this much (in {plan.target} units: 0.5% of its standard "
                             f"deviation {std:.4g} in the sample) ...")
-        plan.review.append(f"evaluation.margin: {_num(plan.margin)} in {plan.target} units (0.5% of its standard "
+        plan.review.append(f"evaluation.margin: {number_text(plan.margin)} in {plan.target} units (0.5% of its standard "
                            f"deviation in the sample)")

@@ -83,7 +83,7 @@ def read_sample(path: Path) -> tuple[pd.DataFrame, str]:
         )
     if path.stat().st_size == 0:
         raise DataSourceError(f"{path}: file is empty (0 bytes); give a sample with a header and data rows")
-    frame = data._read_csv(path) if fmt == "csv" else data._read_parquet(path)
+    frame = data.read_csv(path) if fmt == "csv" else data.read_parquet(path)
     frame.columns = [str(c) for c in frame.columns]
     return frame, fmt
 
@@ -105,7 +105,7 @@ def profile_sample(path: Path) -> Sample:
         if blanks:
             frame[name] = values
         columns[name] = _profile_column(name, frame[name], blanks)
-    data._check_finite(frame, path)
+    data.check_finite(frame, path)
     return Sample(path=path, format=fmt, frame=frame, columns=columns)
 
 
@@ -133,7 +133,7 @@ def _profile_column(name: str, col: pd.Series, blanks: tuple[str, ...]) -> Colum
                      distinct=int(present.nunique()), blanks=blanks)
     if present.empty:
         return column(kind="empty")
-    values = tuple(_ordered(_plain(v) for v in present.unique()))
+    values = tuple(ordered_values(plain_value(v) for v in present.unique()))
     values = values if len(values) <= MAX_SET_VALUES else ()
     if pd.api.types.is_bool_dtype(col):
         return column(kind="bool", values=values)
@@ -151,10 +151,10 @@ def _profile_column(name: str, col: pd.Series, blanks: tuple[str, ...]) -> Colum
 
 
 def _days(dates: pd.Series) -> tuple[str, ...]:
-    return tuple(sorted({d.date().isoformat() for d in _naive_dates(dates).dropna().dt.normalize()}))
+    return tuple(sorted({d.date().isoformat() for d in naive_dates(dates).dropna().dt.normalize()}))
 
 
-def _naive_dates(values: pd.Series) -> pd.Series:
+def naive_dates(values: pd.Series) -> pd.Series:
     """`values` read as ISO dates (unreadable ones missing), without a time zone."""
     import pandas as pd
 
@@ -164,17 +164,18 @@ def _naive_dates(values: pd.Series) -> pd.Series:
     return parsed
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """A numpy scalar as the plain Python value; whole floats stay floats (a float column's set is floats)."""
     return value.item() if hasattr(value, "item") else value
 
 
-def _ordered(values: Iterable[Any]) -> list[Any]:
+def ordered_values(values: Iterable[Any]) -> list[Any]:
     """Values of mixed types sorted by type name, then value."""
     return sorted(values, key=lambda v: (type(v).__name__, v))
 
 
-def _num(value: float | None) -> str:
+def number_text(value: float | None) -> str:
+    """A number as short text for the config and the suite: whole floats without ".0", else 6 digits."""
     if value is None:
         return "-"
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
@@ -182,8 +183,9 @@ def _num(value: float | None) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def _examples(column: Column, limit: int = 3) -> str:
+def examples_text(column: Column, limit: int = 3) -> str:
+    """The column's first few values, for a comment: "(a, b, c, ...)"."""
     shown = list(column.values[:limit])
     more = ", ..." if column.distinct > limit or not column.values else ""
-    return "(" + ", ".join(_num(v) if isinstance(v, float) else repr(v) for v in shown) + more + ")"
+    return "(" + ", ".join(number_text(v) if isinstance(v, float) else repr(v) for v in shown) + more + ")"
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from airflow_mlops.core.onboarding.profile import _num
+from airflow_mlops.core.onboarding.profile import number_text
 
 if TYPE_CHECKING:
     from airflow_mlops.core.onboarding.plan import Plan
@@ -135,7 +135,7 @@ def _primary_note(plan: Plan) -> str:
 def _evaluation_lines(plan: Plan) -> list[str]:
     p = plan.primary
     if plan.task == "regression":
-        rails = [f"  #   mae: {_num(2 * plan.margin or 0.01)}"]
+        rails = [f"  #   mae: {number_text(2 * plan.margin or 0.01)}"]
         floors = ["  #   r2: 0.1"]
         leakage = _c("  leakage_threshold: null", "rmse has no best score to smell leakage by (only bounded metrics do)")
     else:
@@ -144,7 +144,7 @@ def _evaluation_lines(plan: Plan) -> list[str]:
         leakage = _c("  leakage_threshold: 0.999", f"a test-set {p} this good smells of target leakage: reject")
     return [
         _c("evaluation:", "the champion/challenger gate"),
-        _c(f"  margin: {_num(plan.margin)}", plan.margin_note),
+        _c(f"  margin: {number_text(plan.margin)}", plan.margin_note),
         _c("  confidence: 0.95", "... and the paired-bootstrap 95% interval of the gain must exclude zero"),
         "  bootstrap_samples: 1000",
         _c("  # guard_rails:", "largest tolerated regression of other metrics; set them once a baseline is known"),
@@ -171,7 +171,7 @@ def _q(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return _num(value)
+        return number_text(value)
     text = str(value)
     if _PLAIN.fullmatch(text) and yaml.safe_load(text) == text:
         return text

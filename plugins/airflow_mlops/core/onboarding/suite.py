@@ -6,7 +6,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlops.core.onboarding.profile import ISO_DAY, _num
+from airflow_mlops.core.onboarding.profile import ISO_DAY, number_text
 
 if TYPE_CHECKING:
     from airflow_mlops.core.onboarding.plan import Plan
@@ -60,7 +60,7 @@ def _column_rules(plan: Plan, c: Column, feature_type: str | None) -> list[dict[
     if feature_type == "numeric" and c.minimum is not None and c.maximum is not None:
         low, high = _bounds(c.minimum, c.maximum, c.whole)
         floor = ", not below 0 (the sample has no negatives)" if c.minimum >= 0 and low == 0 else ""
-        rule("expect_column_values_to_be_between", f"the sample spans {_num(c.minimum)}..{_num(c.maximum)}; 10% of "
+        rule("expect_column_values_to_be_between", f"the sample spans {number_text(c.minimum)}..{number_text(c.maximum)}; 10% of "
              f"that range as slack either side{floor}", min_value=_whole(low), max_value=_whole(high))
     if c.values and (feature_type == "categorical" or (is_target and plan.classification)):
         what = "classes" if is_target else "values"

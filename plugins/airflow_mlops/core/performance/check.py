@@ -21,8 +21,10 @@ from airflow_mlops.core import monitoring
 from airflow_mlops.core.errors import NothingToCheck, PerformanceError
 from airflow_mlops.core.performance import decay as decay_rule
 from airflow_mlops.core.performance import inputs
+from airflow_mlops.core.performance.evidence import log_check
 from airflow_mlops.core.performance.join import JoinResult, check_join_rate, join_day
 from airflow_mlops.core.performance.metrics import RealizedMetrics, realized_metrics
+from airflow_mlops.core.performance.tags import CHECKED_AT_TAG, DAY_TAG, JUDGED_TAG, STEP, VERDICT_TAG, VERSION_TAG
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -32,15 +34,6 @@ if TYPE_CHECKING:
     from airflow_mlops.core.config import PipelineConfig
 
 log = logging.getLogger(__name__)
-
-#: Tags of a performance-check run (the debounce, the table and `airflow-mlops performance` read them back).
-STEP = "performance"
-DAY_TAG = "performance.day"
-VERSION_TAG = "performance.version"  # the champion version judged
-VERDICT_TAG = "performance.verdict"  # decay | no_decay | not_judged | join_failed
-JUDGED_TAG = "performance.judged"
-METRIC_TAG = "performance.metric"
-CHECKED_AT_TAG = "performance.checked_at"
 
 
 @dataclass
@@ -152,7 +145,7 @@ def check_day(
     from airflow_mlops.core.registry import CHAMPION, get_alias_version
 
     perf = config.monitoring.performance
-    now = monitoring._aware(now or dt.datetime.now(dt.UTC))
+    now = monitoring.aware_utc(now or dt.datetime.now(dt.UTC))
     champion = get_alias_version(client, config.model_name, CHAMPION)
     if champion is None:
         raise NothingToCheck(f"{config.model_name} has no champion: no predictions to judge (train one first)")
@@ -189,8 +182,6 @@ def check_day(
         failed = DayCheck(**base, realized={}, judgement=decay_rule.Judgement(False, False, str(exc)), promise=None,
                           reason=str(exc))
         if log_run:
-            from airflow_mlops.core.performance.evidence import log_check
-
             exc.run_id = log_check(client, failed, tags=tags or {}, status="FAILED")  # type: ignore[attr-defined]
         raise
 
@@ -211,8 +202,6 @@ def check_day(
     check.requested, check.reason = decide_request(client, config, check, now=now)
     log.info("%s; retrain %s: %s", check.summary(), "REQUESTED" if check.requested else "not requested", check.reason)
     if log_run:
-        from airflow_mlops.core.performance.evidence import log_check
-
         check.run_id = log_check(client, check, tags=tags or {})
     return check
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import monitoring, reports, tracking
 from airflow_mlops.core.filters import quote_filter_value
-from airflow_mlops.core.performance.check import (
+from airflow_mlops.core.performance.tags import (
     CHECKED_AT_TAG,
     DAY_TAG,
     JUDGED_TAG,
@@ -26,13 +26,13 @@ from airflow_mlops.core.performance.check import (
     STEP,
     VERDICT_TAG,
     VERSION_TAG,
-    DayCheck,
 )
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from airflow_mlops.core.config import PipelineConfig
+    from airflow_mlops.core.performance.check import DayCheck
 
 #: The per-day table's columns, in order (CSV, the CLI).
 TABLE_COLUMNS = ("day", "version", "main_version", "rows", "predictions", "join_rate", "metric", "realized", "low",
@@ -73,7 +73,7 @@ def log_check(client: MlflowClient, check: DayCheck, *, tags: dict[str, str], st
         client.log_param(run_id, "min_join_rate", config.monitoring.performance.min_join_rate)
         client.log_param(run_id, "bootstrap_samples", config.monitoring.performance.bootstrap_samples)
         client.log_param(run_id, "positive_class", str(check.positive_class))
-        monitoring._log_metrics(client, run_id, check_metrics(check))
+        monitoring.log_metrics(client, run_id, check_metrics(check))
         table = [*[r for r in performance_table(client, config, days=TABLE_DAYS) if r["day"] != check.day.isoformat()],
                  check.table_row()]
         table.sort(key=lambda r: r["day"])

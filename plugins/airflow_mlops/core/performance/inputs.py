@@ -202,7 +202,7 @@ def _read_labels_file(config: PipelineConfig, file: Path) -> pd.DataFrame:
     try:
         if file.suffix == ".parquet":
             return pd.read_parquet(file)
-        return data._read_csv(file, na_values=config.source.na_values, text_columns=text_columns)
+        return data.read_csv(file, na_values=config.source.na_values, text_columns=text_columns)
     except DataSourceError as exc:
         raise PerformanceError(str(exc)) from None
     except (OSError, ValueError) as exc:
@@ -273,15 +273,15 @@ def known_classes(
 def _training_classes(client: MlflowClient | None, config: PipelineConfig, version: str) -> list[Any]:
     import pyarrow.parquet as pq
 
-    from airflow_mlops.core.monitoring import _local_path, _training_input_uri
+    from airflow_mlops.core.monitoring import local_path, training_input_uri
 
     if client is None:
         raise PerformanceError("no MLflow client")
     mv = client.get_model_version(config.model_name, version)
     if not mv.run_id:
         raise PerformanceError("the version has no training run")
-    uri = _training_input_uri(client.get_run(mv.run_id))
-    path = _local_path(uri) if uri else None
+    uri = training_input_uri(client.get_run(mv.run_id))
+    path = local_path(uri) if uri else None
     if path is None or not path.is_file():
         raise PerformanceError(f"its training snapshot ({uri or 'not logged'}) cannot be read here")
     column = pq.read_table(path, columns=[config.target]).column(0)

@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.errors import PerformanceError
 from airflow_mlops.core.evaluation.bootstrap import (
-    _auc_kernel,
-    _from_confusion,
-    _regression_kernel,
+    auc_kernel,
     confusion_metric,
+    from_confusion,
     multinomial_resamples,
+    regression_kernel,
 )
 from airflow_mlops.core.performance.join import ACTUAL
 from airflow_mlops.core.training import LOWER_IS_BETTER
@@ -173,7 +173,7 @@ def _binary(joined: pd.DataFrame, names: list[str], positive: Any, notes: list[s
     loss = -np.log(np.clip(np.where(y, score, 1.0 - score), eps, 1.0 - eps)) if "log_loss" in names else empty
     for name in names:
         if name in LABEL_METRICS:
-            values[name] = _from_confusion(name, cells, 2, 1)
+            values[name] = from_confusion(name, cells, 2, 1)
         elif name == "roc_auc":
             values[name] = _grouped_auc(groups.pos, groups.neg)
             if not math.isfinite(values[name]):
@@ -187,9 +187,9 @@ def _binary(joined: pd.DataFrame, names: list[str], positive: Any, notes: list[s
 
     def kernel_for(metric: str) -> Callable[[np.ndarray], float]:
         if metric in LABEL_METRICS:
-            return lambda w: _from_confusion(metric, np.bincount(code, weights=w, minlength=4), 2, 1)
+            return lambda w: from_confusion(metric, np.bincount(code, weights=w, minlength=4), 2, 1)
         if metric == "roc_auc":
-            return _auc_kernel(y, score)
+            return auc_kernel(y, score)
         if metric == "log_loss":
             return lambda w: float(np.dot(w, loss) / w.sum())
         raise PerformanceError(f"no bootstrap for metric {metric!r}")
@@ -221,14 +221,14 @@ def _multiclass(
     except KeyError as exc:
         raise PerformanceError(f"class {exc.args[0]!r} is not among the model's classes {labels}") from None
     cells = np.bincount(code, minlength=k * k).astype(float)
-    values = {name: _from_confusion(name, cells, k) for name in names if name in LABEL_METRICS}
+    values = {name: from_confusion(name, cells, k) for name in names if name in LABEL_METRICS}
     skipped = [name for name in names if name not in LABEL_METRICS]
     if skipped:
         notes.append(f"{', '.join(skipped)}: not computed (batch predictions carry no per-class probabilities)")
-    values["accuracy"] = _from_confusion("accuracy", cells, k)
+    values["accuracy"] = from_confusion("accuracy", cells, k)
 
     def kernel_for(metric: str) -> Callable[[np.ndarray], float]:
-        return lambda w: _from_confusion(metric, np.bincount(code, weights=w, minlength=k * k), k)
+        return lambda w: from_confusion(metric, np.bincount(code, weights=w, minlength=k * k), k)
 
     def fast_for(metric: str) -> Callable | None:
         return lambda rng, b: (confusion_metric(metric, _poisson(rng, cells, b), k, -1), _CELLS_METHOD)
@@ -245,12 +245,12 @@ def _regression(joined: pd.DataFrame, names: list[str]) -> tuple[dict, Any, Any]
         raise PerformanceError("regression predictions hold missing or infinite scores: re-score the day")
     error = actual - pred
     ones = np.ones(len(actual))
-    values = {name: _regression_kernel(name, actual, pred)(ones) for name in names}
+    values = {name: regression_kernel(name, actual, pred)(ones) for name in names}
     values["mean_actual"] = float(actual.mean())
     values["mean_predicted"] = float(pred.mean())
 
     def kernel_for(metric: str) -> Callable[[np.ndarray], float]:
-        return _regression_kernel(metric, actual, pred)
+        return regression_kernel(metric, actual, pred)
 
     def fast_for(metric: str) -> Callable | None:
         if metric == "mae":

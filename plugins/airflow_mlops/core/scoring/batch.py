@@ -2,7 +2,7 @@
 
 ``batch_file`` finds ``<scoring.source>/<pipeline>_YYYY-MM-DD.csv`` (or ``.parquet``) inside the allowed
 folders; ``scan`` streams the file once for its ``sha256:`` digest (of the bytes: the same file, the same
-digest) and, for a CSV, the checks ``data._read_csv`` makes on a whole file (UTF-8, NUL bytes, header,
+digest) and, for a CSV, the checks ``data.read_csv`` makes on a whole file (UTF-8, NUL bytes, header,
 delimiter, ragged or truncated rows), in constant memory; ``read_chunks`` yields frames of
 ``scoring.chunk_rows`` rows read as the snapshot reads them; ``UniqueIds`` checks ids across chunks.
 """
