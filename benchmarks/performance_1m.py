@@ -51,7 +51,7 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from airflow_mlops.core.config import load_config
-    from airflow_mlops.core.evaluation.bootstrap import _auc_kernel
+    from airflow_mlops.core.evaluation.bootstrap import auc_kernel
     from airflow_mlops.core.performance import realized_metrics
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -77,7 +77,7 @@ def main() -> None:
     t = time.perf_counter()
     sk = roc_auc_score(y, score)
     sklearn_t = time.perf_counter() - t
-    kernel = _auc_kernel(y, score)
+    kernel = auc_kernel(y, score)
     rng = np.random.default_rng(0)
     t = time.perf_counter()
     for _ in range(10):

@@ -254,7 +254,6 @@ def auc_kernel(positive: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray]
     return auc
 
 
-_auc_kernel = auc_kernel  # the name benchmarks/performance_1m.py imports
 
 
 def from_confusion(metric: str, counts: np.ndarray, k: int, pos: int = 1) -> float:
