@@ -254,8 +254,6 @@ def auc_kernel(positive: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray]
     return auc
 
 
-
-
 def from_confusion(metric: str, counts: np.ndarray, k: int, pos: int = 1) -> float:
     """accuracy / precision / recall / f1 from a flattened (weighted) confusion matrix (binary: of the
     class at index `pos`, multiclass: macro average; zero_division=0)."""
