@@ -77,7 +77,8 @@ def roc_plot(
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     if len(labels) <= 2 and labels:
-        title = f"{title} (positive class {labels[pos]!r})"
+        positive_label = labels[pos].item() if hasattr(labels[pos], "item") else labels[pos]  # np.int64(1) -> 1
+        title = f"{title} (positive class {positive_label!r})"
     ax.set_title(title if len(labels) <= 2 else f"{title} (micro-averaged one-vs-rest)")
     ax.legend(loc="lower right")
     return _save(fig, path)
