@@ -42,7 +42,7 @@ def add_versions(client, model: str, n: int) -> None:
     entries = [{"at": (start + dt.timedelta(minutes=i)).isoformat(), "model": model, "action": "promote",
                 "alias": "champion", "from": str(i), "to": str(i + 1), "by": "airflow:churn_retrain/x/deploy",
                 "actor": {"airflow.dag_id": "churn_retrain"}, "reason": f"bench move {i}"} for i in range(n)]
-    registry._append_ledger(client, model, entries)
+    registry.append_ledger(client, model, entries)
     # each real move also leaves its lock, intent and unlock parameters on the ledger run
     from mlflow.entities import Param
 

@@ -30,9 +30,6 @@ from airflow_mlops.core.registry.ledger import (
     history,
     recorded_moves,
 )
-
-# benchmarks/models_page.py writes a long ledger through the old private name.
-from airflow_mlops.core.registry.ledger import append_ledger as _append_ledger
 from airflow_mlops.core.registry.lock import lock_holder
 from airflow_mlops.core.registry.promotion import promote, record_decision, restore, rollback
 from airflow_mlops.core.registry.status import (
@@ -81,7 +78,6 @@ __all__ = [
     "PromotionError",
     "PromotionInProgressError",
     "UnknownModelError",
-    "_append_ledger",
     "alias_versions",
     "append_ledger",
     "describe_actor",
