@@ -201,9 +201,12 @@ def redacted(text: str) -> str:
 BaseOperator.get_serialized_fields()
 
 
-def task_identity(context: Context) -> str:
-    """``dag_id/run_id/task_id/map_index``: the same for every try of one task instance (its retries)."""
-    ti = context["ti"]
+def task_identity(context: Context) -> str | None:
+    """``dag_id/run_id/task_id/map_index``: the same for every try of one task instance (its retries); None when
+    called outside a task instance (``execute({})``), where a temp file carries no writer."""
+    ti = context.get("ti")
+    if ti is None:
+        return None
     map_index = getattr(ti, "map_index", None)
     return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{-1 if map_index is None else map_index}"
 
