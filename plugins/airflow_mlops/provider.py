@@ -43,6 +43,32 @@ CONN_FIELDS: dict[str, Any] = {
     },
 }
 
+#: Every `[mlops]` option the package reads (tests/unit/test_provider_config.py greps the code for them): `airflow
+#: config list` shows them with their descriptions, and `conf.get("mlops", ...)` falls back to these defaults.
+CONFIG: dict[str, Any] = {
+    "mlops": {
+        "description": "airflow-mlops: where its pipelines are and where its links point.\n",
+        "options": {
+            "pipelines_folder": {
+                "description": "The folder of pipeline YAMLs every reader uses (the DAGs, the CLI, alerts, the "
+                "Models page). Empty: the project's include/pipelines.\n",
+                "version_added": None,
+                "type": "string",
+                "example": "/opt/airflow/include/pipelines",
+                "default": None,
+            },
+            "mlflow_ui_url": {
+                "description": "The MLflow UI address the tasks' extra links (MLflow run, model version) "
+                "point to.\n",
+                "version_added": None,
+                "type": "string",
+                "example": "https://mlflow.example.com",
+                "default": "http://localhost:5000",
+            },
+        },
+    },
+}
+
 
 def get_provider_info() -> dict[str, Any]:
     behaviour = copy.deepcopy(UI_FIELD_BEHAVIOUR)
@@ -69,4 +95,5 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_mlops.links.MlflowRunLink",
             "airflow_mlops.links.MlflowModelVersionLink",
         ],
+        "config": copy.deepcopy(CONFIG),
     }
