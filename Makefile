@@ -48,7 +48,7 @@ $(AIRFLOW_HOME)/airflow.db: | install
 	$(BIN)/airflow pools set mlops_promotion 1 "One promotion at a time (airflow-mlops)" > /dev/null
 
 demo: install data/churn/.generated data/diabetes/diabetes.csv $(AIRFLOW_HOME)/airflow.db
-	$(BIN)/python -m airflow_mlops.demo
+	$(BIN)/python -m tools.demo
 
 # One DAG run on the project-local state: make dag-test DAG=churn_retrain CONF='{"as_of": "2026-02-12"}'
 DAG ?= churn_retrain
@@ -75,10 +75,10 @@ browser:
 # The production shape without containers (PostgreSQL + Redis on loopback, CeleryExecutor with two
 # workers, triggerer, MLflow server with basic auth): state and logs in .stack/. See docs/deploy.md.
 stack-up: install
-	$(BIN)/python -m airflow_mlops.stack up
+	$(BIN)/python -m tools.stack up
 
 stack-down: install
-	$(BIN)/python -m airflow_mlops.stack down
+	$(BIN)/python -m tools.stack down
 
 # Brings its own stack up (in .stack-test/, fresh databases), drives it through the REST API, tears it down.
 stack-test: install

@@ -1,6 +1,6 @@
 -- The databases of the stack, created by the postgres image's entrypoint on the first start of an
 -- empty data volume (/docker-entrypoint-initdb.d). The names are StackSettings.database(...) in
--- plugins/airflow_mlops/stack/components.py: Airflow's metadata (and Celery results), MLflow's
+-- tools/stack/components.py: Airflow's metadata (and Celery results), MLflow's
 -- tracking store, MLflow's users and permissions.
 -- Idempotent (psql's \gexec), so it can be re-run on an existing server:
 --   docker compose exec postgres psql -U airflow_mlops -d postgres -f /docker-entrypoint-initdb.d/10-airflow-mlops.sql

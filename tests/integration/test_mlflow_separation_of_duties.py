@@ -24,8 +24,8 @@ from mlflow.exceptions import MlflowException
 
 from airflow_mlops.core import mlflow_auth, registry
 from airflow_mlops.hooks import mlflow as mlflow_hook
-from airflow_mlops.stack import components as c
-from airflow_mlops.stack import manager
+from tools.stack import components as c
+from tools.stack import manager
 
 pytestmark = pytest.mark.timeout(300)
 

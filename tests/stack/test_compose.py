@@ -1,4 +1,4 @@
-"""docker-compose.yaml runs what the native stack runs (airflow_mlops.stack.components).
+"""docker-compose.yaml runs what the native stack runs (tools.stack.components).
 
 Same services, programs, subcommands and options; the same Airflow settings; a valid Compose file;
 secrets only as ${...} references to .env; an image built from requirements.lock. Each test fails
@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from airflow_mlops.stack import components as c
+from tools.stack import components as c
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
@@ -42,8 +42,9 @@ COMPOSE_ONLY = {
     "minio": "optional S3 artifact store (profile minio)",
     "minio-init": "creates the MinIO bucket (profile minio)",
 }
-#: Native settings a container does without: its own hostname already tells the workers apart.
-NATIVE_ONLY_ENV = {"AIRFLOW__CORE__HOSTNAME_CALLABLE", "AIRFLOW_MLOPS_STACK_WORKER", "PATH"}
+#: Native settings a container does without: its own hostname already tells the workers apart (so it needs no
+#: checkout on PYTHONPATH for the native workers' hostname callable in tools/).
+NATIVE_ONLY_ENV = {"AIRFLOW__CORE__HOSTNAME_CALLABLE", "AIRFLOW_MLOPS_STACK_WORKER", "PATH", "PYTHONPATH"}
 #: Settings whose values are site-specific (paths, URLs, ports, secrets): only their names must match.
 SITE_SPECIFIC_ENV = {
     "AIRFLOW_HOME", "AIRFLOW_MLOPS_HOME", "AIRFLOW_MLOPS_DATA_ROOTS", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER",
@@ -332,8 +333,10 @@ def test_state_code_and_data_are_mounted_in_every_airflow_container(services, co
         root = PurePosixPath(env["AIRFLOW__CORE__DAGS_FOLDER"]).parent  # the project root: include/ beside dags/
         assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == str(root / "plugins")
         targets = mounts(services[service])
-        for folder in ("dags", "plugins", "include", "data"):
+        for folder in ("dags", "include", "data"):
             assert str(root / folder) in targets, f"{service}: {root / folder} is not mounted"
+        # Airflow appends the plugins folder to sys.path: the image's installed package would shadow a mount there
+        assert str(root / "plugins") not in targets, f"{service}: plugins/ mounted, but the image's wheel is what runs"
         state = targets.get(env["AIRFLOW_MLOPS_HOME"])
         assert state in compose["volumes"], f"{service}: AIRFLOW_MLOPS_HOME must be the shared named volume"
     sources = {
@@ -366,15 +369,15 @@ def test_postgres_init_creates_the_native_databases(native, services):
 
 
 def test_airflow_init_runs_the_stack_init(services, monkeypatch):
-    from airflow_mlops.stack import __main__ as cli
-    from airflow_mlops.stack import manager
+    from tools.stack import __main__ as cli
+    from tools.stack import manager
 
     command = services["airflow-init"]["command"]
-    assert command[:3] == ["python", "-m", "airflow_mlops.stack"] and command[3:] == ["init"]
+    assert command[:3] == ["python", "-m", "tools.stack"] and command[3:] == ["init"]
     called = []
     monkeypatch.setattr(manager, "init_from_env", lambda **kwargs: called.append(kwargs))
     assert cli.main(command[3:]) == 0
-    assert called, "`python -m airflow_mlops.stack init` must run manager.init_from_env()"
+    assert called, "`python -m tools.stack init` must run manager.init_from_env()"
     deps = services["airflow-init"]["depends_on"]
     assert deps["mlflow"]["condition"] == "service_healthy" and deps["postgres"]["condition"] == "service_healthy"
     for service in airflow_services(services):
@@ -494,11 +497,28 @@ def test_dockerfile_installs_from_the_lock(compose):
     assert (ROOT / common["context"] / common["dockerfile"]).resolve() == DOCKERFILE
 
 
-def test_image_imports_the_package_from_the_plugins_folder(services):
-    """components.PROJECT_ROOT is three folders above the module: /opt/airflow only when the package is
-    imported from /opt/airflow/plugins (installed in site-packages, include/pipelines would not be found)."""
-    pythonpath = re.search(r"PYTHONPATH=(\S+)", DOCKERFILE.read_text())
-    assert pythonpath and pythonpath[1] == services["airflow-init"]["environment"]["AIRFLOW__CORE__PLUGINS_FOLDER"]
+def test_image_installs_the_package_once(services):
+    """The wheel is the one copy of airflow_mlops in the image: no second copy of plugins/ shadowing it
+    (PYTHONPATH), include/ found through AIRFLOW_MLOPS_PROJECT_ROOT, and tools/ there for airflow-init."""
+    text = DOCKERFILE.read_text()
+    instructions = [
+        line.strip() for line in re.sub(r"\\\n", " ", text).splitlines() if line.strip()[:1] not in {"", "#"}
+    ]
+    installs = [line for line in instructions if re.search(r"pip install\b.*--no-deps", line)]
+    assert len(installs) == 1, f"install the project once, not {installs}"
+    assert "PYTHONPATH" not in "\n".join(instructions), "no PYTHONPATH: a copy of plugins/ on it shadows the wheel"
+    plugin_copies = [line for line in instructions if line.startswith("COPY") and line.split()[1] == "plugins"]
+    assert [line.split()[-1] for line in plugin_copies] == ["/tmp/airflow-mlops/plugins"], (
+        f"plugins/ is copied only as the source of the one install, not {plugin_copies}"
+    )
+    env = services["airflow-init"]["environment"]
+    root = str(PurePosixPath(env["AIRFLOW__CORE__DAGS_FOLDER"]).parent)
+    assert re.search(rf"AIRFLOW_MLOPS_PROJECT_ROOT={re.escape(root)}(\s|$)", text), (
+        f"the installed package finds include/pipelines through AIRFLOW_MLOPS_PROJECT_ROOT={root}"
+    )
+    workdir = [line.split()[1] for line in instructions if line.startswith("WORKDIR")]
+    assert workdir[-1:] == [root], "`python -m tools.stack init` (airflow-init) imports tools/ from the WORKDIR"
+    assert f"COPY tools {root}/tools" in instructions, "airflow-init runs tools.stack: the image needs tools/"
 
 
 def test_docker_build_context_lets_the_copied_files_through():
@@ -525,7 +545,7 @@ def test_mlflow_entrypoint_writes_the_native_auth_config(tmp_path, services):
     uri = "postgresql+psycopg2://u:p@postgres:5432/airflow_mlops_mlflow_auth"
     env = {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(ROOT / "plugins"),
+        "AIRFLOW_MLOPS_PROJECT_ROOT": str(ROOT),  # the image's /opt/airflow, where tools/ is
         "MLFLOW_AUTH_CONFIG_PATH": str(ini),
         "AIRFLOW_MLOPS_MLFLOW_AUTH_DATABASE_URI": uri,
     }

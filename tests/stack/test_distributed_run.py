@@ -22,10 +22,10 @@ from urllib.parse import quote
 import pytest
 from conftest import smtp_connection
 
-from airflow_mlops.stack import manager
-from airflow_mlops.stack.api import AirflowApi
-from airflow_mlops.stack.components import PROJECT_ROOT, StackSettings, load_secrets
-from airflow_mlops.stack.processes import StackError, check_service
+from tools.stack import manager
+from tools.stack.api import AirflowApi
+from tools.stack.components import PROJECT_ROOT, StackSettings, load_secrets
+from tools.stack.processes import StackError, check_service
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(2400)]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_mlops.stack import processes
-from airflow_mlops.stack.components import PORT_SETTINGS, Component, StackSettings, components, load_secrets
-from airflow_mlops.stack.processes import StackError
+from tools.stack import processes
+from tools.stack.components import PORT_SETTINGS, Component, StackSettings, components, load_secrets
+from tools.stack.processes import StackError
 
 
 def _sleeper(name: str) -> Component:
@@ -73,7 +73,7 @@ def test_secrets_are_generated_once_with_private_permissions(tmp_path):
 @pytest.mark.parametrize("profile", ["cluster", "local"])
 def test_the_stacks_data_root_is_never_inside_the_state_folder(tmp_path, profile):
     """With --profile local the home is the state folder .mlops: its sources live in the project's data/ instead."""
-    from airflow_mlops.stack.components import airflow_env
+    from tools.stack.components import airflow_env
 
     stack = StackSettings.from_env(profile, home=tmp_path / ".mlops")
     env = airflow_env(stack, load_secrets(stack))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from airflow_mlops.stack.components import Component
+    from tools.stack.components import Component
 
 
 class StackError(RuntimeError):

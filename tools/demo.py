@@ -1,6 +1,6 @@
 """`make demo`: the churn pipeline's life over simulated days, told as a story.
 
-    python -m airflow_mlops.demo
+    python -m tools.demo
 
 Days 1-3 are each one `airflow dags test churn_retrain <day>` (the real Airflow task runner, no
 scheduler needed) on the project-local state in .mlops/; days 4-6 start Airflow's scheduler,
@@ -203,9 +203,9 @@ def stack_days(n: int, client, log_dir: Path, inbox: Inbox | None) -> int:
     Day n: the data drifts and the drift monitor asks; day n + 1: the concept drifts and only the performance
     monitor, on the delayed labels, can see it.
     """
-    from airflow_mlops.stack import manager
-    from airflow_mlops.stack.api import AirflowApi
-    from airflow_mlops.stack.components import StackSettings, load_secrets
+    from tools.stack import manager
+    from tools.stack.api import AirflowApi
+    from tools.stack.components import StackSettings, load_secrets
 
     print(f"Day {n}  {DRIFT_CHECKS[0]}  customers behave differently since 2026-03-01: does the drift monitor notice?")
     stack = StackSettings.from_env("local", home=settings.mlops_home())

@@ -1,17 +1,17 @@
-"""`make stack-up` / `make stack-down` / `python -m airflow_mlops.stack status`."""
+"""`make stack-up` / `make stack-down` / `python -m tools.stack status`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from airflow_mlops.stack import manager
-from airflow_mlops.stack.components import StackSettings
-from airflow_mlops.stack.processes import StackError
+from tools.stack import manager
+from tools.stack.components import StackSettings
+from tools.stack.processes import StackError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m airflow_mlops.stack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.stack", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status", "init"])
     parser.add_argument("--profile", choices=["cluster", "local"], default="cluster")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for health")

@@ -13,14 +13,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from airflow_mlops.stack import components as c
-from airflow_mlops.stack import processes
-from airflow_mlops.stack.processes import StackError
+from tools.stack import components as c
+from tools.stack import processes
+from tools.stack.processes import StackError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from airflow_mlops.stack.components import StackSettings
+    from tools.stack.components import StackSettings
 
 DATABASES = ("airflow", "mlflow", "mlflow_auth")
 LEDGER_EXPERIMENT = "airflow-mlops-ledger"  # = core.registry.LEDGER_EXPERIMENT (core imports mlflow)
@@ -135,14 +135,16 @@ def _start_mlflow(
 
 
 def pipelines() -> list[tuple[str, str]]:
-    """(pipeline name, registered model name) of every pipeline config in include/pipelines/ that loads
-    (a broken one has no DAGs, which name it in their import errors, so it needs no grants)."""
-    from airflow_mlops.core.config import pipeline_configs
+    """(pipeline name, registered model name) of every pipeline of the catalog (`[mlops] pipelines_folder`) that the
+    DAGs are built from (a refused one has no DAGs, which name it in their import errors, so it needs no grants)."""
+    from airflow_mlops import settings
+    from airflow_mlops.core.catalog import read_catalog
 
-    folder = c.PROJECT_ROOT / "include" / "pipelines"
-    found = sorted({(config.name, config.model_name) for config in pipeline_configs(folder)})
+    folder = settings.pipelines_folder()
+    found = sorted({(config.name, config.model_name) for config in read_catalog(folder).configs})
     if not found:
-        raise StackError(f"No pipeline configs in {folder}: set AIRFLOW_MLOPS_PROJECT_ROOT to the checkout")
+        raise StackError(f"No pipeline configs in {folder}: set AIRFLOW_MLOPS_PROJECT_ROOT to the checkout, "
+                         f"or [mlops] pipelines_folder (AIRFLOW__MLOPS__PIPELINES_FOLDER) to the pipelines")
     return found
 
 

@@ -21,10 +21,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airflow_mlops import settings
-
-#: The checkout (dags/, plugins/, include/): this package's grandparent when it runs from plugins/.
-PROJECT_ROOT = settings.project_root()
+#: The checkout (dags/, plugins/, include/, tools/): $AIRFLOW_MLOPS_PROJECT_ROOT, else this package's grandparent.
+PROJECT_ROOT = Path(os.environ.get("AIRFLOW_MLOPS_PROJECT_ROOT") or Path(__file__).resolve().parents[2])
 
 #: Loopback ports of the native stack (environment variable, default).
 PORT_SETTINGS = {
@@ -286,7 +284,9 @@ def components(stack: StackSettings, secret: dict[str, str]) -> list[Component]:
                     ("airflow", "celery", "worker", "--celery-hostname", f"worker{index}@%h"),
                     env | {
                         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port),
-                        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "airflow_mlops.stack.hostname.worker_hostname",
+                        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tools.stack.hostname.worker_hostname",
+                        # the hostname callable lives in tools/ (not in the wheel): the checkout on the path
+                        "PYTHONPATH": os.pathsep.join(filter(None, (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")))),
                         "AIRFLOW_MLOPS_STACK_WORKER": f"worker{index}",
                     },
                     port,
