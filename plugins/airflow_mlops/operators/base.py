@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_mlops.airflow_internals import share_operator_serialized_fields
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
@@ -198,7 +200,7 @@ def redacted(text: str) -> str:
 # Serializing a DAG asks each operator class for its serialized fields (the same set for every class: the attributes
 # of a bare BaseOperator), which Airflow computes by building a BaseOperator and caches on the class asked. Asked once
 # of BaseOperator here, every class inherits the answer: one computation per DAG parse instead of one per class.
-BaseOperator.get_serialized_fields()
+share_operator_serialized_fields()
 
 
 def task_identity(context: Context) -> str | None:

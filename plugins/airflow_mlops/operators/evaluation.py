@@ -103,7 +103,7 @@ class PromotionBranchOperator(BaseBranchOperator):
     for a person (`evaluation.approval`), wait for one first.
 
     Waiting uses Airflow 3.3's human-in-the-loop primitive, as its HITLBranchOperator does: the request (the
-    evidence, Approve / Reject, a comment) is written with `upsert_hitl_detail` and the task parks in the
+    evidence, Approve / Reject, a comment) is written (airflow_internals.write_hitl_request) and the task parks in the
     awaiting-input state (Required Actions, and the Models page). Approve -> deploy, Reject -> record_rejection;
     no answer within `evaluation.approval.timeout_hours` -> Reject (the scheduler applies the default). The
     answer (who, when, the comment) is pushed as XCom `approval` for deploy / record_rejection to record.
@@ -134,9 +134,8 @@ class PromotionBranchOperator(BaseBranchOperator):
         from datetime import timedelta
 
         from airflow.sdk import Param
-        from airflow.sdk.exceptions import TaskAwaitingInput
-        from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
+        from airflow_mlops.airflow_internals import await_input, write_hitl_request
         from airflow_mlops.core import approval as ap
         from airflow_mlops.dag_defaults import PipelineNotifier
         from airflow_mlops.links import model_version_url, run_url
@@ -150,14 +149,14 @@ class PromotionBranchOperator(BaseBranchOperator):
         comment = Param(None, type=["null", "string"], maxLength=ap.COMMENT_LIMIT, source="task",
                         description="Why (recorded on the model version and in the ledger)")
         context["ti"].xcom_push(key="approval_request", value=ev)  # what the Models page lists
-        upsert_hitl_detail(
+        write_hitl_request(
             ti_id=context["task_instance"].id, options=[ap.APPROVE, ap.REJECT], subject=subject, body=body,
             defaults=[ap.REJECT],  # what the scheduler answers when the time is up
-            multiple=False, params={ap.COMMENT: comment.serialize()},
+            params={ap.COMMENT: comment.serialize()},
         )
         PipelineNotifier("approval_waiting", request["config_path"])(context)
         self.log.info("Waiting up to %g h for a person:\n%s", ev["timeout_hours"], body)
-        raise TaskAwaitingInput(method_name="execute_complete", timeout=timedelta(hours=float(ev["timeout_hours"])))
+        await_input(method_name="execute_complete", timeout=timedelta(hours=float(ev["timeout_hours"])))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resumed with the answer (Airflow's HITL resume event): record it and follow it."""
