@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -79,3 +80,19 @@ def test_the_stacks_data_root_is_never_inside_the_state_folder(tmp_path, profile
     env = airflow_env(stack, load_secrets(stack))
     data_root, state = Path(env["AIRFLOW_MLOPS_DATA_ROOTS"]), Path(env["AIRFLOW_MLOPS_HOME"])
     assert not data_root.is_relative_to(state) and not state.is_relative_to(data_root)
+
+
+def test_native_workers_load_their_hostname_callable_from_tools(tmp_path):
+    """The hostname callable lives in tools/ (not in the wheel): a worker's environment must import it from any
+    cwd, or Airflow refuses to start the worker ("The object could not be loaded ... hostname_callable")."""
+    stack = StackSettings.from_env("cluster", home=tmp_path)
+    workers = [part for part in components(stack, load_secrets(stack)) if part.name.startswith("airflow-worker-")]
+    assert len({(p.env["AIRFLOW__CORE__HOSTNAME_CALLABLE"], p.env["PYTHONPATH"]) for p in workers}) == 1
+    part = workers[-1]  # one Airflow import is enough: the workers differ only by name and port
+    env = {**os.environ, **part.env, "AIRFLOW_HOME": str(tmp_path / "airflow")}
+    done = subprocess.run(
+        [sys.executable, "-c", "from airflow.utils.net import get_hostname; print(get_hostname())"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().startswith(f"{part.env['AIRFLOW_MLOPS_STACK_WORKER']}@"), done.stdout
