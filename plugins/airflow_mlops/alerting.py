@@ -314,14 +314,20 @@ def send_rollback_alert(
     model: str, result: dict[str, Any], *, who: str, reason: str, config_path: str | None = None
 ) -> dict[str, str] | None:
     """The rolled_back alert of a rollback by a person (CLI, Models page), through the routes of the pipeline
-    serving `model` (or of `config_path`); None, logged, when no pipeline in include/pipelines/ serves it."""
-    from airflow_mlops.core.config import load_config, pipeline_configs
+    serving `model` in the pipeline catalog (or of `config_path`); None, logged, when no pipeline there serves it
+    (or the one that claims it was refused, as the DAGs refuse it)."""
+    from airflow_mlops import settings
+    from airflow_mlops.core.catalog import read_catalog
+    from airflow_mlops.core.config import load_config
 
+    config: PipelineConfig | None
     if config_path:
-        configs = [load_config(config_path, check_estimators=False)]
+        config = load_config(config_path, check_estimators=False)
     else:
-        configs = [c for c in pipeline_configs() if c.model_name == model][:1]
-    if not configs:
-        log.warning("no pipeline config in include/pipelines/ serves %s: no rolled_back alert sent", model)
-        return None
-    return send_alert(rollback_alert(configs[0], result, who=who, reason=reason, automatic=False), configs[0])
+        catalog = read_catalog(settings.pipelines_folder())
+        config = catalog.serving(model)
+        if config is None:
+            why = catalog.refused_models.get(model) or f"no pipeline in {catalog.folder} serves it"
+            log.warning("no rolled_back alert sent for %s: %s", model, why)
+            return None
+    return send_alert(rollback_alert(config, result, who=who, reason=reason, automatic=False), config)

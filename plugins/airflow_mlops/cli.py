@@ -86,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
         description="The per-day table of the performance monitor's checks (the latest check of each day), read from "
         "MLflow (experiment <pipeline>-monitoring). Exit codes: 0 shown, 2 unknown pipeline.",
     )
-    p.add_argument("pipeline", help="the pipeline's name (include/pipelines/<name>.yaml) or the path of its YAML")
+    p.add_argument("pipeline", help="the pipeline's name (<name>.yaml in [mlops] pipelines_folder, default "
+                   "include/pipelines/) or the path of its YAML")
     p.add_argument("--days", type=int, default=30, metavar="N", help="the last N days checked (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_performance)
@@ -104,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
                         "by the time the registry's promotion lock is held")
     p.add_argument("--reason", required=True, help="why; recorded in the ledger and sent in the rolled_back alert")
     p.add_argument("--config", metavar="PIPELINE", help="the pipeline config whose alert routes to use (default: the "
-                   "one in include/pipelines/ whose model.name is MODEL)")
+                   "pipeline of [mlops] pipelines_folder whose model.name is MODEL)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_rollback)
 
@@ -173,9 +174,11 @@ def _client(args: argparse.Namespace, *, moves_aliases: bool = False) -> MlflowC
 
 
 def _status(args: argparse.Namespace) -> int:
-    from airflow_mlops.core.overview import model_status
+    from airflow_mlops import settings
+    from airflow_mlops.core.overview import configs_or_none, model_status
 
-    rows = model_status(_client(args), days=args.days)  # the Models page shows the same rows
+    configs = configs_or_none(settings.pipelines_folder())  # the catalog the DAGs are built from
+    rows = model_status(_client(args), configs=configs, days=args.days)  # the Models page shows the same rows
     if args.json:
         print(json.dumps(rows, indent=2), file=args.out)
         return EXIT_OK
@@ -226,20 +229,22 @@ def _performance(args: argparse.Namespace) -> int:
 
 
 def _pipeline_config(name: str) -> PipelineConfig:
-    """A pipeline by name (include/pipelines/<name>.yaml, not a variant) or by the path of its YAML."""
+    """A pipeline of the catalog by name (`[mlops] pipelines_folder`/<name>.yaml, not a variant; refused as the DAGs
+    refuse it) or by the path of its YAML."""
     from pathlib import Path
 
-    from airflow_mlops.core.config import load_config, pipeline_configs
+    from airflow_mlops import settings
+    from airflow_mlops.core.catalog import read_catalog
+    from airflow_mlops.core.config import load_config
     from airflow_mlops.core.errors import ConfigError
 
+    catalog = read_catalog(settings.pipelines_folder())
     if name.endswith((".yaml", ".yml")) or "/" in name:
+        refused = {Path(file).resolve(): why for file, why in catalog.errors.items()}.get(Path(name).resolve())
+        if refused:  # a file of the catalog: refused here as the DAGs refuse it
+            raise ConfigError(refused)
         return load_config(Path(name), check_estimators=False)
-    configs = pipeline_configs()
-    found = next((c for c in configs if c.name == name and not c.variant_of), None)
-    if found is None:
-        known = ", ".join(sorted({c.name for c in configs})) or "none"
-        raise ConfigError(f"no pipeline named {name!r} in include/pipelines/ (pipelines: {known})")
-    return found
+    return catalog.pipeline(name)
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -304,7 +309,7 @@ def _alert_rollback(args: argparse.Namespace, result: dict[str, Any], actor: dic
     from airflow_mlops.alerting import send_rollback_alert
 
     if send_rollback_alert(args.model, result, who=actor["actor"], reason=args.reason, config_path=args.config) is None:
-        print(f"airflow-mlops: no pipeline config in include/pipelines/ serves {args.model}: no alert sent "
+        print(f"airflow-mlops: no pipeline in [mlops] pipelines_folder serves {args.model}: no alert sent "
               f"(give --config PIPELINE_YAML)", file=sys.stderr)
 
 

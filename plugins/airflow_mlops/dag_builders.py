@@ -1,7 +1,8 @@
 """A pipeline YAML in, its DAGs out: one builder per DAG kind.
 
-`pipeline_dags()` reads every `include/pipelines/*.yaml` and builds, for each pipeline that is not
-a variant (`variant_of:`), the DAGs of the kinds in `BUILDERS`:
+`pipeline_dags()` reads the pipeline catalog (core/catalog.py: every `*.yaml` of `[mlops] pipelines_folder`,
+default include/pipelines/) and builds, for each pipeline that is not a variant (`variant_of:`), the DAGs
+of the kinds in `BUILDERS`:
 
     <pipeline>_retrain        validate, train, judge, deploy (nightly, or on mlops://<pipeline>/retrain-request)
     <pipeline>_drift_monitor  is today's data still the champion's? (daily, or on mlops://<pipeline>/new-batch;
@@ -16,14 +17,11 @@ file and key, while the other pipelines load. Light on purpose: no heavy imports
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
 from airflow_mlops.dag_defaults import PipelineNotifier, default_args, failure_callback
@@ -31,6 +29,7 @@ from airflow_mlops.dag_defaults import PipelineNotifier, default_args, failure_c
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from airflow_mlops.core.catalog import Pipelines
     from airflow_mlops.core.config import PipelineConfig
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -61,91 +60,18 @@ def predictions_asset(pipeline: str) -> Asset:
 # --------------------------------------------------------------------------- the pipelines in a folder
 
 
-class Pipelines(msgspec.Struct):
-    """What a folder of pipeline YAMLs holds: the pipelines, their variants, and the files that do not load.
-    (A msgspec Struct, like the config sections: the cheapest record to define at every DAG parse.)"""
-
-    configs: list[PipelineConfig]
-    variants: dict[str, list[str]]  # pipeline -> variant names (file stems)
-    errors: dict[str, str]  # file -> what is wrong
-
-
 def pipelines_folder() -> Path:
+    """`[mlops] pipelines_folder` (settings.pipelines_folder)."""
     from airflow_mlops import settings
 
-    return settings.project_root() / "include" / "pipelines"
+    return settings.pipelines_folder()
 
 
 def read_pipelines(folder: str | Path | None = None) -> Pipelines:
-    """Load every *.yaml in `folder` (default include/pipelines/); a bad file is an error, never a crash."""
-    from airflow_mlops.core.config import load_config
-    from airflow_mlops.core.errors import ConfigError
+    """The catalog of `folder` (default `[mlops] pipelines_folder`): the pipelines, variants and refused files."""
+    from airflow_mlops.core.catalog import read_catalog
 
-    found = Pipelines(configs=[], variants={}, errors={})
-    for path in sorted(Path(folder or pipelines_folder()).glob("*.yaml")):
-        try:
-            config = load_config(path, check_estimators=False)  # estimator classes are checked by the first task
-            _check_files(config)
-        except ConfigError as exc:
-            found.errors[str(path)] = str(exc)
-            continue
-        if config.variant_of:
-            found.variants.setdefault(config.variant_of, []).append(path.stem)
-        else:
-            found.configs.append(config)
-    _refuse_clashes(found)
-    return found
-
-
-def _check_files(config: PipelineConfig) -> None:
-    """What can be checked cheaply at parse time: the suite exists, each estimator's module exists in scikit-learn."""
-    from airflow_mlops.core.errors import ConfigError
-
-    if not config.resolve(config.expectation_suite).is_file():
-        raise ConfigError(f"{config.path}: validation.suite: {config.expectation_suite} does not exist (relative to "
-                          f"{config.resolve('.')}); write it, or run `airflow-mlops init` to draft one")
-    for i, candidate in enumerate(config.candidates):
-        dotted, _, class_name = candidate.estimator.rpartition(".")
-        names = _sklearn_module_names(dotted)
-        where = f"{config.path}: model.candidates[{i}].estimator: unknown estimator {candidate.estimator!r}"
-        if names is None:
-            raise ConfigError(f"{where}: scikit-learn has no module {dotted}")
-        if names and class_name not in names:
-            raise ConfigError(f"{where}: {dotted} has no {class_name!r} (check the spelling against scikit-learn's API)")
-
-
-@functools.cache
-def _sklearn_module_names(dotted: str) -> frozenset[str] | None:
-    """The words in the source of scikit-learn's module `dotted` (read, not imported: cheap at parse time); None
-    when scikit-learn has no such module, an empty set when scikit-learn is not installed here (not checked)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
-    module = dotted.split(".")[1:]
-    if not (spec and spec.origin and module):
-        return frozenset()
-    place = Path(spec.origin).parent.joinpath(*module)
-    source = next((f for f in (place.with_suffix(".py"), place / "__init__.py") if f.is_file()), None)
-    return None if source is None else frozenset(re.findall(r"\w+", source.read_text(encoding="utf-8")))
-
-
-def _refuse_clashes(found: Pipelines) -> None:
-    """Two pipelines may not share a name (their DAG ids and Assets) or a registered model: both are refused."""
-    for key, what in ((lambda c: c.name, "pipeline"), (lambda c: c.model_name, "model.name")):
-        claims: dict[str, list[PipelineConfig]] = {}
-        for config in found.configs:
-            claims.setdefault(key(config), []).append(config)
-        for value, claimants in claims.items():
-            if len(claimants) < 2:
-                continue
-            files = [c.path for c in claimants]
-            for config in claimants:
-                others = ", ".join(f for f in files if f != config.path)
-                found.errors.setdefault(config.path, (
-                    f"{config.path}: {what}: {value!r} is also claimed by {others}; each pipeline needs its own "
-                    f"(a config that only tweaks another one declares `variant_of: {config.name}`)"
-                ))
-    found.configs[:] = [c for c in found.configs if c.path not in found.errors]
+    return read_catalog(folder or pipelines_folder())
 
 
 def pipeline_dags(folder: str | Path | None = None) -> dict[str, DAG]:

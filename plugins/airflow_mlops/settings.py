@@ -24,6 +24,20 @@ def project_root() -> Path:
     return Path(os.environ.get("AIRFLOW_MLOPS_PROJECT_ROOT") or Path(__file__).resolve().parents[2])
 
 
+def pipelines_folder() -> Path:
+    """The folder of pipeline YAMLs every reader uses (DAGs, CLI, alerts, Models page, stack): `[mlops]
+    pipelines_folder` (env AIRFLOW__MLOPS__PIPELINES_FOLDER), else the project root's include/pipelines."""
+    from airflow.sdk import conf
+
+    value = conf.get("mlops", "pipelines_folder", fallback="") or ""
+    return Path(value).expanduser() if value.strip() else default_pipelines_folder()
+
+
+def default_pipelines_folder() -> Path:
+    """`[mlops] pipelines_folder`'s default: the project root's include/pipelines."""
+    return project_root() / "include" / "pipelines"
+
+
 def data_roots_from_env() -> list[Path]:
     """The folders listed in $AIRFLOW_MLOPS_DATA_ROOTS (os.pathsep-separated; empty entries ignored)."""
     return [Path(p) for p in os.environ.get(DATA_ROOTS_ENV, "").split(os.pathsep) if p.strip()]

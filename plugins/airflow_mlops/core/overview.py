@@ -15,7 +15,6 @@ for their files' sizes and times. Registry state (aliases, tags) is read at ever
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import threading
@@ -26,6 +25,7 @@ from airflow_mlops.core.filters import quote_filter_value
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from mlflow import MlflowClient
     from mlflow.entities import Experiment
@@ -46,42 +46,25 @@ _VERSION_TAGS = {
 }  # fmt: skip
 
 
-_configs_cache: dict[str, tuple[tuple, list[PipelineConfig]]] = {}
 #: Plot lists of finished runs by (run id, folder): a finished run's evidence is written once.
 _plots_cache: dict[tuple[str, str], list[dict]] = {}
 _PLOTS_CACHE_SIZE = 512
 _cache_lock = threading.Lock()
 
 
-def serving_configs() -> list[PipelineConfig]:
-    """The pipelines of include/pipelines/ (variants left out): each names the model it serves. Parsed again only
-    when a YAML file there was added, removed or changed (name, size, modification time)."""
+def configs_or_none(folder: str | Path | None = None) -> list[PipelineConfig]:
+    """The serving pipelines of the catalog of `folder` (core/catalog.py: variants and refused files left out), or
+    none when the folder cannot be read (logged: the registry is still shown). Callers pass
+    `settings.pipelines_folder()` (`[mlops] pipelines_folder`, an Airflow option: core does not read it)."""
     from airflow_mlops import settings
-    from airflow_mlops.core.config import pipeline_configs
+    from airflow_mlops.core.catalog import read_catalog
 
-    folder = settings.project_root() / "include" / "pipelines"
-    files = []
-    for path in sorted(folder.glob("*.yaml")):
-        with contextlib.suppress(OSError):  # removed in between: the parse below skips it too
-            stat = path.stat()
-            files.append((path.name, stat.st_size, stat.st_mtime_ns))
-    key = tuple(files)
-    with _cache_lock:
-        cached = _configs_cache.get(str(folder))
-    if cached is not None and cached[0] == key:
-        return list(cached[1])
-    configs = [c for c in pipeline_configs(folder) if not c.variant_of]
-    with _cache_lock:
-        _configs_cache[str(folder)] = (key, configs)
-    return list(configs)
-
-
-def configs_or_none() -> list[PipelineConfig]:
-    """The serving pipelines' configs, or none when one cannot be read (logged: the registry is still shown)."""
+    folder = settings.default_pipelines_folder() if folder is None else folder
     try:
-        return serving_configs()
-    except Exception as exc:  # a broken YAML hides the monitors' evidence, not the registry
-        log.warning("pipeline configs not read (no realized performance or monitor plots shown): %s", exc)
+        return read_catalog(folder).configs
+    except Exception as exc:  # an unreadable folder hides the monitors' evidence, not the registry
+        log.warning("pipeline configs not read from %s (no realized performance or monitor plots shown): %s",
+                    folder, exc)
         return []
 
 
@@ -90,12 +73,11 @@ def config_for(model_name: str, configs: Sequence[PipelineConfig]) -> PipelineCo
     return next((c for c in configs if c.model_name == model_name), None)
 
 
-def model_status(client: MlflowClient, *, days: int = 7, configs: Sequence[PipelineConfig] | None = None) -> list[dict]:
+def model_status(client: MlflowClient, *, configs: Sequence[PipelineConfig], days: int = 7) -> list[dict]:
     """`airflow-mlops status --json`: registry.status rows, each with `performance` (the champion's realized
-    performance over its last `days` labelled days, None without checks) and `pipeline` (None if none serves it)."""
+    performance over its last `days` labelled days, None without checks) and `pipeline` (None if none of `configs`,
+    the catalog's pipelines, serves it)."""
     rows = registry.status(client)
-    if configs is None:
-        configs = configs_or_none() if rows else []
     for row in rows:
         config = config_for(row["name"], configs)
         _complete(client, row, days, config, _monitors(client, config) if row.get("champion") else None)
@@ -106,8 +88,8 @@ def model_detail(
     client: MlflowClient,
     name: str,
     *,
+    configs: Sequence[PipelineConfig],
     days: int = 7,
-    configs: Sequence[PipelineConfig] | None = None,
     versions_before: int | None = None,
     ledger_page: int = 1,
     page_size: int = PAGE_SIZE,
@@ -124,7 +106,6 @@ def model_detail(
     ledger moves shown. Nothing of the registry is kept between requests but the ledger runs' locations and the
     parsed ledger (re-read when its size changes; registry.recorded_moves).
     """
-    configs = configs_or_none() if configs is None else configs
     by_alias = registry.alias_versions(client, name)
     listed = registry.newest_versions(client, name, limit=page_size + 1, before=versions_before)
     shown, older = listed[:page_size], listed[page_size:]
