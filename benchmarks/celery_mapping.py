@@ -20,9 +20,10 @@ from datetime import datetime
 
 import yaml
 
-from airflow_mlops.stack import manager, processes
-from airflow_mlops.stack.api import AirflowApi
-from airflow_mlops.stack.components import PROJECT_ROOT, StackSettings, load_secrets
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # the checkout's tools/
+from tools.stack import manager, processes  # noqa: E402
+from tools.stack.api import AirflowApi  # noqa: E402
+from tools.stack.components import PROJECT_ROOT, StackSettings, load_secrets  # noqa: E402
 
 VARIANT = "bench_celery_mapping"
 CANDIDATES = [  # four of similar cost, single-threaded
