@@ -1,6 +1,6 @@
 """Pipeline config (YAML) -> typed, validated sections; every error names the file and the key."""
 
-from airflow_mlops.core.config.files import YAML_COPIES, load_config, pipeline_configs, read_yaml
+from airflow_mlops.core.config.files import YAML_COPIES, load_config, read_yaml
 from airflow_mlops.core.config.parse import parse_config
 from airflow_mlops.core.config.sections import (
     ALERT_CHANNEL_TYPES,
@@ -70,7 +70,6 @@ __all__ = [
     "SplitConfig",
     "load_config",
     "parse_config",
-    "pipeline_configs",
     "project_root_of",
     "read_yaml",
 ]

@@ -1,4 +1,4 @@
-"""Pipeline config files: finding them, reading their YAML (through a JSON copy), parsing them."""
+"""Pipeline config files: reading their YAML (through a JSON copy), parsing them (core/catalog.py finds them)."""
 
 from __future__ import annotations
 
@@ -13,21 +13,6 @@ from airflow_mlops.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from airflow_mlops.core.config.sections import PipelineConfig
-
-
-def pipeline_configs(folder: str | Path | None = None) -> list[PipelineConfig]:
-    """Every pipeline config in `folder` (default: the project's include/pipelines/), sorted by file name;
-    files that do not parse are skipped (the DAGs report them)."""
-    from airflow_mlops import settings
-
-    root = Path(folder) if folder else settings.project_root() / "include" / "pipelines"
-    configs = []
-    for path in sorted(root.glob("*.yaml")):
-        try:
-            configs.append(load_config(path, check_estimators=False))
-        except ConfigError:
-            continue
-    return configs
 
 
 def load_config(path: str | Path, *, check_estimators: bool = True) -> PipelineConfig:
