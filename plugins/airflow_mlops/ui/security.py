@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request, status
 
+from airflow_mlops import airflow_internals
+
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 
@@ -54,37 +56,18 @@ def pipeline_dag_ids(pipeline: str | None) -> list[str]:
     """The DAGs airflow-mlops built for `pipeline` (tagged `mlops` and the pipeline's name), from Airflow's DB."""
     if not pipeline:
         return []
-    from airflow.models.dag import DagTag
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        tagged = session.scalars(select(DagTag.dag_id).where(DagTag.name == pipeline)).all()
-        mlops = set(session.scalars(select(DagTag.dag_id).where(DagTag.name == "mlops")).all())
-    return sorted({d for d in tagged if d in mlops})
+    return airflow_internals.dags_tagged(pipeline, "mlops")
 
 
 def access(user: BaseUser, dag_ids: list[str]) -> Access:
     """Read: GET on the first of `dag_ids` (any DAG when empty); edit: PUT on all of them (on all DAGs when empty)."""
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
-    from airflow.models.dag import DagModel
-
-    manager = get_auth_manager()
-    teams = DagModel.get_dag_id_to_team_name_mapping(dag_ids) if dag_ids else {}
-    details = [DagDetails(id=d, team_name=teams.get(d)) for d in dag_ids] or [DagDetails(id=None)]
-    read = manager.is_authorized_dag(method="GET", details=details[0], user=user)
-    edit = read and all(manager.is_authorized_dag(method="PUT", details=d, user=user) for d in details)
-    return Access(read=bool(read), edit=bool(edit))
+    read = airflow_internals.dag_authorized(user, "GET", dag_ids[:1])[0]
+    edit = read and all(airflow_internals.dag_authorized(user, "PUT", dag_ids))
+    return Access(read=read, edit=edit)
 
 
 def can_read_dag(user: BaseUser, dag_id: str) -> bool:
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
-    from airflow.models.dag import DagModel
-
-    details = DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id))
-    return bool(get_auth_manager().is_authorized_dag(method="GET", details=details, user=user))
+    return airflow_internals.dag_authorized(user, "GET", [dag_id])[0]
 
 
 def _own_hosts(request: Request) -> set[str]:
@@ -102,9 +85,7 @@ def _own_hosts(request: Request) -> set[str]:
 
 
 def _secret() -> bytes:
-    from airflow.api_fastapi.auth.tokens import get_signing_key
-
-    return ("airflow-mlops-ui:" + get_signing_key("api", "secret_key")).encode()
+    return ("airflow-mlops-ui:" + airflow_internals.api_secret_key()).encode()
 
 
 def sign(*parts: str) -> str:
