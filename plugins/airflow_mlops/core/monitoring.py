@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from airflow_mlops.core.config import PipelineConfig
     from airflow_mlops.core.drift import DriftReport
+    from airflow_mlops.core.payloads import SnapshotSummary
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ def snapshot_window(
     *,
     source: str | None = None,
     allowed_roots: list[Path] | None = None,
-) -> dict:
+) -> SnapshotSummary:
     """Snapshot the monitoring window (``monitoring.window_days`` days up to ``as_of``) immutably.
 
     Same as the training snapshot (``data.take_snapshot``), with the monitoring window and the same
@@ -410,7 +411,7 @@ def log_drift_check(
     run_name: str,
     tags: dict[str, str],
     reference: dict,
-    current: dict,
+    current: SnapshotSummary,
     requested: bool,
     reason: str,
     params: dict[str, Any] | None = None,

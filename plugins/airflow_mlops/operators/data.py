@@ -11,6 +11,8 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_mlops.core.payloads import SnapshotSummary
+
 
 class DataSnapshotOperator(MlopsBaseOperator):
     """Copy the source window into `<snapshots>/<pipeline>/<digest>.parquet`.
@@ -46,7 +48,7 @@ class DataSnapshotOperator(MlopsBaseOperator):
         self.window_end = window_end
         self.allowed_roots = allowed_roots
 
-    def execute(self, context: Context) -> dict:
+    def execute(self, context: Context) -> SnapshotSummary:
         from pathlib import Path
 
         from airflow_mlops.core.data import take_snapshot

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
+
+    from airflow_mlops.core.payloads import RetrainRequest
 
 #: What a check may add to the event besides the common keys (drift: features; performance: the realized metric).
 OPTIONAL_KEYS = ("drifted", "drift_share", "day", "metric", "realized", "ci_low", "ci_high", "promised", "threshold")
@@ -31,7 +33,7 @@ class RequestRetrainOperator(BaseOperator):
         super().__init__(**kwargs)
         self.check = check
 
-    def execute(self, context: Context) -> dict:
+    def execute(self, context: Context) -> RetrainRequest:
         check = self.check
         if not check["requested"]:
             raise AirflowSkipException(f"No retrain requested: {check['reason']}")
@@ -52,4 +54,4 @@ class RequestRetrainOperator(BaseOperator):
             "Retrain requested (%s) for %s (champion v%s): %s; %s", extra["trigger"],
             check["model_name"], check["reference_version"], check["summary"], check["reason"],
         )
-        return extra
+        return cast("RetrainRequest", extra)

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_mlops.core.payloads import TrainingResult
+
 
 class PipelineCandidatesOperator(MlopsBaseOperator):
     """Validate the pipeline config and return its candidate names (for dynamic task mapping)."""
@@ -46,7 +48,7 @@ class TrainModelOperator(MlopsBaseOperator):
         self.snapshot = snapshot
         self.candidate = candidate
 
-    def execute(self, context: Context) -> dict:
+    def execute(self, context: Context) -> TrainingResult:
         from airflow_mlops.core import training
         from airflow_mlops.core.data import read_snapshot
         from airflow_mlops.core.errors import TrainingError

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_mlops.core.config import PipelineConfig
+    from airflow_mlops.core.payloads import DriftCheckResult
 
 #: Extra time Airflow gives the trigger beyond its own deadline, so the trigger's clear timeout event wins.
 DEFER_GRACE_S = 120.0
@@ -78,7 +79,7 @@ class DriftSensor(BaseSensorOperator, MlopsBaseOperator):
 
     # ------------------------------------------------------------------ waiting
 
-    def execute(self, context: Context) -> dict:
+    def execute(self, context: Context) -> DriftCheckResult:
         if not self.deferrable:
             try:
                 super().execute(context)  # pokes; in reschedule mode frees the worker between pokes
@@ -115,7 +116,7 @@ class DriftSensor(BaseSensorOperator, MlopsBaseOperator):
                       "present" if found else "not yet")
         return found
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> DriftCheckResult:
         """Resume after the trigger: a timeout or an error fails the task (never a verdict); data -> check."""
         status = (event or {}).get("status")
         if status == "success":
@@ -139,7 +140,7 @@ class DriftSensor(BaseSensorOperator, MlopsBaseOperator):
 
     # ------------------------------------------------------------------ checking
 
-    def _check(self, context: Context) -> dict:
+    def _check(self, context: Context) -> DriftCheckResult:
         """The drift check itself (core.drift.check): a skip without a champion, a failure on broken data."""
         from airflow_mlops.core.drift.check import WindowValidationFailed, check_window
         from airflow_mlops.core.errors import NothingToCheck

@@ -24,6 +24,7 @@ from airflow_mlops.core.paths import resolve_source, source_roots
 
 if TYPE_CHECKING:
     from airflow_mlops.core.config import PipelineConfig
+    from airflow_mlops.core.payloads import SnapshotSummary
 
 PIPELINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -39,7 +40,7 @@ def take_snapshot(
     snapshot_root: Path | None = None,
     allowed_roots: list[Path] | None = None,
     writer: str | None = None,
-) -> dict:
+) -> SnapshotSummary:
     """Read the source window and write it once to ``<snapshot_root>/<pipeline>/<digest>.parquet``.
 
     ``source`` overrides ``config.source.path`` (relative paths are relative to the project

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from airflow_mlops.core.config import PipelineConfig
     from airflow_mlops.core.drift.report import DriftReport
+    from airflow_mlops.core.payloads import DriftCheckResult, SnapshotSummary
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +48,13 @@ class DriftCheck:
     as_of: dt.date
     report: DriftReport
     reference: dict
-    current: dict
+    current: SnapshotSummary
     requested: bool
     reason: str
     run_id: str
     source: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> DriftCheckResult:
         report = self.report
         return {
             "drift": bool(report.drift),
@@ -149,7 +150,7 @@ def snapshot_and_validate(
     source: str | None = None,
     allowed_roots: list[Path] | None = None,
     tags: dict[str, str],
-) -> tuple[dict, Any]:
+) -> tuple[SnapshotSummary, Any]:
     """Snapshot the monitoring window and gate it with the GX suite: broken data is reported as broken."""
     import tempfile
     from pathlib import Path

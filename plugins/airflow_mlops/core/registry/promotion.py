@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
+    from airflow_mlops.core.payloads import PromotionResult
+
 log = logging.getLogger(__name__)
 
 
@@ -46,7 +48,7 @@ def promote(
     expected_champion: str | int | None,
     actor: dict[str, str],
     reason: str,
-) -> dict:
+) -> PromotionResult:
     """Make `version` the champion and the old champion `previous_champion`, if the champion is still `expected_champion`.
 
     Returns {name, champion, previous_champion, moved_at, before}; `before` holds both aliases as
@@ -80,7 +82,9 @@ def promote(
     return {"name": name, "champion": version, "previous_champion": current, "moved_at": moved_at, "before": before}
 
 
-def restore(client: MlflowClient, name: str, promotion: dict, *, actor: dict[str, str], reason: str) -> dict:
+def restore(
+    client: MlflowClient, name: str, promotion: PromotionResult, *, actor: dict[str, str], reason: str
+) -> dict:
     """Put `champion` and `previous_champion` back as they were before `promotion` (a `promote`/`rollback` result).
 
     Refuses (ChampionMovedError, nothing changed) when the champion is no longer the promoted
@@ -99,7 +103,8 @@ def restore(client: MlflowClient, name: str, promotion: dict, *, actor: dict[str
         current = read_aliases(client, name)
         if current == target:
             log.info("%s: aliases already as before the promotion of version %s; nothing to restore", name, promoted)
-            return {"name": name, **_result_aliases(target), "moved_at": None, "before": current, "already_done": True}
+            return {"name": name, "champion": target[CHAMPION], "previous_champion": target[PREVIOUS_CHAMPION],
+                    "moved_at": None, "before": current, "already_done": True}
         if current[CHAMPION] != promoted:
             raise ChampionMovedError(
                 f"{name}: cannot restore the aliases from before the promotion of version {promoted}: the champion "
@@ -114,7 +119,8 @@ def restore(client: MlflowClient, name: str, promotion: dict, *, actor: dict[str
         _move_and_record(client, name, current, target, actor=actor, reason=reason, action="restore", at=moved_at,
                          lock=lock)
     log.info("%s: restored champion %s (undoing version %s)", name, _version_text(target[CHAMPION]), promoted)
-    return {"name": name, **_result_aliases(target), "moved_at": moved_at, "before": current}
+    return {"name": name, "champion": target[CHAMPION], "previous_champion": target[PREVIOUS_CHAMPION],
+            "moved_at": moved_at, "before": current}
 
 
 def rollback(
@@ -261,7 +267,7 @@ def _write_aliases(
 
 def _already_promoted(
     client: MlflowClient, name: str, version: str, expected: str | None, current: str | None
-) -> dict | None:
+) -> PromotionResult | None:
     """The result of an earlier identical promotion (a retried task), or None."""
     if current != version:
         return None
@@ -316,10 +322,6 @@ def _describe_holder(client: MlflowClient, name: str, version: str | None) -> st
     if by or at:
         return f"version {version} (set by {by or 'unknown'} at {at or 'unknown time'})"
     return f"version {version} (set outside airflow-mlops: no promotion tags)"
-
-
-def _result_aliases(aliases: dict[str, str | None]) -> dict[str, str | None]:
-    return {"champion": aliases[CHAMPION], "previous_champion": aliases[PREVIOUS_CHAMPION]}
 
 
 def _version_or_none(value: str | int | None) -> str | None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
     from airflow_mlops.core.config import Candidate, PipelineConfig
+    from airflow_mlops.core.payloads import TrainingResult
     from airflow_mlops.core.rows import Split
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def train_candidate(
     data_digest: str,
     data_uri: str,
     tags: dict[str, str],
-) -> dict:
+) -> TrainingResult:
     """Fit one candidate on the split's train rows, score it on its validation rows, log one MLflow run.
 
     The run keeps the model, its validation metrics (what candidates are ranked by) and
