@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.core_api.security import get_user
-from airflow.api_fastapi.logging.decorators import action_logging
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from airflow_mlops.airflow_internals import audit_log, login_url
 from airflow_mlops.ui import render, security
 
 if TYPE_CHECKING:
@@ -120,13 +120,13 @@ def create_app() -> FastAPI:
         detail, access = _detail(user, name, versions_before, ledger_page)
         return {**detail, "can_edit": access.edit, "pending_approvals": _pending(user, name)}
 
-    @app.post("/api/models/{name}/rollback", dependencies=[Depends(action_logging(event=AUDIT_ROLLBACK))])
+    @app.post("/api/models/{name}/rollback", dependencies=[Depends(audit_log(AUDIT_ROLLBACK))])
     def rollback(request: Request, name: str, user: User, body: Annotated[dict, Body()]) -> dict:
         security.check_csrf(request, user)
         _require(user, name, "edit")
         return _rollback(name, user, body)
 
-    @app.post("/api/models/{name}/approvals", dependencies=[Depends(action_logging(event=AUDIT_APPROVAL))])
+    @app.post("/api/models/{name}/approvals", dependencies=[Depends(audit_log(AUDIT_APPROVAL))])
     def answer_approval(request: Request, name: str, user: User, body: Annotated[dict, Body()]) -> dict:
         security.check_csrf(request, user)
         _require(user, name, "read")  # answering is then the auth manager's call on the request's DAG (respond)
@@ -355,9 +355,4 @@ def _wants_html(request: Request) -> bool:
 
 
 def _login_url(request: Request) -> str | None:
-    try:
-        from airflow.api_fastapi.app import get_auth_manager
-
-        return get_auth_manager().get_url_login(next_url=str(request.url))
-    except Exception:
-        return None
+    return login_url(str(request.url))
