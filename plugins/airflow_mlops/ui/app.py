@@ -25,12 +25,14 @@ from urllib.parse import urlsplit
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.core_api.security import get_user
-from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from airflow_mlops.airflow_internals import audit_log, login_url
 from airflow_mlops.ui import render, security
+from airflow_mlops.ui.requests import ApprovalAnswer, RollbackRequest  # noqa: TC001 (FastAPI reads them at runtime)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -69,6 +71,13 @@ def create_app() -> FastAPI:
             return HTMLResponse(render.error_page(exc.status_code, str(exc.detail), login), exc.status_code,
                                 headers={**PAGE_HEADERS, **(exc.headers or {})})
         return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_body(request: Request, exc: RequestValidationError) -> Response:
+        # one readable line naming each field (the page shows `detail` as text), the structured list beside it
+        errors = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "msg": e["msg"]} for e in exc.errors()]
+        detail = "; ".join(f"{e['field']}: {e['msg']}" for e in errors)
+        return JSONResponse({"detail": detail, "errors": errors}, status.HTTP_422_UNPROCESSABLE_ENTITY)
 
     @app.get("/models", response_class=HTMLResponse)
     def models_page(request: Request, user: User) -> HTMLResponse:
@@ -120,22 +129,46 @@ def create_app() -> FastAPI:
         detail, access = _detail(user, name, versions_before, ledger_page)
         return {**detail, "can_edit": access.edit, "pending_approvals": _pending(user, name)}
 
-    @app.post("/api/models/{name}/rollback", dependencies=[Depends(audit_log(AUDIT_ROLLBACK))])
-    def rollback(request: Request, name: str, user: User, body: Annotated[dict, Body()]) -> dict:
-        security.check_csrf(request, user)
+    # dependencies run before the body model: the audit log's ids are checked, then the action logged, then the CSRF
+    # token (a forged POST is a 403 and recorded, whatever its body)
+    @app.post("/api/models/{name}/rollback", dependencies=[
+        Depends(_audit_ids_are_strings), Depends(audit_log(AUDIT_ROLLBACK)), Depends(_checked_csrf)])
+    def rollback(name: str, user: User, body: RollbackRequest) -> dict:
         _require(user, name, "edit")
-        return _rollback(name, user, body)
+        return _rollback(name, user, body.model_dump())
 
-    @app.post("/api/models/{name}/approvals", dependencies=[Depends(audit_log(AUDIT_APPROVAL))])
-    def answer_approval(request: Request, name: str, user: User, body: Annotated[dict, Body()]) -> dict:
-        security.check_csrf(request, user)
+    @app.post("/api/models/{name}/approvals", dependencies=[
+        Depends(_audit_ids_are_strings), Depends(audit_log(AUDIT_APPROVAL)), Depends(_checked_csrf)])
+    def answer_approval(name: str, user: User, body: ApprovalAnswer) -> dict:
         _require(user, name, "read")  # answering is then the auth manager's call on the request's DAG (respond)
-        return _answer(name, user, body)
+        return _answer(name, user, body.model_dump())
 
     return app
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+async def _audit_ids_are_strings(request: Request) -> None:
+    """422 naming the field when the JSON body's dag_id/run_id/task_id is not a string: Airflow's action logging
+    writes them into its `log` table's columns and answers 500 on anything else."""
+    if "application/json" not in request.headers.get("content-type", "") or not await request.body():
+        return
+    try:
+        body = await request.json()
+    except ValueError:
+        return  # not JSON: the body model refuses it
+    if isinstance(body, dict):
+        errors = [{"loc": ("body", key), "msg": "Input should be a valid string", "type": "string_type"}
+                  for key in ("dag_id", "run_id", "dag_run_id", "task_id")
+                  if body.get(key) is not None and not isinstance(body[key], str)]
+        if errors:
+            raise RequestValidationError(errors)
+
+
+def _checked_csrf(request: Request, user: User) -> None:
+    """403 unless the POST comes from our own page with this user's token (security.check_csrf)."""
+    security.check_csrf(request, user)
 
 
 def _client() -> MlflowClient:
@@ -154,9 +187,10 @@ def _client() -> MlflowClient:
 
 
 def _configs() -> list:
+    from airflow_mlops import settings
     from airflow_mlops.core.overview import configs_or_none
 
-    return configs_or_none()
+    return configs_or_none(settings.pipelines_folder())  # the catalog the DAGs are built from
 
 
 def _pipeline_of(name: str, configs: list) -> str | None:
