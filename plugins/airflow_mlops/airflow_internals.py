@@ -12,13 +12,17 @@ and operators/base.py imports this module at every DAG parse.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Callable, Collection
 
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+
+
+#: An HTTP method as the auth manager's checks take it.
+Method = Literal["GET", "POST", "PUT", "DELETE"]
 
 
 class HITLResponseRefused(Exception):
@@ -169,7 +173,7 @@ def answer_hitl(
 # --------------------------------------------------------------------------- the auth manager and DAG metadata
 
 
-def dag_authorized(user: BaseUser, method: str, dag_ids: list[str], *, hitl: bool = False) -> list[bool]:
+def dag_authorized(user: BaseUser, method: Method, dag_ids: list[str], *, hitl: bool = False) -> list[bool]:
     """For each of `dag_ids` (one check on all DAGs when empty): may `user` do `method` on it (on its HITL
     details with `hitl`)? Asks the configured auth manager, with each DAG's team.
 

@@ -176,3 +176,34 @@ def _fail_waiting_tasks() -> None:
     with create_session() as session:
         session.execute(update(TaskInstance).where(TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
                         .values(state=TaskInstanceState.FAILED))
+
+
+#: Airflow modules the package may import outside airflow_internals.py: the Task SDK, the providers, the
+#: configuration, trigger bases, and the auth dependencies the plugin docs describe (the user and `get_user`).
+PUBLIC_AIRFLOW = ("airflow.sdk", "airflow.providers.", "airflow.configuration", "airflow.triggers.base",
+                  "airflow.api_fastapi.auth.managers.models.base_user", "airflow.api_fastapi.core_api.security")
+INTERNAL_AIRFLOW = ("airflow.sdk.execution_time", "airflow.sdk.definitions", "airflow.sdk._")
+#: Not yet behind the wrapper (owned elsewhere; see the report of issue 23 item 6).
+NOT_YET_WRAPPED = {("links.py", "airflow.sdk.execution_time.xcom")}
+
+
+def test_no_module_but_airflow_internals_imports_an_airflow_internal():
+    import ast
+    from pathlib import Path
+
+    package = Path(internals.__file__).parent
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "airflow_internals.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for name in names:
+                if name != "airflow" and not name.startswith("airflow."):
+                    continue
+                public = name.startswith(PUBLIC_AIRFLOW) and not name.startswith(INTERNAL_AIRFLOW)
+                where = str(path.relative_to(package))
+                if not public and (where, name) not in NOT_YET_WRAPPED:
+                    found.append(f"{where}:{node.lineno} imports {name}")
+    assert found == [], "use airflow_internals (or a public Airflow API) instead:\n" + "\n".join(found)
