@@ -5,6 +5,7 @@ pipelines_folder` moves the folder every reader uses."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -47,6 +48,15 @@ def clash(tmp_path, monkeypatch) -> Path:
     return folder
 
 
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.text = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.text += record.getMessage() + "\n"
+
+
 def test_a_clash_is_refused_by_the_catalog_the_dags_the_cli_the_alerts_and_the_models_page(
     clash, mlflow_client, capsys
 ):
@@ -79,10 +89,17 @@ def test_a_clash_is_refused_by_the_catalog_the_dags_the_cli_the_alerts_and_the_m
 
     from airflow_mlops.alerting import send_rollback_alert
 
-    capsys.readouterr()
-    assert send_rollback_alert("first_model", {"champion": "1"}, who="me", reason="test") is None
-    logged = capsys.readouterr()  # Airflow's logging prints the warning
-    assert f"no rolled_back alert sent for first_model: {why}" in logged.out + logged.err
+    warnings = _Collect()
+    alerts_log = logging.getLogger("airflow_mlops.alerts")  # heard directly: Airflow's logging config varies by test
+    was = alerts_log.disabled, alerts_log.level
+    alerts_log.disabled, alerts_log.level = False, logging.WARNING  # another test's dictConfig may have turned it off
+    alerts_log.addHandler(warnings)
+    try:
+        assert send_rollback_alert("first_model", {"champion": "1"}, who="me", reason="test") is None
+    finally:
+        alerts_log.removeHandler(warnings)
+        alerts_log.disabled, alerts_log.level = was
+    assert f"no rolled_back alert sent for first_model: {why}" in warnings.text
 
 
 def test_an_unknown_pipeline_names_the_folder_and_the_known_ones(clash, capsys):
