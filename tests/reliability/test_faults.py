@@ -398,10 +398,10 @@ def pause(*args, **kwargs):
 
 
 if spec["task_id"] == "train":
-    from airflow_mlops.core import training
+    from airflow_mlops.core.training import fit
     from airflow_mlops.operators.training import TrainModelOperator
 
-    training.log_sklearn_model = pause  # inside the MLflow run: it is RUNNING
+    fit.log_sklearn_model = pause  # where train_candidate reads it, inside the MLflow run: it is RUNNING
     op = TrainModelOperator(task_id="train", **spec["kwargs"])
 else:
     from mlflow import MlflowClient
