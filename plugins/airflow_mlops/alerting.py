@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from airflow_mlops.core.alerts import Alert
     from airflow_mlops.core.config import AlertChannel, PipelineConfig
+    from airflow_mlops.core.payloads import PromotionResult
 
 log = logging.getLogger("airflow_mlops.alerts")
 WEBHOOK_TIMEOUT_S = 10.0
@@ -294,7 +295,7 @@ def alert_from_context(event: str, context: Context | Mapping[str, Any], config:
     raise ValueError(f"no alert is built from a task context for event {event!r}")
 
 
-def rollback_alert(config: PipelineConfig, result: dict[str, Any], *, who: str, reason: str, automatic: bool) -> Alert:
+def rollback_alert(config: PipelineConfig, result: PromotionResult, *, who: str, reason: str, automatic: bool) -> Alert:
     """The alert for a champion put back (a rollback by a person, or the deploy's undo after a failed smoke test)."""
     from airflow_mlops.core.alerts import Alert
     from airflow_mlops.links import model_version_url
@@ -311,7 +312,7 @@ def rollback_alert(config: PipelineConfig, result: dict[str, Any], *, who: str, 
 
 
 def send_rollback_alert(
-    model: str, result: dict[str, Any], *, who: str, reason: str, config_path: str | None = None
+    model: str, result: PromotionResult, *, who: str, reason: str, config_path: str | None = None
 ) -> dict[str, str] | None:
     """The rolled_back alert of a rollback by a person (CLI, Models page), through the routes of the pipeline
     serving `model` in the pipeline catalog (or of `config_path`); None, logged, when no pipeline there serves it

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from airflow_mlops.core.config import PipelineConfig
+    from airflow_mlops.core.payloads import PromotionResult
 
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED = 0, 1, 2
 EXIT_UNVERIFIED, EXIT_LEAK = 3, 4  # audit
@@ -304,7 +305,7 @@ def _audit(args: argparse.Namespace) -> int:
     return {CLEAN: EXIT_OK, LEAK: EXIT_LEAK}.get(result["outcome"], EXIT_UNVERIFIED)
 
 
-def _alert_rollback(args: argparse.Namespace, result: dict[str, Any], actor: dict[str, str]) -> None:
+def _alert_rollback(args: argparse.Namespace, result: PromotionResult, actor: dict[str, str]) -> None:
     """Send the rolled_back alert through the alert routes of the pipeline that serves MODEL."""
     from airflow_mlops.alerting import send_rollback_alert
 

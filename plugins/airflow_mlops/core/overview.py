@@ -52,14 +52,12 @@ _PLOTS_CACHE_SIZE = 512
 _cache_lock = threading.Lock()
 
 
-def configs_or_none(folder: str | Path | None = None) -> list[PipelineConfig]:
+def configs_or_none(folder: str | Path) -> list[PipelineConfig]:
     """The serving pipelines of the catalog of `folder` (core/catalog.py: variants and refused files left out), or
     none when the folder cannot be read (logged: the registry is still shown). Callers pass
     `settings.pipelines_folder()` (`[mlops] pipelines_folder`, an Airflow option: core does not read it)."""
-    from airflow_mlops import settings
     from airflow_mlops.core.catalog import read_catalog
 
-    folder = settings.default_pipelines_folder() if folder is None else folder
     try:
         return read_catalog(folder).configs
     except Exception as exc:  # an unreadable folder hides the monitors' evidence, not the registry

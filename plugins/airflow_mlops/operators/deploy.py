@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_mlops.core.payloads import PromotionResult
+
 PROMOTION_POOL = "mlops_promotion"
 
 
@@ -120,7 +122,7 @@ class DeployModelOperator(MlopsBaseOperator):
         return {**promotion, "smoke_test": smoke}
 
     @staticmethod
-    def _alert_rollback(config: Any, restored: dict, context: Context, why: str) -> None:
+    def _alert_rollback(config: Any, restored: PromotionResult, context: Context, why: str) -> None:
         from airflow_mlops.alerting import rollback_alert, send_alert
 
         ti = context["ti"]

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_mlops.core.payloads import VerdictPayload
+
 
 class ChampionChallengerOperator(MlopsBaseOperator):
     """Score champion and challenger on the same test rows and decide: PROMOTE, REJECT or NO_BASELINE_PROMOTE.
@@ -43,7 +45,7 @@ class ChampionChallengerOperator(MlopsBaseOperator):
         self.snapshot = snapshot
         self.challenger = challenger
 
-    def execute(self, context: Context) -> dict:
+    def execute(self, context: Context) -> VerdictPayload:
         from airflow_mlops.core import evaluation, registry
         from airflow_mlops.core.data import read_snapshot
         from airflow_mlops.core.rows import split_roles
@@ -74,7 +76,7 @@ class ChampionChallengerOperator(MlopsBaseOperator):
         context["ti"].xcom_push(key="model_version", value=version)
         verdict = result.verdict
         self.log.info("Verdict: %s\n  - %s", verdict.decision, "\n  - ".join(verdict.reasons))
-        out = {
+        out: VerdictPayload = {
             "decision": verdict.decision,
             "promote": verdict.promote,
             "reasons": list(verdict.reasons),

@@ -84,7 +84,7 @@ def promote(
 
 def restore(
     client: MlflowClient, name: str, promotion: PromotionResult, *, actor: dict[str, str], reason: str
-) -> dict:
+) -> PromotionResult:
     """Put `champion` and `previous_champion` back as they were before `promotion` (a `promote`/`rollback` result).
 
     Refuses (ChampionMovedError, nothing changed) when the champion is no longer the promoted
@@ -131,7 +131,7 @@ def rollback(
     expected_champion: str | int | None = None,
     actor: dict[str, str],
     reason: str,
-) -> dict:
+) -> PromotionResult:
     """Make `to_version` (default: the current `previous_champion`) the champion; the demoted one becomes `previous_champion`.
 
     With `expected_champion`, a compare-and-swap: the champion is checked under the promotion lock and a
