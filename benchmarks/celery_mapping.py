@@ -48,8 +48,20 @@ def main() -> None:
     shutil.rmtree(home, ignore_errors=True)
     manager.drop_databases(stack)
     data = home / "data" / "churn"
-    subprocess.run([sys.executable, str(PROJECT_ROOT / "include" / "churn_stream.py"), "--out", str(data),
-                    "--start", "2026-01-01", "--days", "40"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "include" / "churn_stream.py"),
+            "--out",
+            str(data),
+            "--start",
+            "2026-01-01",
+            "--days",
+            "40",
+        ],
+        check=True,
+        capture_output=True,
+    )
     config = yaml.safe_load((PROJECT_ROOT / "include" / "pipelines" / "churn.yaml").read_text())
     config["model"]["candidates"] = CANDIDATES
     config["variant_of"] = "churn"  # runs as churn_retrain's `config` param; a second `pipeline: churn` would clash
@@ -68,13 +80,18 @@ def main() -> None:
             if label == "1 worker":
                 pid = processes.running(stack.run_dir)["airflow-worker-2"]
                 os.killpg(pid, 15)
-                processes.wait_until(lambda: "airflow-worker-2" not in processes.running(stack.run_dir), 60, "worker 2 to stop")
+                processes.wait_until(
+                    lambda: "airflow-worker-2" not in processes.running(stack.run_dir), 60, "worker 2 to stop"
+                )
             run_id = api.trigger("churn_retrain", {"as_of": as_of, "source": str(data), "config": VARIANT})
             run = api.wait_for_run("churn_retrain", run_id, timeout=1800)
             seconds, workers = training_seconds(api, run_id)
             results[label] = seconds
-            print(f"{label}: {len(CANDIDATES)} candidates trained in {seconds:.1f} s on {sorted(workers)} "
-                  f"(run {run['state']})", flush=True)
+            print(
+                f"{label}: {len(CANDIDATES)} candidates trained in {seconds:.1f} s on {sorted(workers)} "
+                f"(run {run['state']})",
+                flush=True,
+            )
         print(f"\nspeed-up 2 workers vs 1: {results['1 worker'] / results['2 workers']:.2f}x (goal >= 1.7x)")
     finally:
         manager.down(stack, log=lambda _: None)

@@ -132,8 +132,13 @@ def same_shape_dag(dag) -> str:
 
     schedule = schedule_source(dag.timetable)
     params = {k: dag.params.get_param(k) for k in dag.params}
-    param_src = "{" + ", ".join(f"{k!r}: Param({p.value!r}, **{p.schema!r}, description={p.description!r})"
-                                for k, p in params.items()) + "}"
+    param_src = (
+        "{"
+        + ", ".join(
+            f"{k!r}: Param({p.value!r}, **{p.schema!r}, description={p.description!r})" for k, p in params.items()
+        )
+        + "}"
+    )
     default_args = {k: v for k, v in dag.default_args.items() if not callable(v) and not isinstance(v, list)}
     lines = [
         f"with DAG(dag_id={dag.dag_id + '_empty'!r}, schedule={schedule},"
@@ -150,8 +155,10 @@ def same_shape_dag(dag) -> str:
     for task in dag.topological_sort():
         var = names[task.task_id]
         if task.task_id in mapped_over:
-            lines.append(f"    {var} = EmptyOperator.partial({task_args(task)})"
-                         f".expand(doc={names[mapped_over[task.task_id]]}.output)")
+            lines.append(
+                f"    {var} = EmptyOperator.partial({task_args(task)})"
+                f".expand(doc={names[mapped_over[task.task_id]]}.output)"
+            )
         else:
             lines.append(f"    {var} = EmptyOperator({task_args(task)})")
     for task in dag.tasks:
@@ -173,22 +180,40 @@ def schedule_source(timetable) -> str:
     if inner is not None and condition is not None:
         uris = [a.uri for a in getattr(condition, "objects", [])]
         assets = ", ".join(f"Asset({u!r})" for u in uris)
-        return (f"AssetOrTimeSchedule(timetable=CronTriggerTimetable({inner.expression!r}, timezone='UTC'),"
-                f" assets=[{assets}])")
+        return (
+            f"AssetOrTimeSchedule(timetable=CronTriggerTimetable({inner.expression!r}, timezone='UTC'),"
+            f" assets=[{assets}])"
+        )
     if condition is not None:
         return "[" + ", ".join(f"Asset({a.uri!r})" for a in getattr(condition, "objects", [])) + "]"
     expression = getattr(timetable, "expression", None) or getattr(timetable, "_expression", None)
     return repr(expression)
 
 
-def sampler(paths: list[Path], rounds: int, *, fork: bool, measured: list[Path] | None = None,
-            toggle: str | None = None, under: tuple[str, ...] = (), **fields) -> subprocess.CompletedProcess:
+def sampler(
+    paths: list[Path],
+    rounds: int,
+    *,
+    fork: bool,
+    measured: list[Path] | None = None,
+    toggle: str | None = None,
+    under: tuple[str, ...] = (),
+    **fields,
+) -> subprocess.CompletedProcess:
     """Run SAMPLER in a fresh interpreter (`under` a command such as valgrind): it pre-imports what each of `paths`
     names, then parses each of `measured` (default: `paths`) once per round."""
-    code = SAMPLER.format(plugins=str(ROOT / "plugins"), paths=[str(p) for p in paths], rounds=rounds, fork=fork,
-                          measured=[str(p) for p in measured or []], toggle=toggle, **fields)
-    return subprocess.run([*under, sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONHASHSEED": "0"})
+    code = SAMPLER.format(
+        plugins=str(ROOT / "plugins"),
+        paths=[str(p) for p in paths],
+        rounds=rounds,
+        fork=fork,
+        measured=[str(p) for p in measured or []],
+        toggle=toggle,
+        **fields,
+    )
+    return subprocess.run(
+        [*under, sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"}
+    )
 
 
 def run_sampler(paths: list[Path], rounds: int, *, fork: bool, **fields) -> list[list[float]]:
@@ -231,9 +256,21 @@ def instruction_counts(real: Path, empty: Path, tmp: str, **fields) -> tuple[int
     subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(source)], check=True)
     counts = []
     for path in (real, empty):
-        out = sampler([real, empty], 1, fork=False, measured=[path], toggle=str(library), under=(
-            "valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
-            f"--callgrind-out-file={tmp}/callgrind.%p"), **fields)
+        out = sampler(
+            [real, empty],
+            1,
+            fork=False,
+            measured=[path],
+            toggle=str(library),
+            under=(
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                "--collect-atstart=no",
+                f"--callgrind-out-file={tmp}/callgrind.%p",
+            ),
+            **fields,
+        )
         collected = re.search(r"Collected : (\d+)", out.stderr)
         if out.returncode or not collected:
             sys.exit(f"callgrind run of {path.name} failed:\n{out.stderr[-3000:]}")
@@ -259,8 +296,11 @@ def main() -> None:
     mode.add_argument("--processor", action="store_true", help="time the DAG processor's parse + serialize")
     sampling = parser.add_mutually_exclusive_group()
     sampling.add_argument("--fresh", action="store_true", help="a fresh interpreter per sample instead of a fork")
-    sampling.add_argument("--instructions", action="store_true",
-                          help="count instructions (valgrind's callgrind, one parse each) instead of timing")
+    sampling.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions (valgrind's callgrind, one parse each) instead of timing",
+    )
     args = parser.parse_args()
     rounds = args.rounds or (31 if args.fresh else 201)
     collect = fresh_samples if args.fresh else forked_samples
@@ -287,10 +327,18 @@ def main() -> None:
             shape = {"dag_ids": sorted(d.dag_id for d in dags), "tasks": sum(len(d.tasks) for d in dags)}
             if args.instructions:
                 ours, baseline = instruction_counts(real, empty, tmp, **fields)
-                results[real.name] = {**shape, "instructions": ours, "empty_instructions": baseline,
-                                      "ratio": round(ours / baseline, 3), "goal": "<= 1.2", "ok": ours / baseline <= 1.2}
-                print(f"{real.name:32s} {ours / 1e6:8.1f} M instructions vs EmptyOperator DAG {baseline / 1e6:8.1f} M "
-                      f"-> ratio {ours / baseline:.3f} (goal <= 1.2) (callgrind){label}")
+                results[real.name] = {
+                    **shape,
+                    "instructions": ours,
+                    "empty_instructions": baseline,
+                    "ratio": round(ours / baseline, 3),
+                    "goal": "<= 1.2",
+                    "ok": ours / baseline <= 1.2,
+                }
+                print(
+                    f"{real.name:32s} {ours / 1e6:8.1f} M instructions vs EmptyOperator DAG {baseline / 1e6:8.1f} M "
+                    f"-> ratio {ours / baseline:.3f} (goal <= 1.2) (callgrind){label}"
+                )
                 continue
             real_t, empty_t = collect(real, empty, rounds, **fields)
             # Each round's two samples ran moments apart: their ratio cancels the slow and fast phases of a shared
@@ -310,10 +358,12 @@ def main() -> None:
                 "goal": "<= 1.2",
                 "ok": paired <= 1.2,
             }
-            print(f"{real.name:32s} {results[real.name]['median_ms']:8.2f} ms vs EmptyOperator DAG "
-                  f"{results[real.name]['empty_median_ms']:8.2f} ms -> ratio {paired:.3f} (median of the rounds' "
-                  f"ratios, 95% interval {low:.3f}-{high:.3f}; of the medians {ratio_of_medians:.3f}) (goal <= 1.2)"
-                  f"{label}")
+            print(
+                f"{real.name:32s} {results[real.name]['median_ms']:8.2f} ms vs EmptyOperator DAG "
+                f"{results[real.name]['empty_median_ms']:8.2f} ms -> ratio {paired:.3f} (median of the rounds' "
+                f"ratios, 95% interval {low:.3f}-{high:.3f}; of the medians {ratio_of_medians:.3f}) (goal <= 1.2)"
+                f"{label}"
+            )
     print(json.dumps(results, indent=2))
 
 

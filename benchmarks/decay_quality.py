@@ -63,8 +63,9 @@ def day_frames(seed: list[int], rows: int, auc: float, rate: float = 0.35):
     shift = math.sqrt(2) * norm.ppf(auc)
     score = 1 / (1 + np.exp(-(rng.normal(0, 1, rows) + shift * y - shift / 2 - 0.6)))
     ids = np.char.add("c", np.arange(rows).astype(str))
-    predictions = pd.DataFrame({"customer_id": ids, "score": score, "predicted": (score >= 0.5).astype(int),
-                                "model_version": "1"})
+    predictions = pd.DataFrame(
+        {"customer_id": ids, "score": score, "predicted": (score >= 0.5).astype(int), "model_version": "1"}
+    )
     labels = pd.DataFrame({"customer_id": ids, "churned": y.astype(int)})
     return predictions, labels
 
@@ -88,13 +89,22 @@ def replicate(args: tuple[str, int, argparse.Namespace]) -> dict:
         predictions, labels = day_frames([rep, i + 1, int(SCENARIOS[scenario] * 1000)], opts.rows, truth)
         joined = join_day(predictions, labels, ["customer_id"], "churned").joined
         day = START + dt.timedelta(days=i)
-        realized = realized_metrics(joined, config, positive=1, n_boot=perf.bootstrap_samples,
-                                    seed=[config.seed, day.toordinal(), 1], confidence=config.evaluation.confidence)
+        realized = realized_metrics(
+            joined,
+            config,
+            positive=1,
+            n_boot=perf.bootstrap_samples,
+            seed=[config.seed, day.toordinal(), 1],
+            confidence=config.evaluation.confidence,
+        )
         verdict = judge(realized, promised, tolerance=perf.tolerance, min_rows=perf.min_rows)
         now = start + dt.timedelta(days=i)
         requested, _ = should_request_retrain(
-            [*history, {"at": now, "drift": verdict.decay, "requested": False}], now=now,
-            confirm_checks=perf.confirm_days, of_last_checks=perf.of_last_days, cooldown_hours=perf.cooldown_hours,
+            [*history, {"at": now, "drift": verdict.decay, "requested": False}],
+            now=now,
+            confirm_checks=perf.confirm_days,
+            of_last_checks=perf.of_last_days,
+            cooldown_hours=perf.cooldown_hours,
         )
         history.append({"at": now, "drift": verdict.decay, "requested": requested})
         flags.append(verdict.decay)
@@ -123,7 +133,10 @@ def summarise(results: list[dict], before: int) -> dict[str, dict]:
         pre_flags = [f for r in rs for f in r["flags"][quiet_days]]
         post_flags = [f for r in rs for f in r["flags"][before:]] if scenario != "none" else []
         out[scenario] = {
-            "n": n, "false_alarm": false_alarm, "detected": len(detected), "days": days,
+            "n": n,
+            "false_alarm": false_alarm,
+            "detected": len(detected),
+            "days": days,
             "flag_rate_quiet": sum(pre_flags) / max(1, len(pre_flags)),
             "flag_rate_after": sum(post_flags) / max(1, len(post_flags)) if post_flags else None,
             "promised_mean": statistics.fmean(r["promised"] for r in rs),
@@ -151,12 +164,16 @@ def main() -> None:
     else:
         results = [replicate(t) for t in tasks]
     summary = summarise(results, opts.before)
-    print(f"{opts.reps} replications per scenario, {opts.rows} labelled rows a day, promise on {opts.test_rows} test "
-          f"rows, true AUC {opts.base_auc}, {opts.before} days before and {opts.after} after the change, "
-          f"{opts.bootstrap} resamples; {time.perf_counter() - started:.0f} s\n")
-    print("| scenario | AUC drop | replications | false alarm (95% CI) | detected within "
-          f"{opts.after} days (95% CI) | days to detection, median (min..max) | decay flag rate, quiet days | "
-          "decay flag rate, after |")
+    print(
+        f"{opts.reps} replications per scenario, {opts.rows} labelled rows a day, promise on {opts.test_rows} test "
+        f"rows, true AUC {opts.base_auc}, {opts.before} days before and {opts.after} after the change, "
+        f"{opts.bootstrap} resamples; {time.perf_counter() - started:.0f} s\n"
+    )
+    print(
+        "| scenario | AUC drop | replications | false alarm (95% CI) | detected within "
+        f"{opts.after} days (95% CI) | days to detection, median (min..max) | decay flag rate, quiet days | "
+        "decay flag rate, after |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for scenario, s in summary.items():
         fa = s["false_alarm"] / s["n"]
@@ -166,16 +183,20 @@ def main() -> None:
         else:
             dlo, dhi = wilson(s["detected"], s["n"])
             det = f"{s['detected'] / s['n']:.3f} ({dlo:.3f}..{dhi:.3f})"
-            days = (f"{statistics.median(s['days']):g} ({min(s['days'])}..{max(s['days'])})" if s["days"] else "-")
+            days = f"{statistics.median(s['days']):g} ({min(s['days'])}..{max(s['days'])})" if s["days"] else "-"
             after = f"{s['flag_rate_after']:.3f}"
-        print(f"| {scenario} | {SCENARIOS[scenario]:.2f} | {s['n']} | {fa:.3f} ({lo:.3f}..{hi:.3f}) | {det} | {days} | "
-              f"{s['flag_rate_quiet']:.3f} | {after} |")
+        print(
+            f"| {scenario} | {SCENARIOS[scenario]:.2f} | {s['n']} | {fa:.3f} ({lo:.3f}..{hi:.3f}) | {det} | {days} | "
+            f"{s['flag_rate_quiet']:.3f} | {after} |"
+        )
     alarms = sum(s["false_alarm"] for s in summary.values())
     total = sum(s["n"] for s in summary.values())
     big, mid = summary["concept_drift"], summary["twice_tolerance"]
-    print(f"\nfalse_alarm={alarms / total:.3f} detection@0.10={big['detected'] / big['n']:.3f} "
-          f"detection@0.04={mid['detected'] / mid['n']:.3f} "
-          f"days_to_detection@0.10={statistics.median(big['days']) if big['days'] else float('nan'):g}")
+    print(
+        f"\nfalse_alarm={alarms / total:.3f} detection@0.10={big['detected'] / big['n']:.3f} "
+        f"detection@0.04={mid['detected'] / mid['n']:.3f} "
+        f"days_to_detection@0.10={statistics.median(big['days']) if big['days'] else float('nan'):g}"
+    )
 
 
 if __name__ == "__main__":

@@ -137,7 +137,9 @@ def _use_code() -> None:
 # --------------------------------------------------------------------------- configs
 
 
-def config_text(family: str, split: str, *, champion_revision: bool, bootstrap: int, require: str | None = None) -> dict:
+def config_text(
+    family: str, split: str, *, champion_revision: bool, bootstrap: int, require: str | None = None
+) -> dict:
     """churn.yaml as the row needs it: both candidates, the row's split (keys every gate version reads)."""
     import yaml
 
@@ -164,8 +166,16 @@ def config_text(family: str, split: str, *, champion_revision: bool, bootstrap: 
     return data
 
 
-def load_row_config(folder: Path, family: str, split: str, *, champion_revision: bool, bootstrap: int, source: Path,
-                    require: str | None = None):
+def load_row_config(
+    folder: Path,
+    family: str,
+    split: str,
+    *,
+    champion_revision: bool,
+    bootstrap: int,
+    source: Path,
+    require: str | None = None,
+):
     import yaml
 
     from airflow_mlops.core.config import load_config
@@ -219,7 +229,10 @@ def write_stream(folder: Path, scenario: str, seed: int, positives: str) -> Stre
         day_frame(day, seed, positives, drift_from, share).to_csv(folder / f"churn_{day.isoformat()}.csv", index=False)
         day += dt.timedelta(days=1)
     fresh = pd.concat(
-        [day_frame(challenger_end + dt.timedelta(days=i), seed, positives, drift_from, share) for i in range(1, FRESH_DAYS + 1)],
+        [
+            day_frame(challenger_end + dt.timedelta(days=i), seed, positives, drift_from, share)
+            for i in range(1, FRESH_DAYS + 1)
+        ],
         ignore_index=True,
     )
     return Stream(folder, challenger_end, fresh)
@@ -283,8 +296,9 @@ def snapshot_split(config, source: Path, window_end: dt.date, home: Path):
     from airflow_mlops.core.data import read_snapshot, take_snapshot
     from airflow_mlops.core.rows import split_roles
 
-    snap = take_snapshot(config, source=str(source), window_end=window_end, snapshot_root=home / "snapshots",
-                         allowed_roots=[home])
+    snap = take_snapshot(
+        config, source=str(source), window_end=window_end, snapshot_root=home / "snapshots", allowed_roots=[home]
+    )
     frame = read_snapshot(snap["uri"])
     training.check_training_data(frame, config)
     return snap, split_roles(frame, config)
@@ -295,12 +309,19 @@ def train_register(client, config, snap: dict, split, candidate: str, alias: str
     from airflow_mlops.core import registry, training
 
     result = training.train_candidate(
-        split, config, candidate, client=client, experiment=config.name, data_digest=snap["digest"],
-        data_uri=snap["uri"], tags={"benchmark.run": run_tag, "data.digest": snap["digest"]},
+        split,
+        config,
+        candidate,
+        client=client,
+        experiment=config.name,
+        data_digest=snap["digest"],
+        data_uri=snap["uri"],
+        tags={"benchmark.run": run_tag, "data.digest": snap["digest"]},
     )
     tags = {"data.digest": snap["digest"], registry.WINDOW_END_TAG: snap["window_end"], "benchmark.run": run_tag}
-    version = registry.register_challenger(client, config.model_name, result["model_uri"], result["run_id"],
-                                           tags=tags, alias=alias)
+    version = registry.register_challenger(
+        client, config.model_name, result["model_uri"], result["run_id"], tags=tags, alias=alias
+    )
     return {**result, "version": version["version"], "uri": f"models:/{version['name']}/{version['version']}"}
 
 
@@ -317,14 +338,21 @@ def gate(client, config, split, challenger: dict, champion: dict, window_end: st
     from airflow_mlops.core.evaluation.power import power_at_twice_margin
 
     result = evaluate(
-        client, config, split.test, challenger_uri=challenger["uri"], champion_uri=champion["uri"],
-        window_end=window_end, champion_window_end=champion_end.isoformat(),
+        client,
+        config,
+        split.test,
+        challenger_uri=challenger["uri"],
+        champion_uri=champion["uri"],
+        window_end=window_end,
+        champion_window_end=champion_end.isoformat(),
     )
     boot, test_rows = result.bootstrap, result.test_rows
     return {
-        "promote": bool(result.verdict.promote), "decision": result.verdict.decision,
+        "promote": bool(result.verdict.promote),
+        "decision": result.verdict.decision,
         "gate_gain": boot.diff if boot is not None else math.nan,
-        "low": boot.low if boot is not None else math.nan, "high": boot.high if boot is not None else math.nan,
+        "low": boot.low if boot is not None else math.nan,
+        "high": boot.high if boot is not None else math.nan,
         "n_test": test_rows.n_rows if test_rows is not None else result.n_rows,
         "n_excluded": test_rows.excluded if test_rows is not None else 0,
         "test_positives": int(test_rows.frame[config.target].sum()) if test_rows is not None else 0,
@@ -335,9 +363,24 @@ def gate(client, config, split, challenger: dict, champion: dict, window_end: st
 
 
 def new_row(family: str, split: str, positives: str, scenario: str, rep: int, require: str | None) -> dict:
-    return {"family": family, "split": split, "positives": positives, "scenario": scenario, "rep": rep,
-            "require": require or "point", "promote": False, "gate_gain": math.nan, "low": math.nan, "high": math.nan,
-            "fresh_gain": math.nan, "n_test": 0, "n_excluded": 0, "test_positives": 0, "decision": "", "error": ""}
+    return {
+        "family": family,
+        "split": split,
+        "positives": positives,
+        "scenario": scenario,
+        "rep": rep,
+        "require": require or "point",
+        "promote": False,
+        "gate_gain": math.nan,
+        "low": math.nan,
+        "high": math.nan,
+        "fresh_gain": math.nan,
+        "n_test": 0,
+        "n_excluded": 0,
+        "test_positives": 0,
+        "decision": "",
+        "error": "",
+    }
 
 
 def replicate(task: tuple) -> list[dict]:
@@ -349,8 +392,12 @@ def replicate(task: tuple) -> list[dict]:
     seed = 10_000 + rep
     work = home / f"{family}-{split}-{positives}-{rep}"
     champion_config = load_row_config(work, family, split, champion_revision=True, bootstrap=bootstrap, source=work)
-    configs = {require: load_row_config(work, family, split, champion_revision=False, bootstrap=bootstrap, source=work,
-                                        require=require) for require in requires}
+    configs = {
+        require: load_row_config(
+            work, family, split, champion_revision=False, bootstrap=bootstrap, source=work, require=require
+        )
+        for require in requires
+    }
     config = next(iter(configs.values()))
     champion_name, challenger_name = FAMILIES[family]
     from airflow_mlops.core.errors import MlopsError
@@ -364,21 +411,40 @@ def replicate(task: tuple) -> list[dict]:
             stream = write_stream(work / scenario, scenario, seed, positives)
             if champion is None:  # the champion's window precedes every scenario's change: one champion serves all
                 snap, champion_split = snapshot_split(champion_config, stream.folder, champion_end, home)
-                champion = train_register(client, champion_config, snap, champion_split, champion_name, "champion",
-                                          f"{family}/{split}/{positives}/{rep}")
+                champion = train_register(
+                    client,
+                    champion_config,
+                    snap,
+                    champion_split,
+                    champion_name,
+                    "champion",
+                    f"{family}/{split}/{positives}/{rep}",
+                )
             snap, challenger_split = snapshot_split(config, stream.folder, stream.challenger_end, home)
             if scenario == "harmful":  # the labels it learns from and is selected on; its test rows stay clean
                 challenger_split = dataclasses.replace(
-                    challenger_split, train=flip_labels(challenger_split.train, config.target, seed),
+                    challenger_split,
+                    train=flip_labels(challenger_split.train, config.target, seed),
                     validation=flip_labels(challenger_split.validation, config.target, seed + 1),
                 )
-            challenger = train_register(client, config, snap, challenger_split, challenger_name, "challenger",
-                                        f"{family}/{split}/{positives}/{rep}/{scenario}")
-            fresh_gain = fresh_auc(challenger["uri"], stream.fresh, config) - fresh_auc(champion["uri"], stream.fresh, config)
+            challenger = train_register(
+                client,
+                config,
+                snap,
+                challenger_split,
+                challenger_name,
+                "challenger",
+                f"{family}/{split}/{positives}/{rep}/{scenario}",
+            )
+            fresh_gain = fresh_auc(challenger["uri"], stream.fresh, config) - fresh_auc(
+                champion["uri"], stream.fresh, config
+            )
             for row, each in zip(rows, configs.values(), strict=True):
                 row["fresh_gain"] = fresh_gain
                 try:
-                    row.update(gate(client, each, challenger_split, challenger, champion, snap["window_end"], champion_end))
+                    row.update(
+                        gate(client, each, challenger_split, challenger, champion, snap["window_end"], champion_end)
+                    )
                 except MlopsError as exc:  # the gate refused to judge (e.g. one class in the test rows)
                     row.update(decision="refused", error=f"{type(exc).__name__}: {str(exc)[:200]}")
         except MlopsError as exc:  # training refused (e.g. a role without a class)
@@ -417,7 +483,9 @@ def replay_nights(task: tuple) -> list[dict]:
         end = champion_end + dt.timedelta(days=night)
         try:
             snap, split_ = snapshot_split(config, folder, end, home)
-            challenger = train_register(client, config, snap, split_, challenger_name, "challenger", f"nightly/{rep}/{night}")
+            challenger = train_register(
+                client, config, snap, split_, challenger_name, "challenger", f"nightly/{rep}/{night}"
+            )
             row.update(gate(client, config, split_, challenger, champion, snap["window_end"], champion_end))
             if row["promote"]:
                 champion, champion_end = challenger, end
@@ -459,15 +527,28 @@ def summarise_row(results: list[dict], margin: float) -> dict:
     stated = [r["stated_power"] for r in power if math.isfinite(r.get("stated_power", math.nan))]
     biases = {}
     for s, rows in by.items():
-        gaps = [r["gate_gain"] - r["fresh_gain"] for r in rows if math.isfinite(r["gate_gain"]) and math.isfinite(r["fresh_gain"])]
+        gaps = [
+            r["gate_gain"] - r["fresh_gain"]
+            for r in rows
+            if math.isfinite(r["gate_gain"]) and math.isfinite(r["fresh_gain"])
+        ]
         if gaps:
-            biases[s] = (float(np.mean(gaps)), float(np.std(gaps, ddof=1) / math.sqrt(len(gaps))) if len(gaps) > 1 else math.nan, len(gaps))
+            biases[s] = (
+                float(np.mean(gaps)),
+                float(np.std(gaps, ddof=1) / math.sqrt(len(gaps))) if len(gaps) > 1 else math.nan,
+                len(gaps),
+            )
     worst = max(biases.items(), key=lambda kv: abs(kv[1][0]), default=(None, (math.nan, math.nan, 0)))
     excluded = [r["n_excluded"] for r in results if r["decision"] != "refused"]
     return {
-        "false_promotion": rate(null), "power": rate(power), "harmful": rate(harmful),
+        "false_promotion": rate(null),
+        "power": rate(power),
+        "harmful": rate(harmful),
         "stated_power": float(np.mean(stated)) if stated else math.nan,
-        "bias": worst[1][0], "bias_se": worst[1][1], "bias_scenario": worst[0], "biases": biases,
+        "bias": worst[1][0],
+        "bias_se": worst[1][1],
+        "bias_scenario": worst[0],
+        "biases": biases,
         "excluded": float(np.mean(excluded)) if excluded else math.nan,
         "refused": sum(r["decision"] == "refused" for r in results),
         "n_test": float(np.mean([r["n_test"] for r in results])) if results else math.nan,
@@ -490,8 +571,10 @@ def report(results: list[dict], margin: float, seconds: float) -> dict:
     import numpy as np
 
     keys = list(dict.fromkeys((r["family"], r["split"], r["positives"]) for r in results))
-    print("\n| family | split | positives | scenario | replications | promoted | rate | gate gain, mean | fresh gain, "
-          "mean (min..max) | bias: gate - fresh (SE) | test rows | test positives | excluded | refused |")
+    print(
+        "\n| family | split | positives | scenario | replications | promoted | rate | gate gain, mean | fresh gain, "
+        "mean (min..max) | bias: gate - fresh (SE) | test rows | test positives | excluded | refused |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for key in keys:
         for s in SCENARIOS:
@@ -499,20 +582,30 @@ def report(results: list[dict], margin: float, seconds: float) -> dict:
             if not rows:
                 continue
             fresh = [r["fresh_gain"] for r in rows if math.isfinite(r["fresh_gain"])]
-            gaps = [r["gate_gain"] - r["fresh_gain"] for r in rows if math.isfinite(r["gate_gain"]) and math.isfinite(r["fresh_gain"])]
+            gaps = [
+                r["gate_gain"] - r["fresh_gain"]
+                for r in rows
+                if math.isfinite(r["gate_gain"]) and math.isfinite(r["fresh_gain"])
+            ]
             gains = [r["gate_gain"] for r in rows if math.isfinite(r["gate_gain"])]
-            print(f"| {' | '.join(key)} | {s} | {len(rows)} | {sum(r['promote'] for r in rows)} "
-                  f"| {sum(r['promote'] for r in rows) / len(rows):.3f} "
-                  f"| {np.mean(gains) if gains else math.nan:+.4f} "
-                  f"| {np.mean(fresh) if fresh else math.nan:+.4f} ({min(fresh, default=math.nan):+.4f}..{max(fresh, default=math.nan):+.4f}) "
-                  f"| {np.mean(gaps) if gaps else math.nan:+.4f} ({np.std(gaps, ddof=1) / math.sqrt(len(gaps)) if len(gaps) > 1 else math.nan:.4f}) "
-                  f"| {np.mean([r['n_test'] for r in rows]):.0f} | {np.mean([r['test_positives'] for r in rows]):.1f} "
-                  f"| {np.mean([r['n_excluded'] for r in rows]):.0f} | {sum(r['decision'] == 'refused' for r in rows)} |")
-    print(f"\nGoals: false promotion <= 0.05, power >= 0.80, harmful = 0, |bias| <= {0.1 * margin:.4f} (0.1x margin "
-          f"{margin:g}). Rates: share (hits/n; 95% Wilson interval); n counts the scenario's replications that qualify "
-          f"(null: fresh gain <= 0; power: fresh gain >= 2x margin).\n")
-    print("| family | split | positives | replications | false promotion | power | stated power | harmful "
-          "| bias (worst scenario) | excluded, mean | valid | s per replication | goals |")
+            print(
+                f"| {' | '.join(key)} | {s} | {len(rows)} | {sum(r['promote'] for r in rows)} "
+                f"| {sum(r['promote'] for r in rows) / len(rows):.3f} "
+                f"| {np.mean(gains) if gains else math.nan:+.4f} "
+                f"| {np.mean(fresh) if fresh else math.nan:+.4f} ({min(fresh, default=math.nan):+.4f}..{max(fresh, default=math.nan):+.4f}) "
+                f"| {np.mean(gaps) if gaps else math.nan:+.4f} ({np.std(gaps, ddof=1) / math.sqrt(len(gaps)) if len(gaps) > 1 else math.nan:.4f}) "
+                f"| {np.mean([r['n_test'] for r in rows]):.0f} | {np.mean([r['test_positives'] for r in rows]):.1f} "
+                f"| {np.mean([r['n_excluded'] for r in rows]):.0f} | {sum(r['decision'] == 'refused' for r in rows)} |"
+            )
+    print(
+        f"\nGoals: false promotion <= 0.05, power >= 0.80, harmful = 0, |bias| <= {0.1 * margin:.4f} (0.1x margin "
+        f"{margin:g}). Rates: share (hits/n; 95% Wilson interval); n counts the scenario's replications that qualify "
+        f"(null: fresh gain <= 0; power: fresh gain >= 2x margin).\n"
+    )
+    print(
+        "| family | split | positives | replications | false promotion | power | stated power | harmful "
+        "| bias (worst scenario) | excluded, mean | valid | s per replication | goals |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     worst = {"false_promotion": 0.0, "power": 1.0, "harmful": 0.0, "bias": 0.0}
     seen = {k: False for k in worst}
@@ -520,8 +613,11 @@ def report(results: list[dict], margin: float, seconds: float) -> dict:
         t = summarise_row([r for r in results if (r["family"], r["split"], r["positives"]) == key], margin)
         valid = not (key[1] == "random" and not t["excluded"] > 0)
         missed = []
-        for figure, ok in (("false_promotion", lambda p: p <= 0.05), ("power", lambda p: p >= 0.8),
-                           ("harmful", lambda p: p == 0)):
+        for figure, ok in (
+            ("false_promotion", lambda p: p <= 0.05),
+            ("power", lambda p: p >= 0.8),
+            ("harmful", lambda p: p == 0),
+        ):
             hits, n = t[figure]
             if n:
                 p = hits / n
@@ -536,17 +632,21 @@ def report(results: list[dict], margin: float, seconds: float) -> dict:
             if valid:
                 seen["bias"] = True
                 worst["bias"] = t["bias"] if abs(t["bias"]) > abs(worst["bias"]) else worst["bias"]
-        print(f"| {' | '.join(key)} | {t['reps']} | {fmt_rate(t['false_promotion'])} | {fmt_rate(t['power'])} "
-              f"| {t['stated_power']:.2f} | {fmt_rate(t['harmful'])} | {t['bias']:+.5f} ({t['bias_scenario']}, SE {t['bias_se']:.5f}) "
-              f"| {t['excluded']:.0f} | {'yes' if valid else 'NO: nothing excluded'} | {t['seconds_per_rep']:.1f} "
-              f"| {'met' if not missed else 'missed: ' + ', '.join(missed)} |")
+        print(
+            f"| {' | '.join(key)} | {t['reps']} | {fmt_rate(t['false_promotion'])} | {fmt_rate(t['power'])} "
+            f"| {t['stated_power']:.2f} | {fmt_rate(t['harmful'])} | {t['bias']:+.5f} ({t['bias_scenario']}, SE {t['bias_se']:.5f}) "
+            f"| {t['excluded']:.0f} | {'yes' if valid else 'NO: nothing excluded'} | {t['seconds_per_rep']:.1f} "
+            f"| {'met' if not missed else 'missed: ' + ', '.join(missed)} |"
+        )
     for k in worst:
         if not seen[k]:
             worst[k] = math.nan
     n_reps = len({(r["family"], r["split"], r["positives"], r["rep"]) for r in results})
     print(f"\n{n_reps} replications ({len(results)} gate decisions) in {seconds:.0f} s")
-    print(f"false_promotion={worst['false_promotion']:.3f} power={worst['power']:.3f} harmful={worst['harmful']:.3f} "
-          f"bias={worst['bias']:+.5f}")
+    print(
+        f"false_promotion={worst['false_promotion']:.3f} power={worst['power']:.3f} harmful={worst['harmful']:.3f} "
+        f"bias={worst['bias']:+.5f}"
+    )
     return worst
 
 
@@ -575,8 +675,11 @@ def run(tasks: list[tuple], jobs: int, work=None, save: Path | None = None) -> l
                     fh.writelines(json.dumps(r) + "\n" for r in rows)
             if i % every == 0 or i == len(tasks):
                 r = rows[0]
-                print(f"  {i}/{len(tasks)} replications, {time.perf_counter() - started:.0f} s "
-                      f"(last: {r['family']}/{r['split']}/{r['positives']} {r['rep_seconds']:.1f} s)", flush=True)
+                print(
+                    f"  {i}/{len(tasks)} replications, {time.perf_counter() - started:.0f} s "
+                    f"(last: {r['family']}/{r['split']}/{r['positives']} {r['rep_seconds']:.1f} s)",
+                    flush=True,
+                )
     finally:
         if pool is not None:
             pool.shutdown()
@@ -585,21 +688,35 @@ def run(tasks: list[tuple], jobs: int, work=None, save: Path | None = None) -> l
 
 def quick(args: argparse.Namespace) -> int:
     """The cases the old gate got grossly wrong; 1 when any of them promotes wrongly."""
-    tasks = [(family, split, positives, scenarios, rep, args.bootstrap, (None,))
-             for family, split, positives, scenarios, reps in QUICK_CASES for rep in range(args.reps or reps)]
+    tasks = [
+        (family, split, positives, scenarios, rep, args.bootstrap, (None,))
+        for family, split, positives, scenarios, reps in QUICK_CASES
+        for rep in range(args.reps or reps)
+    ]
     started = time.perf_counter()
     results = run(tasks, args.jobs)
     report(results, margin(), time.perf_counter() - started)
-    wrong = [r for r in results if r["promote"] and (
-        r["fresh_gain"] <= 0 or r["scenario"] == "harmful"
-        or (r["positives"] == "few" and r["test_positives"] < QUICK_FEW_POSITIVES))]
+    wrong = [
+        r
+        for r in results
+        if r["promote"]
+        and (
+            r["fresh_gain"] <= 0
+            or r["scenario"] == "harmful"
+            or (r["positives"] == "few" and r["test_positives"] < QUICK_FEW_POSITIVES)
+        )
+    ]
     print()
     for r in results:
-        print(f"quick {r['family']}/{r['split']}/{r['positives']}/{r['scenario']} rep {r['rep']}: {r['decision'] or '-'}"
-              f" gain {r['gate_gain']:+.4f} [{r['low']:+.4f}, {r['high']:+.4f}] fresh {r['fresh_gain']:+.4f}, "
-              f"{r['n_test']} test rows ({r['test_positives']} positive, {r['n_excluded']} excluded) {r['error']}")
-    print(f"quick: {len(wrong)} wrong promotion(s) in {len(results)} decisions, {time.perf_counter() - started:.0f} s: "
-          f"{'FAIL' if wrong else 'ok'}")
+        print(
+            f"quick {r['family']}/{r['split']}/{r['positives']}/{r['scenario']} rep {r['rep']}: {r['decision'] or '-'}"
+            f" gain {r['gate_gain']:+.4f} [{r['low']:+.4f}, {r['high']:+.4f}] fresh {r['fresh_gain']:+.4f}, "
+            f"{r['n_test']} test rows ({r['test_positives']} positive, {r['n_excluded']} excluded) {r['error']}"
+        )
+    print(
+        f"quick: {len(wrong)} wrong promotion(s) in {len(results)} decisions, {time.perf_counter() - started:.0f} s: "
+        f"{'FAIL' if wrong else 'ok'}"
+    )
     return 1 if wrong else 0
 
 
@@ -619,19 +736,30 @@ def curve(args: argparse.Namespace, png: Path) -> int:
     """Promotion rate at true gains of about 0.5x and 1x the margin, for each `require` mode, as a table and a PNG."""
     requires = REQUIRE_MODES if gate_knows_require() else (None,)
     families = args.families if args.families != list(FAMILIES) else ["logistic_regression"]
-    tasks = [(family, split, positives, CURVE_SCENARIOS, args.first_rep + rep, args.bootstrap, requires)
-             for family in families for split in args.splits for positives in args.positives for rep in range(args.reps or 50)]
+    tasks = [
+        (family, split, positives, CURVE_SCENARIOS, args.first_rep + rep, args.bootstrap, requires)
+        for family in families
+        for split in args.splits
+        for positives in args.positives
+        for rep in range(args.reps or 50)
+    ]
     started = time.perf_counter()
     results = run(tasks, args.jobs)
     m = margin()
     import numpy as np
 
-    print("\n| family | split | positives | require | scenario | replications | fresh gain / margin, mean | promoted | rate |")
+    print(
+        "\n| family | split | positives | require | scenario | replications | fresh gain / margin, mean | promoted | rate |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     points: dict[tuple, list[tuple[float, float]]] = {}
     for key in dict.fromkeys((r["family"], r["split"], r["positives"], r["require"]) for r in results):
         for scenario in CURVE_SCENARIOS:
-            rows = [r for r in results if (r["family"], r["split"], r["positives"], r["require"]) == key and r["scenario"] == scenario]
+            rows = [
+                r
+                for r in results
+                if (r["family"], r["split"], r["positives"], r["require"]) == key and r["scenario"] == scenario
+            ]
             fresh = float(np.nanmean([r["fresh_gain"] for r in rows])) / m
             hits = sum(r["promote"] for r in rows)
             points.setdefault(key, []).append((fresh, hits / len(rows)))
@@ -658,12 +786,18 @@ def curve(args: argparse.Namespace, png: Path) -> int:
 
 def nightly(args: argparse.Namespace) -> int:
     """NIGHTS consecutive nightly gates on a stable stream: the share of replays with any promotion (goal <= 5%)."""
-    tasks = [(family, split, positives, args.first_rep + rep, args.bootstrap)
-             for family in args.families for split in args.splits for positives in args.positives
-             for rep in range(args.reps or 50)]
+    tasks = [
+        (family, split, positives, args.first_rep + rep, args.bootstrap)
+        for family in args.families
+        for split in args.splits
+        for positives in args.positives
+        for rep in range(args.reps or 50)
+    ]
     started = time.perf_counter()
     results = run(tasks, args.jobs, work=replay_nights)
-    print("\n| family | split | positives | replays | with any promotion | share (95% CI) | promotions | refused nights |")
+    print(
+        "\n| family | split | positives | replays | with any promotion | share (95% CI) | promotions | refused nights |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     worst = 0.0
     for key in dict.fromkeys((r["family"], r["split"], r["positives"]) for r in results):
@@ -672,8 +806,10 @@ def nightly(args: argparse.Namespace) -> int:
         any_promotion = sum(any(r["promote"] for r in rows if r["rep"] == rep) for rep in reps)
         low, high = wilson(any_promotion, len(reps))
         worst = max(worst, any_promotion / len(reps))
-        print(f"| {' | '.join(key)} | {len(reps)} | {any_promotion} | {any_promotion / len(reps):.3f} ({low:.2f}..{high:.2f}) "
-              f"| {sum(r['promote'] for r in rows)} | {sum(r['decision'] == 'refused' for r in rows)} |")
+        print(
+            f"| {' | '.join(key)} | {len(reps)} | {any_promotion} | {any_promotion / len(reps):.3f} ({low:.2f}..{high:.2f}) "
+            f"| {sum(r['promote'] for r in rows)} | {sum(r['decision'] == 'refused' for r in rows)} |"
+        )
     print(f"\n{len(tasks)} replays of {NIGHTS} nights in {time.perf_counter() - started:.0f} s")
     print(f"nightly_any_promotion={worst:.3f}")
     return 0
@@ -695,21 +831,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--positives", nargs="+", default=["balanced", "rare"], choices=list(POSITIVES))
     parser.add_argument("--scenarios", nargs="+", default=list(DEFAULT_SCENARIOS), choices=SCENARIOS)
     parser.add_argument("--first-rep", type=int, default=0, help="first replication (seed 10,000 + it)")
-    parser.add_argument("--quick", action="store_true", help="a few replications of the cases the old gate got "
-                        "grossly wrong; exit 1 if any promotes wrongly")
-    parser.add_argument("--nightly", action="store_true",
-                        help=f"{NIGHTS} consecutive nightly gates on a stable stream; the share of replays (default 50) "
-                        "with any promotion")
-    parser.add_argument("--curve", type=Path, nargs="?", const=Path("decision_quality_curve.png"), default=None,
-                        help="promotion rate at true gains of 0.5x and 1x the margin, for require point and "
-                        "lower_bound (default 50 replications, logistic_regression, time, balanced); a PNG here")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few replications of the cases the old gate got grossly wrong; exit 1 if any promotes wrongly",
+    )
+    parser.add_argument(
+        "--nightly",
+        action="store_true",
+        help=f"{NIGHTS} consecutive nightly gates on a stable stream; the share of replays (default 50) "
+        "with any promotion",
+    )
+    parser.add_argument(
+        "--curve",
+        type=Path,
+        nargs="?",
+        const=Path("decision_quality_curve.png"),
+        default=None,
+        help="promotion rate at true gains of 0.5x and 1x the margin, for require point and "
+        "lower_bound (default 50 replications, logistic_regression, time, balanced); a PNG here",
+    )
     parser.add_argument("--save", type=Path, default=None, help="also write every gate decision here (JSON lines)")
-    parser.add_argument("--report", type=Path, nargs="+", default=None,
-                        help="print the matrix of saved decisions (--save files of runs in pieces) and run nothing")
-    parser.add_argument("--code", type=Path, default=None,
-                        help="a checkout whose plugins/ is the gate under test (e.g. a worktree of an older commit)")
-    parser.add_argument("--test-days", type=int, default=None,
-                        help="the time rows' split.test_days (churn.yaml: 3): how wide the gate's interval is")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="print the matrix of saved decisions (--save files of runs in pieces) and run nothing",
+    )
+    parser.add_argument(
+        "--code",
+        type=Path,
+        default=None,
+        help="a checkout whose plugins/ is the gate under test (e.g. a worktree of an older commit)",
+    )
+    parser.add_argument(
+        "--test-days",
+        type=int,
+        default=None,
+        help="the time rows' split.test_days (churn.yaml: 3): how wide the gate's interval is",
+    )
     args = parser.parse_args(argv)
     if args.code is not None:
         os.environ[CODE_ENV] = str(args.code.resolve())
@@ -719,14 +880,23 @@ def main(argv: list[str] | None = None) -> int:
         import json
 
         saved = [json.loads(line) for path in args.report for line in path.read_text().splitlines() if line.strip()]
-        report(saved, margin(), sum({(r["family"], r["split"], r["positives"], r["rep"]): r["rep_seconds"] for r in saved}.values()))
+        report(
+            saved,
+            margin(),
+            sum({(r["family"], r["split"], r["positives"], r["rep"]): r["rep_seconds"] for r in saved}.values()),
+        )
         return 0
     _use_code()
     import subprocess
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=code_root(), capture_output=True, text=True).stdout.strip()
-    print(f"# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, gate code {code_root()} ({commit or '?'}), {args.jobs} "
-          f"process(es), {args.bootstrap} bootstrap resamples, margin {margin():g}", flush=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=code_root(), capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        f"# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, gate code {code_root()} ({commit or '?'}), {args.jobs} "
+        f"process(es), {args.bootstrap} bootstrap resamples, margin {margin():g}",
+        flush=True,
+    )
     if args.quick:
         return quick(args)
     if args.curve is not None:
@@ -738,8 +908,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.nightly:
         return nightly(args)
     reps = args.reps or 200
-    tasks = [(family, split, positives, tuple(args.scenarios), args.first_rep + rep, args.bootstrap, (None,))
-             for family in args.families for split in args.splits for positives in args.positives for rep in range(reps)]
+    tasks = [
+        (family, split, positives, tuple(args.scenarios), args.first_rep + rep, args.bootstrap, (None,))
+        for family in args.families
+        for split in args.splits
+        for positives in args.positives
+        for rep in range(reps)
+    ]
     # interleave rows so a cut-short run still covers every row
     tasks.sort(key=lambda t: (t[4], t[0], t[1], t[2]))
     started = time.perf_counter()

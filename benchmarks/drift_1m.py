@@ -31,8 +31,14 @@ BLOCK = 1_000_000
 NUMERIC = [f"n{i:02d}" for i in range(12)]
 CATEGORICAL = [f"c{i:02d}" for i in range(8)]
 CARDINALITY = [3, 5, 10, 20, 50, 4, 8, 30]
-DRIFTING = {"n00": "mean +0.5 sd", "n01": "sd x1.6", "n02": "mean +0.03 sd (significant, trivial)",
-            "c00": "mix change", "c01": "new category (10%)", "c02": "slight mix change"}
+DRIFTING = {
+    "n00": "mean +0.5 sd",
+    "n01": "sd x1.6",
+    "n02": "mean +0.03 sd (significant, trivial)",
+    "c00": "mix change",
+    "c01": "new category (10%)",
+    "c02": "slight mix change",
+}
 
 
 def _block(rng, n: int, current: bool):
@@ -92,7 +98,9 @@ sys.path.insert(0, {str(ROOT / "plugins")!r})
 import numpy as np, pandas as pd, pyarrow.parquet as pq, scipy.stats, scipy.special
 """
 
-OURS = CHILD_PRELUDE + """
+OURS = (
+    CHILD_PRELUDE
+    + """
 from airflow_mlops.core.config import MonitoringConfig
 from airflow_mlops.core.drift import compute_drift
 t0 = time.perf_counter()
@@ -103,9 +111,12 @@ print(json.dumps({{"seconds": seconds, "rss_mb": resource.getrusage(resource.RUS
                   "features": {{f.name: [f.statistic_name, f.statistic, f.p_adjusted, f.effect_name, f.effect, f.drifted]
                                for f in report.features}}}}))
 """
+)
 
 # The least any drift check must do: read both windows once and histogram every column.
-BASELINE = CHILD_PRELUDE + """
+BASELINE = (
+    CHILD_PRELUDE
+    + """
 numeric, categorical = {numeric!r}, {categorical!r}
 t0 = time.perf_counter()
 for path in ({ref!r}, {cur!r}):
@@ -123,6 +134,7 @@ for path in ({ref!r}, {cur!r}):
 seconds = time.perf_counter() - t0
 print(json.dumps({{"seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
+)
 
 EVIDENTLY = """
 import json, resource, time
@@ -150,8 +162,13 @@ print(json.dumps({{"seconds": seconds, "rss_mb": resource.getrusage(resource.RUS
 
 
 def run_child(python: str, code: str, timeout: float = 1800) -> dict:
-    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = subprocess.run(
+        [python, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -170,9 +187,12 @@ def main() -> None:
     t = time.perf_counter()
     ref = write_data(args.data_dir / f"ref_{args.rows}.parquet", args.rows, current=False, seed=1)
     cur = write_data(args.data_dir / f"cur_{args.rows}.parquet", args.rows, current=True, seed=2)
-    print(f"data: {args.rows:,} rows x {len(NUMERIC) + len(CATEGORICAL)} features per window "
-          f"({ref.stat().st_size / 1e6:.0f} + {cur.stat().st_size / 1e6:.0f} MB Parquet), "
-          f"made in {time.perf_counter() - t:.0f} s", flush=True)
+    print(
+        f"data: {args.rows:,} rows x {len(NUMERIC) + len(CATEGORICAL)} features per window "
+        f"({ref.stat().st_size / 1e6:.0f} + {cur.stat().st_size / 1e6:.0f} MB Parquet), "
+        f"made in {time.perf_counter() - t:.0f} s",
+        flush=True,
+    )
 
     fmt = {"ref": str(ref), "cur": str(cur), "numeric": NUMERIC, "categorical": CATEGORICAL}
     ours, base = [], []
@@ -183,17 +203,21 @@ def main() -> None:
     t_base = statistics.median(r["seconds"] for r in base)
     ratio = statistics.median(o["seconds"] / b["seconds"] for o, b in zip(ours, base, strict=True))
     result = ours[-1]
-    print(f"\n1M: compute_drift {t_ours:.2f} s (peak RSS {max(r['rss_mb'] for r in ours):.0f} MB) vs "
-          f"numpy histogram pass {t_base:.2f} s: ratio {ratio:.2f} (median of paired runs; goal <= 2) "
-          f"{'ok' if ratio <= 2 else 'MISSED'}")
+    print(
+        f"\n1M: compute_drift {t_ours:.2f} s (peak RSS {max(r['rss_mb'] for r in ours):.0f} MB) vs "
+        f"numpy histogram pass {t_base:.2f} s: ratio {ratio:.2f} (median of paired runs; goal <= 2) "
+        f"{'ok' if ratio <= 2 else 'MISSED'}"
+    )
     print(f"verdict: drift={result['drift']} drifted={result['drifted']}")
 
     evidently = None
     if args.evidently_python and Path(args.evidently_python).exists():
         try:
             evidently = run_child(args.evidently_python, EVIDENTLY.format(**fmt), timeout=3600)
-            print(f"\nEvidently DataDriftPreset {evidently['seconds']:.2f} s (peak RSS {evidently['rss_mb']:.0f} MB): "
-                  f"ours is {evidently['seconds'] / t_ours:.1f}x faster (goal >= 20)")
+            print(
+                f"\nEvidently DataDriftPreset {evidently['seconds']:.2f} s (peak RSS {evidently['rss_mb']:.0f} MB): "
+                f"ours is {evidently['seconds'] / t_ours:.1f}x faster (goal >= 20)"
+            )
         except Exception as exc:  # report, do not hide
             print(f"\nEvidently failed: {exc}")
     else:
@@ -205,20 +229,27 @@ def main() -> None:
         stat_name, stat, _p_adj, eff_name, eff, drifted = result["features"][name]
         ev = (evidently or {}).get("columns", {}).get(name)
         ev_cells = f"{ev[0]} | {ev[1]:.4f} | {'DRIFT' if ev[2] else '-'}" if ev else "- | - | -"
-        print(f"| {name} | {DRIFTING.get(name, '-')} | {stat_name} {stat:.4f} | {eff_name} {eff:.4f} | "
-              f"{'DRIFT' if drifted else '-'} | {ev_cells} |")
+        print(
+            f"| {name} | {DRIFTING.get(name, '-')} | {stat_name} {stat:.4f} | {eff_name} {eff:.4f} | "
+            f"{'DRIFT' if drifted else '-'} | {ev_cells} |"
+        )
 
     if args.big_rows:
         t = time.perf_counter()
         big_ref = write_data(args.data_dir / f"ref_{args.big_rows}.parquet", args.big_rows, current=False, seed=1)
         big_cur = write_data(args.data_dir / f"cur_{args.big_rows}.parquet", args.big_rows, current=True, seed=2)
-        print(f"\ndata: {args.big_rows:,} rows per window ({big_ref.stat().st_size / 1e6:.0f} + "
-              f"{big_cur.stat().st_size / 1e6:.0f} MB), made in {time.perf_counter() - t:.0f} s", flush=True)
+        print(
+            f"\ndata: {args.big_rows:,} rows per window ({big_ref.stat().st_size / 1e6:.0f} + "
+            f"{big_cur.stat().st_size / 1e6:.0f} MB), made in {time.perf_counter() - t:.0f} s",
+            flush=True,
+        )
         big = run_child(sys.executable, OURS.format(**{**fmt, "ref": str(big_ref), "cur": str(big_cur)}))
         ratio = big["seconds"] / t_ours
-        print(f"{args.big_rows // 1_000_000}M chunked: {big['seconds']:.2f} s = {ratio:.2f}x the 1M time "
-              f"(goal <= 11) {'ok' if ratio <= 11 else 'MISSED'}; peak RSS {big['rss_mb']:.0f} MB (goal <= 2048) "
-              f"{'ok' if big['rss_mb'] <= 2048 else 'MISSED'}; drifted={big['drifted']}")
+        print(
+            f"{args.big_rows // 1_000_000}M chunked: {big['seconds']:.2f} s = {ratio:.2f}x the 1M time "
+            f"(goal <= 11) {'ok' if ratio <= 11 else 'MISSED'}; peak RSS {big['rss_mb']:.0f} MB (goal <= 2048) "
+            f"{'ok' if big['rss_mb'] <= 2048 else 'MISSED'}; drifted={big['drifted']}"
+        )
 
 
 if __name__ == "__main__":

@@ -62,8 +62,10 @@ def measure(mode: str) -> list[dict]:
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "AIRFLOW_MLOPS_HOME": home, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
         code = CHILD.format(
-            plugins=str(ROOT / "plugins"), stream=str(ROOT / "include" / "churn_stream.py"),
-            config=str(ROOT / "include" / "pipelines" / "churn.yaml"), mode=mode,
+            plugins=str(ROOT / "plugins"),
+            stream=str(ROOT / "include" / "churn_stream.py"),
+            config=str(ROOT / "include" / "pipelines" / "churn.yaml"),
+            mode=mode,
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -89,8 +91,10 @@ def main() -> None:
         }
     for phase in ("cold", "warm"):
         ours, default = result["ours"][phase]["total_s"], result["mlflow_defaults"][phase]["total_s"]
-        print(f"{phase:5s}: ours {ours:.3f} s vs MLflow defaults {default:.3f} s -> ratio {ours / default:.3f}; "
-              f"goal ours <= 1.5 s: {'ok' if ours <= 1.5 else 'MISSED'}")
+        print(
+            f"{phase:5s}: ours {ours:.3f} s vs MLflow defaults {default:.3f} s -> ratio {ours / default:.3f}; "
+            f"goal ours <= 1.5 s: {'ok' if ours <= 1.5 else 'MISSED'}"
+        )
     print(json.dumps(result, indent=2))
 
 

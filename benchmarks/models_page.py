@@ -34,23 +34,45 @@ def add_versions(client, model: str, n: int) -> None:
 
     champion = client.get_model_version_by_alias(model, "champion")
     for i in range(n):
-        client.create_model_version(model, champion.source, champion.run_id,
-                                    tags={"data.digest": f"sha256:{i:040x}", "mlops.trigger": "schedule",
-                                          "decision": "reject", "airflow.dag_id": "churn_retrain",
-                                          "airflow.run_id": f"scheduled__{i}"})
+        client.create_model_version(
+            model,
+            champion.source,
+            champion.run_id,
+            tags={
+                "data.digest": f"sha256:{i:040x}",
+                "mlops.trigger": "schedule",
+                "decision": "reject",
+                "airflow.dag_id": "churn_retrain",
+                "airflow.run_id": f"scheduled__{i}",
+            },
+        )
     start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    entries = [{"at": (start + dt.timedelta(minutes=i)).isoformat(), "model": model, "action": "promote",
-                "alias": "champion", "from": str(i), "to": str(i + 1), "by": "airflow:churn_retrain/x/deploy",
-                "actor": {"airflow.dag_id": "churn_retrain"}, "reason": f"bench move {i}"} for i in range(n)]
+    entries = [
+        {
+            "at": (start + dt.timedelta(minutes=i)).isoformat(),
+            "model": model,
+            "action": "promote",
+            "alias": "champion",
+            "from": str(i),
+            "to": str(i + 1),
+            "by": "airflow:churn_retrain/x/deploy",
+            "actor": {"airflow.dag_id": "churn_retrain"},
+            "reason": f"bench move {i}",
+        }
+        for i in range(n)
+    ]
     registry.append_ledger(client, model, entries)
     # each real move also leaves its lock, intent and unlock parameters on the ledger run
     from mlflow.entities import Param
 
     run_id = client.get_registered_model(model).tags[registry.LEDGER_RUN_TAG]
-    params = [Param(f"{kind}.{i + 100}", json.dumps({"by": "airflow:churn_retrain/x/deploy", "i": i}))
-              for i in range(n) for kind in ("lock", "intent", "unlock")]
+    params = [
+        Param(f"{kind}.{i + 100}", json.dumps({"by": "airflow:churn_retrain/x/deploy", "i": i}))
+        for i in range(n)
+        for kind in ("lock", "intent", "unlock")
+    ]
     for first in range(0, len(params), 100):
-        client.log_batch(run_id, params=params[first:first + 100])
+        client.log_batch(run_id, params=params[first : first + 100])
 
 
 def timed(http, path: str) -> tuple[float, int]:
@@ -79,11 +101,17 @@ def main() -> None:
     config = load_config(conftest.CHURN_CONFIG)
     t = time.perf_counter()
     with running_server(home, config, prepare=lambda c: add_versions(c, MODEL_FROM_CHURN, args.versions)) as server:
-        print(f"state: {args.versions + 2} versions, {args.versions + 3} ledger entries, "
-              f"set up in {time.perf_counter() - t:.0f} s", flush=True)
-        paths = {"models": "/mlops/models", "model": f"/mlops/models/{MODEL_FROM_CHURN}",
-                 "older": f"/mlops/models/{MODEL_FROM_CHURN}?versions_before=951&ledger_page=3",
-                 "dags": "/api/v2/dags?limit=50"}
+        print(
+            f"state: {args.versions + 2} versions, {args.versions + 3} ledger entries, "
+            f"set up in {time.perf_counter() - t:.0f} s",
+            flush=True,
+        )
+        paths = {
+            "models": "/mlops/models",
+            "model": f"/mlops/models/{MODEL_FROM_CHURN}",
+            "older": f"/mlops/models/{MODEL_FROM_CHURN}?versions_before=951&ledger_page=3",
+            "dags": "/api/v2/dags?limit=50",
+        }
         samples: dict[str, list[float]] = {k: [] for k in paths}
         sizes: dict[str, int] = {}
         with server.http("admin") as http:
@@ -100,8 +128,10 @@ def main() -> None:
     for key in ("models", "model", "older"):
         median = statistics.median(samples[key])
         ratio = median / dags
-        print(f"| GET {paths[key]} | {median * 1000:.1f} ms | {sizes[key]:,} | {ratio:.2f} | "
-              f"<= 2 {'ok' if ratio <= 2 else '**missed**'} |")
+        print(
+            f"| GET {paths[key]} | {median * 1000:.1f} ms | {sizes[key]:,} | {ratio:.2f} | "
+            f"<= 2 {'ok' if ratio <= 2 else '**missed**'} |"
+        )
 
 
 if __name__ == "__main__":

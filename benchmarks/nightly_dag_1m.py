@@ -127,10 +127,18 @@ def main() -> None:
         tmp_path = Path(tmp)
         t = time.perf_counter()
         source = make_source(tmp_path, args.rows)
-        print(f"source: {args.rows:,} rows -> {source.name} ({source.stat().st_size / 1e6:.0f} MB) "
-              f"in {time.perf_counter() - t:.0f} s", flush=True)
-        fmt = {"plugins": str(ROOT / "plugins"), "config": str(ROOT / "include" / "pipelines" / "churn.yaml"),
-               "dags": str(ROOT / "dags"), "source": str(source), "as_of": AS_OF}
+        print(
+            f"source: {args.rows:,} rows -> {source.name} ({source.stat().st_size / 1e6:.0f} MB) "
+            f"in {time.perf_counter() - t:.0f} s",
+            flush=True,
+        )
+        fmt = {
+            "plugins": str(ROOT / "plugins"),
+            "config": str(ROOT / "include" / "pipelines" / "churn.yaml"),
+            "dags": str(ROOT / "dags"),
+            "source": str(source),
+            "as_of": AS_OF,
+        }
         script = run(SCRIPT.format(**fmt), tmp_path / "script")
         print(f"plain script : {script['seconds']:7.1f} s  ({script['decision']})", flush=True)
         dag = run(DAG.format(**fmt), tmp_path / "dag")

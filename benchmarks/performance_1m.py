@@ -30,8 +30,9 @@ def data(rows: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     y = rng.random(rows) < 0.35
     score = 1 / (1 + np.exp(-(rng.normal(0, 1, rows) + 1.2 * y - 0.6)))  # continuous: every score distinct
-    return pd.DataFrame({"score": score, "predicted": (score >= 0.5).astype(int), "actual": y.astype(int),
-                         "model_version": "1"})
+    return pd.DataFrame(
+        {"score": score, "predicted": (score >= 0.5).astype(int), "actual": y.astype(int), "model_version": "1"}
+    )
 
 
 def one_pass_auc(score, y) -> float:
@@ -85,8 +86,10 @@ def main() -> None:
     row_bootstrap_t = (time.perf_counter() - t) / 10 * opts.bootstrap
 
     print(f"{opts.rows:,} joined rows, {opts.bootstrap} resamples, {opts.repeat} paired runs")
-    print(f"  realized AUC {result.value:.6f} (one-pass {auc:.6f}, scikit-learn {sk:.6f}), interval "
-          f"[{result.low:.6f}, {result.high:.6f}] ({result.method})")
+    print(
+        f"  realized AUC {result.value:.6f} (one-pass {auc:.6f}, scikit-learn {sk:.6f}), interval "
+        f"[{result.low:.6f}, {result.high:.6f}] ({result.method})"
+    )
     print(f"  baseline, AUC once with a sort:          median {statistics.median(baseline_t) * 1000:8.1f} ms")
     print(f"  realized_metrics with the bootstrap:     median {statistics.median(ours_t) * 1000:8.1f} ms")
     print(f"  scikit-learn roc_auc_score once:                {sklearn_t * 1000:8.1f} ms")

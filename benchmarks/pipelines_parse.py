@@ -83,9 +83,11 @@ def main() -> None:
         "goal": f"<= {args.pipelines}",
         "ok": ratio <= args.pipelines,
     }
-    print(f"dags/ with 1 pipeline ({one_dags} DAGs): {result['one_pipeline']['median_ms']:.2f} ms; with "
-          f"{args.pipelines} ({many_dags} DAGs): {result[f'{args.pipelines}_pipelines']['median_ms']:.2f} ms -> "
-          f"ratio {ratio:.2f} (goal <= {args.pipelines})")
+    print(
+        f"dags/ with 1 pipeline ({one_dags} DAGs): {result['one_pipeline']['median_ms']:.2f} ms; with "
+        f"{args.pipelines} ({many_dags} DAGs): {result[f'{args.pipelines}_pipelines']['median_ms']:.2f} ms -> "
+        f"ratio {ratio:.2f} (goal <= {args.pipelines})"
+    )
     print(json.dumps(result, indent=2))
 
 

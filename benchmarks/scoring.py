@@ -87,11 +87,18 @@ def train_champion(tmp: Path) -> str:
     _stream().write_stream(source, dt.date(2026, 1, 1), 28, rows=400)
     snap = take_snapshot(cfg, source=str(source), window_end=dt.date(2026, 1, 28))
     result = training.train_candidate(
-        split_roles(read_snapshot(snap["uri"]), cfg), cfg, "logistic_regression", client=mlflow_client,
-        experiment="churn", data_digest=snap["digest"], data_uri=snap["uri"], tags={"data.digest": snap["digest"]},
+        split_roles(read_snapshot(snap["uri"]), cfg),
+        cfg,
+        "logistic_regression",
+        client=mlflow_client,
+        experiment="churn",
+        data_digest=snap["digest"],
+        data_uri=snap["uri"],
+        tags={"data.digest": snap["digest"]},
     )
-    version = registry.register_challenger(mlflow_client, cfg.model_name, result["model_uri"], result["run_id"],
-                                           tags={"data.digest": snap["digest"]})["version"]
+    version = registry.register_challenger(
+        mlflow_client, cfg.model_name, result["model_uri"], result["run_id"], tags={"data.digest": snap["digest"]}
+    )["version"]
     registry.set_alias(mlflow_client, cfg.model_name, registry.CHAMPION, version)
     return version
 
@@ -109,20 +116,30 @@ def overhead(rows: int, repeat: int, version: str) -> list[dict]:
     frame = pd.concat([records(min(BLOCK, rows - b), b // BLOCK) for b in range(0, rows, BLOCK)], ignore_index=True)
     x = frame[cfg.feature_names]
     champion = training.load_model(f"models:/{cfg.model_name}/{version}")
-    train = pd.concat([_stream().daily_batch(dt.date(2026, 1, 1) + dt.timedelta(days=d), rows=400) for d in range(28)],
-                      ignore_index=True)
+    train = pd.concat(
+        [_stream().daily_batch(dt.date(2026, 1, 1) + dt.timedelta(days=d), rows=400) for d in range(28)],
+        ignore_index=True,
+    )
     hgb, _ = training.fit_candidate(train, cfg, "hist_gradient_boosting")
     chunk = cfg.scoring.chunk_rows
     scored_at = dt.datetime.now(dt.UTC)
     results = []
-    for label, model in (("logistic_regression (the champion, loaded from MLflow)", champion),
-                         ("hist_gradient_boosting (fitted in memory)", hgb)):
+    for label, model in (
+        ("logistic_regression (the champion, loaded from MLflow)", champion),
+        ("hist_gradient_boosting (fitted in memory)", hgb),
+    ):
         scorer = Scorer.of(model, cfg)
 
         def ours(scorer=scorer, size=chunk):
             for start in range(0, len(frame), size):
-                predictions_table(scorer, frame.iloc[start:start + size], id_columns=cfg.source.id_columns,
-                                  model_version=version, data_digest="sha256:bench", scored_at=scored_at)
+                predictions_table(
+                    scorer,
+                    frame.iloc[start : start + size],
+                    id_columns=cfg.source.id_columns,
+                    model_version=version,
+                    data_digest="sha256:bench",
+                    scored_at=scored_at,
+                )
 
         def ours_one_chunk(scorer=scorer):
             ours(scorer, len(frame))
@@ -143,9 +160,17 @@ def overhead(rows: int, repeat: int, version: str) -> list[dict]:
         def ratio(name: str, times: dict[str, list[float]] = times) -> float:
             return statistics.median(o / p for o, p in zip(times[name], times["plain"], strict=True))
 
-        results.append({"model": label, "rows": len(frame), "chunk_rows": chunk,
-                        **{f"{name}_s": statistics.median(t) for name, t in times.items()},
-                        "ratio": ratio("ours"), "ratio_one_chunk": ratio("ours_one_chunk"), "runs": times})
+        results.append(
+            {
+                "model": label,
+                "rows": len(frame),
+                "chunk_rows": chunk,
+                **{f"{name}_s": statistics.median(t) for name, t in times.items()},
+                "ratio": ratio("ours"),
+                "ratio_one_chunk": ratio("ours_one_chunk"),
+                "runs": times,
+            }
+        )
     return results
 
 
@@ -170,8 +195,11 @@ def write_big(path: Path, rows: int, fmt: str) -> Path:
             writer.write_table(table)
         if writer is not None:
             writer.close()
-    print(f"  wrote {rows:,} rows to {path.name}: {path.stat().st_size / 1e6:,.0f} MB in "
-          f"{time.perf_counter() - started:.0f} s", flush=True)
+    print(
+        f"  wrote {rows:,} rows to {path.name}: {path.stat().st_size / 1e6:,.0f} MB in "
+        f"{time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
     return path
 
 
@@ -189,15 +217,28 @@ def child_score(path: str) -> None:
 
     before = status("VmRSS")
     summary = score_day(config(), DAY, client=client(), source=path)
-    print(json.dumps({"summary": summary, "rss_after_imports_mb": before, "vmhwm_mb": status("VmHWM"),
-                      "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "summary": summary,
+                "rss_after_imports_mb": before,
+                "vmhwm_mb": status("VmHWM"),
+                "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def big(rows: int, fmt: str, tmp: Path) -> dict:
     path = write_big(tmp / f"churn_{DAY.isoformat()}.{fmt}", rows, fmt)
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--child-score", str(path)], capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=7200)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child-score", str(path)],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=7200,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"child failed:\n{proc.stderr[-4000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -227,16 +268,22 @@ def main() -> None:
         version = train_champion(tmp)
         print(f"(a) scoring {args.rows:,} rows: core.scoring vs plain predict_proba, medians of {args.repeat}")
         for r in overhead(args.rows, args.repeat, version):
-            print(f"  {r['model']}: plain predict_proba {r['plain_s']:.2f} s; ours in chunks of {r['chunk_rows']:,} "
-                  f"(as score_day runs) {r['ours_s']:.2f} s = {r['ratio']:.2f}x, ours in one chunk "
-                  f"{r['ours_one_chunk_s']:.2f} s = {r['ratio_one_chunk']:.2f}x (goal <= 1.3x)", flush=True)
+            print(
+                f"  {r['model']}: plain predict_proba {r['plain_s']:.2f} s; ours in chunks of {r['chunk_rows']:,} "
+                f"(as score_day runs) {r['ours_s']:.2f} s = {r['ratio']:.2f}x, ours in one chunk "
+                f"{r['ours_one_chunk_s']:.2f} s = {r['ratio_one_chunk']:.2f}x (goal <= 1.3x)",
+                flush=True,
+            )
         if not args.skip_big:
             print(f"(b) {args.big_rows:,} rows scored end to end by score_day from one {args.format} file")
             r = big(args.big_rows, args.format, tmp)
             s = r["summary"]
-            print(f"  {s['rows']:,} rows in {s['chunks']} chunks, {s['seconds']:.0f} s ({s['rows_per_s']:,.0f} rows/s), "
-                  f"file {r['file_mb']:,.0f} MB; peak RSS {r['vmhwm_mb']:,.0f} MB (goal <= 2048 MB; "
-                  f"{r['rss_after_imports_mb']:,.0f} MB after imports)", flush=True)
+            print(
+                f"  {s['rows']:,} rows in {s['chunks']} chunks, {s['seconds']:.0f} s ({s['rows_per_s']:,.0f} rows/s), "
+                f"file {r['file_mb']:,.0f} MB; peak RSS {r['vmhwm_mb']:,.0f} MB (goal <= 2048 MB; "
+                f"{r['rss_after_imports_mb']:,.0f} MB after imports)",
+                flush=True,
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

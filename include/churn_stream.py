@@ -160,7 +160,12 @@ def write_stream(
     for i in range(days):
         day = start + dt.timedelta(days=i)
         frame = daily_batch(
-            day, rows=rows, seed=seed, drift_from=drift_from, bad=day in bad_days, concept_drift_from=concept_drift_from,
+            day,
+            rows=rows,
+            seed=seed,
+            drift_from=drift_from,
+            bad=day in bad_days,
+            concept_drift_from=concept_drift_from,
             churn_offset=churn_offset,
         )
         path = out / f"churn_{day.isoformat()}.csv"
@@ -182,22 +187,44 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--drift-from", type=dt.date.fromisoformat, default=None)
     parser.add_argument("--bad-day", type=dt.date.fromisoformat, action="append", default=[])
-    parser.add_argument("--concept-drift-from", type=dt.date.fromisoformat, default=None,
-                        help="from this day the label relationship shifts while the inputs do not move")
-    parser.add_argument("--batches", type=Path, default=None,
-                        help="also write each day's records without the label here (what scoring sees)")
-    parser.add_argument("--labels", type=Path, default=None,
-                        help="also write each day's outcomes here: churn_labels_YYYY-MM-DD.csv")
-    parser.add_argument("--churn-offset", type=float, default=0.0,
-                        help="added to the churn log-odds: negative makes churn rare (-4.0: about 1.5%%)")
+    parser.add_argument(
+        "--concept-drift-from",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="from this day the label relationship shifts while the inputs do not move",
+    )
+    parser.add_argument(
+        "--batches",
+        type=Path,
+        default=None,
+        help="also write each day's records without the label here (what scoring sees)",
+    )
+    parser.add_argument(
+        "--labels", type=Path, default=None, help="also write each day's outcomes here: churn_labels_YYYY-MM-DD.csv"
+    )
+    parser.add_argument(
+        "--churn-offset",
+        type=float,
+        default=0.0,
+        help="added to the churn log-odds: negative makes churn rare (-4.0: about 1.5%%)",
+    )
     args = parser.parse_args(argv)
     paths = write_stream(
-        args.out, args.start, args.days, rows=args.rows, seed=args.seed,
-        drift_from=args.drift_from, bad_days=tuple(args.bad_day), concept_drift_from=args.concept_drift_from,
-        batches=args.batches, labels=args.labels, churn_offset=args.churn_offset,
+        args.out,
+        args.start,
+        args.days,
+        rows=args.rows,
+        seed=args.seed,
+        drift_from=args.drift_from,
+        bad_days=tuple(args.bad_day),
+        concept_drift_from=args.concept_drift_from,
+        batches=args.batches,
+        labels=args.labels,
+        churn_offset=args.churn_offset,
     )
-    print(f"wrote {len(paths)} daily files ({args.rows} rows each) to {args.out}/ "
-          f"[{paths[0].name} .. {paths[-1].name}]")
+    print(
+        f"wrote {len(paths)} daily files ({args.rows} rows each) to {args.out}/ [{paths[0].name} .. {paths[-1].name}]"
+    )
     for what, folder in (("unlabelled batches", args.batches), ("label files", args.labels)):
         if folder is not None:
             print(f"wrote {len(paths)} {what} to {folder}/")

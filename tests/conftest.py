@@ -95,7 +95,13 @@ def smtp_connection(port: int) -> str:
     """An Airflow SMTP connection (JSON, for AIRFLOW_CONN_*) to a plain SMTP server on loopback."""
     import json
 
-    extra = {"disable_tls": True, "disable_ssl": True, "timeout": 5, "retry_limit": 0, "from_email": "airflow-mlops@tests.local"}
+    extra = {
+        "disable_tls": True,
+        "disable_ssl": True,
+        "timeout": 5,
+        "retry_limit": 0,
+        "from_email": "airflow-mlops@tests.local",
+    }
     return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": extra})
 
 
@@ -176,7 +182,6 @@ def bad_churn_frame():
     return churn_stream.daily_batch(dt.date(2026, 1, 3), rows=400, bad=True)
 
 
-
 @pytest.fixture(scope="session")
 def airflow_db():
     """A migrated Airflow metadata DB (SQLite) for dag.test() runs in this session."""
@@ -202,7 +207,11 @@ def binary_config(model: str, features=("mean_radius", "mean_texture", "mean_are
             "model": {
                 "name": model,
                 "candidates": [
-                    {"name": "logreg", "estimator": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 300}},
+                    {
+                        "name": "logreg",
+                        "estimator": "sklearn.linear_model.LogisticRegression",
+                        "params": {"max_iter": 300},
+                    },
                 ],
             },
             "metrics": {"primary": "roc_auc"},

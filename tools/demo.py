@@ -95,9 +95,21 @@ def run_day(day: Day, log_dir: Path) -> tuple[bool, Path, float]:
     started = time.monotonic()
     with log_path.open("w") as log:
         proc = subprocess.run(
-            [sys.executable, "-m", "airflow", "dags", "test", DAG_ID, f"{day.day}T02:00:00+00:00",
-             "-c", f'{{"as_of": "{day.day}"}}'],
-            stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(), check=False,
+            [
+                sys.executable,
+                "-m",
+                "airflow",
+                "dags",
+                "test",
+                DAG_ID,
+                f"{day.day}T02:00:00+00:00",
+                "-c",
+                f'{{"as_of": "{day.day}"}}',
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+            check=False,
         )
     finished = [line for line in log_path.read_text(errors="replace").splitlines() if "DagRun Finished" in line]
     ok = proc.returncode == 0 and bool(finished) and "state=success" in finished[-1]
@@ -210,11 +222,14 @@ def stack_days(n: int, client, log_dir: Path, inbox: Inbox | None) -> int:
     print(f"Day {n}  {DRIFT_CHECKS[0]}  customers behave differently since 2026-03-01: does the drift monitor notice?")
     stack = StackSettings.from_env("local", home=settings.mlops_home())
     with (log_dir / "stack.log").open("w") as stack_log:
+
         def note(line: str) -> None:
             print(line, file=stack_log, flush=True)
 
-        print("        starting Airflow's scheduler, triggerer, dag-processor and API server (LocalExecutor) ...",
-              flush=True)
+        print(
+            "        starting Airflow's scheduler, triggerer, dag-processor and API server (LocalExecutor) ...",
+            flush=True,
+        )
         manager.up(stack, log=note, timeout=600)
         try:
             api = AirflowApi(stack.api_url, "admin", load_secrets(stack)["AIRFLOW_ADMIN_PASSWORD"])
@@ -224,15 +239,21 @@ def stack_days(n: int, client, log_dir: Path, inbox: Inbox | None) -> int:
             if surprises:
                 print(f"Day {n + 1}  skipped: it starts from the champion day {n} should have made\n")
                 return surprises
-            print(f"Day {n + 1}  {SCORED_DAYS[0]}  since {CONCEPT_SHIFT} customers leave for a new reason, yet "
-                  f"every input looks the same: who notices?", flush=True)
+            print(
+                f"Day {n + 1}  {SCORED_DAYS[0]}  since {CONCEPT_SHIFT} customers leave for a new reason, yet "
+                f"every input looks the same: who notices?",
+                flush=True,
+            )
             surprises += _concept_story(client, api)
             _show_mail(inbox, "new champion")
             print(flush=True)
             if surprises:
                 return surprises
-            print(f"Day {n + 2}  {REVIEWED_DAY}  a retrain under {REVIEWED_CONFIG} (evaluation.approval: borderline): "
-                  f"a thin win waits for a person", flush=True)
+            print(
+                f"Day {n + 2}  {REVIEWED_DAY}  a retrain under {REVIEWED_CONFIG} (evaluation.approval: borderline): "
+                f"a thin win waits for a person",
+                flush=True,
+            )
             surprises += _approval_story(client, api, inbox)
             print(flush=True)
             return surprises
@@ -259,7 +280,9 @@ def _drift_story(client, api) -> int:
             return surprises + 1
         check = api.xcom(MONITOR_ID, run_id, "check_drift")
         print(f"        {day} {MONITOR_ID}: {check['summary']} ({time.monotonic() - started:.0f} s)")
-        print(f"          retrain {'REQUESTED' if check['requested'] else 'not requested'}: {check['reason']}", flush=True)
+        print(
+            f"          retrain {'REQUESTED' if check['requested'] else 'not requested'}: {check['reason']}", flush=True
+        )
     if not check["requested"]:
         print("        !! expected the second drift check to request a retrain")
         return surprises + 1
@@ -316,13 +339,18 @@ def _concept_story(client, api) -> int:
     import datetime as dt
 
     _unpause_without_catch_up(api, (SCORING_ID, PERFORMANCE_ID))
-    print(f"        from {SCORED_DAYS[0]} the champion scores each day's customers; what they did is known a week later")
+    print(
+        f"        from {SCORED_DAYS[0]} the champion scores each day's customers; what they did is known a week later"
+    )
     for day in SCORED_DAYS:
         scored, seconds = _run(api, SCORING_ID, {"as_of": day}, "score")
         if scored is None:
             return 1
-        print(f"        {day} {SCORING_ID}: {scored['rows']} customers scored with {MODEL} v{scored['model_version']} "
-              f"({seconds:.0f} s)", flush=True)
+        print(
+            f"        {day} {SCORING_ID}: {scored['rows']} customers scored with {MODEL} v{scored['model_version']} "
+            f"({seconds:.0f} s)",
+            flush=True,
+        )
     drift, seconds = _run(api, MONITOR_ID, {"as_of": SCORED_DAYS[-1]}, "check_drift")
     if drift is None:
         return 1
@@ -358,18 +386,24 @@ def _approval_story(client, api, inbox: Inbox | None) -> int:
     detail = _wait_for_person(api, run_id)
     if detail is None:
         version, decision, _ = latest_decision(client)
-        print(f"        !! expected the run to wait for a person; it ended with {decision or 'no verdict'} (v{version})")
+        print(
+            f"        !! expected the run to wait for a person; it ended with {decision or 'no verdict'} (v{version})"
+        )
         return 1
-    print(f"        {DAG_ID} waits for a person ({time.monotonic() - started:.0f} s): \"{detail['subject']}\"")
+    print(f'        {DAG_ID} waits for a person ({time.monotonic() - started:.0f} s): "{detail["subject"]}"')
     for line in detail["body"].splitlines():
         if line.startswith("- "):
             print(f"          {line}")
     _show_mail(inbox, "waits for")
     path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{approval.APPROVAL_TASK_ID}/-1/hitlDetails"
-    answer = api.request("PATCH", path, json={"chosen_options": [approval.APPROVE],
-                                              "params_input": {approval.COMMENT: REVIEWER_COMMENT}})
-    print(f"        {answer['responded_by']['name']} answers {approval.APPROVE} through the REST API (what the Approve "
-          f"button does in Required Actions and on the Models page): \"{REVIEWER_COMMENT}\"", flush=True)
+    answer = api.request(
+        "PATCH", path, json={"chosen_options": [approval.APPROVE], "params_input": {approval.COMMENT: REVIEWER_COMMENT}}
+    )
+    print(
+        f"        {answer['responded_by']['name']} answers {approval.APPROVE} through the REST API (what the Approve "
+        f'button does in Required Actions and on the Models page): "{REVIEWER_COMMENT}"',
+        flush=True,
+    )
     state = api.wait_for_run(DAG_ID, run_id, timeout=900)["state"]
     version, decision, _ = latest_decision(client)
     moves = [m for m in registry.history(client, MODEL) if m.get("alias") == "champion"]
@@ -377,7 +411,11 @@ def _approval_story(client, api, inbox: Inbox | None) -> int:
     print(f"        {decision or state}: {MODEL} v{version} is the champion ({time.monotonic() - started:.0f} s)")
     print(f"          ledger: {last.get('by')}: {str(last.get('reason')).split('; the gate said')[0]}")
     _show_mail(inbox, "new champion")
-    if state != "success" or last.get("to") != version or last.get("by") != f"airflow-user:{answer['responded_by']['name']}":
+    if (
+        state != "success"
+        or last.get("to") != version
+        or last.get("by") != f"airflow-user:{answer['responded_by']['name']}"
+    ):
         print(f"        !! expected the approved v{version} as champion and the ledger naming who approved it")
         return 1
     return 0
@@ -391,8 +429,9 @@ def _wait_for_person(api, run_id: str, timeout: float = 900.0) -> dict | None:
     while time.monotonic() < deadline:
         states = {ti["task_id"]: ti["state"] for ti in api.task_instances(DAG_ID, run_id)}
         if states.get(approval.APPROVAL_TASK_ID) == "awaiting_input":
-            return api.request("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/"
-                                      f"{approval.APPROVAL_TASK_ID}/-1/hitlDetails")
+            return api.request(
+                "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{approval.APPROVAL_TASK_ID}/-1/hitlDetails"
+            )
         if api.dag_run(DAG_ID, run_id)["state"] in ("success", "failed"):
             return None
         time.sleep(3)
@@ -420,8 +459,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _story(client: Any, log_dir: Path, inbox: Inbox | None) -> int:
     surprises = 0
-    print(f"airflow-mlops demo: {len(STORY)} days of {DAG_ID}, then a data drift and a concept drift the monitors "
-          f"have to notice, and a thin win a person approves (full logs in {log_dir}/)\n", flush=True)
+    print(
+        f"airflow-mlops demo: {len(STORY)} days of {DAG_ID}, then a data drift and a concept drift the monitors "
+        f"have to notice, and a thin win a person approves (full logs in {log_dir}/)\n",
+        flush=True,
+    )
     for n, day in enumerate(STORY, start=1):
         print(f"Day {n}  {day.day}  {day.story}", flush=True)
         before = latest_decision(client)[0]
@@ -446,8 +488,10 @@ def _story(client: Any, log_dir: Path, inbox: Inbox | None) -> int:
 
     surprises += stack_days(len(STORY) + 1, client, log_dir, inbox)
     if inbox is not None:
-        print(f"Alerts: {len(inbox.subjects)} e-mail(s) reached the demo's local SMTP server (standing in for "
-              f"smtp_default): {inbox.folder}/*.eml\n")
+        print(
+            f"Alerts: {len(inbox.subjects)} e-mail(s) reached the demo's local SMTP server (standing in for "
+            f"smtp_default): {inbox.folder}/*.eml\n"
+        )
 
     from airflow_mlops import cli
 
@@ -455,11 +499,15 @@ def _story(client: Any, log_dir: Path, inbox: Inbox | None) -> int:
     cli.main(["status"])
     print("\nLedger of alias moves:    .venv/bin/airflow-mlops history churn_classifier")
     print("MLflow UI (runs, plots):  make mlflow-ui   -> http://127.0.0.1:5000")
-    print("Airflow UI (the DAGs):    make airflow     -> http://localhost:8080 (Models in its navigation: the ledger,"
-          " the evidence, approvals)")
+    print(
+        "Airflow UI (the DAGs):    make airflow     -> http://localhost:8080 (Models in its navigation: the ledger,"
+        " the evidence, approvals)"
+    )
     print("Re-check a verdict:       .venv/bin/airflow-mlops audit churn_classifier 2")
-    print("Replay a day:             make dag-test DAG=churn_retrain CONF='{\"as_of\": \"2026-02-12\"}'")
-    print("The second pipeline:      make dag-test DAG=diabetes_retrain   (regression, include/pipelines/diabetes.yaml)")
+    print('Replay a day:             make dag-test DAG=churn_retrain CONF=\'{"as_of": "2026-02-12"}\'')
+    print(
+        "The second pipeline:      make dag-test DAG=diabetes_retrain   (regression, include/pipelines/diabetes.yaml)"
+    )
     print("Add your own model:       .venv/bin/airflow-mlops init NAME --source FILE --target COLUMN")
     return 1 if surprises else 0
 

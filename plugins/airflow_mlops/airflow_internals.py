@@ -55,7 +55,13 @@ def share_operator_serialized_fields() -> None:
 
 
 def write_hitl_request(
-    *, ti_id: Any, options: list[str], subject: str, body: str, defaults: list[str], params: dict[str, Any],
+    *,
+    ti_id: Any,
+    options: list[str],
+    subject: str,
+    body: str,
+    defaults: list[str],
+    params: dict[str, Any],
 ) -> None:
     """Write the HITL request (one choice of `options`, `params` to fill in) of the running task instance.
 
@@ -66,8 +72,9 @@ def write_hitl_request(
     """
     from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
-    upsert_hitl_detail(ti_id=ti_id, options=options, subject=subject, body=body, defaults=defaults, multiple=False,
-                       params=params)
+    upsert_hitl_detail(
+        ti_id=ti_id, options=options, subject=subject, body=body, defaults=defaults, multiple=False, params=params
+    )
 
 
 def await_input(*, method_name: str, timeout: dt.timedelta) -> NoReturn:
@@ -103,8 +110,11 @@ def pending_hitl_requests(operator: str, dag_ids: Collection[str] | None, xcom_k
     query = (
         select(TaskInstance, HITLDetail)
         .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id)
-        .where(TaskInstance.state == TaskInstanceState.AWAITING_INPUT, TaskInstance.operator == operator,
-               HITLDetail.responded_at.is_(None))
+        .where(
+            TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
+            TaskInstance.operator == operator,
+            HITLDetail.responded_at.is_(None),
+        )
         .order_by(HITLDetail.created_at)
     )
     if dag_ids is not None:
@@ -112,14 +122,24 @@ def pending_hitl_requests(operator: str, dag_ids: Collection[str] | None, xcom_k
     out = []
     with create_session() as session:
         for ti, detail in session.execute(query).all():
-            row = session.scalar(XComModel.get_many(run_id=ti.run_id, key=xcom_key, dag_ids=ti.dag_id,
-                                                    task_ids=ti.task_id, map_indexes=ti.map_index))
-            out.append({
-                "dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "map_index": ti.map_index,
-                "created_at": detail.created_at, "timeout_at": ti.trigger_timeout,
-                "subject": detail.subject, "body": detail.body,
-                "xcom": XComModel.deserialize_value(row) if row is not None else None,
-            })
+            row = session.scalar(
+                XComModel.get_many(
+                    run_id=ti.run_id, key=xcom_key, dag_ids=ti.dag_id, task_ids=ti.task_id, map_indexes=ti.map_index
+                )
+            )
+            out.append(
+                {
+                    "dag_id": ti.dag_id,
+                    "run_id": ti.run_id,
+                    "task_id": ti.task_id,
+                    "map_index": ti.map_index,
+                    "created_at": detail.created_at,
+                    "timeout_at": ti.trigger_timeout,
+                    "subject": detail.subject,
+                    "body": detail.body,
+                    "xcom": XComModel.deserialize_value(row) if row is not None else None,
+                }
+            )
     return out
 
 
@@ -134,14 +154,24 @@ def task_operator(dag_id: str, run_id: str, task_id: str, map_index: int) -> str
     from sqlalchemy import select
 
     with create_session() as session:
-        return session.scalar(select(TaskInstance.operator).where(
-            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id,
-            TaskInstance.map_index == map_index,
-        ))
+        return session.scalar(
+            select(TaskInstance.operator).where(
+                TaskInstance.dag_id == dag_id,
+                TaskInstance.run_id == run_id,
+                TaskInstance.task_id == task_id,
+                TaskInstance.map_index == map_index,
+            )
+        )
 
 
 def answer_hitl(
-    *, dag_id: str, run_id: str, task_id: str, map_index: int, chosen: list[str], params_input: dict[str, Any],
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    map_index: int,
+    chosen: list[str],
+    params_input: dict[str, Any],
     user: BaseUser,
 ) -> tuple[str, dt.datetime | None]:
     """Answer a waiting HITL request as `user`, through the core API's own PATCH .../hitlDetails route function.
@@ -162,8 +192,13 @@ def answer_hitl(
     try:
         with create_session() as session:
             result = update_hitl_detail(
-                dag_id=dag_id, dag_run_id=run_id, task_id=task_id, update_hitl_detail_payload=payload, user=user,
-                session=session, map_index=map_index,
+                dag_id=dag_id,
+                dag_run_id=run_id,
+                task_id=task_id,
+                update_hitl_detail_payload=payload,
+                user=user,
+                session=session,
+                map_index=map_index,
             )
     except HTTPException as exc:
         raise HITLResponseRefused(exc.status_code, str(exc.detail)) from None
@@ -189,12 +224,18 @@ def dag_authorized(user: BaseUser, method: Method, dag_ids: list[str], *, hitl: 
     manager = create_auth_manager()
     entity = DagAccessEntity.HITL_DETAIL if hitl else None
     if not dag_ids:
-        return [bool(manager.is_authorized_dag(method=method, access_entity=entity, details=DagDetails(id=None),
-                                               user=user))]
+        return [
+            bool(manager.is_authorized_dag(method=method, access_entity=entity, details=DagDetails(id=None), user=user))
+        ]
     teams = DagModel.get_dag_id_to_team_name_mapping(dag_ids)
-    return [bool(manager.is_authorized_dag(method=method, access_entity=entity,
-                                           details=DagDetails(id=d, team_name=teams.get(d)), user=user))
-            for d in dag_ids]
+    return [
+        bool(
+            manager.is_authorized_dag(
+                method=method, access_entity=entity, details=DagDetails(id=d, team_name=teams.get(d)), user=user
+            )
+        )
+        for d in dag_ids
+    ]
 
 
 def dags_tagged(*tags: str) -> list[str]:

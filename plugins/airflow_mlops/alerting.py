@@ -56,11 +56,18 @@ def send_alert(alert: Alert, config: PipelineConfig) -> dict[str, str]:
             log.error(
                 "pipeline %r: the %s alert was NOT sent to channel %r (%s through connection %r): %s. "
                 "The task is not affected; the alert is in the log above",
-                config.name, alert.event, channel.name, channel.type, channel.conn_id, why,
+                config.name,
+                alert.event,
+                channel.name,
+                channel.type,
+                channel.conn_id,
+                why,
             )
         else:
             outcomes[channel.name] = "sent"
-            log.info("pipeline %r: %s alert sent to channel %r (%s)", config.name, alert.event, channel.name, channel.type)
+            log.info(
+                "pipeline %r: %s alert sent to channel %r (%s)", config.name, alert.event, channel.name, channel.type
+            )
     return outcomes
 
 
@@ -83,9 +90,14 @@ def _send_email(channel: AlertChannel, alert: Alert) -> None:
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
     conn = _connection(channel.conn_id)
-    sender = channel.from_email or (conn.extra_dejson or {}).get("from_email") or f"airflow-mlops@{socket.gethostname()}"
+    sender = (
+        channel.from_email or (conn.extra_dejson or {}).get("from_email") or f"airflow-mlops@{socket.gethostname()}"
+    )
     notifier = SmtpNotifier(
-        to=list(channel.to), from_email=sender, subject=alert.subject(), html_content=alert.html(),
+        to=list(channel.to),
+        from_email=sender,
+        subject=alert.subject(),
+        html_content=alert.html(),
         smtp_conn_id=channel.conn_id,
     )
     # notify(), not __call__: our text is final and must not be rendered as a Jinja template.
@@ -131,7 +143,9 @@ def _post_webhook(channel: AlertChannel, alert: Alert) -> None:
         headers["Authorization"] = f"Basic {token}"
     url = webhook_url(conn)
     if not url.startswith(("http://", "https://")):
-        raise ValueError(f"connection {channel.conn_id!r} does not name an http(s) URL; webhooks are POSTed over HTTP(S)")
+        raise ValueError(
+            f"connection {channel.conn_id!r} does not name an http(s) URL; webhooks are POSTed over HTTP(S)"
+        )
     request = urllib.request.Request(url, data=alert.to_json(channel.format), headers=headers, method="POST")
     try:
         with _no_redirects_opener().open(request, timeout=WEBHOOK_TIMEOUT_S) as response:
@@ -174,7 +188,9 @@ def _xcom(context: Context | Mapping[str, Any], task_id: str, key: str = "return
 
 
 def _hours(value: Any) -> str:
-    return f"{value:g} h" if isinstance(value, int | float) else "the configured time (evaluation.approval.timeout_hours)"
+    return (
+        f"{value:g} h" if isinstance(value, int | float) else "the configured time (evaluation.approval.timeout_hours)"
+    )
 
 
 def alert_from_context(event: str, context: Context | Mapping[str, Any], config: PipelineConfig) -> Alert:
@@ -199,10 +215,11 @@ def alert_from_context(event: str, context: Context | Mapping[str, Any], config:
         if mlflow_run:
             links["MLflow run"] = run_url(str(mlflow_run))
         return Alert(
-            event=event, pipeline=pipeline,
+            event=event,
+            pipeline=pipeline,
             summary=f"{dag_id} run {run_id} failed at task {task_id!r} (try {ti.try_number}).",
             meaning="The serving champion was not changed by this run; the tasks after the failure did not run. "
-                    "Read the task log, fix the cause, then clear the task or wait for the next run.",
+            "Read the task log, fix the cause, then clear the task or wait for the next run.",
             details=[f"error: {first_line(str(error)) if error else 'see the task log'}", f"started by: {started_by}"],
             links=links,
         )
@@ -217,24 +234,29 @@ def alert_from_context(event: str, context: Context | Mapping[str, Any], config:
         judged = (
             f"judged on {test_rows.get('test_rows')} test rows ({test_rows.get('first_day')}..{test_rows.get('last_day')}), "
             f"{test_rows.get('excluded_seen_by_champion')} excluded as the champion's"
-            if test_rows else "test rows: see the evaluation run"
+            if test_rows
+            else "test rows: see the evaluation run"
         )
         primary = next((r for r in verdict.get("reasons", []) if config.metrics.primary in r and "margin" in r), "")
         answer = _xcom(context, "branch", "approval") if verdict.get("needs_approval") else None
         person = [str(answer["reason"])] if isinstance(answer, dict) and answer.get("reason") else []  # who decided
         if event == "promoted":
             return Alert(
-                event=event, pipeline=pipeline,
+                event=event,
+                pipeline=pipeline,
                 summary=f"{name} v{version} is the new champion (was {'v' + str(champion) if champion else 'none'}), "
-                        f"{verdict.get('decision', 'PROMOTE')}.",
+                f"{verdict.get('decision', 'PROMOTE')}.",
                 meaning=f"models:/{name}@champion now serves v{version}; it passed the smoke test. To undo: "
-                        f"airflow-mlops rollback {name} --reason '...'.",
-                details=[d for d in (*person, primary.removeprefix("PASS: "), judged, f"started by: {started_by}") if d],
+                f"airflow-mlops rollback {name} --reason '...'.",
+                details=[
+                    d for d in (*person, primary.removeprefix("PASS: "), judged, f"started by: {started_by}") if d
+                ],
                 links=links,
             )
         fails = failing_checks(list(verdict.get("reasons", [])))
         return Alert(
-            event=event, pipeline=pipeline,
+            event=event,
+            pipeline=pipeline,
             summary=f"{name} v{version} was rejected; the champion stays {'v' + str(champion) if champion else 'unset'}.",
             meaning="Nothing changed in production. The failing checks say why; the evidence is in the evaluation run.",
             details=[*person, *(f"failed: {f}" for f in fails[:5]), judged, f"started by: {started_by}"],
@@ -250,12 +272,16 @@ def alert_from_context(event: str, context: Context | Mapping[str, Any], config:
             links["MLflow evaluation run"] = run_url(str(ev["evaluation_run_id"]))
         links["Model version"] = model_version_url(str(name), str(version))
         return Alert(
-            event=event, pipeline=pipeline,
+            event=event,
+            pipeline=pipeline,
             summary=f"{name} v{version} waits for a person: promote it over {'v' + str(champion) if champion else 'no champion'}?",
             meaning=f"Nothing changes until someone answers (Airflow's Required Actions, or the Models page). No answer "
-                    f"within {_hours(ev.get('timeout_hours'))} rejects it; the champion stays.",
-            details=[*(f"why: {w}" for w in ev.get("why", [])[:5]), f"the gate said: {ev.get('decision')}",
-                     f"started by: {started_by}"],
+            f"within {_hours(ev.get('timeout_hours'))} rejects it; the champion stays.",
+            details=[
+                *(f"why: {w}" for w in ev.get("why", [])[:5]),
+                f"the gate said: {ev.get('decision')}",
+                f"started by: {started_by}",
+            ],
             links=links,
         )
     if event == "drift_confirmed":
@@ -263,11 +289,12 @@ def alert_from_context(event: str, context: Context | Mapping[str, Any], config:
         if request.get("mlflow_run_id"):
             links["MLflow drift check"] = run_url(str(request["mlflow_run_id"]))
         return Alert(
-            event=event, pipeline=pipeline,
+            event=event,
+            pipeline=pipeline,
             summary=f"Drift confirmed for {request.get('model_name', config.model_name)} "
-                    f"(champion v{request.get('reference_version', '?')}): a retrain was requested.",
+            f"(champion v{request.get('reference_version', '?')}): a retrain was requested.",
             meaning="The retraining DAG starts from this request; its new model is promoted only if it beats the "
-                    "champion on fresh rows.",
+            "champion on fresh rows.",
             details=[str(request.get("summary", "")), str(request.get("reason", ""))],
             links=links,
         )
@@ -279,16 +306,22 @@ def alert_from_context(event: str, context: Context | Mapping[str, Any], config:
         links["Model version"] = model_version_url(str(name), str(version))
         metric = request.get("metric") or config.metrics.primary
         realized, promised = request.get("realized"), request.get("promised")
-        figures = (f"realized {metric} {realized:.4f} [{request.get('ci_low'):.4f}, {request.get('ci_high'):.4f}] on the "
-                   f"labels of {request.get('day')}, promised {promised:.4f} at promotion"
-                   if isinstance(realized, float) and isinstance(promised, float)
-                   and isinstance(request.get("ci_low"), float) and isinstance(request.get("ci_high"), float) else "")
+        figures = (
+            f"realized {metric} {realized:.4f} [{request.get('ci_low'):.4f}, {request.get('ci_high'):.4f}] on the "
+            f"labels of {request.get('day')}, promised {promised:.4f} at promotion"
+            if isinstance(realized, float)
+            and isinstance(promised, float)
+            and isinstance(request.get("ci_low"), float)
+            and isinstance(request.get("ci_high"), float)
+            else ""
+        )
         return Alert(
-            event=event, pipeline=pipeline,
+            event=event,
+            pipeline=pipeline,
             summary=f"Performance decay confirmed for {name} (champion v{version}): a retrain was requested.",
             meaning="The champion's predictions come true less often than its test set promised (its inputs may look "
-                    "unchanged: a new reason behind the outcomes). The retraining DAG starts from this request; its new "
-                    "model is promoted only if it beats the champion on fresh rows.",
+            "unchanged: a new reason behind the outcomes). The retraining DAG starts from this request; its new "
+            "model is promoted only if it beats the champion on fresh rows.",
             details=[d for d in (figures, str(request.get("summary", "")), str(request.get("reason", ""))) if d],
             links=links,
         )
@@ -303,7 +336,8 @@ def rollback_alert(config: PipelineConfig, result: PromotionResult, *, who: str,
     name = result.get("name", config.model_name)
     champion = result.get("champion")
     return Alert(
-        event="rolled_back", pipeline=config.name,
+        event="rolled_back",
+        pipeline=config.name,
         summary=f"{name}: the champion is v{champion} again ({'automatic undo' if automatic else 'rollback'} by {who}).",
         meaning=f"models:/{name}@champion serves v{champion}; the version it replaced no longer serves.",
         details=[f"reason: {reason}", f"previous_champion: v{result.get('previous_champion')}"],

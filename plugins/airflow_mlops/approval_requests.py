@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 def pending_approvals(*, dag_ids: Collection[str] | None = None, model: str | None = None) -> list[dict[str, Any]]:
     """The promotions waiting for a person, oldest first.
 
@@ -48,20 +49,35 @@ def pending_approvals(*, dag_ids: Collection[str] | None = None, model: str | No
         ev = request["xcom"] or {}
         if model is not None and ev.get("model_name") != model:
             continue
-        out.append({
-            "model": ev.get("model_name"), "version": ev.get("challenger_version"),
-            "champion_version": ev.get("champion_version"),
-            "dag_id": request["dag_id"], "run_id": request["run_id"], "task_id": request["task_id"],
-            "map_index": request["map_index"], "waiting_since": _iso(request["created_at"]),
-            "timeout_at": _iso(request["timeout_at"]), "subject": request["subject"], "body": request["body"],
-            "evidence": ev,
-        })
+        out.append(
+            {
+                "model": ev.get("model_name"),
+                "version": ev.get("challenger_version"),
+                "champion_version": ev.get("champion_version"),
+                "dag_id": request["dag_id"],
+                "run_id": request["run_id"],
+                "task_id": request["task_id"],
+                "map_index": request["map_index"],
+                "waiting_since": _iso(request["created_at"]),
+                "timeout_at": _iso(request["timeout_at"]),
+                "subject": request["subject"],
+                "body": request["body"],
+                "evidence": ev,
+            }
+        )
     return out
 
 
 def respond(
-    *, dag_id: str, run_id: str, approve: bool, user: Any, comment: str = "", task_id: str = APPROVAL_TASK_ID,
-    map_index: int = -1, check_access: bool = True,
+    *,
+    dag_id: str,
+    run_id: str,
+    approve: bool,
+    user: Any,
+    comment: str = "",
+    task_id: str = APPROVAL_TASK_ID,
+    map_index: int = -1,
+    check_access: bool = True,
 ) -> dict[str, Any]:
     """Approve or reject a waiting promotion as `user` (an Airflow auth-manager user) with `comment`.
 
@@ -72,8 +88,10 @@ def respond(
     Raises ApprovalNotFound (404), ApprovalAlreadyDecided (409), ApprovalForbidden (403), ApprovalError (400).
     """
     if check_access and not can_respond(user, dag_id):
-        raise ApprovalForbidden(f"Airflow user {_user_name(user)!r} may not answer approval requests of DAG {dag_id!r} "
-                                f"(needs PUT on its HITL details)")
+        raise ApprovalForbidden(
+            f"Airflow user {_user_name(user)!r} may not answer approval requests of DAG {dag_id!r} "
+            f"(needs PUT on its HITL details)"
+        )
     text = (comment or "").strip()
     if len(text) > COMMENT_LIMIT:
         raise ApprovalError(f"the comment is {len(text)} characters long; at most {COMMENT_LIMIT} are recorded")
@@ -81,15 +99,30 @@ def respond(
     chosen = APPROVE if approve else REJECT
     _require_approval_task(dag_id, run_id, task_id, map_index, where)
     try:
-        by, at = airflow_internals.answer_hitl(dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index,
-                                               chosen=[chosen], params_input={COMMENT: text}, user=user)
+        by, at = airflow_internals.answer_hitl(
+            dag_id=dag_id,
+            run_id=run_id,
+            task_id=task_id,
+            map_index=map_index,
+            chosen=[chosen],
+            params_input={COMMENT: text},
+            user=user,
+        )
     except airflow_internals.HITLResponseRefused as exc:
-        kind = {404: ApprovalNotFound, 409: ApprovalAlreadyDecided, 403: ApprovalForbidden}.get(exc.status_code,
-                                                                                              ApprovalError)
+        kind = {404: ApprovalNotFound, 409: ApprovalAlreadyDecided, 403: ApprovalForbidden}.get(
+            exc.status_code, ApprovalError
+        )
         raise kind(f"{where}: {exc.detail}") from None
     log.info("%s: %s by %s", where, chosen, by)
-    return {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "chosen": chosen, "by": by, "at": _iso(at),
-            "comment": text}
+    return {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "task_id": task_id,
+        "chosen": chosen,
+        "by": by,
+        "at": _iso(at),
+        "comment": text,
+    }
 
 
 def can_respond(user: Any, dag_id: str) -> bool:

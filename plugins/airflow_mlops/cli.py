@@ -62,23 +62,36 @@ def cli_actor() -> dict[str, str]:
     except Exception:
         user = "unknown"
     uid = str(os.getuid()) if hasattr(os, "getuid") else ""
-    return {"actor": f"cli:{user}@{socket.gethostname()}", "user": user, "user.id": uid, "user.name": user,
-            "host": socket.gethostname()}
+    return {
+        "actor": f"cli:{user}@{socket.gethostname()}",
+        "user": user,
+        "user.id": uid,
+        "user.name": user,
+        "host": socket.gethostname(),
+    }
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="airflow-mlops", description="Inspect and operate the airflow-mlops model registry (MLflow)."
     )
-    parser.add_argument("--conn-id", default=None,
-                        help="Airflow connection to MLflow (default: mlflow_default; for rollback mlflow_promoter, the "
-                             "identity allowed to move the champion, else mlflow_default)")
+    parser.add_argument(
+        "--conn-id",
+        default=None,
+        help="Airflow connection to MLflow (default: mlflow_default; for rollback mlflow_promoter, the "
+        "identity allowed to move the champion, else mlflow_default)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("status", help="champion, challenger and latest decision of every registered model")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--days", type=int, default=7, metavar="N",
-                   help="the champion's realized performance over its last N labelled days (default: %(default)s)")
+    p.add_argument(
+        "--days",
+        type=int,
+        default=7,
+        metavar="N",
+        help="the champion's realized performance over its last N labelled days (default: %(default)s)",
+    )
     p.set_defaults(func=_status)
 
     p = sub.add_parser(
@@ -87,8 +100,11 @@ def _parser() -> argparse.ArgumentParser:
         description="The per-day table of the performance monitor's checks (the latest check of each day), read from "
         "MLflow (experiment <pipeline>-monitoring). Exit codes: 0 shown, 2 unknown pipeline.",
     )
-    p.add_argument("pipeline", help="the pipeline's name (<name>.yaml in [mlops] pipelines_folder, default "
-                   "include/pipelines/) or the path of its YAML")
+    p.add_argument(
+        "pipeline",
+        help="the pipeline's name (<name>.yaml in [mlops] pipelines_folder, default "
+        "include/pipelines/) or the path of its YAML",
+    )
     p.add_argument("--days", type=int, default=30, metavar="N", help="the last N days checked (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_performance)
@@ -101,12 +117,20 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rollback", help="make the previous champion (or --to VERSION) the champion again")
     p.add_argument("model")
     p.add_argument("--to", dest="to_version", metavar="VERSION", help="version to restore (default: previous_champion)")
-    p.add_argument("--expect", dest="expected_champion", metavar="VERSION",
-                   help="the champion you decided against: refused (nothing changed) if the champion is another one "
-                        "by the time the registry's promotion lock is held")
+    p.add_argument(
+        "--expect",
+        dest="expected_champion",
+        metavar="VERSION",
+        help="the champion you decided against: refused (nothing changed) if the champion is another one "
+        "by the time the registry's promotion lock is held",
+    )
     p.add_argument("--reason", required=True, help="why; recorded in the ledger and sent in the rolled_back alert")
-    p.add_argument("--config", metavar="PIPELINE", help="the pipeline config whose alert routes to use (default: the "
-                   "pipeline of [mlops] pipelines_folder whose model.name is MODEL)")
+    p.add_argument(
+        "--config",
+        metavar="PIPELINE",
+        help="the pipeline config whose alert routes to use (default: the "
+        "pipeline of [mlops] pipelines_folder whose model.name is MODEL)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_rollback)
 
@@ -132,8 +156,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--reference", required=True, metavar="REF", help="reference window: a CSV/Parquet file or folder")
     p.add_argument("--current", required=True, metavar="CUR", help="current window: a CSV/Parquet file or folder")
-    p.add_argument("--config", metavar="PIPELINE", help="pipeline config: its features, types, target and "
-                   "monitoring thresholds (default: every column, types inferred, default thresholds)")
+    p.add_argument(
+        "--config",
+        metavar="PIPELINE",
+        help="pipeline config: its features, types, target and "
+        "monitoring thresholds (default: every column, types inferred, default thresholds)",
+    )
     p.add_argument("--html", metavar="DIR", help="also write the HTML/PNG drift report into DIR")
     p.add_argument("--chunk-rows", type=int, default=250_000, help="rows read at a time (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -151,12 +179,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="the pipeline's name: lower-case letters, digits and '_' (it names DAGs and Assets)")
     p.add_argument("--source", required=True, metavar="FILE", help="a sample of the data: a .csv or .parquet file")
     p.add_argument("--target", required=True, metavar="COLUMN", help="the column the model predicts")
-    p.add_argument("--task", metavar="TASK", help="binary_classification, multiclass_classification or regression "
-                   "(default: inferred from the target's values)")
-    p.add_argument("--date-column", metavar="COLUMN", help="the column dating each row (default: a column of ISO "
-                   "dates, if any)")
-    p.add_argument("--project-root", metavar="DIR", help="the project holding include/ (default: "
-                   "$AIRFLOW_MLOPS_PROJECT_ROOT, else this checkout)")
+    p.add_argument(
+        "--task",
+        metavar="TASK",
+        help="binary_classification, multiclass_classification or regression "
+        "(default: inferred from the target's values)",
+    )
+    p.add_argument(
+        "--date-column", metavar="COLUMN", help="the column dating each row (default: a column of ISO dates, if any)"
+    )
+    p.add_argument(
+        "--project-root",
+        metavar="DIR",
+        help="the project holding include/ (default: $AIRFLOW_MLOPS_PROJECT_ROOT, else this checkout)",
+    )
     p.set_defaults(func=_init)
     return parser
 
@@ -187,9 +223,15 @@ def _status(args: argparse.Namespace) -> int:
         print("No registered models yet.", file=args.out)
         return EXIT_OK
     columns = [
-        ("MODEL", "name"), ("CHAMPION", "champion"), ("CHALLENGER", "challenger"), ("PREVIOUS", "previous_champion"),
-        ("EVALUATED", "evaluated_version"), ("DECISION", "decision"), ("TRIGGER", "trigger"),
-        ("DECIDED AT", "decided_at"), ("DATA DIGEST", "data_digest"),
+        ("MODEL", "name"),
+        ("CHAMPION", "champion"),
+        ("CHALLENGER", "challenger"),
+        ("PREVIOUS", "previous_champion"),
+        ("EVALUATED", "evaluated_version"),
+        ("DECISION", "decision"),
+        ("TRIGGER", "trigger"),
+        ("DECIDED AT", "decided_at"),
+        ("DATA DIGEST", "data_digest"),
     ]
     print(_table(columns, [{**r, "data_digest": _short(r.get("data_digest"))} for r in rows]), file=args.out)
     for r in rows:
@@ -203,8 +245,10 @@ def _status(args: argparse.Namespace) -> int:
 
     for r in rows:
         if r.get("performance"):
-            print(f"\n{r['name']} v{r['champion']} (champion) in production: {describe_summary(r['performance'])}",
-                  file=args.out)
+            print(
+                f"\n{r['name']} v{r['champion']} (champion) in production: {describe_summary(r['performance'])}",
+                file=args.out,
+            )
     return EXIT_OK
 
 
@@ -218,13 +262,19 @@ def _performance(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2), file=args.out)
         return EXIT_OK
     if not rows:
-        print(f"{config.name}: no performance checks yet ({config.name}_performance_monitor logs them once labels "
-              f"arrive).", file=args.out)
+        print(
+            f"{config.name}: no performance checks yet ({config.name}_performance_monitor logs them once labels "
+            f"arrive).",
+            file=args.out,
+        )
         return EXIT_OK
     p = config.monitoring.performance
-    print(f"{config.name} ({config.model_name}): realized {config.metrics.primary} per labelled day, "
-          f"{config.evaluation.confidence:.0%} bootstrap intervals; decay = interval beyond promised -/+ "
-          f"{p.tolerance:g}, retrain on {p.confirm_days} of the last {p.of_last_days} days", file=args.out)
+    print(
+        f"{config.name} ({config.model_name}): realized {config.metrics.primary} per labelled day, "
+        f"{config.evaluation.confidence:.0%} bootstrap intervals; decay = interval beyond promised -/+ "
+        f"{p.tolerance:g}, retrain on {p.confirm_days} of the last {p.of_last_days} days",
+        file=args.out,
+    )
     print(format_table(rows), file=args.out)
     return EXIT_OK
 
@@ -258,8 +308,15 @@ def _history(args: argparse.Namespace) -> int:
     if not entries:
         print(f"{args.model}: no alias moves recorded yet.", file=args.out)
         return EXIT_OK
-    columns = [("AT", "at"), ("ACTION", "action"), ("ALIAS", "alias"), ("FROM", "from"), ("TO", "to"),
-               ("BY", "by"), ("REASON", "reason")]
+    columns = [
+        ("AT", "at"),
+        ("ACTION", "action"),
+        ("ALIAS", "alias"),
+        ("FROM", "from"),
+        ("TO", "to"),
+        ("BY", "by"),
+        ("REASON", "reason"),
+    ]
     print(_table(columns, entries), file=args.out)
     return EXIT_OK
 
@@ -268,14 +325,23 @@ def _rollback(args: argparse.Namespace) -> int:
     from airflow_mlops.core import registry
 
     actor = cli_actor()
-    result = registry.rollback(_client(args, moves_aliases=True), args.model, to_version=args.to_version,
-                               expected_champion=args.expected_champion, actor=actor, reason=args.reason)
+    result = registry.rollback(
+        _client(args, moves_aliases=True),
+        args.model,
+        to_version=args.to_version,
+        expected_champion=args.expected_champion,
+        actor=actor,
+        reason=args.reason,
+    )
     _alert_rollback(args, result, actor)
     if args.json:
         print(json.dumps(result, indent=2), file=args.out)
     else:
-        print(f"{args.model}: champion is now version {result['champion']} "
-              f"(previous_champion: version {result['previous_champion']}), at {result['moved_at']}.", file=args.out)
+        print(
+            f"{args.model}: champion is now version {result['champion']} "
+            f"(previous_champion: version {result['previous_champion']}), at {result['moved_at']}.",
+            file=args.out,
+        )
     return EXIT_OK
 
 
@@ -286,22 +352,34 @@ def _audit(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2), file=args.out)
     else:
-        print(f"{args.model} v{args.version} vs champion v{result['champion_version']} "
-              f"(evaluation run {result['evaluation_run_id']}): {result['scored']:,} test rows scored, "
-              f"{result['excluded']:,} excluded", file=args.out)
+        print(
+            f"{args.model} v{args.version} vs champion v{result['champion_version']} "
+            f"(evaluation run {result['evaluation_run_id']}): {result['scored']:,} test rows scored, "
+            f"{result['excluded']:,} excluded",
+            file=args.out,
+        )
         for role in ("champion", "challenger"):
             seen = result[f"seen_by_{role}"]
             if seen is not None:
                 print(f"  scored rows the {role} was trained or selected on: {seen}", file=args.out)
         for row in result["leaked_rows"]:
-            print(f"  leaked row {row['row_hash']}{' dated ' + row['date'] if row['date'] else ''} "
-                  f"(seen by the {row['seen_by']})", file=args.out)
+            print(
+                f"  leaked row {row['row_hash']}{' dated ' + row['date'] if row['date'] else ''} "
+                f"(seen by the {row['seen_by']})",
+                file=args.out,
+            )
         for note in result["notes"]:
             print(f"  note: {note}", file=args.out)
-        print({CLEAN: "  clean: no model was judged on rows it saw",
-               LEAK: "  LEAK: the verdict was judged on rows a model saw"}.get(
-            result["outcome"], "  UNVERIFIED: a record could not be checked (see the notes); this is not a clean result"),
-            file=args.out)
+        print(
+            {
+                CLEAN: "  clean: no model was judged on rows it saw",
+                LEAK: "  LEAK: the verdict was judged on rows a model saw",
+            }.get(
+                result["outcome"],
+                "  UNVERIFIED: a record could not be checked (see the notes); this is not a clean result",
+            ),
+            file=args.out,
+        )
     return {CLEAN: EXIT_OK, LEAK: EXIT_LEAK}.get(result["outcome"], EXIT_UNVERIFIED)
 
 
@@ -310,8 +388,11 @@ def _alert_rollback(args: argparse.Namespace, result: PromotionResult, actor: di
     from airflow_mlops.alerting import send_rollback_alert
 
     if send_rollback_alert(args.model, result, who=actor["actor"], reason=args.reason, config_path=args.config) is None:
-        print(f"airflow-mlops: no pipeline in [mlops] pipelines_folder serves {args.model}: no alert sent "
-              f"(give --config PIPELINE_YAML)", file=sys.stderr)
+        print(
+            f"airflow-mlops: no pipeline in [mlops] pipelines_folder serves {args.model}: no alert sent "
+            f"(give --config PIPELINE_YAML)",
+            file=sys.stderr,
+        )
 
 
 def _drift(args: argparse.Namespace) -> int:
@@ -342,8 +423,9 @@ def _init(args: argparse.Namespace) -> int:
     from airflow_mlops.core.onboarding import init_pipeline
 
     root = Path(args.project_root) if args.project_root else settings.project_root()
-    result = init_pipeline(args.name, args.source, args.target, project_root=root, task=args.task,
-                           date_column=args.date_column)
+    result = init_pipeline(
+        args.name, args.source, args.target, project_root=root, task=args.task, date_column=args.date_column
+    )
     print(result.summary(root), file=args.out)
     return EXIT_OK
 

@@ -156,16 +156,26 @@ def retrain_dag(config: PipelineConfig, variants: list[str]) -> DAG:
     config_path = "{{ '" + str(folder) + "/' ~ (params.config or '" + name + "') ~ '.yaml' }}"
     request = retrain_request_asset(name)
     with _pipeline_dag(
-        config, config_path, "retrain",
+        config,
+        config_path,
+        "retrain",
         schedule=_schedule(config.schedule.retrain, config.schedule.timezone, request),
         description=config.description or None,
         doc_md=_retrain_doc(config, variants),
         tags=["training"],
         params={
-            "source": Param(None, type=["null", "string"], description="Train on this file or folder instead of the config's source"),
-            "as_of": Param(None, type=["null", "string"], description="The day to train as of (YYYY-MM-DD); default: the logical date"),
+            "source": Param(
+                None, type=["null", "string"], description="Train on this file or folder instead of the config's source"
+            ),
+            "as_of": Param(
+                None,
+                type=["null", "string"],
+                description="The day to train as of (YYYY-MM-DD); default: the logical date",
+            ),
             "config": Param(
-                None, type=["null", "string"], enum=[None, name, *variants],
+                None,
+                type=["null", "string"],
+                enum=[None, name, *variants],
                 description=f"A variant of the pipeline by name (include/pipelines/<name>.yaml); default {name}",
             ),
         },
@@ -177,7 +187,10 @@ def retrain_dag(config: PipelineConfig, variants: list[str]) -> DAG:
         validated = DataValidationOperator(task_id="validate", config_path=config_path, snapshot=snapshot.output)
         candidates = PipelineCandidatesOperator(task_id="candidates", config_path=config_path)
         trained = TrainModelOperator.partial(
-            task_id="train", config_path=config_path, snapshot=snapshot.output, map_index_template="{{ task.candidate }}"
+            task_id="train",
+            config_path=config_path,
+            snapshot=snapshot.output,
+            map_index_template="{{ task.candidate }}",
         ).expand(candidate=candidates.output)
         challenger = RegisterChallengerOperator(
             task_id="register_challenger", config_path=config_path, results=trained.output, snapshot=snapshot.output
@@ -212,14 +225,22 @@ def drift_monitor_dag(config: PipelineConfig, variants: list[str]) -> DAG | None
 
     name, config_path = config.name, _config_path(config)
     with _pipeline_dag(
-        config, config_path, "drift_monitor",
+        config,
+        config_path,
+        "drift_monitor",
         schedule=_schedule(config.schedule.drift_monitor, config.schedule.timezone, new_batch_asset(name)),
         description=f"Drift of {name}'s data against its champion's training data",
         doc_md=_drift_doc(config),
         tags=["monitoring", "drift"],
         params={
-            "source": Param(None, type=["null", "string"], description="Check this file or folder instead of the config's source"),
-            "as_of": Param(None, type=["null", "string"], description="The window's last day (YYYY-MM-DD); default: the new-batch day, else yesterday"),
+            "source": Param(
+                None, type=["null", "string"], description="Check this file or folder instead of the config's source"
+            ),
+            "as_of": Param(
+                None,
+                type=["null", "string"],
+                description="The window's last day (YYYY-MM-DD); default: the new-batch day, else yesterday",
+            ),
         },
     ) as dag:
         check = DriftSensor(
@@ -245,14 +266,22 @@ def scoring_dag(config: PipelineConfig, variants: list[str]) -> DAG | None:
 
     name, config_path = config.name, _config_path(config)
     with _pipeline_dag(
-        config, config_path, "scoring",
+        config,
+        config_path,
+        "scoring",
         schedule=_schedule(config.schedule.scoring, config.schedule.timezone, new_batch_asset(name)),
         description=f"{name}'s daily records scored with the champion of {config.model_name}",
         doc_md=_scoring_doc(config),
         tags=["scoring"],
         params={
-            "source": Param(None, type=["null", "string"], description="Score this file instead of the day's file in scoring.source"),
-            "as_of": Param(None, type=["null", "string"], description="The day to score (YYYY-MM-DD); default: the new-batch day, else the logical date"),
+            "source": Param(
+                None, type=["null", "string"], description="Score this file instead of the day's file in scoring.source"
+            ),
+            "as_of": Param(
+                None,
+                type=["null", "string"],
+                description="The day to score (YYYY-MM-DD); default: the new-batch day, else the logical date",
+            ),
         },
     ) as dag:
         ScoreBatchOperator(
@@ -260,7 +289,6 @@ def scoring_dag(config: PipelineConfig, variants: list[str]) -> DAG | None:
             source="{{ params.source or '' }}", outlets=[predictions_asset(name)],
         )  # fmt: skip
     return dag
-
 
 
 def performance_monitor_dag(config: PipelineConfig, variants: list[str]) -> DAG | None:
@@ -274,7 +302,9 @@ def performance_monitor_dag(config: PipelineConfig, variants: list[str]) -> DAG 
     name, config_path, s = config.name, _config_path(config), config.schedule
     p, delay = config.monitoring.performance, config.scoring.label_delay_days
     with _pipeline_dag(
-        config, config_path, "performance_monitor",
+        config,
+        config_path,
+        "performance_monitor",
         schedule=CronTriggerTimetable(s.performance_monitor, timezone=s.timezone) if s.performance_monitor else None,
         description=f"Realized performance of {name}'s champion on its delayed labels",
         doc_md=f"""
@@ -301,8 +331,14 @@ Config: `{config.path}`, sections `scoring` and `monitoring.performance` (built 
 """,
         tags=["monitoring", "performance"],
         params={
-            "as_of": Param(None, type=["null", "string"], description=f"The day whose labels to check (YYYY-MM-DD); default: the run's day - {delay}"),
-            "source": Param(None, type=["null", "string"], description="Read this labels file or folder instead of scoring.labels"),
+            "as_of": Param(
+                None,
+                type=["null", "string"],
+                description=f"The day whose labels to check (YYYY-MM-DD); default: the run's day - {delay}",
+            ),
+            "source": Param(
+                None, type=["null", "string"], description="Read this labels file or folder instead of scoring.labels"
+            ),
         },
     ) as dag:
         check = PerformanceCheckOperator(
@@ -314,6 +350,7 @@ Config: `{config.path}`, sections `scoring` and `monitoring.performance` (built 
             on_success_callback=PipelineNotifier("performance_decay", config_path),
         )  # fmt: skip
     return dag
+
 
 #: Every DAG kind a pipeline gets (later kinds, such as batch scoring, add their builder here).
 BUILDERS: dict[str, Callable[[PipelineConfig, list[str]], DAG | None]] = {
@@ -337,8 +374,10 @@ def _retrain_doc(config: PipelineConfig, variants: list[str]) -> str:
         "the ledger."
     )
     if config.split_strategy == "time":
-        roles = ("the newest `split.test_days` days are the **test** rows, the days before them **validation**, the "
-                 "rest **train**")
+        roles = (
+            "the newest `split.test_days` days are the **test** rows, the days before them **validation**, the "
+            "rest **train**"
+        )
     else:
         roles = "a seeded random three-way split into **train**, **validation** and **test** rows"
     return f"""

@@ -108,7 +108,8 @@ class RunFailureCallback:
             dag_id = str(getattr(dag, "dag_id", "?"))
             send_alert(
                 Alert(
-                    event="run_failed", pipeline=config.name,
+                    event="run_failed",
+                    pipeline=config.name,
                     summary=f"{dag_id} run {run_id} failed: {reason}.",
                     meaning="The serving champion was not changed by this run. Look at the run in Airflow.",
                     links={"Airflow run": airflow_run_url(dag_id, run_id)},

@@ -58,8 +58,7 @@ CONFIG: dict[str, Any] = {
                 "default": None,
             },
             "mlflow_ui_url": {
-                "description": "The MLflow UI address the tasks' extra links (MLflow run, model version) "
-                "point to.\n",
+                "description": "The MLflow UI address the tasks' extra links (MLflow run, model version) point to.\n",
                 "version_added": None,
                 "type": "string",
                 "example": "https://mlflow.example.com",

@@ -43,13 +43,18 @@ def conf(source, **extra) -> dict:
 # --------------------------------------------------------------------------- through the DAG, into a mailbox
 
 
-def test_a_failed_run_and_a_promotion_each_deliver_an_email(dag, mlops_home, mlflow_client, mailbox, tmp_path, churn_dir):
+def test_a_failed_run_and_a_promotion_each_deliver_an_email(
+    dag, mlops_home, mlflow_client, mailbox, tmp_path, churn_dir
+):
     before = len(mailbox.messages)
     failed = dag.test(logical_date=LOGICAL, run_conf=conf(tmp_path / "nowhere.csv"))
     assert task_states(failed)["snapshot"] == "failed"
     [mail] = mailbox.matching("churn: run failed", failed.run_id, since=before)
     body = mailbox.body(mail)
-    assert mail["subject"].startswith("[airflow-mlops] churn: run failed: churn_retrain run") and "'snapshot'" in mail["subject"]
+    assert (
+        mail["subject"].startswith("[airflow-mlops] churn: run failed: churn_retrain run")
+        and "'snapshot'" in mail["subject"]
+    )
     assert mail["to"] == "ml-team@example.com"
     assert "nowhere.csv: source not found" in body  # the first line of the task's own error
     assert f"/dags/churn_retrain/runs/{quote(failed.run_id, safe='')}/tasks/snapshot" in body  # its log
@@ -63,12 +68,16 @@ def test_a_failed_run_and_a_promotion_each_deliver_an_email(dag, mlops_home, mlf
     assert "NO_BASELINE_PROMOTE" in mail["subject"]
     version = mlflow_client.get_model_version("churn_classifier", "1")
     assert f"#/runs/{version.tags['evaluation.run_id']}" in body  # the MLflow evaluation run
-    assert "#/models/churn_classifier/versions/1" in body and f"/dags/churn_retrain/runs/{quote(promoted.run_id, safe='')}" in body
+    assert (
+        "#/models/churn_classifier/versions/1" in body
+        and f"/dags/churn_retrain/runs/{quote(promoted.run_id, safe='')}" in body
+    )
     assert "judged on 600 test rows" in body and "started by: manual" in body
 
 
-def test_a_rollback_from_the_cli_delivers_an_email_naming_who_and_why(dag, mlops_home, mlflow_client, mailbox, churn_dir,
-                                                                    caplog):
+def test_a_rollback_from_the_cli_delivers_an_email_naming_who_and_why(
+    dag, mlops_home, mlflow_client, mailbox, churn_dir, caplog
+):
     from airflow_mlops import cli
 
     caplog.set_level(logging.INFO, logger="airflow_mlops.alerts")
@@ -89,7 +98,9 @@ def test_a_rollback_from_the_cli_delivers_an_email_naming_who_and_why(dag, mlops
     assert "#/models/churn_classifier/versions/1" in body
 
 
-def test_under_airflow_dags_test_the_failure_alert_fires_and_no_callback_fails(airflow_db, mailbox, tmp_path, mlops_home):
+def test_under_airflow_dags_test_the_failure_alert_fires_and_no_callback_fails(
+    airflow_db, mailbox, tmp_path, mlops_home
+):
     """`airflow dags test` hands DAG-level callbacks a SerializedDAG (no template env in 3.3)."""
     import os
 
@@ -107,7 +118,9 @@ def test_under_airflow_dags_test_the_failure_alert_fires_and_no_callback_fails(a
     assert mailbox.matching("churn: run failed", "gone.csv: source not found", since=before)
 
 
-def test_an_smtp_server_that_is_down_never_fails_the_task_nor_hides_its_error(dag, mlops_home, tmp_path, monkeypatch, caplog):
+def test_an_smtp_server_that_is_down_never_fails_the_task_nor_hides_its_error(
+    dag, mlops_home, tmp_path, monkeypatch, caplog
+):
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(free_port()))  # nothing listens there
     caplog.set_level(logging.INFO)
     run = dag.test(logical_date=LOGICAL, run_conf=conf(tmp_path / "absent.csv"))
@@ -141,8 +154,10 @@ def webhook(monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     Hook.received, Hook.status = [], 200
     url = f"http://127.0.0.1:{server.server_address[1]}/hooks/mlops"
-    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_WEBHOOK", json.dumps({"conn_type": "http", "host": url, "login": "bot",
-                                                                  "password": "s3cret"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLOPS_WEBHOOK",
+        json.dumps({"conn_type": "http", "host": url, "login": "bot", "password": "s3cret"}),
+    )
     yield Hook
     server.shutdown()
 
@@ -154,8 +169,11 @@ def alert_config(churn_config, channels: dict, events: dict):
 
 
 ALERT = Alert(
-    event="promoted", pipeline="churn", summary="churn_classifier v7 is the new champion (was v6), PROMOTE.",
-    meaning="models:/churn_classifier@champion now serves v7.", details=["roc_auc improved by 0.0100"],
+    event="promoted",
+    pipeline="churn",
+    summary="churn_classifier v7 is the new champion (was v6), PROMOTE.",
+    meaning="models:/churn_classifier@champion now serves v7.",
+    details=["roc_auc improved by 0.0100"],
     links={"MLflow evaluation run": "http://mlflow:5000/#/runs/abc"},
 )
 
@@ -164,8 +182,9 @@ ALERT = Alert(
 def test_a_webhook_channel_posts_to_a_real_http_server(churn_config, webhook, fmt):
     from airflow_mlops.alerting import send_alert
 
-    config = alert_config(churn_config, {"chat": {"type": "webhook", "conn_id": "mlops_webhook", "format": fmt}},
-                          {"promoted": ["chat"]})
+    config = alert_config(
+        churn_config, {"chat": {"type": "webhook", "conn_id": "mlops_webhook", "format": fmt}}, {"promoted": ["chat"]}
+    )
     assert send_alert(ALERT, config) == {"chat": "sent"}
     [got] = webhook.received
     assert got["auth"].startswith("Basic ")
@@ -191,16 +210,20 @@ def test_a_failing_channel_is_logged_naming_pipeline_channel_and_connection(chur
     outcomes = send_alert(ALERT, config)
     assert outcomes["chat"] == "the webhook answered HTTP 500 Internal Server Error"
     assert "Airflow connection 'smtp_missing' does not exist" in outcomes["nobody"]
-    assert "pipeline 'churn': the promoted alert was NOT sent to channel 'nobody' (email through connection " \
-           "'smtp_missing'): Airflow connection 'smtp_missing' does not exist" in caplog.text
+    assert (
+        "pipeline 'churn': the promoted alert was NOT sent to channel 'nobody' (email through connection "
+        "'smtp_missing'): Airflow connection 'smtp_missing' does not exist" in caplog.text
+    )
     assert "AIRFLOW_CONN_SMTP_MISSING" in caplog.text
 
 
 def test_messages_never_carry_credentials():
     leaky = Alert(
-        event="run_failed", pipeline="churn",
+        event="run_failed",
+        pipeline="churn",
         summary="connect to postgresql://airflow:hunter2@db:5432/x failed; password=hunter2 token: abc123",
-        meaning="m", details=["https://user:pw@mlflow.example.com/api failed"],
+        meaning="m",
+        details=["https://user:pw@mlflow.example.com/api failed"],
     )
     for text in (leaky.subject(), leaky.text(), leaky.html(), json.dumps(leaky.payload())):
         assert "hunter2" not in text and "abc123" not in text and "user:pw" not in text
@@ -211,10 +234,14 @@ def test_messages_never_carry_credentials():
     ("alerts", "match"),
     [
         ({"events": {"run_exploded": []}}, r"alerts\.events: unknown event 'run_exploded'"),
-        ({"channels": {"m": {"type": "email", "conn_id": "smtp_default", "to": "a@example.com"}}},
-         r"alerts\.channels\.m\.to: expected list"),
-        ({"channels": {"m": {"type": "email", "conn_id": "smtp_default", "to": ["not-an-address"]}}},
-         r"alerts\.channels\.m\.to: expected a list of e-mail addresses"),
+        (
+            {"channels": {"m": {"type": "email", "conn_id": "smtp_default", "to": "a@example.com"}}},
+            r"alerts\.channels\.m\.to: expected list",
+        ),
+        (
+            {"channels": {"m": {"type": "email", "conn_id": "smtp_default", "to": ["not-an-address"]}}},
+            r"alerts\.channels\.m\.to: expected a list of e-mail addresses",
+        ),
         ({"channels": {"m": {"type": "pager", "conn_id": "x"}}}, r"alerts\.channels\.m\.type: 'pager' is not one of"),
         ({"events": {"promoted": ["nobody"]}}, r"alerts\.events: promoted: unknown channel\(s\) 'nobody'"),
     ],

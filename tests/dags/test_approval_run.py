@@ -60,7 +60,9 @@ def gate(airflow_db, tmp_path_factory):
         bag = DagBag(dag_folder=str(ROOT / "dags"))
         assert bag.import_errors == {}
         dag = bag.get_dag(DAG_ID)
-        client = MlflowClient(tracking_uri=settings.default_tracking_uri(), registry_uri=settings.default_tracking_uri())
+        client = MlflowClient(
+            tracking_uri=settings.default_tracking_uri(), registry_uri=settings.default_tracking_uri()
+        )
         tracking.configure(client)
         first = dag.test(logical_date=LOGICAL, run_conf={"source": str(data)})
         # No champion yet: nothing borderline, no request, promoted at once.
@@ -76,8 +78,13 @@ def _hitl_requests(run_id: str) -> list:
     from sqlalchemy import select
 
     with create_session() as session:
-        return list(session.scalars(select(HITLDetail.subject).join(TaskInstance, HITLDetail.ti_id == TaskInstance.id)
-                                    .where(TaskInstance.run_id == run_id)))
+        return list(
+            session.scalars(
+                select(HITLDetail.subject)
+                .join(TaskInstance, HITLDetail.ti_id == TaskInstance.id)
+                .where(TaskInstance.run_id == run_id)
+            )
+        )
 
 
 def _run_while(gate: dict, answer, days: int, **conf) -> tuple:
@@ -120,8 +127,11 @@ def _fail_waiting_tasks() -> None:
     from sqlalchemy import update
 
     with create_session() as session:
-        session.execute(update(TaskInstance).where(TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
-                        .values(state=TaskInstanceState.FAILED))
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
+            .values(state=TaskInstanceState.FAILED)
+        )
 
 
 def _user(name: str):
@@ -144,8 +154,13 @@ def test_a_borderline_challenger_waits_and_a_named_person_approves_it(gate, mail
         assert ev["gain"] == 0.0 and ev["ci_low"] == 0.0 and ev["test_rows"] >= 500
         assert ev["evaluation_run_id"] and "within evaluation.approval.band 1" in ev["why"][0]
         assert "roc_auc (primary)" in pending["body"] and "#/runs/" + ev["evaluation_run_id"] in pending["body"]
-        return approval.respond(dag_id=pending["dag_id"], run_id=pending["run_id"], approve=True,
-                                user=_user("alice"), comment="gain is flat but the data is newer: ship it")
+        return approval.respond(
+            dag_id=pending["dag_id"],
+            run_id=pending["run_id"],
+            approve=True,
+            user=_user("alice"),
+            comment="gain is flat but the data is newer: ship it",
+        )
 
     run, answer, [pending] = _run_while(gate, approve, 1)
 
@@ -177,9 +192,16 @@ def test_a_person_rejects_a_borderline_challenger_and_the_champion_stays(gate):
 
     def reject(pending):
         with pytest.raises(approval.ApprovalNotFound):  # only approval requests are answered here
-            approval.respond(dag_id=DAG_ID, run_id=pending["run_id"], task_id="evaluate", approve=True, user=_user("bob"))
-        return approval.respond(dag_id=pending["dag_id"], run_id=pending["run_id"], approve=False, user=_user("bob"),
-                                comment="no gain: not worth a deploy")
+            approval.respond(
+                dag_id=DAG_ID, run_id=pending["run_id"], task_id="evaluate", approve=True, user=_user("bob")
+            )
+        return approval.respond(
+            dag_id=pending["dag_id"],
+            run_id=pending["run_id"],
+            approve=False,
+            user=_user("bob"),
+            comment="no gain: not worth a deploy",
+        )
 
     run, answer, [pending] = _run_while(gate, reject, 2)
 
@@ -222,4 +244,6 @@ def test_no_answer_in_time_is_a_reject_with_that_reason(gate):
     assert tags["approval.decision"] == "timed_out" and "approval.by" not in tags
     assert tags["approval.reason"] == f"no approval within 0.0005 h: v{pending['version']} rejected, the champion stays"
     entry = registry.history(client, MODEL)[-1]
-    assert entry["action"] == "reject" and entry["by"] == "approval-timeout" and entry["reason"] == tags["approval.reason"]
+    assert (
+        entry["action"] == "reject" and entry["by"] == "approval-timeout" and entry["reason"] == tags["approval.reason"]
+    )

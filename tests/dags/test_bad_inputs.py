@@ -327,9 +327,7 @@ def _versions(client) -> set[str]:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_is_refused_clearly_and_the_champion_stays(
-    case, dag, home, client, champion, tmp_path, capfd
-):
+def test_bad_input_is_refused_clearly_and_the_champion_stays(case, dag, home, client, champion, tmp_path, capfd):
     make, stage = CASES[case]
     source, expected = make(tmp_path)
     snapshots = home / "snapshots" / "churn"

@@ -40,7 +40,14 @@ def test_churn_retrain_shape(dagbag):
     """The retrain DAG every pipeline gets (dag_builders.retrain_dag), as built for churn."""
     dag = dagbag.get_dag("churn_retrain")
     assert set(dag.task_ids) == {
-        "snapshot", "validate", "candidates", "train", "register_challenger", "evaluate", "branch", "deploy",
+        "snapshot",
+        "validate",
+        "candidates",
+        "train",
+        "register_challenger",
+        "evaluate",
+        "branch",
+        "deploy",
         "record_rejection",
     }
     assert dag.get_task("validate").upstream_task_ids == {"snapshot"}
@@ -57,7 +64,7 @@ def test_parsing_dags_and_plugin_imports_no_heavy_library():
     """Parsing must stay cheap: no ML library may be imported by a DAG file or the plugin."""
     code = f"""
 import json, sys, runpy, pathlib
-sys.path.insert(0, {str(ROOT / 'plugins')!r})
+sys.path.insert(0, {str(ROOT / "plugins")!r})
 import airflow_mlops.plugin
 for path in sorted(pathlib.Path({str(DAGS)!r}).glob('*.py')):
     runpy.run_path(str(path))
@@ -74,12 +81,12 @@ def test_the_dag_processor_pre_imports_the_airflow_bases_our_operators_need():
     code = f"""
 import json, sys
 from pathlib import Path
-sys.path.insert(0, {str(ROOT / 'plugins')!r})
+sys.path.insert(0, {str(ROOT / "plugins")!r})
 import structlog
 import airflow.dag_processing.manager
 from airflow.dag_processing import processor
 from airflow.dag_processing.dagbag import BundleDagBag
-path = {str(DAGS / 'pipelines.py')!r}
+path = {str(DAGS / "pipelines.py")!r}
 processor._pre_import_airflow_modules(path, structlog.get_logger())
 before = set(sys.modules)
 bag = BundleDagBag(dag_folder=path, bundle_path=Path(path).parent, bundle_name="dags-folder", load_op_links=False)
@@ -100,14 +107,14 @@ def test_the_dag_processor_parse_pays_only_for_what_it_uses():
     code = f"""
 import json, sys
 from pathlib import Path
-sys.path.insert(0, {str(ROOT / 'plugins')!r})
+sys.path.insert(0, {str(ROOT / "plugins")!r})
 import structlog
 import airflow.dag_processing.manager
 from airflow.dag_processing import processor
 from airflow.dag_processing.dagbag import BundleDagBag
 from airflow.sdk import BaseOperator
 from airflow.serialization.serialized_objects import DagSerialization
-path = {str(DAGS / 'pipelines.py')!r}
+path = {str(DAGS / "pipelines.py")!r}
 processor._pre_import_airflow_modules(path, structlog.get_logger())
 bag = BundleDagBag(dag_folder=path, bundle_path=Path(path).parent, bundle_name="dags-folder", load_op_links=False)
 assert bag.dags and not bag.import_errors, bag.import_errors

@@ -43,7 +43,9 @@ def _drift_runs(client) -> list:
     exp = client.get_experiment_by_name("churn-monitoring")
     if exp is None:
         return []
-    return client.search_runs([exp.experiment_id], "tags.`mlops.step` = 'drift'", order_by=["attributes.start_time ASC"])
+    return client.search_runs(
+        [exp.experiment_id], "tags.`mlops.step` = 'drift'", order_by=["attributes.start_time ASC"]
+    )
 
 
 def _retrain_requests() -> list:
@@ -53,11 +55,15 @@ def _retrain_requests() -> list:
 
     with create_session() as session:
         events = session.scalars(
-            select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.uri == RETRAIN_REQUEST).order_by(AssetEvent.id)
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == RETRAIN_REQUEST)
+            .order_by(AssetEvent.id)
         ).all()
-        return [{"extra": dict(e.extra or {}), "source_dag_id": e.source_dag_id, "source_run_id": e.source_run_id}
-                for e in events]
+        return [
+            {"extra": dict(e.extra or {}), "source_dag_id": e.source_dag_id, "source_run_id": e.source_run_id}
+            for e in events
+        ]
 
 
 def test_dag_shape(monitor):
@@ -135,7 +141,10 @@ def test_calm_then_drift_then_one_retrain_request_then_cool_down(monitor, traine
     assert drifted.metrics["drift"] == 1.0 and drifted.metrics["drift_share"] >= 0.3
     assert "prediction.psi" in drifted.metrics  # the champion scored both windows (prediction drift)
     assert {a.path for a in client.list_artifacts(runs[1].info.run_id, "drift")} >= {
-        "drift/drift_report.html", "drift/report.json", "drift/summary.txt"}
+        "drift/drift_report.html",
+        "drift/report.json",
+        "drift/summary.txt",
+    }
 
     requests = _retrain_requests()[requests_before:]
     assert len(requests) == 1

@@ -49,11 +49,15 @@ def _requests() -> list[dict]:
 
     with create_session() as session:
         events = session.scalars(
-            select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.uri == RETRAIN_REQUEST).order_by(AssetEvent.id)
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == RETRAIN_REQUEST)
+            .order_by(AssetEvent.id)
         ).all()
-        return [{"extra": dict(e.extra or {}), "source_dag_id": e.source_dag_id, "source_run_id": e.source_run_id}
-                for e in events]
+        return [
+            {"extra": dict(e.extra or {}), "source_dag_id": e.source_dag_id, "source_run_id": e.source_run_id}
+            for e in events
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +74,9 @@ def world(dagbag, tmp_path_factory):
     root = tmp_path_factory.mktemp("performance")
     home, source, batches, label_dir = root / "mlops", root / "churn", root / "batches", root / "labels"
     home.mkdir()
-    churn_stream.write_stream(source, dt.date(2026, 1, 28), 17, rows=400, concept_drift_from=SHIFT,
-                              batches=batches, labels=label_dir)  # 2026-01-28 .. 2026-02-13
+    churn_stream.write_stream(
+        source, dt.date(2026, 1, 28), 17, rows=400, concept_drift_from=SHIFT, batches=batches, labels=label_dir
+    )  # 2026-01-28 .. 2026-02-13
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_MLOPS_HOME", str(home))
         run = dagbag.get_dag("churn_retrain").test(
@@ -79,7 +84,9 @@ def world(dagbag, tmp_path_factory):
             run_conf={"source": str(source), "as_of": "2026-02-10", "config": "churn_fast"},
         )
         assert task_states(run)["deploy"] == "success", task_states(run)
-        client = MlflowClient(tracking_uri=settings.default_tracking_uri(), registry_uri=settings.default_tracking_uri())
+        client = MlflowClient(
+            tracking_uri=settings.default_tracking_uri(), registry_uri=settings.default_tracking_uri()
+        )
         tracking.configure(client)
         champion = client.get_model_version_by_alias("churn_classifier", "champion")
         config = load_config(ROOT / "include" / "pipelines" / "churn.yaml")
@@ -89,13 +96,16 @@ def world(dagbag, tmp_path_factory):
             batch = pd.read_csv(batches / f"churn_{day}.csv", dtype={"customer_id": str})
             path = predictions_path(config, dt.date.fromisoformat(day))
             path.parent.mkdir(parents=True, exist_ok=True)
-            pd.DataFrame({
-                "customer_id": batch["customer_id"],
-                "score": model.predict_proba(batch[config.feature_names])[:, positive],
-                "predicted": model.predict(batch[config.feature_names]),
-                "model_version": str(champion.version), "data_digest": "sha256:batch",
-                "scored_at": f"{day}T05:00:00+00:00",
-            }).to_parquet(path, index=False)
+            pd.DataFrame(
+                {
+                    "customer_id": batch["customer_id"],
+                    "score": model.predict_proba(batch[config.feature_names])[:, positive],
+                    "predicted": model.predict(batch[config.feature_names]),
+                    "model_version": str(champion.version),
+                    "data_digest": "sha256:batch",
+                    "scored_at": f"{day}T05:00:00+00:00",
+                }
+            ).to_parquet(path, index=False)
         yield {"home": home, "labels": label_dir, "client": client, "champion": champion}
 
 
@@ -107,8 +117,13 @@ def client(world, monkeypatch):
 
 def _checks(client) -> list:
     exp = client.get_experiment_by_name("churn-monitoring")
-    return client.search_runs([exp.experiment_id], "tags.`mlops.step` = 'performance'",
-                              order_by=["attributes.start_time ASC"]) if exp else []
+    return (
+        client.search_runs(
+            [exp.experiment_id], "tags.`mlops.step` = 'performance'", order_by=["attributes.start_time ASC"]
+        )
+        if exp
+        else []
+    )
 
 
 def test_dag_shape(monitor):
@@ -144,13 +159,18 @@ def test_decay_on_drifted_days_requests_one_retrain_on_the_second_day_with_reaso
     assert [r.data.tags["retrain.requested"] for r in runs] == ["false", "true", "false"]
     assert "cool-down" in runs[2].data.tags["retrain.reason"]
     promised = runs[0].data.metrics["promised"]
-    evaluation = client.get_run(client.get_model_version("churn_classifier", champion.version).tags["evaluation.run_id"])
+    evaluation = client.get_run(
+        client.get_model_version("churn_classifier", champion.version).tags["evaluation.run_id"]
+    )
     assert promised == evaluation.data.metrics["challenger.roc_auc"]  # the champion's own test-set figure
     for run in runs:  # the concept drift costs the champion clearly more than the tolerance
         m = run.data.metrics
         assert m["join_rate"] == 1.0 and m["rows"] == 400 and m["realized.high"] < promised - 0.02
     assert {a.path for a in client.list_artifacts(runs[1].info.run_id, "performance")} >= {
-        "performance/days.csv", "performance/realized_roc_auc.png", "performance/check.json"}
+        "performance/days.csv",
+        "performance/realized_roc_auc.png",
+        "performance/check.json",
+    }
     check = json.loads(Path(client.download_artifacts(runs[1].info.run_id, "performance/check.json")).read_text())
     assert check["classes_from"] == f"the training data of version(s) {champion.version}"  # its own snapshot
     assert check["join"]["matched"] == 400 and check["promise"]["test_rows"] == 1200
@@ -163,8 +183,10 @@ def test_decay_on_drifted_days_requests_one_retrain_on_the_second_day_with_reaso
     assert extra["summary"].startswith("DECAY") and extra["realized"] < extra["promised"]
     # the retrain run it starts records the trigger (on its MLflow runs, versions and ledger entries: run_tags)
     event = SimpleNamespace(extra=extra)
-    context = {"dag_run": SimpleNamespace(run_type="asset_triggered"),
-               "triggering_asset_events": {Asset(RETRAIN_REQUEST): [event]}}
+    context = {
+        "dag_run": SimpleNamespace(run_type="asset_triggered"),
+        "triggering_asset_events": {Asset(RETRAIN_REQUEST): [event]},
+    }
     assert run_trigger(context)["mlops.trigger"] == "performance"
 
     [mail] = mailbox.matching("churn: performance decay", quote(second.run_id, safe=""))

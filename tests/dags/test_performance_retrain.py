@@ -39,8 +39,14 @@ def project(airflow_db, tmp_path_factory):
         shutil.copy(ROOT / "include" / "pipelines" / name, root / "include" / "pipelines" / name)
     shutil.copytree(ROOT / "include" / "expectations", root / "include" / "expectations")
     data = root / "data"
-    churn_stream.write_stream(data / "churn", dt.date(2026, 1, 1), 43, concept_drift_from=SHIFT,
-                              batches=data / "churn_batches", labels=data / "churn_labels")  # .. 2026-02-12
+    churn_stream.write_stream(
+        data / "churn",
+        dt.date(2026, 1, 1),
+        43,
+        concept_drift_from=SHIFT,
+        batches=data / "churn_batches",
+        labels=data / "churn_labels",
+    )  # .. 2026-02-12
     (root / "mlops").mkdir()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_MLOPS_PROJECT_ROOT", str(root))
@@ -105,7 +111,8 @@ def _scheduler_starts_the_retrain():
     from sqlalchemy import select
 
     asset_runs = select(DagRun.run_id).where(
-        DagRun.dag_id == "churn_retrain", DagRun.run_type == DagRunType.ASSET_TRIGGERED)
+        DagRun.dag_id == "churn_retrain", DagRun.run_type == DagRunType.ASSET_TRIGGERED
+    )
     with create_session() as session:
         before = set(session.scalars(asset_runs))
         due, asset_triggered = DagModel.dags_needing_dagruns(session)
@@ -116,8 +123,10 @@ def _scheduler_starts_the_retrain():
     with create_session() as session:
         [run_id] = set(session.scalars(asset_runs)) - before
         [run] = DagRun.find(dag_id="churn_retrain", run_id=run_id, session=session)
-        events = [{"uri": e.asset.uri, "extra": dict(e.extra or {}), "source_dag_id": e.source_dag_id}
-                  for e in run.consumed_asset_events]
+        events = [
+            {"uri": e.asset.uri, "extra": dict(e.extra or {}), "source_dag_id": e.source_dag_id}
+            for e in run.consumed_asset_events
+        ]
         return run.run_id, events
 
 
@@ -171,7 +180,9 @@ def test_a_performance_retrain_request_is_run_by_the_scheduler_and_promotes_with
     for day in SCORED:  # a run on day X judges the labels of X - 7
         judged = dt.date.fromisoformat(day) + dt.timedelta(days=7)
         run = monitor.test(logical_date=_when(judged.isoformat(), 10))
-        checks.append((task_states(run), run.get_task_instance("check_performance").xcom_pull(task_ids="check_performance")))
+        checks.append(
+            (task_states(run), run.get_task_instance("check_performance").xcom_pull(task_ids="check_performance"))
+        )
     (first_states, first_check), (second_states, second_check) = checks
     assert first_states == {"check_performance": "success", "request_retrain": "skipped"}, first_check["reason"]
     assert second_states == {"check_performance": "success", "request_retrain": "success"}, second_check["reason"]
@@ -194,8 +205,10 @@ def test_a_performance_retrain_request_is_run_by_the_scheduler_and_promotes_with
     assert new.tags[registry.WINDOW_END_TAG] == SCORED[1]  # trained up to the labelled day the request named
     assert client.get_model_version_by_alias("churn_classifier", "previous_champion").version == champion.version
     moves = [e for e in registry.history(client, "churn_classifier") if e["actor"].get("airflow.run_id") == run_id]
-    assert {(e["alias"], e["to"]) for e in moves} == {("champion", str(new.version)),
-                                                      ("previous_champion", str(champion.version))}
+    assert {(e["alias"], e["to"]) for e in moves} == {
+        ("champion", str(new.version)),
+        ("previous_champion", str(champion.version)),
+    }
     assert {e["actor"]["mlops.trigger"] for e in moves} == {"performance"}
     [mail] = mailbox.matching(quote(run_id, safe=""), "started by: performance")
     assert "new champion" in mail["subject"]

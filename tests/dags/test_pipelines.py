@@ -67,8 +67,13 @@ def dag_bag(root: Path | None, monkeypatch):
 def test_each_pipeline_yaml_gets_its_dags_and_a_variant_gets_none(airflow_db):
     bag = dag_bag(None, pytest.MonkeyPatch())
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"churn_retrain", "churn_drift_monitor", "churn_scoring", "churn_performance_monitor",
-                                "diabetes_retrain"}  # no churn_fast_*, no diabetes drift monitor (no date column),
+    assert set(bag.dag_ids) == {
+        "churn_retrain",
+        "churn_drift_monitor",
+        "churn_scoring",
+        "churn_performance_monitor",
+        "diabetes_retrain",
+    }  # no churn_fast_*, no diabetes drift monitor (no date column),
     # no diabetes scoring nor performance monitor (no `scoring:` section)
     churn, diabetes = bag.get_dag("churn_retrain"), bag.get_dag("diabetes_retrain")
     assert [o.uri for o in diabetes.get_task("deploy").outlets] == ["mlops://diabetes/champion"]
@@ -117,8 +122,9 @@ def test_the_diabetes_regression_runs_end_to_end_then_keeps_its_champion(
 # --------------------------------------------------------------------------- a folder of YAMLs
 
 
-def test_a_third_pipeline_written_as_yaml_gets_working_dags(airflow_db, mlops_home, mlflow_client, diabetes_csv,
-                                                            tmp_path, monkeypatch):
+def test_a_third_pipeline_written_as_yaml_gets_working_dags(
+    airflow_db, mlops_home, mlflow_client, diabetes_csv, tmp_path, monkeypatch
+):
     root = project(tmp_path, {"third": diabetes_like("third", schedule={"retrain": None})})
     bag = dag_bag(root, monkeypatch)
     assert bag.import_errors == {}
@@ -150,12 +156,18 @@ def test_a_broken_yaml_is_an_import_error_naming_file_and_key_and_the_others_loa
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"validation": {"suite": "include/expectations/nowhere.json"}},
-         "validation.suite: include/expectations/nowhere.json does not exist"),
-        ({"model": {"name": "m", "candidates": [{"name": "x", "estimator": "sklearn.nowhere.Model"}]}},
-         "model.candidates[0].estimator: unknown estimator 'sklearn.nowhere.Model'"),
-        ({"model": {"name": "m", "candidates": [{"name": "x", "estimator": "sklearn.linear_model.Rigde"}]}},
-         "sklearn.linear_model has no 'Rigde'"),
+        (
+            {"validation": {"suite": "include/expectations/nowhere.json"}},
+            "validation.suite: include/expectations/nowhere.json does not exist",
+        ),
+        (
+            {"model": {"name": "m", "candidates": [{"name": "x", "estimator": "sklearn.nowhere.Model"}]}},
+            "model.candidates[0].estimator: unknown estimator 'sklearn.nowhere.Model'",
+        ),
+        (
+            {"model": {"name": "m", "candidates": [{"name": "x", "estimator": "sklearn.linear_model.Rigde"}]}},
+            "sklearn.linear_model has no 'Rigde'",
+        ),
         ({"pipeline": "Bad Name"}, "pipeline: 'Bad Name' cannot name DAGs and Assets"),
         ({"schedule": {"retrain": "every night"}}, "schedule.retrain: 'every night' is not a cron expression"),
         ({"variant_of": "other"}, "variant_of: a variant runs under its pipeline's DAGs"),
@@ -181,8 +193,15 @@ def test_two_pipelines_claiming_one_name_or_model_are_both_refused(tmp_path):
 
     same_model = diabetes_like("second")
     same_model["model"]["name"] = "first_model"
-    root = project(tmp_path, {"first": diabetes_like("first"), "second": same_model,
-                              "copy_a": diabetes_like("twin"), "copy_b": diabetes_like("twin") | {"seed": 7}})
+    root = project(
+        tmp_path,
+        {
+            "first": diabetes_like("first"),
+            "second": same_model,
+            "copy_a": diabetes_like("twin"),
+            "copy_b": diabetes_like("twin") | {"seed": 7},
+        },
+    )
     found = read_pipelines(root / "include" / "pipelines")
 
     assert found.configs == []

@@ -36,7 +36,9 @@ def _when(day: str, hour: int) -> dt.datetime:
 def _batch(folder, day: str = DAY, rows: int = 1000, drop: str | None = None):
     """The day's unlabeled records (no `churned`), as the upstream export writes them."""
     folder.mkdir(parents=True, exist_ok=True)
-    frame = churn_stream.daily_batch(dt.date.fromisoformat(day), rows=rows).drop(columns=["churned", *([drop] if drop else [])])
+    frame = churn_stream.daily_batch(dt.date.fromisoformat(day), rows=rows).drop(
+        columns=["churned", *([drop] if drop else [])]
+    )
     path = folder / f"churn_{day}.csv"
     frame.to_csv(path, index=False)
     return path
@@ -49,8 +51,10 @@ def _prediction_events() -> list[dict]:
 
     with create_session() as session:
         events = session.scalars(
-            select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.uri == PREDICTIONS).order_by(AssetEvent.id)
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == PREDICTIONS)
+            .order_by(AssetEvent.id)
         ).all()
         return [{"extra": dict(e.extra or {}), "source_dag_id": e.source_dag_id} for e in events]
 
@@ -88,8 +92,11 @@ def test_the_day_is_the_param_else_the_new_batch_event_else_the_logical_date(chu
     logical = {"logical_date": dt.datetime(2026, 2, 12, 5, 0, tzinfo=dt.UTC), "dag_run": run}
     assert _scoring_day(logical | {"triggering_asset_events": {}}, churn_config) == dt.date(2026, 2, 12)
     event = SimpleNamespace(extra={"as_of": "2026-02-09"})
-    triggered = {"logical_date": None, "dag_run": SimpleNamespace(run_after=dt.datetime(2026, 2, 12, 9, tzinfo=dt.UTC)),
-                 "triggering_asset_events": {Asset("mlops://churn/new-batch"): [event]}}
+    triggered = {
+        "logical_date": None,
+        "dag_run": SimpleNamespace(run_after=dt.datetime(2026, 2, 12, 9, tzinfo=dt.UTC)),
+        "triggering_asset_events": {Asset("mlops://churn/new-batch"): [event]},
+    }
     assert _scoring_day(triggered, churn_config) == dt.date(2026, 2, 9)
     tokyo = churn_config._replace(schedule=churn_config.schedule._replace(timezone="Asia/Tokyo"))
     late = {"logical_date": dt.datetime(2026, 2, 11, 20, 0, tzinfo=dt.UTC), "dag_run": run}  # 05:00 in Tokyo
@@ -103,8 +110,9 @@ def test_no_champion_skips_and_writes_nothing(scoring, mlops_home, mlflow_client
     assert not (mlops_home / "predictions").exists()
 
 
-def test_scores_with_the_champion_and_emits_the_predictions_asset(scoring, mlops_home, mlflow_client, churn_config,
-                                                                  tmp_path):
+def test_scores_with_the_champion_and_emits_the_predictions_asset(
+    scoring, mlops_home, mlflow_client, churn_config, tmp_path
+):
     import pandas as pd
 
     from airflow_mlops.core import registry, training
@@ -115,12 +123,18 @@ def test_scores_with_the_champion_and_emits_the_predictions_asset(scoring, mlops
     churn_stream.write_stream(source, dt.date(2026, 1, 1), 14, rows=120)
     snap = take_snapshot(churn_config, source=str(source), window_end=dt.date(2026, 1, 14))
     trained = training.train_candidate(
-        split_roles(read_snapshot(snap["uri"]), churn_config), churn_config, "logistic_regression",
-        client=mlflow_client, experiment="churn", data_digest=snap["digest"], data_uri=snap["uri"],
+        split_roles(read_snapshot(snap["uri"]), churn_config),
+        churn_config,
+        "logistic_regression",
+        client=mlflow_client,
+        experiment="churn",
+        data_digest=snap["digest"],
+        data_uri=snap["uri"],
         tags={"data.digest": snap["digest"]},
     )
-    version = registry.register_challenger(mlflow_client, "churn_classifier", trained["model_uri"], trained["run_id"],
-                                           tags={"data.digest": snap["digest"]})["version"]
+    version = registry.register_challenger(
+        mlflow_client, "churn_classifier", trained["model_uri"], trained["run_id"], tags={"data.digest": snap["digest"]}
+    )["version"]
     registry.set_alias(mlflow_client, "churn_classifier", registry.CHAMPION, version)
     events_before = len(_prediction_events())
     batch = _batch(tmp_path / "batches")
@@ -136,9 +150,13 @@ def test_scores_with_the_champion_and_emits_the_predictions_asset(scoring, mlops
     assert len(events) == 1 and events[0]["source_dag_id"] == "churn_scoring"
     assert events[0]["extra"] | {"path": str(path)} == events[0]["extra"]
     assert {k: events[0]["extra"][k] for k in ("as_of", "rows", "model_version")} == {
-        "as_of": DAY, "rows": 1000, "model_version": version}
+        "as_of": DAY,
+        "rows": 1000,
+        "model_version": version,
+    }
     scoring_runs = mlflow_client.search_runs(
-        [mlflow_client.get_experiment_by_name("churn-scoring").experiment_id], "tags.`mlops.step` = 'score'")
+        [mlflow_client.get_experiment_by_name("churn-scoring").experiment_id], "tags.`mlops.step` = 'score'"
+    )
     assert [r.data.tags["airflow.dag_id"] for r in scoring_runs] == ["churn_scoring"]
 
     # Bad input fails the task for good (no retry) and leaves the day's partition as it was.
@@ -156,6 +174,7 @@ def test_scores_with_the_champion_and_emits_the_predictions_asset(scoring, mlops
     assert task_states(failed) == {"score": "failed"}
     assert path.read_bytes() == kept
     (check,) = mlflow_client.search_runs(
-        [mlflow_client.get_experiment_by_name("churn-scoring").experiment_id], "tags.`mlops.step` = 'validate'")
+        [mlflow_client.get_experiment_by_name("churn-scoring").experiment_id], "tags.`mlops.step` = 'validate'"
+    )
     assert check.data.tags["validation.success"] == "false" and check.data.metrics["expectations_failed"] == 1
     assert len(_prediction_events()) == events_before + 1

@@ -23,13 +23,19 @@ DEBOUNCE = {"confirm_checks": 2, "of_last_checks": 3, "cooldown_hours": 24.0}
 
 
 def test_trigger_serializes_to_its_class_path_and_primitives():
-    trigger = DataWindowTrigger(pattern="/data/churn/*_2026-03-20.csv", poke_interval=30, deadline=123.5, started_at=100.0)
+    trigger = DataWindowTrigger(
+        pattern="/data/churn/*_2026-03-20.csv", poke_interval=30, deadline=123.5, started_at=100.0
+    )
 
     classpath, kwargs = trigger.serialize()
 
     assert classpath == "airflow_mlops.triggers.data_window.DataWindowTrigger"
-    assert kwargs == {"pattern": "/data/churn/*_2026-03-20.csv", "poke_interval": 30.0, "deadline": 123.5,
-                      "started_at": 100.0}
+    assert kwargs == {
+        "pattern": "/data/churn/*_2026-03-20.csv",
+        "poke_interval": 30.0,
+        "deadline": 123.5,
+        "started_at": 100.0,
+    }
     assert all(isinstance(v, str | int | float | type(None)) for v in kwargs.values())
     module, _, name = classpath.rpartition(".")
     rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
@@ -65,8 +71,9 @@ def test_trigger_fires_when_a_nonempty_file_appears(tmp_path):
 
 def test_trigger_times_out_with_a_timeout_event(tmp_path):
     started = time.time()
-    trigger = DataWindowTrigger(pattern=str(tmp_path / "*.csv"), poke_interval=0.05, deadline=started + 0.3,
-                                started_at=started)
+    trigger = DataWindowTrigger(
+        pattern=str(tmp_path / "*.csv"), poke_interval=0.05, deadline=started + 0.3, started_at=started
+    )
 
     payload = _first_event(trigger)
 
@@ -135,8 +142,10 @@ def test_cool_down_expires():
 
 
 def test_naive_and_iso_timestamps_are_accepted():
-    history = [{"at": "2026-03-20T10:00:00+00:00", "drift": True, "requested": True},
-               {"at": dt.datetime(2026, 3, 20, 11, 0), "drift": True, "requested": False}]
+    history = [
+        {"at": "2026-03-20T10:00:00+00:00", "drift": True, "requested": True},
+        {"at": dt.datetime(2026, 3, 20, 11, 0), "drift": True, "requested": False},
+    ]
     assert not should_request_retrain(history, now=NOW.replace(tzinfo=None), **DEBOUNCE)[0]
 
 
@@ -151,7 +160,12 @@ def test_debounce_rejects_impossible_settings():
 class _TI:
     def __init__(self, run_id: str = "manual__2026-03-20") -> None:
         self.dag_id, self.run_id, self.task_id, self.try_number, self.map_index = (
-            "churn_drift_monitor", run_id, "check_drift", 1, -1)
+            "churn_drift_monitor",
+            run_id,
+            "check_drift",
+            1,
+            -1,
+        )
         self.xcoms: dict[str, object] = {}
 
     def xcom_push(self, key, value):
@@ -163,13 +177,24 @@ class _TI:
 
 def _context(run_id: str = "manual__2026-03-20") -> dict:
     run_after = dt.datetime(2026, 3, 21, 6, 0, tzinfo=dt.UTC)
-    return {"ti": _TI(run_id), "dag_run": SimpleNamespace(run_type="manual", run_after=run_after),
-            "logical_date": run_after, "triggering_asset_events": {}}
+    return {
+        "ti": _TI(run_id),
+        "dag_run": SimpleNamespace(run_type="manual", run_after=run_after),
+        "logical_date": run_after,
+        "triggering_asset_events": {},
+    }
 
 
 def _sensor(source, as_of="2026-03-20", **kwargs) -> DriftSensor:
-    return DriftSensor(task_id="check_drift", config_path=str(CHURN_CONFIG), source=str(source), as_of=as_of,
-                       poke_interval=30, timeout=600, **kwargs)
+    return DriftSensor(
+        task_id="check_drift",
+        config_path=str(CHURN_CONFIG),
+        source=str(source),
+        as_of=as_of,
+        poke_interval=30,
+        timeout=600,
+        **kwargs,
+    )
 
 
 def test_sensor_defers_to_the_trigger_while_the_window_is_missing(tmp_path):
@@ -215,7 +240,9 @@ def test_trigger_error_fails_the_try(tmp_path):
     from airflow.sdk.exceptions import AirflowException
 
     with pytest.raises(AirflowException, match="PermissionError: denied.*No drift verdict"):
-        _sensor(tmp_path / "churn").execute_complete(_context(), {"status": "error", "message": "PermissionError: denied"})
+        _sensor(tmp_path / "churn").execute_complete(
+            _context(), {"status": "error", "message": "PermissionError: denied"}
+        )
 
 
 def test_as_of_defaults_to_the_new_batch_day_else_yesterday():
@@ -224,14 +251,19 @@ def test_as_of_defaults_to_the_new_batch_day_else_yesterday():
     from airflow_mlops.sensors.drift import default_as_of
 
     assert default_as_of(_context()) == dt.date(2026, 3, 20)
-    context = _context() | {"triggering_asset_events": {
-        Asset("mlops://churn/new-batch"): [SimpleNamespace(extra={"as_of": "2026-03-18"})]}}
+    context = _context() | {
+        "triggering_asset_events": {Asset("mlops://churn/new-batch"): [SimpleNamespace(extra={"as_of": "2026-03-18"})]}
+    }
     assert default_as_of(context) == dt.date(2026, 3, 18)
 
 
 def test_template_fields_render(tmp_path):
-    sensor = DriftSensor(task_id="check_drift", config_path="{{ params.cfg }}", source="{{ params.source or '' }}",
-                         as_of="{{ params.as_of or '' }}")
+    sensor = DriftSensor(
+        task_id="check_drift",
+        config_path="{{ params.cfg }}",
+        source="{{ params.source or '' }}",
+        as_of="{{ params.as_of or '' }}",
+    )
     assert set(sensor.template_fields) == {"config_path", "source", "as_of"}
     sensor.render_template_fields({"params": {"cfg": "c.yaml", "source": "/data/x", "as_of": "2026-03-20"}})
     assert (sensor.config_path, sensor.source, sensor.as_of) == ("c.yaml", "/data/x", "2026-03-20")
@@ -278,11 +310,20 @@ def champion(mlops_home, mlflow_client, churn_config, tmp_path):
     snap = take_snapshot(churn_config, source=str(source), window_end=dt.date(2026, 2, 10))
     split = split_roles(read_snapshot(snap["uri"]), churn_config)
     result = training.train_candidate(
-        split, churn_config, "logistic_regression", client=mlflow_client, experiment="churn",
-        data_digest=snap["digest"], data_uri=snap["uri"], tags={"data.digest": snap["digest"]},
+        split,
+        churn_config,
+        "logistic_regression",
+        client=mlflow_client,
+        experiment="churn",
+        data_digest=snap["digest"],
+        data_uri=snap["uri"],
+        tags={"data.digest": snap["digest"]},
     )
     version = registry.register_challenger(
-        mlflow_client, churn_config.model_name, result["model_uri"], result["run_id"],
+        mlflow_client,
+        churn_config.model_name,
+        result["model_uri"],
+        result["run_id"],
         tags={"data.digest": snap["digest"]},
     )
     registry.set_alias(mlflow_client, churn_config.model_name, registry.CHAMPION, version["version"])
@@ -294,8 +335,12 @@ def test_champion_reference_is_found_through_its_run(champion, mlflow_client):
 
     ref = champion_reference(mlflow_client, "churn_classifier")
 
-    assert ref == {"uri": champion["snapshot"]["uri"], "digest": champion["snapshot"]["digest"],
-                   "version": champion["version"], "run_id": champion["run_id"]}
+    assert ref == {
+        "uri": champion["snapshot"]["uri"],
+        "digest": champion["snapshot"]["digest"],
+        "version": champion["version"],
+        "run_id": champion["run_id"],
+    }
     assert champion_reference(mlflow_client, "no_such_model") is None
 
 

@@ -28,8 +28,10 @@ def test_drift_retrain_request_carries_its_summary():
 
 def test_other_asset_trigger():
     event = SimpleNamespace(extra={})
-    context = {"dag_run": SimpleNamespace(run_type="asset_triggered"),
-               "triggering_asset_events": {Asset("s3://bucket/new-batch"): [event]}}
+    context = {
+        "dag_run": SimpleNamespace(run_type="asset_triggered"),
+        "triggering_asset_events": {Asset("s3://bucket/new-batch"): [event]},
+    }
     assert run_trigger(context) == {"mlops.trigger": "asset", "mlops.trigger.assets": "s3://bucket/new-batch"}
 
 

@@ -19,7 +19,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 def test_quick_cases_never_promote_wrongly(tmp_path):
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "decision_quality.py"), "--quick", "--jobs", "2"],
-        capture_output=True, text=True, timeout=540, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        cwd=tmp_path,
     )
     tail = "\n".join(run.stdout.splitlines()[-20:]) + "\n" + run.stderr[-3000:]
     assert run.returncode == 0, f"the quick cases promoted wrongly or failed (exit {run.returncode}):\n{tail}"

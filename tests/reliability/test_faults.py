@@ -67,7 +67,9 @@ def assert_registry_consistent(client, model_name: str) -> None:
     for alias in registry.MOVED_ALIASES:
         chain = [m for m in moves if m["alias"] == alias]
         for before, after in zip(chain, chain[1:], strict=False):
-            assert after["from"] == before["to"], f"{alias}: a move is missing from the ledger between {before} and {after}"
+            assert after["from"] == before["to"], (
+                f"{alias}: a move is missing from the ledger between {before} and {after}"
+            )
         recorded = chain[-1]["to"] if chain else None
         assert recorded == aliases.get(alias), f"ledger: {alias} -> {recorded}; registry: {aliases.get(alias)}"
     champion = aliases.get(registry.CHAMPION)
@@ -707,13 +709,21 @@ def test_a_killed_writers_leftover_is_removed_by_the_next_write_of_that_file(tmp
     from airflow_mlops.core.fsutil import STALE_TEMP_S, write_atomically
 
     folder, target = tmp_path / "predictions" / "day=2026-03-01", "predictions.parquet"
-    writer = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; sys.path.insert(0, {!r})\n"
-        "from pathlib import Path\n"
-        "from airflow_mlops.core.fsutil import write_atomically\n"
-        "def slow(fh):\n    fh.write(b'PAR1 partial'); fh.flush(); print('writing', flush=True); time.sleep(60)\n"
-        "write_atomically(Path({!r}) / {!r}, slow)\n"
-    ).format(str(ROOT / "plugins"), str(folder), target)], stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; sys.path.insert(0, {!r})\n"
+                "from pathlib import Path\n"
+                "from airflow_mlops.core.fsutil import write_atomically\n"
+                "def slow(fh):\n    fh.write(b'PAR1 partial'); fh.flush(); print('writing', flush=True); time.sleep(60)\n"
+                "write_atomically(Path({!r}) / {!r}, slow)\n"
+            ).format(str(ROOT / "plugins"), str(folder), target),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
     writer.send_signal(signal.SIGKILL)
     writer.wait(timeout=30)
@@ -729,7 +739,9 @@ def test_a_killed_writers_leftover_is_removed_by_the_next_write_of_that_file(tmp
     assert (folder / target).read_bytes() == b"PAR1 the whole file"
 
 
-def test_snapshot_on_a_full_disk_fails_naming_the_folder_and_leaves_no_partial_file(home, source, tmp_path, monkeypatch):
+def test_snapshot_on_a_full_disk_fails_naming_the_folder_and_leaves_no_partial_file(
+    home, source, tmp_path, monkeypatch
+):
     import pyarrow.parquet as pq
     from airflow.sdk.exceptions import AirflowFailException
 

@@ -41,8 +41,7 @@ def stream(tmp_path_factory) -> Path:
     bad = tuple(sim_day(n) for n in BAD_DAYS)
     churn_stream.write_stream(out, START, total, rows=ROWS, bad_days=bad)
     for begin, end in DRIFT_EPISODES:
-        churn_stream.write_stream(out, sim_day(begin), end - begin, rows=ROWS, drift_from=sim_day(begin),
-                                  bad_days=bad)
+        churn_stream.write_stream(out, sim_day(begin), end - begin, rows=ROWS, drift_from=sim_day(begin), bad_days=bad)
     return out
 
 

@@ -129,8 +129,9 @@ def _mail(mailbox, *words: str, timeout: float = 60.0):
     return mail
 
 
-def test_nightly_dag_promotes_a_first_champion_and_mapped_training_spreads_over_both_workers(stack, api, registry,
-                                                                                             mailbox):
+def test_nightly_dag_promotes_a_first_champion_and_mapped_training_spreads_over_both_workers(
+    stack, api, registry, mailbox
+):
     settings, data = stack
     run_id = api.trigger(RETRAIN, {"source": str(data), "as_of": FIRST_CHAMPION_AS_OF})
     run = api.wait_for_run(RETRAIN, run_id, timeout=1200)
@@ -147,15 +148,17 @@ def test_nightly_dag_promotes_a_first_champion_and_mapped_training_spreads_over_
     assert {"worker1", "worker2"} <= workers, f"tasks ran on {workers}: both Celery workers should have taken some"
 
     # A Celery worker sent the promotion alert through the stack's smtp_default connection.
-    mail = _mail(mailbox, "churn: new champion", f"{MODEL} v{champion.version} is the new champion",
-                 quote(run_id, safe=""))
+    mail = _mail(
+        mailbox, "churn: new champion", f"{MODEL} v{champion.version} is the new champion", quote(run_id, safe="")
+    )
     version_page = f"{settings.mlflow_url}/#/models/{MODEL}/versions/{champion.version}"
     assert version_page in mailbox.body(mail)  # the stack's MLflow server, not the local default
     links = f"/dags/{RETRAIN}/dagRuns/{quote(run_id, safe='')}/taskInstances/{{}}/links"
     assert api.request("GET", links.format("deploy"))["extra_links"]["Model version"] == version_page
     evaluation_run = champion.tags["evaluation.run_id"]
     assert api.request("GET", links.format("evaluate"))["extra_links"]["MLflow run"] == (
-        f"{settings.mlflow_url}/#/experiments/{registry.get_run(evaluation_run).info.experiment_id}/runs/{evaluation_run}")
+        f"{settings.mlflow_url}/#/experiments/{registry.get_run(evaluation_run).info.experiment_id}/runs/{evaluation_run}"
+    )
 
 
 def test_drift_is_waited_for_in_the_triggerer_and_its_asset_event_schedules_the_retrain(stack, api, registry, mailbox):

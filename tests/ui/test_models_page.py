@@ -48,8 +48,13 @@ def csrf_of(page_html: str) -> str:
 
 def test_anonymous_and_bad_tokens_are_refused(server):
     with server.http() as anonymous:
-        for path in ("/mlops/models", f"/mlops/models/{server.model}", "/mlops/api/models",
-                     f"/mlops/api/models/{server.model}", "/mlops/runs/churn_retrain/manual__2026-02-12"):
+        for path in (
+            "/mlops/models",
+            f"/mlops/models/{server.model}",
+            "/mlops/api/models",
+            f"/mlops/api/models/{server.model}",
+            "/mlops/runs/churn_retrain/manual__2026-02-12",
+        ):
             assert anonymous.get(path).status_code == 401, path
         page = anonymous.get("/mlops/models", headers={"Accept": "text/html"})
         assert page.status_code == 401 and "Sign in to Airflow" in page.text
@@ -70,7 +75,11 @@ def test_the_page_data_is_the_cli_status(server, monkeypatch, capsys):
     out, _ = capsys.readouterr()
     assert page == json.loads(out)  # one source: core.overview.model_status
     [row] = page
-    assert (row["champion"], row["previous_champion"], row["pipeline"]) == (server.extra["v2"], server.extra["v1"], "churn")
+    assert (row["champion"], row["previous_champion"], row["pipeline"]) == (
+        server.extra["v2"],
+        server.extra["v1"],
+        "churn",
+    )
     assert row["reasons"] == server.extra["reasons"]
 
 
@@ -104,7 +113,10 @@ def test_forged_posts_are_refused(server):
         body = {"reason": "forged"}
         assert admin.post(url, json=body).status_code == 403  # no token
         assert admin.post(url, json=body, headers={"X-CSRF-Token": "1." + "0" * 32}).status_code == 403
-        assert admin.post(url, json=body, headers={"X-CSRF-Token": token, "Origin": "https://evil.example"}).status_code == 403
+        assert (
+            admin.post(url, json=body, headers={"X-CSRF-Token": token, "Origin": "https://evil.example"}).status_code
+            == 403
+        )
         form = admin.post(url, data=body, headers={"X-CSRF-Token": token})  # a cross-site form cannot send JSON
         assert form.status_code in (403, 415, 422)
         assert viewer.post(url, json=body, headers={"X-CSRF-Token": token}).status_code == 403  # not the viewer's
@@ -156,10 +168,13 @@ def open_models_from_navigation(browser, server):
     from selenium.webdriver.support.ui import WebDriverWait
 
     # an action reloads the page: an element found just before the reload is stale, so look again
-    wait = WebDriverWait(browser, BROWSER_WAIT_S,
-                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+    wait = WebDriverWait(
+        browser, BROWSER_WAIT_S, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+    )
     try:
-        nav = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "nav a[href$='/plugin/models'], a[href$='/plugin/models']")))
+        nav = wait.until(
+            ec.element_to_be_clickable((By.CSS_SELECTOR, "nav a[href$='/plugin/models'], a[href$='/plugin/models']"))
+        )
         nav.click()
         # Airflow then mirrors the iframe's own path into its route: /plugin/models/mlops/models
         wait.until(lambda d: "/plugin/models" in d.current_url)
@@ -169,8 +184,10 @@ def open_models_from_navigation(browser, server):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(SCREENSHOTS / "failed_navigation.png"))
         links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a")]
-        pytest.fail(f"the Models page did not open from the navigation: at {browser.current_url}, links {links}; "
-                    f"screenshot {SCREENSHOTS / 'failed_navigation.png'}")
+        pytest.fail(
+            f"the Models page did not open from the navigation: at {browser.current_url}, links {links}; "
+            f"screenshot {SCREENSHOTS / 'failed_navigation.png'}"
+        )
     return wait
 
 
@@ -189,8 +206,11 @@ def test_admin_rolls_back_in_the_browser_and_the_ledger_names_them(server, brows
     browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, "iframe[title='Models']"))
     row.find_element(By.LINK_TEXT, server.model).click()
     wait.until(ec.presence_of_element_located((By.ID, "rollback")))
-    wait.until(lambda d: d.execute_script(
-        "return [...document.images].length >= 2 && [...document.images].every(i => i.complete && i.naturalWidth > 0)"))
+    wait.until(
+        lambda d: d.execute_script(
+            "return [...document.images].length >= 2 && [...document.images].every(i => i.complete && i.naturalWidth > 0)"
+        )
+    )
     assert browser.execute_script("return window.__xss") is None  # the <script> reason and <img> trigger stayed text
     assert XSS_REASON in browser.find_element(By.CSS_SELECTOR, "ul.reasons").text
     champion = browser.find_element(By.CSS_SELECTOR, ".card.champion p").text

@@ -77,8 +77,12 @@ def server(tmp_path_factory, airflow_db, churn_config):
         env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
         runner["out"] = base / "runs.jsonl"
         runner["proc"] = subprocess.Popen(
-            [sys.executable, "-c", RUNNER, str(ROOT / "dags"), DAG_ID, str(data)], env=env, cwd=base,
-            stdout=runner["out"].open("wb"), stderr=(base / "runs.log").open("wb"), start_new_session=True,
+            [sys.executable, "-c", RUNNER, str(ROOT / "dags"), DAG_ID, str(data)],
+            env=env,
+            cwd=base,
+            stdout=runner["out"].open("wb"),
+            stderr=(base / "runs.log").open("wb"),
+            start_new_session=True,
         )
 
     with pytest.MonkeyPatch.context() as mp:
@@ -115,9 +119,11 @@ def _fail_waiting_tasks() -> None:
     from sqlalchemy import update
 
     with create_session() as session:
-        session.execute(update(TaskInstance).where(TaskInstance.dag_id == DAG_ID,
-                                                   TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
-                        .values(state=TaskInstanceState.FAILED))
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.dag_id == DAG_ID, TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
+            .values(state=TaskInstanceState.FAILED)
+        )
 
 
 def _runs(server, count: int, timeout: float = 120) -> list[dict]:
@@ -127,8 +133,9 @@ def _runs(server, count: int, timeout: float = 120) -> list[dict]:
         runs = [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
         if len(runs) >= count:
             return runs[:count]
-        assert time.monotonic() < deadline and server.extra["runner"]["proc"].poll() is None, \
-            (server.extra["base"] / "runs.log").read_text()[-4000:]
+        assert time.monotonic() < deadline and server.extra["runner"]["proc"].poll() is None, (
+            server.extra["base"] / "runs.log"
+        ).read_text()[-4000:]
         time.sleep(0.5)
 
 
@@ -163,15 +170,39 @@ def in_frame(browser, screenshot: str | None = None) -> None:
 def test_the_pending_section_renders_everything_as_text():
     from airflow_mlops.ui import render
 
-    pending = {"model": MODEL, "version": "2", "champion_version": "1", "dag_id": DAG_ID, "run_id": "r<1>",
-               "task_id": "branch", "map_index": -1, "waiting_since": "2026-03-01T02:00:00+00:00",
-               "timeout_at": None, "subject": f"Promote? {XSS}", "can_respond": True,
-               "evidence": {"primary_metric": "roc_auc", "challenger": 0.8, "champion": 0.8, "why": [XSS],
-                            "failed": [XSS], "guard_rails": [{"metric": XSS, "challenger": 1, "champion": 1,
-                                                              "tolerance": XSS}]}}
-    detail = {"status": {"name": MODEL}, "pending_approvals": [pending], "evidence": [], "versions": [],
-              "versions_before": None, "versions_older": None, "ledger": [], "ledger_total": 0, "ledger_page": 1,
-              "page_size": 25}
+    pending = {
+        "model": MODEL,
+        "version": "2",
+        "champion_version": "1",
+        "dag_id": DAG_ID,
+        "run_id": "r<1>",
+        "task_id": "branch",
+        "map_index": -1,
+        "waiting_since": "2026-03-01T02:00:00+00:00",
+        "timeout_at": None,
+        "subject": f"Promote? {XSS}",
+        "can_respond": True,
+        "evidence": {
+            "primary_metric": "roc_auc",
+            "challenger": 0.8,
+            "champion": 0.8,
+            "why": [XSS],
+            "failed": [XSS],
+            "guard_rails": [{"metric": XSS, "challenger": 1, "champion": 1, "tolerance": XSS}],
+        },
+    }
+    detail = {
+        "status": {"name": MODEL},
+        "pending_approvals": [pending],
+        "evidence": [],
+        "versions": [],
+        "versions_before": None,
+        "versions_older": None,
+        "ledger": [],
+        "ledger_total": 0,
+        "ledger_page": 1,
+        "page_size": 25,
+    }
     page = render.model_detail(detail, render.Urls("/mlops", ""), can_edit=False)
     assert "<script>" not in page and page.count("&lt;script&gt;window.__xss") == 5
     assert 'data-run-id="r&lt;1&gt;"' in page and "/runs/r%3C1%3E/tasks/branch/required_actions" in page
@@ -185,19 +216,53 @@ def test_the_page_and_the_airflow_request_state_the_same_evidence():
     from airflow_mlops.core import approval
     from airflow_mlops.ui import render
 
-    ev = {"model_name": MODEL, "challenger_version": "3", "champion_version": "2", "decision": "PROMOTE",
-          "primary_metric": "roc_auc", "challenger": 0.7039, "champion": 0.6922, "gain": 0.0117, "ci_low": 0.0083,
-          "ci_high": 0.0148, "confidence": 0.95, "margin": 0.005, "test_rows": 1234,
-          "test_days": ["2026-04-09", "2026-04-15"], "excluded_rows": 56, "timeout_hours": 24, "why": ["thin"]}
+    ev = {
+        "model_name": MODEL,
+        "challenger_version": "3",
+        "champion_version": "2",
+        "decision": "PROMOTE",
+        "primary_metric": "roc_auc",
+        "challenger": 0.7039,
+        "champion": 0.6922,
+        "gain": 0.0117,
+        "ci_low": 0.0083,
+        "ci_high": 0.0148,
+        "confidence": 0.95,
+        "margin": 0.005,
+        "test_rows": 1234,
+        "test_days": ["2026-04-09", "2026-04-15"],
+        "excluded_rows": 56,
+        "timeout_hours": 24,
+        "why": ["thin"],
+    }
     facts = approval.evidence_facts(ev)
-    assert facts == ["roc_auc gain 0.0117, 95% interval 0.0083 .. 0.0148 (paired bootstrap), margin 0.005",
-                     "judged on 1234 test rows (2026-04-09 .. 2026-04-15), 56 excluded as the champion's"]
+    assert facts == [
+        "roc_auc gain 0.0117, 95% interval 0.0083 .. 0.0148 (paired bootstrap), margin 0.005",
+        "judged on 1234 test rows (2026-04-09 .. 2026-04-15), 56 excluded as the champion's",
+    ]
     _, body = approval.request_text(ev, {})
-    pending = {"model": MODEL, "version": "3", "champion_version": "2", "dag_id": DAG_ID, "run_id": "r1",
-               "task_id": "branch", "subject": "Promote?", "evidence": ev}
-    detail = {"status": {"name": MODEL}, "pending_approvals": [pending], "evidence": [], "versions": [],
-              "versions_before": None, "versions_older": None, "ledger": [], "ledger_total": 0, "ledger_page": 1,
-              "page_size": 25}
+    pending = {
+        "model": MODEL,
+        "version": "3",
+        "champion_version": "2",
+        "dag_id": DAG_ID,
+        "run_id": "r1",
+        "task_id": "branch",
+        "subject": "Promote?",
+        "evidence": ev,
+    }
+    detail = {
+        "status": {"name": MODEL},
+        "pending_approvals": [pending],
+        "evidence": [],
+        "versions": [],
+        "versions_before": None,
+        "versions_older": None,
+        "ledger": [],
+        "ledger_total": 0,
+        "ledger_page": 1,
+        "page_size": 25,
+    }
     page = html.unescape(render.model_detail(detail, render.Urls("/mlops", ""), can_edit=False))
     for fact in facts:
         assert f"- {fact}" in body.splitlines() and f"<li>{fact}</li>" in page
@@ -225,7 +290,10 @@ def test_viewer_sees_the_request_without_buttons_and_a_forged_answer_is_refused(
     with server.http("admin") as admin:  # the admin's session without the page's token, or from another site
         assert admin.post(url, json=body).status_code == 403
         token = _token_for("admin")
-        assert admin.post(url, json=body, headers={"X-CSRF-Token": token, "Origin": "https://evil.example"}).status_code == 403
+        assert (
+            admin.post(url, json=body, headers={"X-CSRF-Token": token, "Origin": "https://evil.example"}).status_code
+            == 403
+        )
         bad = admin.post(url, json={**body, "decision": "reject", "comment": " "}, headers={"X-CSRF-Token": token})
         assert bad.status_code == 422 and "comment is required to reject" in bad.text
         other = admin.post("/mlops/api/models/other_model/approvals", json=body, headers={"X-CSRF-Token": token})
@@ -243,7 +311,9 @@ def test_viewer_sees_the_request_without_buttons_and_a_forged_answer_is_refused(
         fetch(arguments[0], {method: "POST", credentials: "same-origin",
               headers: {"Content-Type": "application/json", "X-CSRF-Token": arguments[1]},
               body: JSON.stringify(arguments[2])}).then(r => done(r.status), e => done(String(e)));""",
-        url, _token_for("viewer"), body,
+        url,
+        _token_for("viewer"),
+        body,
     )
     assert status == 403
     in_frame(browser, "approval_viewer.png")
@@ -274,8 +344,13 @@ def test_admin_approves_in_the_browser_the_run_deploys_and_the_ledger_names_them
     assert f"Promote {MODEL} v{version} to champion? (now v{before})" in section.text
     assert "roc_auc (primary)" in section.text and "within evaluation.approval.band 1" in section.text
     assert "judged on" in section.text and "Times out at".lower() in section.text.lower()
-    assert section.find_element(By.PARTIAL_LINK_TEXT, "Required Actions").get_attribute("href").endswith(
-        f"/dags/{DAG_ID}/runs/{pending['run_id'].replace(':', '%3A').replace('+', '%2B')}/tasks/branch/required_actions")
+    assert (
+        section.find_element(By.PARTIAL_LINK_TEXT, "Required Actions")
+        .get_attribute("href")
+        .endswith(
+            f"/dags/{DAG_ID}/runs/{pending['run_id'].replace(':', '%3A').replace('+', '%2B')}/tasks/branch/required_actions"
+        )
+    )
     assert browser.find_element(By.CSS_SELECTOR, ".card.champion p").text == f"version {before}"
 
     form = section.find_element(By.CSS_SELECTOR, "form.approval")
@@ -294,14 +369,18 @@ def test_admin_approves_in_the_browser_the_run_deploys_and_the_ledger_names_them
     browser.execute_script("location.reload()")  # the Models frame's page (the page also reloads itself)
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".card.champion p").text == f"version {version}")
     assert browser.find_elements(By.CSS_SELECTOR, "section#pending") == []
-    entry = next(e for e in browser.find_elements(By.CSS_SELECTOR, "table.ledger tbody tr.ledger-entry")
-                 if e.find_elements(By.CSS_SELECTOR, "td")[2].text == "champion")
+    entry = next(
+        e
+        for e in browser.find_elements(By.CSS_SELECTOR, "table.ledger tbody tr.ledger-entry")
+        if e.find_elements(By.CSS_SELECTOR, "td")[2].text == "champion"
+    )
     assert entry.find_element(By.CSS_SELECTOR, "td.who").text == "airflow-user:admin"
     why = entry.find_element(By.CSS_SELECTOR, "td.why")
     assert why.text.startswith(f"v{version} approved by admin: gain is flat but the data is newer <b>ship it</b>\nmore")
     folded = why.find_element(By.CSS_SELECTOR, "details")  # the gate's checks, closed until clicked
     assert folded.get_attribute("open") is None and folded.get_attribute("textContent").startswith(
-        "morethe gate said REJECT: judged on")
+        "morethe gate said REJECT: judged on"
+    )
     assert browser.execute_script("return window.__xss") is None
     browser.execute_script("window.scrollTo(0, 0)")
     in_frame(browser, "approval_approved.png")
@@ -315,8 +394,11 @@ def test_admin_approves_in_the_browser_the_run_deploys_and_the_ledger_names_them
     assert (tags["approval.decision"], tags["approval.by"]) == ("approved", "admin")
     assert tags["approval.comment"] == "gain is flat but the data is newer <b>ship it</b>"
     with server.http("admin") as admin:  # the first answer stands
-        again = admin.post(f"/mlops/api/models/{MODEL}/approvals", headers={"X-CSRF-Token": _token_for("admin")},
-                           json={"dag_id": DAG_ID, "run_id": pending["run_id"], "decision": "reject", "comment": "late"})
+        again = admin.post(
+            f"/mlops/api/models/{MODEL}/approvals",
+            headers={"X-CSRF-Token": _token_for("admin")},
+            json={"dag_id": DAG_ID, "run_id": pending["run_id"], "decision": "reject", "comment": "late"},
+        )
     assert again.status_code == 409 and "reload the page" in again.text
 
 
@@ -341,17 +423,23 @@ def test_admin_rejects_the_next_one_in_the_browser_the_champion_stays_and_the_le
     wait.until(lambda d: "Rejected by admin" in d.find_element(By.CSS_SELECTOR, "form.approval output").text)
 
     deadline = time.monotonic() + 120  # the run resumes in the subprocess and records the rejection
-    while not any(m["action"] == "reject" and m.get("version") == version for m in registry.history(server.client, MODEL)):
+    while not any(
+        m["action"] == "reject" and m.get("version") == version for m in registry.history(server.client, MODEL)
+    ):
         assert time.monotonic() < deadline, f"the rejection of v{version} never reached the ledger"
         time.sleep(0.5)
     browser.execute_script("location.reload()")
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "section#pending") == [])
     assert browser.find_element(By.CSS_SELECTOR, ".card.champion p").text == f"version {champion}"
-    entry = next(e for e in browser.find_elements(By.CSS_SELECTOR, "table.ledger tbody tr.ledger-entry")
-                 if e.find_elements(By.CSS_SELECTOR, "td")[1].text == "reject")
+    entry = next(
+        e
+        for e in browser.find_elements(By.CSS_SELECTOR, "table.ledger tbody tr.ledger-entry")
+        if e.find_elements(By.CSS_SELECTOR, "td")[1].text == "reject"
+    )
     assert entry.find_element(By.CSS_SELECTOR, "td.who").text == "airflow-user:admin"
     assert entry.find_element(By.CSS_SELECTOR, "td.why").text == (
-        f"v{version} rejected by admin: no gain on the same data: <i>not worth a deploy</i>")
+        f"v{version} rejected by admin: no gain on the same data: <i>not worth a deploy</i>"
+    )
     browser.execute_script("document.querySelector('section.ledger').scrollIntoView()")
     in_frame(browser, "approval_rejected.png")
 

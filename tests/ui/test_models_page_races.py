@@ -49,9 +49,17 @@ DagBag(dag_folder=sys.argv[1]).get_dag(sys.argv[2]).test()
 
 def _verdict(model: str, version: str, champion: str) -> dict:
     config = str(ROOT / "include" / "pipelines" / "churn.yaml")
-    verdict = {"model_name": model, "challenger_version": version, "champion_version": champion,
-               "decision": "REJECT", "promote": False, "needs_approval": True, "evaluation_run_id": "none",
-               "reasons": ["FAIL: gain within the band"], "approval_reasons": ["borderline gain"]}
+    verdict = {
+        "model_name": model,
+        "challenger_version": version,
+        "champion_version": champion,
+        "decision": "REJECT",
+        "promote": False,
+        "needs_approval": True,
+        "evaluation_run_id": "none",
+        "reasons": ["FAIL: gain within the band"],
+        "approval_reasons": ["borderline gain"],
+    }
     ev = approval.evidence(verdict, {"primary_metric": "roc_auc"}, timeout_hours=2)
     return {**verdict, "approval": {"evidence": ev, "config_path": config}}
 
@@ -66,22 +74,36 @@ def server(tmp_path_factory, airflow_db, churn_config):
     def prepare(client) -> None:
         source = client.get_model_version("churn_classifier", "2")
         for i in (1, 2, 3):
-            registry.register_challenger(client, RACE_MODEL, source.source, source.run_id,
-                                         tags={"data.digest": f"sha256:race{i}"})
+            registry.register_challenger(
+                client, RACE_MODEL, source.source, source.run_id, tags={"data.digest": f"sha256:race{i}"}
+            )
         actor = {"actor": "test-setup"}
         registry.promote(client, RACE_MODEL, "1", expected_champion=None, actor=actor, reason="first")
         registry.promote(client, RACE_MODEL, "2", expected_champion="1", actor=actor, reason="second")
-        v3 = registry.register_challenger(client, "churn_classifier", source.source, source.run_id,
-                                          tags={"data.digest": "sha256:churn3"})["version"]
-        (dags / f"{DAG_ID}.py").write_text(DAG_FILE.format(dag_id=DAG_ID, verdict=_verdict("churn_classifier", v3, "2")))
+        v3 = registry.register_challenger(
+            client, "churn_classifier", source.source, source.run_id, tags={"data.digest": "sha256:churn3"}
+        )["version"]
+        (dags / f"{DAG_ID}.py").write_text(
+            DAG_FILE.format(dag_id=DAG_ID, verdict=_verdict("churn_classifier", v3, "2"))
+        )
         local = "airflow.dag_processing.bundles.local.LocalDagBundle"
-        bundles = [{"name": "races", "classpath": local, "kwargs": {"path": str(dags)}},
-                   {"name": "dags-folder", "classpath": local, "kwargs": {}}]
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins"),
-               "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles)}
-        runner["proc"] = subprocess.Popen([sys.executable, "-c", RUNNER, str(dags), DAG_ID], env=env, cwd=base,
-                                          stdout=(base / "runs.log").open("wb"), stderr=subprocess.STDOUT,
-                                          start_new_session=True)
+        bundles = [
+            {"name": "races", "classpath": local, "kwargs": {"path": str(dags)}},
+            {"name": "dags-folder", "classpath": local, "kwargs": {}},
+        ]
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT / "plugins"),
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
+        }
+        runner["proc"] = subprocess.Popen(
+            [sys.executable, "-c", RUNNER, str(dags), DAG_ID],
+            env=env,
+            cwd=base,
+            stdout=(base / "runs.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         runner["version"] = v3
 
     with running_server(base, churn_config, prepare=prepare) as s:
@@ -116,9 +138,11 @@ def _fail_waiting_tasks() -> None:
     from sqlalchemy import update
 
     with create_session() as session:
-        session.execute(update(TaskInstance).where(TaskInstance.dag_id == DAG_ID,
-                                                   TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
-                        .values(state=TaskInstanceState.FAILED))
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.dag_id == DAG_ID, TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
+            .values(state=TaskInstanceState.FAILED)
+        )
 
 
 def _csrf(admin: httpx.Client, model: str) -> str:
@@ -127,8 +151,11 @@ def _csrf(admin: httpx.Client, model: str) -> str:
 
 
 def _rollback(admin: httpx.Client, token: str, model: str, expected: str, reason: str) -> httpx.Response:
-    return admin.post(f"/mlops/api/models/{model}/rollback", headers={"X-CSRF-Token": token},
-                      json={"reason": reason, "expected_champion": expected})
+    return admin.post(
+        f"/mlops/api/models/{model}/rollback",
+        headers={"X-CSRF-Token": token},
+        json={"reason": reason, "expected_champion": expected},
+    )
 
 
 def _champion_moved_since_the_request(server, admin: httpx.Client) -> str:
@@ -146,8 +173,11 @@ def _champion_moved_since_the_request(server, admin: httpx.Client) -> str:
 
 def _approve(server, admin: httpx.Client) -> httpx.Response:
     pending = server.extra["pending"]
-    return admin.post(f"/mlops/api/models/{server.model}/approvals", headers={"X-CSRF-Token": _csrf(admin, server.model)},
-                      json={"dag_id": DAG_ID, "run_id": pending["run_id"], "decision": "approve", "comment": "ship it"})
+    return admin.post(
+        f"/mlops/api/models/{server.model}/approvals",
+        headers={"X-CSRF-Token": _csrf(admin, server.model)},
+        json={"dag_id": DAG_ID, "run_id": pending["run_id"], "decision": "approve", "comment": "ship it"},
+    )
 
 
 def test_two_rollbacks_sent_at_once_one_wins_the_other_gets_409_naming_the_champion(server):
@@ -172,8 +202,10 @@ def test_two_rollbacks_sent_at_once_one_wins_the_other_gets_409_naming_the_champ
     lost = next(a for a in answers if a.status_code == 409).json()["detail"]
     assert won["champion"] == before["previous_champion"]
     assert f"the champion is now version {won['champion']}" in lost and "reload the page" in lost
-    assert registry.read_aliases(server.client, RACE_MODEL) == {"champion": before["previous_champion"],
-                                                                "previous_champion": before["champion"]}
+    assert registry.read_aliases(server.client, RACE_MODEL) == {
+        "champion": before["previous_champion"],
+        "previous_champion": before["champion"],
+    }
     last = registry.history(server.client, RACE_MODEL)[-1]
     assert (last["action"], last["by"]) == ("rollback", "airflow-ui:admin")
     assert (last["actor"]["user.id"], last["actor"]["user.name"]) == ("admin", "admin")
@@ -193,13 +225,18 @@ def test_an_approval_after_the_champion_changed_is_refused_as_stale(server):
     assert (tags["approval.expected_champion"], tags["approval.found_champion"]) == ("2", champion)
     entry = [e for e in registry.history(server.client, server.model) if e["action"] == approval.STALE_ACTION][-1]
     assert (entry["version"], entry["by"], entry["expected_champion"], entry["found_champion"]) == (
-        version, "airflow-user:admin", "2", champion)
+        version,
+        "airflow-user:admin",
+        "2",
+        champion,
+    )
     assert (entry["actor"]["user.id"], entry["actor"]["user.name"]) == ("admin", "admin") and entry["at"]
     assert registry.read_aliases(server.client, server.model)["champion"] == champion  # untouched
     from airflow_mlops import approval_requests
 
     assert [p["run_id"] for p in approval_requests.pending_approvals(dag_ids=[DAG_ID])] == [
-        server.extra["pending"]["run_id"]]  # still waiting: reject it, or it times out
+        server.extra["pending"]["run_id"]
+    ]  # still waiting: reject it, or it times out
 
 
 def test_the_page_answers_are_in_airflows_audit_log_with_the_user(server):
@@ -219,11 +256,29 @@ def test_the_page_answers_are_in_airflows_audit_log_with_the_user(server):
 def test_a_pending_request_judged_against_another_champion_says_so_on_the_page():
     from airflow_mlops.ui import render
 
-    pending = {"model": "m", "version": "3", "champion_version": "2", "dag_id": DAG_ID, "run_id": "r1",
-               "task_id": "branch", "subject": "Promote m v3?", "evidence": {}, "can_respond": True}
-    detail = {"status": {"name": "m", "champion": "1"}, "pending_approvals": [pending], "evidence": [],
-              "versions": [], "versions_before": None, "versions_older": None, "ledger": [], "ledger_total": 0,
-              "ledger_page": 1, "page_size": 25}
+    pending = {
+        "model": "m",
+        "version": "3",
+        "champion_version": "2",
+        "dag_id": DAG_ID,
+        "run_id": "r1",
+        "task_id": "branch",
+        "subject": "Promote m v3?",
+        "evidence": {},
+        "can_respond": True,
+    }
+    detail = {
+        "status": {"name": "m", "champion": "1"},
+        "pending_approvals": [pending],
+        "evidence": [],
+        "versions": [],
+        "versions_before": None,
+        "versions_older": None,
+        "ledger": [],
+        "ledger_total": 0,
+        "ledger_page": 1,
+        "page_size": 25,
+    }
     page = render.model_detail(detail, render.Urls("/mlops", ""), can_edit=False)
     assert "judged against v2, now v1): an approval is refused as stale" in page
     detail["status"]["champion"] = "2"

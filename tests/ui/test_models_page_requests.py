@@ -31,13 +31,23 @@ def test_a_rollback_with_a_missing_unknown_or_ill_typed_field_is_a_422_naming_it
         headers = {"X-CSRF-Token": csrf_of(admin.get(f"/mlops/models/{server.model}").text)}
         _refused(admin.post(url, json={"reason": "bad night"}, headers=headers), "expected_champion")
         _refused(admin.post(url, json={"expected_champion": champion}, headers=headers), "reason")
-        _refused(admin.post(url, json={"reason": "bad night", "expected_champion": {"version": champion}},
-                            headers=headers), "expected_champion")
-        _refused(admin.post(url, json={"reason": "bad night", "expected_champion": champion, "to_version": ["1"]},
-                            headers=headers), "to_version")
+        _refused(
+            admin.post(url, json={"reason": "bad night", "expected_champion": {"version": champion}}, headers=headers),
+            "expected_champion",
+        )
+        _refused(
+            admin.post(
+                url, json={"reason": "bad night", "expected_champion": champion, "to_version": ["1"]}, headers=headers
+            ),
+            "to_version",
+        )
         # a misspelt field is refused, not ignored (ignored, it would roll back to another version than asked)
-        _refused(admin.post(url, json={"reason": "bad night", "expected_champion": champion, "to_verison": "1"},
-                            headers=headers), "to_verison")
+        _refused(
+            admin.post(
+                url, json={"reason": "bad night", "expected_champion": champion, "to_verison": "1"}, headers=headers
+            ),
+            "to_verison",
+        )
         blank = admin.post(url, json={"reason": "  ", "expected_champion": champion}, headers=headers)
         _refused(blank, "reason")
         assert "reason is required" in blank.json()["detail"]

@@ -57,8 +57,12 @@ def big_model(mlflow_client, tmp_path):
     for i in range(1, VERSIONS + 1):
         tags = {"data.digest": f"sha256:{i}", "mlops.trigger": "drift" if i == 60 else "schedule"}
         if i in (10, 40):
-            tags |= {"decision": "reject", "decision.reasons": json.dumps([f"v{i} too weak"]),
-                     "decision.at": f"2026-01-{i // 10:02d}T00:00:00Z", "evaluation.run_id": run.info.run_id}
+            tags |= {
+                "decision": "reject",
+                "decision.reasons": json.dumps([f"v{i} too weak"]),
+                "decision.at": f"2026-01-{i // 10:02d}T00:00:00Z",
+                "evaluation.run_id": run.info.run_id,
+            }
         client.create_model_version(MODEL, (tmp_path / "artifacts" / "model").as_uri(), run.info.run_id, tags=tags)
     client.set_terminated(run.info.run_id)
     start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
@@ -84,7 +88,9 @@ def test_page_and_status_read_a_bounded_number_of_versions(big_model):
     # one MLflow call per thing read: 3 aliases, the page, the newest judged version, the versions the ledger moves
     # name; the ledger runs' locations are kept (their folders are listed, the runs not re-read or searched)
     assert sum(again.calls.values()) <= 6, again.calls
-    assert not (again.calls["get_run"] or again.calls["search_runs"] or again.calls["get_experiment_by_name"]), again.calls
+    assert not (again.calls["get_run"] or again.calls["search_runs"] or again.calls["get_experiment_by_name"]), (
+        again.calls
+    )
 
     status = detail["status"]
     assert (status["champion"], status["challenger"], status["latest_version"]) == ("60", str(VERSIONS), str(VERSIONS))
@@ -141,7 +147,9 @@ def test_the_ledger_cache_sees_every_new_move(big_model):
     assert detail["status"]["champion"] == "59" and detail["status"]["previous_champion"] == "60"
     assert detail["ledger_total"] == 63
     assert [(e["alias"], e["to"], e["reason"]) for e in detail["ledger"][:2]] == [
-        ("champion", "59", "back"), ("previous_champion", "60", "back")]
+        ("champion", "59", "back"),
+        ("previous_champion", "60", "back"),
+    ]
 
 
 def test_unknown_model_is_refused(big_model):

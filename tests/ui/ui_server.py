@@ -55,20 +55,41 @@ def make_champion(client, config, df: object, model: str) -> dict:
     split = split_roles(df, config)
     versions = []
     for i in (1, 2):
-        result = training.train_candidate(split, config, "logistic_regression", client=client, experiment=config.name,
-                                          data_digest=f"sha256:{i}" + "ab" * 20, data_uri="file:///x.parquet", tags={})
-        tags = {"data.digest": f"sha256:{i}" + "ab" * 20, "airflow.dag_id": "churn_retrain",
-                "airflow.run_id": f"manual__2026-02-1{i}", "mlops.trigger": "schedule" if i == 1 else XSS_TRIGGER}
-        versions.append(registry.register_challenger(client, model, result["model_uri"], result["run_id"],
-                                                     tags=tags)["version"])
+        result = training.train_candidate(
+            split,
+            config,
+            "logistic_regression",
+            client=client,
+            experiment=config.name,
+            data_digest=f"sha256:{i}" + "ab" * 20,
+            data_uri="file:///x.parquet",
+            tags={},
+        )
+        tags = {
+            "data.digest": f"sha256:{i}" + "ab" * 20,
+            "airflow.dag_id": "churn_retrain",
+            "airflow.run_id": f"manual__2026-02-1{i}",
+            "mlops.trigger": "schedule" if i == 1 else XSS_TRIGGER,
+        }
+        versions.append(
+            registry.register_challenger(client, model, result["model_uri"], result["run_id"], tags=tags)["version"]
+        )
     v1, v2 = (str(v) for v in versions)
     task = {"airflow.dag_id": "churn_retrain", "airflow.run_id": "manual__2026-02-11", "airflow.task_id": "deploy"}
     registry.promote(client, model, v1, expected_champion=None, actor=task, reason="first model: floors hold")
-    result = evaluation.evaluate(client, config, split.test, challenger_uri=f"models:/{model}/{v2}",
-                                 champion_uri=f"models:/{model}/{v1}")
-    evaluation.log_evaluation(client, result, experiment=f"{config.name}-evaluation", run_name="evaluate",
-                              tags={"airflow.dag_id": "churn_retrain"}, model_name=model, challenger_version=v2,
-                              champion_version=v1)
+    result = evaluation.evaluate(
+        client, config, split.test, challenger_uri=f"models:/{model}/{v2}", champion_uri=f"models:/{model}/{v1}"
+    )
+    evaluation.log_evaluation(
+        client,
+        result,
+        experiment=f"{config.name}-evaluation",
+        run_name="evaluate",
+        tags={"airflow.dag_id": "churn_retrain"},
+        model_name=model,
+        challenger_version=v2,
+        champion_version=v1,
+    )
     reasons = [*result.verdict.reasons, XSS_REASON]
     client.set_model_version_tag(model, v2, "decision.reasons", json.dumps(reasons))
     task = {**task, "airflow.run_id": "manual__2026-02-12"}
@@ -80,7 +101,11 @@ def start_api_server(home: Path, port: int, env: dict[str, str], log: Path) -> s
     """`airflow api-server` on loopback; returns once /api/v2/monitor/health answers (or fails with its log)."""
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "airflow"), "api-server", "-H", "127.0.0.1", "-p", str(port), "-w", "1"],
-        env=env, cwd=home, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        cwd=home,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -131,8 +156,10 @@ def churn_rows():
     """10 days of 200 churn rows (the time split's 3 test days hold 600)."""
     import pandas as pd
 
-    return pd.concat([churn_stream.daily_batch(dt.date(2026, 1, 1) + dt.timedelta(days=i), rows=200)
-                      for i in range(10)], ignore_index=True)
+    return pd.concat(
+        [churn_stream.daily_batch(dt.date(2026, 1, 1) + dt.timedelta(days=i), rows=200) for i in range(10)],
+        ignore_index=True,
+    )
 
 
 @contextmanager
@@ -162,15 +189,18 @@ def running_server(home: Path, churn_config, prepare=None, *, champion: bool = T
     log = home / "api-server.log"
     proc = start_api_server(home, port, server_env(home, port), log)
     try:
-        yield Server(url=f"http://127.0.0.1:{port}", home=home, client=client, model=MODEL_FROM_CHURN, log=log,
-                     extra=made)
+        yield Server(
+            url=f"http://127.0.0.1:{port}", home=home, client=client, model=MODEL_FROM_CHURN, log=log, extra=made
+        )
     finally:
         stop(proc)
 
 
 def chromium_paths() -> tuple[str, str] | None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
+    driver = shutil.which("chromedriver") or (
+        "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None
+    )
     return (browser, driver) if browser and driver else None
 
 
@@ -178,15 +208,23 @@ def chrome():
     """Headless Debian Chromium driven by Selenium (the system chromedriver: nothing is downloaded)."""
     paths = chromium_paths()
     if paths is None:
-        pytest.fail("chromium and chromium-driver are not installed: run `make browser` "
-                    "(Debian: apt-get install chromium chromium-driver)")
+        pytest.fail(
+            "chromium and chromium-driver are not installed: run `make browser` "
+            "(Debian: apt-get install chromium chromium-driver)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = paths[0]
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1440,1000",
-                "--force-prefers-reduced-motion"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1440,1000",
+        "--force-prefers-reduced-motion",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=paths[1]))
     driver.set_page_load_timeout(60)

@@ -90,11 +90,24 @@ def test_a_task_asks_waits_is_listed_answered_and_resumes_with_the_answer(probe_
                     seen["request"] = request
                     seen["operator"] = internals.task_operator(DAG_ID, request["run_id"], "ask", -1)
                     seen["by"], seen["at"] = internals.answer_hitl(
-                        dag_id=DAG_ID, run_id=request["run_id"], task_id="ask", map_index=-1, chosen=["Yes"],
-                        params_input={}, user=_user("alice"))
+                        dag_id=DAG_ID,
+                        run_id=request["run_id"],
+                        task_id="ask",
+                        map_index=-1,
+                        chosen=["Yes"],
+                        params_input={},
+                        user=_user("alice"),
+                    )
                     try:
-                        internals.answer_hitl(dag_id=DAG_ID, run_id=request["run_id"], task_id="ask", map_index=-1,
-                                              chosen=["No"], params_input={}, user=_user("bob"))
+                        internals.answer_hitl(
+                            dag_id=DAG_ID,
+                            run_id=request["run_id"],
+                            task_id="ask",
+                            map_index=-1,
+                            chosen=["No"],
+                            params_input={},
+                            user=_user("bob"),
+                        )
                     except internals.HITLResponseRefused as exc:
                         seen["again"] = exc.status_code
                     return
@@ -109,7 +122,9 @@ def test_a_task_asks_waits_is_listed_answered_and_resumes_with_the_answer(probe_
     run = probe_dag.test()
     thread.join(timeout=30)
     assert "error" not in seen, seen["error"]
-    assert "request" in seen, f"the task did not wait for input: {[(t.task_id, t.state) for t in run.get_task_instances()]}"
+    assert "request" in seen, (
+        f"the task did not wait for input: {[(t.task_id, t.state) for t in run.get_task_instances()]}"
+    )
 
     request = seen["request"]
     assert (request["dag_id"], request["task_id"], request["map_index"]) == (DAG_ID, "ask", -1)
@@ -126,8 +141,15 @@ def test_a_task_asks_waits_is_listed_answered_and_resumes_with_the_answer(probe_
 
 def test_answering_a_task_that_never_asked_is_refused_with_404(airflow_db):
     with pytest.raises(internals.HITLResponseRefused) as refused:
-        internals.answer_hitl(dag_id="no_such_dag", run_id="no_run", task_id="ask", map_index=-1, chosen=["Yes"],
-                              params_input={}, user=_user("alice"))
+        internals.answer_hitl(
+            dag_id="no_such_dag",
+            run_id="no_run",
+            task_id="ask",
+            map_index=-1,
+            chosen=["Yes"],
+            params_input={},
+            user=_user("alice"),
+        )
     assert refused.value.status_code == 404
     assert internals.task_operator("no_such_dag", "no_run", "ask", -1) is None
 
@@ -174,14 +196,23 @@ def _fail_waiting_tasks() -> None:
     from sqlalchemy import update
 
     with create_session() as session:
-        session.execute(update(TaskInstance).where(TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
-                        .values(state=TaskInstanceState.FAILED))
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
+            .values(state=TaskInstanceState.FAILED)
+        )
 
 
 #: Airflow modules the package may import outside airflow_internals.py: the Task SDK, the providers, the
 #: configuration, trigger bases, and the auth dependencies the plugin docs describe (the user and `get_user`).
-PUBLIC_AIRFLOW = ("airflow.sdk", "airflow.providers.", "airflow.configuration", "airflow.triggers.base",
-                  "airflow.api_fastapi.auth.managers.models.base_user", "airflow.api_fastapi.core_api.security")
+PUBLIC_AIRFLOW = (
+    "airflow.sdk",
+    "airflow.providers.",
+    "airflow.configuration",
+    "airflow.triggers.base",
+    "airflow.api_fastapi.auth.managers.models.base_user",
+    "airflow.api_fastapi.core_api.security",
+)
 INTERNAL_AIRFLOW = ("airflow.sdk.execution_time", "airflow.sdk.definitions", "airflow.sdk._")
 #: Not yet behind the wrapper (owned elsewhere; see the report of issue 23 item 6).
 NOT_YET_WRAPPED = {("links.py", "airflow.sdk.execution_time.xcom")}
@@ -197,8 +228,13 @@ def test_no_module_but_airflow_internals_imports_an_airflow_internal():
         if path.name == "airflow_internals.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = ([node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
-                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
             for name in names:
                 if name != "airflow" and not name.startswith("airflow."):
                     continue

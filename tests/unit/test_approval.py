@@ -30,8 +30,14 @@ def rails(challenger, champion, spread=0.005):
     out = {}
     for m in ("accuracy", "log_loss"):
         gain = champion[m] - challenger[m] if m == "log_loss" else challenger[m] - champion[m]
-        out[m] = BootstrapResult(gain, gain - spread, gain + spread, np.linspace(gain - spread, gain + spread, 101),
-                                 metric=m, confidence=0.95)
+        out[m] = BootstrapResult(
+            gain,
+            gain - spread,
+            gain + spread,
+            np.linspace(gain - spread, gain + spread, 101),
+            metric=m,
+            confidence=0.95,
+        )
     return out
 
 
@@ -70,8 +76,11 @@ def test_approval_defaults_to_never_and_takes_a_mode_or_a_mapping(churn_config, 
         ({"mode": "maybe"}, r"evaluation\.approval\.mode: 'maybe' is not one of never, borderline, always"),
         ({"mode": "borderline", "band": -0.1}, r"evaluation\.approval\.band: must be >= 0"),
         ({"mode": "borderline", "timeout_hours": 0}, r"evaluation\.approval\.timeout_hours: must be > 0"),
-        ({"mode": "borderline", "timeout": 3}, r"evaluation\.approval: unknown key\(s\) 'timeout'; allowed: band, mode, "
-                                               r"timeout_hours"),
+        (
+            {"mode": "borderline", "timeout": 3},
+            r"evaluation\.approval: unknown key\(s\) 'timeout'; allowed: band, mode, "
+            r"timeout_hours",
+        ),
         ({"band": "wide"}, r"evaluation\.approval\.band: expected float, got str"),
     ],
 )
@@ -87,8 +96,16 @@ def test_a_wrong_approval_names_the_file_and_the_key(tmp_path, raw, value, messa
 def numbers(*, low, gain=0.01, promote=None, rails=None, only_interval_failed=None, has_champion=True):
     promote = low > 0 if promote is None else promote
     only = (not promote) if only_interval_failed is None else only_interval_failed
-    return GateNumbers(has_champion=has_champion, promote=promote, gain=gain, low=low, confidence=0.95, margin=0.005,
-                       rails=rails or {}, only_interval_failed=only)
+    return GateNumbers(
+        has_champion=has_champion,
+        promote=promote,
+        gain=gain,
+        low=low,
+        confidence=0.95,
+        margin=0.005,
+        rails=rails or {},
+        only_interval_failed=only,
+    )
 
 
 BORDERLINE = ApprovalConfig(mode="borderline", band=0.005)
@@ -123,8 +140,10 @@ def test_a_guard_rail_in_the_last_20_percent_of_its_tolerance_is_borderline(regr
     why = approval_reasons(BORDERLINE, numbers(low=0.02, rails={"accuracy": (regression, 0.02)}), "roc_auc")
     assert bool(why) is waits
     if waits:
-        assert why == [f"guard rail accuracy may have regressed by up to {regression:.4f} (the upper bound of its "
-                       f"interval), {regression / 0.02:.0%} of its tolerance 0.02 (the last 20% is borderline)"]
+        assert why == [
+            f"guard rail accuracy may have regressed by up to {regression:.4f} (the upper bound of its "
+            f"interval), {regression / 0.02:.0%} of its tolerance 0.02 (the last 20% is borderline)"
+        ]
 
 
 def test_never_asks_nobody_and_always_asks_for_every_promotion():
@@ -133,7 +152,8 @@ def test_never_asks_nobody_and_always_asks_for_every_promotion():
     for n in (numbers(low=0.001), numbers(low=-0.001), numbers(low=0.02, rails={"accuracy": (0.02, 0.02)})):
         assert approval_reasons(never, n, "roc_auc") == []
     assert approval_reasons(always, numbers(low=0.05), "roc_auc") == [
-        "evaluation.approval is always: every promotion waits for a person"]
+        "evaluation.approval is always: every promotion waits for a person"
+    ]
     assert approval_reasons(always, GateNumbers(has_champion=False, promote=True), "roc_auc")  # a first model too
     assert approval_reasons(always, numbers(low=-0.001), "roc_auc")  # what borderline asks, always asks
     assert approval_reasons(always, numbers(low=-0.05), "roc_auc") == []  # a clear REJECT asks nobody
@@ -147,8 +167,10 @@ def test_decide_marks_a_promotion_with_a_low_bound_within_the_band(churn_config)
     config = with_approval(churn_config)
     v = decide(config, BETTER, CHAMPION, boot(0.03, 0.004, 0.05), intervals=rails(BETTER, CHAMPION))
     assert v.decision == PROMOTE and v.promote and v.needs_approval
-    assert v.approval_reasons == ["the lower bound of the 95% interval of the roc_auc gain, 0.0040, is within "
-                                  "evaluation.approval.band 0.005 of zero"]
+    assert v.approval_reasons == [
+        "the lower bound of the 95% interval of the roc_auc gain, 0.0040, is within "
+        "evaluation.approval.band 0.005 of zero"
+    ]
     assert v.reasons[-1] == "APPROVAL: " + v.approval_reasons[0]
     clear = decide(config, BETTER, CHAMPION, boot(0.03, 0.006, 0.05), intervals=rails(BETTER, CHAMPION))
     assert clear.decision == PROMOTE and not clear.needs_approval and clear.approval_reasons == []
@@ -160,8 +182,12 @@ def test_decide_lets_a_person_approve_an_interval_just_below_zero_but_not_other_
     assert v.decision == REJECT and not v.promote and v.needs_approval
     assert "the gate's REJECT waits for a person" in v.approval_reasons[0]
     floor_broken = {**BETTER, "log_loss": 0.71}  # also fails its floor (and its guard rail): no person can help
-    assert not decide(config, floor_broken, CHAMPION, boot(0.03, -0.002, 0.05), intervals=rails(floor_broken, CHAMPION)).needs_approval
-    assert not decide(config, BETTER, CHAMPION, boot(0.03, -0.006, 0.05), intervals=rails(BETTER, CHAMPION)).needs_approval
+    assert not decide(
+        config, floor_broken, CHAMPION, boot(0.03, -0.002, 0.05), intervals=rails(floor_broken, CHAMPION)
+    ).needs_approval
+    assert not decide(
+        config, BETTER, CHAMPION, boot(0.03, -0.006, 0.05), intervals=rails(BETTER, CHAMPION)
+    ).needs_approval
 
 
 def test_decide_with_approval_never_is_the_gate_alone(churn_config):
@@ -181,12 +207,26 @@ def test_decide_marks_a_guard_rail_near_its_tolerance(churn_config):
 
 
 EVIDENCE = {
-    "model_name": "churn_classifier", "challenger_version": "7", "champion_version": "5", "decision": "PROMOTE",
-    "evaluation_run_id": "abc123", "primary_metric": "roc_auc", "challenger": 0.85, "champion": 0.82, "gain": 0.03,
-    "ci_low": 0.004, "ci_high": 0.05, "confidence": 0.95, "margin": 0.005,
+    "model_name": "churn_classifier",
+    "challenger_version": "7",
+    "champion_version": "5",
+    "decision": "PROMOTE",
+    "evaluation_run_id": "abc123",
+    "primary_metric": "roc_auc",
+    "challenger": 0.85,
+    "champion": 0.82,
+    "gain": 0.03,
+    "ci_low": 0.004,
+    "ci_high": 0.05,
+    "confidence": 0.95,
+    "margin": 0.005,
     "guard_rails": [{"metric": "accuracy", "challenger": 0.80, "champion": 0.79, "tolerance": 0.02}],
-    "test_rows": 600, "excluded_rows": 0, "test_days": ["2026-01-26", "2026-01-28"],
-    "why": ["the lower bound ... within evaluation.approval.band 0.005 of zero"], "failed": [], "timeout_hours": 24.0,
+    "test_rows": 600,
+    "excluded_rows": 0,
+    "test_days": ["2026-01-26", "2026-01-28"],
+    "why": ["the lower bound ... within evaluation.approval.band 0.005 of zero"],
+    "failed": [],
+    "timeout_hours": 24.0,
 }
 
 
@@ -202,15 +242,27 @@ def test_the_request_shows_the_evidence_and_where_to_look():
 def test_an_answer_is_recorded_with_who_when_and_why():
     at = dt.datetime(2026, 2, 1, 9, 30, tzinfo=dt.UTC)
     yes = approval.outcome(EVIDENCE, chosen="Approve", user={"id": "7", "name": "alice"}, at=at, comment=" ok ")
-    assert yes == {"decision": "approved", "approved": True, "by": "alice", "by_id": "7", "at": "2026-02-01T09:30:00+00:00",
-                   "comment": "ok", "reason": "v7 approved by alice: ok"}
+    assert yes == {
+        "decision": "approved",
+        "approved": True,
+        "by": "alice",
+        "by_id": "7",
+        "at": "2026-02-01T09:30:00+00:00",
+        "comment": "ok",
+        "reason": "v7 approved by alice: ok",
+    }
     tags = approval.version_tags(yes, "PROMOTE")
     assert tags["approval.by"] == "alice" and tags["decision"] == "PROMOTE" and tags["decision.gate"] == "PROMOTE"
     assert approval.version_tags(yes, "REJECT")["decision"] == "PROMOTE"  # a person overrode the gate's REJECT
-    actor = approval.actor(yes, {"airflow.dag_id": "churn_retrain", "airflow.run_id": "r1", "airflow.task_id": "deploy"})
+    actor = approval.actor(
+        yes, {"airflow.dag_id": "churn_retrain", "airflow.run_id": "r1", "airflow.task_id": "deploy"}
+    )
     assert actor["actor"] == "airflow-user:alice" and actor["airflow.run_id"] == "r1"
     no = approval.outcome(EVIDENCE, chosen="Reject", user={"id": "8", "name": "bob"}, at=at, comment=None)
-    assert no["reason"] == "v7 rejected by bob (no comment)" and approval.version_tags(no, "PROMOTE")["decision"] == "REJECT"
+    assert (
+        no["reason"] == "v7 rejected by bob (no comment)"
+        and approval.version_tags(no, "PROMOTE")["decision"] == "REJECT"
+    )
     late = approval.outcome(EVIDENCE, chosen="Reject", user=None, at=at, comment=None, timed_out=True)
     assert late["decision"] == "timed_out" and late["by"] is None
     assert late["reason"] == "no approval within 24 h: v7 rejected, the champion stays"

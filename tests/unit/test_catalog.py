@@ -40,9 +40,14 @@ def project(root: Path, files: dict[str, dict]) -> Path:
 @pytest.fixture
 def clash(tmp_path, monkeypatch) -> Path:
     """A project whose `first` and `second` both claim the model first_model, and `fine`; it is the project root."""
-    folder = project(tmp_path / "project", {
-        "first": pipeline("first"), "second": pipeline("second", model="first_model"), "fine": pipeline("fine"),
-    })
+    folder = project(
+        tmp_path / "project",
+        {
+            "first": pipeline("first"),
+            "second": pipeline("second", model="first_model"),
+            "fine": pipeline("fine"),
+        },
+    )
     monkeypatch.setenv("AIRFLOW_MLOPS_PROJECT_ROOT", str(tmp_path / "project"))
     monkeypatch.delenv("AIRFLOW__MLOPS__PIPELINES_FOLDER", raising=False)
     return folder

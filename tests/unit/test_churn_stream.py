@@ -20,8 +20,16 @@ def test_same_seed_same_bytes(tmp_path):
 def test_clean_batch_shape_and_label_rate():
     frame = churn_stream.daily_batch(DAY, rows=2000)
     assert list(frame.columns) == [
-        "customer_id", "event_date", "tenure_months", "monthly_charges", "support_calls",
-        "data_usage_gb", "contract", "payment_method", "region", "churned",
+        "customer_id",
+        "event_date",
+        "tenure_months",
+        "monthly_charges",
+        "support_calls",
+        "data_usage_gb",
+        "contract",
+        "payment_method",
+        "region",
+        "churned",
     ]
     assert frame.notna().all().all()
     assert set(frame["contract"]) == set(churn_stream.CONTRACTS)
@@ -76,8 +84,22 @@ def test_concept_drift_moves_the_relationship_not_the_inputs():
 
 
 def test_the_command_line_writes_batches_and_labels(tmp_path, capsys):
-    churn_stream.main(["--out", str(tmp_path / "c"), "--days", "2", "--rows", "20", "--batches", str(tmp_path / "b"),
-                       "--labels", str(tmp_path / "l"), "--concept-drift-from", "2026-01-02"])
+    churn_stream.main(
+        [
+            "--out",
+            str(tmp_path / "c"),
+            "--days",
+            "2",
+            "--rows",
+            "20",
+            "--batches",
+            str(tmp_path / "b"),
+            "--labels",
+            str(tmp_path / "l"),
+            "--concept-drift-from",
+            "2026-01-02",
+        ]
+    )
     out = capsys.readouterr().out
     assert "wrote 2 unlabelled batches" in out and "wrote 2 label files" in out
     assert (tmp_path / "l" / "churn_labels_2026-01-02.csv").is_file()

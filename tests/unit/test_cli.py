@@ -27,12 +27,19 @@ def promoted(mlflow_client, breast_cancer):
     config = binary_config(MODEL, ("mean_radius", "mean_area"), pipeline="cli_test")
     split = split_roles(df, config)
     result = training.train_candidate(
-        split, config, "logreg", client=mlflow_client, experiment=config.name,
-        data_digest="sha256:x", data_uri="file:///x.parquet", tags={},
+        split,
+        config,
+        "logreg",
+        client=mlflow_client,
+        experiment=config.name,
+        data_digest="sha256:x",
+        data_uri="file:///x.parquet",
+        tags={},
     )
     for i in range(1, 4):
-        registry.register_challenger(mlflow_client, MODEL, result["model_uri"], result["run_id"],
-                                     tags={"data.digest": f"sha256:{i}" + "0" * 20})
+        registry.register_challenger(
+            mlflow_client, MODEL, result["model_uri"], result["run_id"], tags={"data.digest": f"sha256:{i}" + "0" * 20}
+        )
     registry.promote(mlflow_client, MODEL, "1", expected_champion=None, actor=ACTOR, reason="first model")
     registry.promote(mlflow_client, MODEL, "2", expected_champion="1", actor=ACTOR, reason="beats v1 by 0.02")
     mlflow_client.set_model_version_tag(MODEL, "3", "decision", "reject")
@@ -79,7 +86,9 @@ def test_history_table_and_json(promoted, capsys):
     code, out, _ = run(capsys, "history", MODEL, "--json")
     entries = json.loads(out)
     assert [(e["alias"], e["from"], e["to"]) for e in entries] == [
-        ("champion", None, "1"), ("champion", "1", "2"), ("previous_champion", None, "1")
+        ("champion", None, "1"),
+        ("champion", "1", "2"),
+        ("previous_champion", None, "1"),
     ]
 
 

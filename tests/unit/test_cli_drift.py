@@ -24,18 +24,32 @@ def windows(tmp_path):
     """Two clean churn windows and one after the drift, as a CSV folder and Parquet files."""
     drift_from = dt.date(2026, 2, 15)
     churn_stream.write_stream(tmp_path / "ref", dt.date(2026, 1, 1), 28, rows=400, drift_from=drift_from)
-    clean = pd.concat([churn_stream.daily_batch(dt.date(2026, 1, 29) + dt.timedelta(days=i), rows=400)
-                       for i in range(7)], ignore_index=True)
-    drifted = pd.concat([churn_stream.daily_batch(drift_from + dt.timedelta(days=i), rows=400, drift_from=drift_from)
-                         for i in range(7)], ignore_index=True)
+    clean = pd.concat(
+        [churn_stream.daily_batch(dt.date(2026, 1, 29) + dt.timedelta(days=i), rows=400) for i in range(7)],
+        ignore_index=True,
+    )
+    drifted = pd.concat(
+        [
+            churn_stream.daily_batch(drift_from + dt.timedelta(days=i), rows=400, drift_from=drift_from)
+            for i in range(7)
+        ],
+        ignore_index=True,
+    )
     clean.to_parquet(tmp_path / "clean.parquet")
     drifted.to_parquet(tmp_path / "drifted.parquet")
     return tmp_path
 
 
 def test_no_drift_exits_0_with_a_table(capsys, windows):
-    code, out, err = run(capsys, "--reference", str(windows / "ref"), "--current", str(windows / "clean.parquet"),
-                         "--config", str(CHURN_CONFIG))
+    code, out, err = run(
+        capsys,
+        "--reference",
+        str(windows / "ref"),
+        "--current",
+        str(windows / "clean.parquet"),
+        "--config",
+        str(CHURN_CONFIG),
+    )
     assert code == 0, err
     assert out.splitlines()[0].split()[:3] == ["FEATURE", "KIND", "TEST"]
     assert "no drift: 0 of 7 feature(s) drifted" in out
@@ -43,8 +57,18 @@ def test_no_drift_exits_0_with_a_table(capsys, windows):
 
 
 def test_drift_exits_3_and_json(capsys, windows, tmp_path):
-    code, out, err = run(capsys, "--reference", str(windows / "ref"), "--current", str(windows / "drifted.parquet"),
-                         "--config", str(CHURN_CONFIG), "--json", "--html", str(tmp_path / "report"))
+    code, out, err = run(
+        capsys,
+        "--reference",
+        str(windows / "ref"),
+        "--current",
+        str(windows / "drifted.parquet"),
+        "--config",
+        str(CHURN_CONFIG),
+        "--json",
+        "--html",
+        str(tmp_path / "report"),
+    )
     assert code == 3, err
     data = json.loads(out)
     assert data["drift"] is True

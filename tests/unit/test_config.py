@@ -28,7 +28,11 @@ def test_shipped_churn_config_loads(churn_config):
     assert churn_config.task == "binary_classification"
     assert churn_config.numeric_features == ["tenure_months", "monthly_charges", "support_calls", "data_usage_gb"]
     assert churn_config.categorical_features == ["contract", "payment_method", "region"]
-    assert [c.name for c in churn_config.candidates] == ["logistic_regression", "random_forest", "hist_gradient_boosting"]
+    assert [c.name for c in churn_config.candidates] == [
+        "logistic_regression",
+        "random_forest",
+        "hist_gradient_boosting",
+    ]
     assert churn_config.metrics.all[0] == "roc_auc"
     assert churn_config.resolve(churn_config.expectation_suite).is_file()
 
@@ -143,7 +147,10 @@ def test_source_roots_and_security_sections(churn_config, tmp_path, raw):
         (lambda d: d["source"].__setitem__("allowed_roots", []), r"source\.allowed_roots: need a non-empty list"),
         (lambda d: d["source"].__setitem__("allowed_roots", [3]), r"source\.allowed_roots: need a non-empty list"),
         (lambda d: d["source"].__setitem__("max_file_mb", 0), r"source\.max_file_mb: must be > 0"),
-        (lambda d: d.__setitem__("security", {"allow_pickle_models": "no"}), r"security\.allow_pickle_models: expected bool"),
+        (
+            lambda d: d.__setitem__("security", {"allow_pickle_models": "no"}),
+            r"security\.allow_pickle_models: expected bool",
+        ),
         (lambda d: d.__setitem__("security", {"allow_pickle": True}), r"security: unknown key\(s\) 'allow_pickle'"),
     ],
 )
@@ -194,14 +201,23 @@ def test_every_field_of_a_section_is_read_as_a_key_with_the_structs_default(raw)
 
     from airflow_mlops.core import config
 
-    sections = {"split": config.SplitConfig, "evaluation": config.EvaluationConfig,
-                "deployment": config.DeploymentConfig, "monitoring": config.MonitoringConfig,
-                "security": config.SecurityConfig, "schedule": config.ScheduleConfig, "scoring": config.ScoringConfig}
+    sections = {
+        "split": config.SplitConfig,
+        "evaluation": config.EvaluationConfig,
+        "deployment": config.DeploymentConfig,
+        "monitoring": config.MonitoringConfig,
+        "security": config.SecurityConfig,
+        "schedule": config.ScheduleConfig,
+        "scoring": config.ScoringConfig,
+    }
 
     def every_key(section: msgspec.Struct) -> dict:
         # An explicit null is refused where the default is already None (the key is left out instead).
-        return {k: every_key(v) if isinstance(v, msgspec.Struct) else msgspec.json.decode(msgspec.json.encode(v))
-                for k, v in msgspec.structs.asdict(section).items() if v is not None}
+        return {
+            k: every_key(v) if isinstance(v, msgspec.Struct) else msgspec.json.decode(msgspec.json.encode(v))
+            for k, v in msgspec.structs.asdict(section).items()
+            if v is not None
+        }
 
     for key, cls in sections.items():
         raw[key] = every_key(cls())
@@ -210,4 +226,5 @@ def test_every_field_of_a_section_is_read_as_a_key_with_the_structs_default(raw)
         assert getattr(parsed, key) == cls(), key
     source = {**every_key(config.SourceConfig(path="data/churn")), "date_column": "event_date"}
     assert parse_config({**raw, "source": source}, check_estimators=False).source == config.SourceConfig(
-        path="data/churn", date_column="event_date")
+        path="data/churn", date_column="event_date"
+    )

@@ -30,11 +30,18 @@ def register_trained(client, frame, config, digest):
 
     split = split_roles(frame, config)
     result = training.train_candidate(
-        split, config, "logreg", client=client, experiment=config.name,
-        data_digest=digest, data_uri="file:///x.parquet", tags={},
+        split,
+        config,
+        "logreg",
+        client=client,
+        experiment=config.name,
+        data_digest=digest,
+        data_uri="file:///x.parquet",
+        tags={},
     )
-    return registry.register_challenger(client, MODEL, result["model_uri"], result["run_id"],
-                                        tags={"data.digest": digest})["version"]
+    return registry.register_challenger(
+        client, MODEL, result["model_uri"], result["run_id"], tags={"data.digest": digest}
+    )["version"]
 
 
 def register_nan_model(client, frame, config):
@@ -112,8 +119,7 @@ def test_served_model_answers_like_the_loaded_one(mlflow_client, frame, good):
     """`mlflow models serve` on loopback, pickle disabled in this process: predictions equal, server stopped."""
     version, config = good
     started = time.monotonic()
-    result = deploy.smoke_test(mlflow_client, MODEL, frame.sample(40, random_state=1), config, serve=True,
-                               timeout_s=60)
+    result = deploy.smoke_test(mlflow_client, MODEL, frame.sample(40, random_state=1), config, serve=True, timeout_s=60)
     assert result["version"] == version
     served = result["served"]
     assert served["rows"] == 40 and served["url"].startswith("http://127.0.0.1:")

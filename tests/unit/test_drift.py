@@ -171,8 +171,9 @@ def test_prediction_and_target_drift(churn_config):
     rng = np.random.default_rng(0)
     ref = churn_stream.daily_batch(dt.date(2026, 1, 1), rows=3000)
     cur = churn_stream.daily_batch(dt.date(2026, 1, 2), rows=3000)
-    stable = compute_drift(ref, cur, churn_config, reference_scores=rng.beta(2, 5, 3000),
-                           current_scores=rng.beta(2, 5, 3000))
+    stable = compute_drift(
+        ref, cur, churn_config, reference_scores=rng.beta(2, 5, 3000), current_scores=rng.beta(2, 5, 3000)
+    )
     assert stable.prediction is not None and not stable.prediction.drifted
     assert stable.target is not None and stable.target.kind == "categorical" and not stable.target.drifted
     proba = np.c_[1 - rng.beta(5, 2, 3000), rng.beta(5, 2, 3000)]  # 2-column probabilities: the positive column
@@ -254,8 +255,13 @@ def test_churn_stream_drift_after_drift_from(churn_config, tmp_path):
 
 
 def test_report_dict_table_summary_and_html(tmp_path):
-    report = compute_drift(_mixed(20_000, 1), _mixed(20_000, 2, shift=1.0, extra="z"), DEFAULTS,
-                           reference_scores=np.linspace(0, 1, 100), current_scores=np.linspace(0, 1, 100) ** 2)
+    report = compute_drift(
+        _mixed(20_000, 1),
+        _mixed(20_000, 2, shift=1.0, extra="z"),
+        DEFAULTS,
+        reference_scores=np.linspace(0, 1, 100),
+        current_scores=np.linspace(0, 1, 100) ** 2,
+    )
     data = json.loads(json.dumps(report.to_dict()))
     assert data["drift"] is True and data["drifted"] == report.drifted
     assert data["features"][0]["drifted"] and data["prediction"]["name"] == "prediction"
@@ -277,8 +283,14 @@ def test_inferred_columns_skip_dates_and_identifiers():
     report = compute_drift(ref, cur, DEFAULTS)
     assert set(report.skipped) == {"event_date", "customer_id"}
     assert {f.name for f in report.features} == {
-        "tenure_months", "monthly_charges", "support_calls", "data_usage_gb", "contract", "payment_method",
-        "region", "churned",
+        "tenure_months",
+        "monthly_charges",
+        "support_calls",
+        "data_usage_gb",
+        "contract",
+        "payment_method",
+        "region",
+        "churned",
     }
     assert not report.drift
 

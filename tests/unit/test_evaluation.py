@@ -37,8 +37,14 @@ def rails(challenger, champion, spread=0.005, metrics=("accuracy", "log_loss")):
     out = {}
     for m in metrics:
         gain = champion[m] - challenger[m] if m in training.LOWER_IS_BETTER else challenger[m] - champion[m]
-        out[m] = BootstrapResult(gain, gain - spread, gain + spread, np.linspace(gain - spread, gain + spread, 101),
-                                 metric=m, confidence=0.95)
+        out[m] = BootstrapResult(
+            gain,
+            gain - spread,
+            gain + spread,
+            np.linspace(gain - spread, gain + spread, 101),
+            metric=m,
+            confidence=0.95,
+        )
     return out
 
 
@@ -122,7 +128,14 @@ def test_no_champion_floors_decide(churn_config):
 
 def test_signature_diff_and_leakage_reject(churn_config):
     challenger = {"roc_auc": 0.85, "accuracy": 0.80, "f1": 0.60, "log_loss": 0.45}
-    v = decide(churn_config, challenger, CHAMPION, boot(0.03, 0.02, 0.04), intervals=rails(challenger, CHAMPION), signature_diff=["new column(s) 'x'"])
+    v = decide(
+        churn_config,
+        challenger,
+        CHAMPION,
+        boot(0.03, 0.02, 0.04),
+        intervals=rails(challenger, CHAMPION),
+        signature_diff=["new column(s) 'x'"],
+    )
     assert v.decision == REJECT and "'x'" in failing(v)[0]
     perfect = {**challenger, "roc_auc": 0.9995}
     v = decide(churn_config, perfect, None, None, leakage=["'leak' (univariate AUC 1.000)"])
@@ -143,17 +156,25 @@ def test_lower_is_better_log_loss_primary(churn_config):
     good = np.clip(np.where(y == 1, 0.75, 0.25) + rng.normal(0, 0.1, len(y)), 0.01, 0.99)
     weak = np.clip(np.where(y == 1, 0.6, 0.4) + rng.normal(0, 0.1, len(y)), 0.01, 0.99)
     metrics = {
-        name: training.compute_metrics("binary_classification", y, (p > 0.5).astype(int), np.column_stack([1 - p, p]),
-                                       ["log_loss", "roc_auc"], labels=[0, 1])
+        name: training.compute_metrics(
+            "binary_classification",
+            y,
+            (p > 0.5).astype(int),
+            np.column_stack([1 - p, p]),
+            ["log_loss", "roc_auc"],
+            labels=[0, 1],
+        )
         for name, p in (("good", good), ("weak", weak))
     }
-    b = paired_bootstrap(y, good, weak, "log_loss", task="binary_classification", labels=[0, 1], n=300, seed=1,
-                         confidence=0.95)
+    b = paired_bootstrap(
+        y, good, weak, "log_loss", task="binary_classification", labels=[0, 1], n=300, seed=1, confidence=0.95
+    )
     assert b.diff == pytest.approx(metrics["weak"]["log_loss"] - metrics["good"]["log_loss"])  # positive = better
     assert b.diff > 0 and b.low > 0
     assert decide(config, metrics["good"], metrics["weak"], b).decision == PROMOTE
-    reverse = paired_bootstrap(y, weak, good, "log_loss", task="binary_classification", labels=[0, 1], n=300, seed=1,
-                               confidence=0.95)
+    reverse = paired_bootstrap(
+        y, weak, good, "log_loss", task="binary_classification", labels=[0, 1], n=300, seed=1, confidence=0.95
+    )
     assert reverse.high < 0
     v = decide(config, metrics["weak"], metrics["good"], reverse)
     assert v.decision == REJECT and any("log_loss regressed by" in r for r in failing(v))
@@ -245,8 +266,9 @@ def test_bootstrap_200k_rows_is_fast():
     y = rng.integers(0, 2, n)
     a, b = scores(rng, y, 0.3), scores(rng, y, 0.28)
     started = time.process_time()  # CPU time: the test suite runs two workers on two cores
-    res = paired_bootstrap(y, a, b, "roc_auc", task="binary_classification", labels=[0, 1], n=1000, seed=1,
-                           confidence=0.95)
+    res = paired_bootstrap(
+        y, a, b, "roc_auc", task="binary_classification", labels=[0, 1], n=1000, seed=1, confidence=0.95
+    )
     elapsed = time.process_time() - started
     assert len(res.samples) == 1000 and res.low < res.diff < res.high
     assert elapsed < 8.0, f"paired bootstrap took {elapsed:.1f} s of CPU"  # ~4 s on a 2-core runner (one BLAS thread)
@@ -281,12 +303,19 @@ def train_and_register(client, df, config, candidate, *, alias="challenger", tag
 
     split = split_roles(df, config)
     result = training.train_candidate(
-        split, config, candidate, client=client, experiment=config.name, data_digest=DIGEST,
-        data_uri="file:///snapshots/churn.parquet", tags={},
+        split,
+        config,
+        candidate,
+        client=client,
+        experiment=config.name,
+        data_digest=DIGEST,
+        data_uri="file:///snapshots/churn.parquet",
+        tags={},
     )
     tags = {"data.digest": DIGEST, "mlops.candidate": candidate, "airflow.run_id": tag}
-    reg = registry.register_challenger(client, config.model_name, result["model_uri"], result["run_id"], tags=tags,
-                                       alias=alias)
+    reg = registry.register_challenger(
+        client, config.model_name, result["model_uri"], result["run_id"], tags=tags, alias=alias
+    )
     return f"models:/{config.model_name}/{reg['version']}", reg["version"], split.test
 
 
@@ -315,8 +344,14 @@ def test_evaluate_and_log_evaluation(mlflow_client, churn_frame, fast_churn):
     assert result.challenger_scores.shape == (len(holdout), 2)
 
     run_id = evaluation.log_evaluation(
-        mlflow_client, result, experiment="churn-evaluation", run_name="evaluate", tags={"airflow.dag_id": "unit"},
-        model_name=config.model_name, challenger_version=challenger_version, champion_version=champion_version,
+        mlflow_client,
+        result,
+        experiment="churn-evaluation",
+        run_name="evaluate",
+        tags={"airflow.dag_id": "unit"},
+        model_name=config.model_name,
+        challenger_version=challenger_version,
+        champion_version=champion_version,
     )
     run = mlflow_client.get_run(run_id)
     assert run.info.status == "FINISHED"
@@ -326,8 +361,15 @@ def test_evaluate_and_log_evaluation(mlflow_client, churn_frame, fast_churn):
     assert "diff.accuracy" in m and m["bootstrap.low"] == pytest.approx(b.low) and "bootstrap.high" in m
     assert run.data.tags["airflow.dag_id"] == "unit" and run.data.tags["decision"] == result.verdict.decision
     files = {a.path for a in mlflow_client.list_artifacts(run_id, "evaluation")}
-    for name in ("roc.png", "bootstrap.png", "verdict.json", "metrics.json", "report.html", "metrics_table.json",
-                 "test_rows.parquet"):
+    for name in (
+        "roc.png",
+        "bootstrap.png",
+        "verdict.json",
+        "metrics.json",
+        "report.html",
+        "metrics_table.json",
+        "test_rows.parquet",
+    ):
         assert f"evaluation/{name}" in files, files
     local = mlflow_client.download_artifacts(run_id, "evaluation")
     verdict = json.load(open(f"{local}/verdict.json"))
@@ -357,8 +399,14 @@ def test_first_model_no_baseline(mlflow_client, churn_frame, fast_churn):
     result = evaluation.evaluate(mlflow_client, fast_churn, holdout, challenger_uri=uri, champion_uri=None)
     assert result.verdict.decision == NO_BASELINE_PROMOTE and result.bootstrap is None
     evaluation.log_evaluation(
-        mlflow_client, result, experiment="churn-evaluation", run_name="first", tags={},
-        model_name=fast_churn.model_name, challenger_version=version, champion_version=None,
+        mlflow_client,
+        result,
+        experiment="churn-evaluation",
+        run_name="first",
+        tags={},
+        model_name=fast_churn.model_name,
+        challenger_version=version,
+        champion_version=None,
     )
     mv = mlflow_client.get_model_version(fast_churn.model_name, version)
     assert mv.tags["decision"] == NO_BASELINE_PROMOTE and mv.tags["evaluation.champion_version"] == "none"
@@ -373,8 +421,9 @@ def test_signature_change_rejects_naming_the_columns(mlflow_client, churn_frame,
     features.append({"name": "loyalty_points", "type": "numeric"})
     changed = config_from(churn_config, features=features, candidates={"logistic_regression"})
     challenger_uri, _, _ = train_and_register(mlflow_client, df, changed, "logistic_regression", tag="new")
-    result = evaluation.evaluate(mlflow_client, changed, holdout, challenger_uri=challenger_uri,
-                                 champion_uri=champion_uri)
+    result = evaluation.evaluate(
+        mlflow_client, changed, holdout, challenger_uri=challenger_uri, champion_uri=champion_uri
+    )
     assert result.verdict.decision == REJECT
     [fail] = [r for r in failing(result.verdict) if "signature" in r]
     assert "'loyalty_points'" in fail and "'region'" in fail
@@ -382,8 +431,11 @@ def test_signature_change_rejects_naming_the_columns(mlflow_client, churn_frame,
 
 def test_one_class_test_rows_are_an_error_naming_the_target_and_what_to_change(mlflow_client, churn_frame, fast_churn):
     holdout = churn_frame[churn_frame["churned"] == 0]
-    with pytest.raises(EvaluationError, match=r"pipeline 'churn', test rows 2026-01-01..2026-01-10: target column "
-                                              r"'churned' has a single class .*split\.test_days"):
+    with pytest.raises(
+        EvaluationError,
+        match=r"pipeline 'churn', test rows 2026-01-01..2026-01-10: target column "
+        r"'churned' has a single class .*split\.test_days",
+    ):
         evaluation.evaluate(mlflow_client, fast_churn, holdout, challenger_uri="models:/x/1", champion_uri=None)
 
 
@@ -404,13 +456,16 @@ def test_deleted_version_is_a_clear_error(mlflow_client, churn_frame, fast_churn
     old_uri, old_version, holdout = train_and_register(
         mlflow_client, churn_frame, fast_churn, "logistic_regression", alias="champion", tag="old"
     )
-    new_uri, new_version, _ = train_and_register(mlflow_client, churn_frame, fast_churn, "logistic_regression", tag="new")
+    new_uri, new_version, _ = train_and_register(
+        mlflow_client, churn_frame, fast_churn, "logistic_regression", tag="new"
+    )
     mlflow_client.delete_model_version(name, old_version)
     with pytest.raises(EvaluationError, match=r"champion models:/.*/1: version 1 .* does not exist \(deleted\?\)"):
         evaluation.evaluate(mlflow_client, fast_churn, holdout, challenger_uri=new_uri, champion_uri=old_uri)
     with pytest.raises(EvaluationError, match="alias 'champion'.*nothing was evaluated or moved"):
-        evaluation.evaluate(mlflow_client, fast_churn, holdout, challenger_uri=new_uri,
-                            champion_uri=f"models:/{name}@champion")
+        evaluation.evaluate(
+            mlflow_client, fast_churn, holdout, challenger_uri=new_uri, champion_uri=f"models:/{name}@champion"
+        )
     assert str(registry.get_alias_version(mlflow_client, name, "challenger").version) == new_version
 
 
@@ -443,8 +498,12 @@ def test_rows_the_champion_saw_never_reach_the_gate_and_the_audit_confirms_it(ml
     stream = window("2026-01-01", 13)
     champion_config = config._replace(seed=config.seed + 1)
     champion_uri, champion_version, _ = train_and_register(
-        mlflow_client, stream[stream["event_date"] <= "2026-01-12"], champion_config, "logistic_regression",
-        alias="champion", tag="old",
+        mlflow_client,
+        stream[stream["event_date"] <= "2026-01-12"],
+        champion_config,
+        "logistic_regression",
+        alias="champion",
+        tag="old",
     )
     challenger_rows = stream[stream["event_date"] >= "2026-01-02"]
     challenger_uri, challenger_version, test = train_and_register(
@@ -460,8 +519,14 @@ def test_rows_the_champion_saw_never_reach_the_gate_and_the_audit_confirms_it(ml
     assert "by row hash" in result.verdict.reasons[0] and "training_rows.parquet of run" in result.verdict.reasons[0]
 
     evaluation.log_evaluation(
-        mlflow_client, result, experiment="churn-evaluation", run_name="evaluate", tags={},
-        model_name=config.model_name, challenger_version=challenger_version, champion_version=champion_version,
+        mlflow_client,
+        result,
+        experiment="churn-evaluation",
+        run_name="evaluate",
+        tags={},
+        model_name=config.model_name,
+        challenger_version=challenger_version,
+        champion_version=champion_version,
     )
     audit = audit_verdict(mlflow_client, config.model_name, challenger_version)
     assert audit["ok"] and audit["seen_by_champion"] == 0 and audit["seen_by_challenger"] == 0
@@ -485,8 +550,14 @@ def test_an_audit_finds_a_verdict_judged_on_the_champions_rows(mlflow_client, ch
     champion = evaluation.load(mlflow_client, champion_uri, "champion")
     result = evaluation.judge(fast_churn, leaky, challenger, champion)
     evaluation.log_evaluation(
-        mlflow_client, result, experiment="churn-evaluation", run_name="evaluate", tags={},
-        model_name=fast_churn.model_name, challenger_version=challenger_version, champion_version=champion_version,
+        mlflow_client,
+        result,
+        experiment="churn-evaluation",
+        run_name="evaluate",
+        tags={},
+        model_name=fast_churn.model_name,
+        challenger_version=challenger_version,
+        champion_version=champion_version,
     )
     audit = audit_verdict(mlflow_client, fast_churn.model_name, challenger_version)
     assert not audit["ok"] and audit["seen_by_champion"] == len(champion_train) == audit["seen_by_challenger"]
@@ -498,16 +569,23 @@ def test_too_few_clean_test_rows_reject_without_scoring(mlflow_client, churn_fra
     champion_uri, champion_version, _ = train_and_register(
         mlflow_client, churn_frame, strict, "logistic_regression", alias="champion", tag="old"
     )
-    challenger_uri, challenger_version, test = train_and_register(mlflow_client, churn_frame, strict, "random_forest",
-                                                                  tag="new")
+    challenger_uri, challenger_version, test = train_and_register(
+        mlflow_client, churn_frame, strict, "random_forest", tag="new"
+    )
     result = evaluation.evaluate(mlflow_client, strict, test, challenger_uri=challenger_uri, champion_uri=champion_uri)
     assert result.verdict.decision == REJECT and not result.verdict.promote
     [fail] = failing(result.verdict)
     assert "only 600 clean test row(s)" in fail and "evaluation.min_test_rows (601)" in fail
     assert result.bootstrap is None and result.n_rows == 0
     run_id = evaluation.log_evaluation(
-        mlflow_client, result, experiment="churn-evaluation", run_name="thin", tags={},
-        model_name=strict.model_name, challenger_version=challenger_version, champion_version=champion_version,
+        mlflow_client,
+        result,
+        experiment="churn-evaluation",
+        run_name="thin",
+        tags={},
+        model_name=strict.model_name,
+        challenger_version=challenger_version,
+        champion_version=champion_version,
     )
     files = {a.path for a in mlflow_client.list_artifacts(run_id, "evaluation")}
     assert "evaluation/verdict.json" in files and "evaluation/test_rows.parquet" in files
@@ -524,8 +602,12 @@ def test_a_champion_without_a_sound_record_falls_back_to_its_window_end(mlflow_c
 
     stream = window("2026-01-01", 12)
     champion_uri, _, _ = train_and_register(
-        mlflow_client, stream[stream["event_date"] <= "2026-01-10"], fast_churn, "logistic_regression",
-        alias="champion", tag="old",
+        mlflow_client,
+        stream[stream["event_date"] <= "2026-01-10"],
+        fast_churn,
+        "logistic_regression",
+        alias="champion",
+        tag="old",
     )
     challenger_uri, _, test = train_and_register(
         mlflow_client, stream[stream["event_date"] >= "2026-01-03"], fast_churn, "logistic_regression", tag="new"
@@ -538,7 +620,11 @@ def test_a_champion_without_a_sound_record_falls_back_to_its_window_end(mlflow_c
         record.write_bytes(b"not parquet at all")
     lenient = fast_churn._replace(evaluation=fast_churn.evaluation._replace(min_test_rows=100))
     result = evaluation.evaluate(
-        mlflow_client, lenient, test, challenger_uri=challenger_uri, champion_uri=champion_uri,
+        mlflow_client,
+        lenient,
+        test,
+        challenger_uri=challenger_uri,
+        champion_uri=champion_uri,
         champion_window_end="2026-01-10",
     )
     # test days 01-10..01-12: the champion's window ended on 01-10, so that day is dropped

@@ -51,8 +51,9 @@ def with_evaluation(config, **changes):
 
 def days(first: str, n: int, rows_per_day: int = 200) -> pd.DataFrame:
     start = dt.date.fromisoformat(first)
-    return pd.concat([churn_stream.daily_batch(start + dt.timedelta(days=i), rows=rows_per_day) for i in range(n)],
-                     ignore_index=True)
+    return pd.concat(
+        [churn_stream.daily_batch(start + dt.timedelta(days=i), rows=rows_per_day) for i in range(n)], ignore_index=True
+    )
 
 
 def fitted(config, train, *, shuffle_labels=False, name="m") -> Loaded:
@@ -77,8 +78,10 @@ def test_one_positive_among_500_test_rows_cannot_promote_and_the_verdict_names_t
     v = result.verdict
     assert v.decision == REJECT and not v.promote
     [fail] = failing(v)
-    assert fail.startswith("FAIL: 1 positive (1) and 499 negative (0) test rows: fewer than "
-                           "evaluation.min_test_events (50) of the positive class")
+    assert fail.startswith(
+        "FAIL: 1 positive (1) and 499 negative (0) test rows: fewer than "
+        "evaluation.min_test_events (50) of the positive class"
+    )
     assert "the champion stays" in fail and "split.test_days" in fail
     assert "PASS: 500 clean test rows >= evaluation.min_test_rows (500)" in v.reasons
     assert result.bootstrap is None and result.n_rows == 0  # nothing was scored
@@ -95,8 +98,9 @@ def test_the_event_counts_are_stated_when_they_pass(churn_config, churn_frame):
     result = evaluation.judge(config, test_rows, model, None)
     positives, negatives = int((split.test["churned"] == 1).sum()), int((split.test["churned"] == 0).sum())
     assert positives >= 50 and negatives >= 50
-    want = (f"PASS: {positives:,} positive (1) and {negatives:,} negative (0) test rows >= "
-            f"evaluation.min_test_events (50)")
+    want = (
+        f"PASS: {positives:,} positive (1) and {negatives:,} negative (0) test rows >= evaluation.min_test_events (50)"
+    )
     assert want in result.verdict.reasons
 
 
@@ -114,14 +118,16 @@ def one_positive(n=500, seed=3):
 
 def test_every_stratified_resample_holds_both_classes_so_every_auc_is_finite():
     y, a, b = one_positive()
-    res = paired_bootstrap(y, a, b, "roc_auc", task="binary_classification", labels=[0, 1], n=1000, seed=1,
-                           confidence=0.95)
+    res = paired_bootstrap(
+        y, a, b, "roc_auc", task="binary_classification", labels=[0, 1], n=1000, seed=1, confidence=0.95
+    )
     assert res.unusable == 0 and res.resamples == 1000 and len(res.samples) == 1000
     assert np.isfinite(res.samples).all() and res.usable
     # each class keeps its count in every resample (the one positive is drawn exactly once)
     strata = [np.flatnonzero(y == 0), np.flatnonzero(y == 1)]
-    kept = multinomial_resamples(np.random.default_rng(0), len(y), 200,
-                                 lambda w: [w[strata[0]].sum(), w[strata[1]].sum()], strata=strata)
+    kept = multinomial_resamples(
+        np.random.default_rng(0), len(y), 200, lambda w: [w[strata[0]].sum(), w[strata[1]].sum()], strata=strata
+    )
     assert kept.shape == (200, 2) and (kept[:, 0] == 499).all() and (kept[:, 1] == 1).all()
 
 
@@ -131,12 +137,16 @@ def test_with_the_events_check_lowered_the_gate_scores_every_resample(churn_conf
     champion, challenger = fitted(config, train, shuffle_labels=True, name="weak"), fitted(config, train, name="good")
     fresh = days("2026-01-08", 4)
     test = pd.concat([fresh[fresh["churned"] == 0].head(499), fresh[fresh["churned"] == 1].head(1)], ignore_index=True)
-    result = evaluation.judge(config, rows.gate_rows(test, config, champion=None, has_champion=False), challenger,
-                              champion)
+    result = evaluation.judge(
+        config, rows.gate_rows(test, config, champion=None, has_champion=False), challenger, champion
+    )
     for name, b in result.intervals.items():
         assert b.resamples == config.evaluation.bootstrap_samples and b.unusable == 0, name
         assert np.isfinite(b.samples).all(), name
-    assert "PASS: 1 positive (1) and 499 negative (0) test rows >= evaluation.min_test_events (1)" in result.verdict.reasons
+    assert (
+        "PASS: 1 positive (1) and 499 negative (0) test rows >= evaluation.min_test_events (1)"
+        in result.verdict.reasons
+    )
 
 
 def test_more_than_1_percent_unusable_resamples_refuse_to_judge(churn_config):
@@ -150,9 +160,11 @@ def test_more_than_1_percent_unusable_resamples_refuse_to_judge(churn_config):
     kw = dict(task="regression", labels=None, n=1000, seed=0, confidence=0.95)
     res = paired_bootstrap(y, good, bad, "r2", **kw)
     assert not res.usable and 0.3 < res.unusable / res.resamples < 0.45
-    config = churn_config._replace(task="regression", metrics=churn_config.metrics._replace(primary="r2", others=()),
-                                   evaluation=churn_config.evaluation._replace(guard_rails={}, floors={}, margin=0.0,
-                                                                               leakage_threshold=None))
+    config = churn_config._replace(
+        task="regression",
+        metrics=churn_config.metrics._replace(primary="r2", others=()),
+        evaluation=churn_config.evaluation._replace(guard_rails={}, floors={}, margin=0.0, leakage_threshold=None),
+    )
     metrics = {k: training.compute_metrics("regression", y, p, None, ["r2"]) for k, p in (("good", good), ("bad", bad))}
     v = decide(config, metrics["good"], metrics["bad"], res)
     assert v.decision == REJECT
@@ -197,10 +209,15 @@ def test_lower_bound_promotes_only_when_the_interval_clears_the_margin(churn_con
     assert "evaluation.require: lower_bound" in fail
     clears = decide(lower, BETTER, CHAMPION, interval(0.03, 0.006, 0.05, "roc_auc"), intervals=rails)
     assert clears.decision == PROMOTE
-    assert any("the lower bound 0.0060 >= margin 0.005: a gain of at least the margin is established "
-               "(evaluation.require: lower_bound)" in r for r in clears.reasons)
+    assert any(
+        "the lower bound 0.0060 >= margin 0.005: a gain of at least the margin is established "
+        "(evaluation.require: lower_bound)" in r
+        for r in clears.reasons
+    )
     # approval: the band is measured from the margin, not from zero
-    reviewed = lower._replace(evaluation=lower.evaluation._replace(approval=ApprovalConfig(mode="borderline", band=0.005)))
+    reviewed = lower._replace(
+        evaluation=lower.evaluation._replace(approval=ApprovalConfig(mode="borderline", band=0.005))
+    )
     near = decide(reviewed, BETTER, CHAMPION, interval(0.03, 0.001, 0.05, "roc_auc"), intervals=rails)
     assert near.decision == REJECT and near.needs_approval and "is below the margin" in near.approval_reasons[0]
     far = decide(reviewed, BETTER, CHAMPION, interval(0.03, -0.001, 0.05, "roc_auc"), intervals=rails)
@@ -213,8 +230,10 @@ def test_a_gain_hidden_by_a_wide_interval_says_how_many_more_test_rows_would_sho
     rails = steady_rails(BETTER, CHAMPION)
     wide = decide(churn_config, BETTER, CHAMPION, interval(0.03, -0.004, 0.064, "roc_auc"), intervals=rails)
     [fail] = failing(wide)
-    assert "not significant; the interval's half-width 0.0340 is wider than the gain over 0 (0.0300): about 1.3x " \
-           "today's clean test rows would establish a gain this size (lengthen split.test_days" in fail
+    assert (
+        "not significant; the interval's half-width 0.0340 is wider than the gain over 0 (0.0300): about 1.3x "
+        "today's clean test rows would establish a gain this size (lengthen split.test_days" in fail
+    )
     slightly = {**BETTER, "roc_auc": CHAMPION["roc_auc"] + 0.003}
     small = decide(churn_config, slightly, CHAMPION, interval(0.003, -0.002, 0.008, "roc_auc"), intervals=rails)
     assert not any("today's clean test rows" in r for r in small.reasons)  # under the margin: more rows will not help
@@ -229,23 +248,34 @@ def test_a_guard_rail_within_tolerance_on_the_point_but_not_by_its_interval_fail
     v = decide(churn_config, challenger, CHAMPION, interval(0.03, 0.02, 0.04, "roc_auc"), intervals=rails)
     assert v.decision == REJECT
     [fail] = failing(v)
-    assert fail == ("FAIL: accuracy regressed by 0.0150 (champion 0.7900 -> challenger 0.7750); its regression may be "
-                    "as large as 0.0260 (95% CI of the gain -0.0260..-0.0040) > guard rail tolerance 0.02")
+    assert fail == (
+        "FAIL: accuracy regressed by 0.0150 (champion 0.7900 -> challenger 0.7750); its regression may be "
+        "as large as 0.0260 (95% CI of the gain -0.0260..-0.0040) > guard rail tolerance 0.02"
+    )
     narrow = {**rails, "accuracy": interval(-0.015, -0.019, -0.011, "accuracy")}
     ok = decide(churn_config, challenger, CHAMPION, interval(0.03, 0.02, 0.04, "roc_auc"), intervals=narrow)
     assert ok.decision == PROMOTE
     assert any("its regression is at most 0.0190" in r and "<= guard rail tolerance 0.02" in r for r in ok.reasons)
     # no interval at all: the rail cannot be judged, fail closed
-    missing = decide(churn_config, challenger, CHAMPION, interval(0.03, 0.02, 0.04, "roc_auc"),
-                     intervals={"log_loss": rails["log_loss"]})
+    missing = decide(
+        churn_config,
+        challenger,
+        CHAMPION,
+        interval(0.03, 0.02, 0.04, "roc_auc"),
+        intervals={"log_loss": rails["log_loss"]},
+    )
     assert missing.decision == REJECT and any("accuracy" in r and "no interval" in r for r in failing(missing))
 
 
 def test_the_evidence_shows_every_metrics_interval(churn_config, churn_frame):
     config = with_evaluation(churn_config)
     split = rows.split_roles(churn_frame, config)
-    result = evaluation.judge(config, rows.gate_rows(split.test, config, champion=None, has_champion=False),
-                              fitted(config, split.train, name="a"), fitted(config, split.train, shuffle_labels=True))
+    result = evaluation.judge(
+        config,
+        rows.gate_rows(split.test, config, champion=None, has_champion=False),
+        fitted(config, split.train, name="a"),
+        fitted(config, split.train, shuffle_labels=True),
+    )
     table = {row["metric"]: row for row in result.metric_table()}
     for name in ("roc_auc", "accuracy", "f1", "log_loss"):
         assert table[name]["ci_low"] is not None and table[name]["ci_low"] <= table[name]["ci_high"], name
@@ -264,16 +294,35 @@ def register(client, config, frame, *, shuffle_labels=False, tag):
     if shuffle_labels:
         frame = frame.assign(churned=np.random.default_rng(1).permutation(frame["churned"].to_numpy()))
     split = rows.split_roles(frame, config)
-    result = training.train_candidate(split, config, "logistic_regression", client=client, experiment=config.name,
-                                      data_digest=DIGEST, data_uri="file:///snapshots/churn.parquet", tags={})
-    reg = registry.register_challenger(client, config.model_name, result["model_uri"], result["run_id"],
-                                       tags={"data.digest": DIGEST, "airflow.run_id": tag}, alias="challenger")
+    result = training.train_candidate(
+        split,
+        config,
+        "logistic_regression",
+        client=client,
+        experiment=config.name,
+        data_digest=DIGEST,
+        data_uri="file:///snapshots/churn.parquet",
+        tags={},
+    )
+    reg = registry.register_challenger(
+        client,
+        config.model_name,
+        result["model_uri"],
+        result["run_id"],
+        tags={"data.digest": DIGEST, "airflow.run_id": tag},
+        alias="challenger",
+    )
     return str(reg["version"])
 
 
 def gate(client, config, test, challenger, champion):
-    return evaluation.evaluate(client, config, test, challenger_uri=f"models:/{config.model_name}/{challenger}",
-                               champion_uri=f"models:/{config.model_name}/{champion}")
+    return evaluation.evaluate(
+        client,
+        config,
+        test,
+        challenger_uri=f"models:/{config.model_name}/{challenger}",
+        champion_uri=f"models:/{config.model_name}/{champion}",
+    )
 
 
 def baseline_lines(verdict):
@@ -293,13 +342,16 @@ def test_the_baseline_guard_compares_the_guard_rails_with_the_first_champion(mlf
     same = register(mlflow_client, config, later, tag="same")
     only = gate(mlflow_client, config, test, same, first)
     assert only.baseline.is_champion
-    assert f"PASS: baseline guard: the first champion (version {first}) is the current champion: the guard rails " \
-           f"above compare with it" in only.verdict.reasons
+    assert (
+        f"PASS: baseline guard: the first champion (version {first}) is the current champion: the guard rails "
+        f"above compare with it" in only.verdict.reasons
+    )
 
     # a champion that learned nothing was promoted after it; a challenger as weak passes against that champion
     # on every guard rail, but not against the first champion
-    weak = register(mlflow_client, config, stream[stream["event_date"] <= "2026-01-10"], shuffle_labels=True,
-                    tag="weak")
+    weak = register(
+        mlflow_client, config, stream[stream["event_date"] <= "2026-01-10"], shuffle_labels=True, tag="weak"
+    )
     registry.promote(mlflow_client, name, weak, expected_champion=first, actor=ACTOR, reason="unit")
     weaker = register(mlflow_client, config, later, shuffle_labels=True, tag="weaker")
     result = gate(mlflow_client, config, test, weaker, weak)
@@ -308,15 +360,28 @@ def test_the_baseline_guard_compares_the_guard_rails_with_the_first_champion(mlf
     assert b.version == first and b.why is None and not b.is_champion and b.n_rows == result.n_rows
     assert b.excluded == 0  # its days ended before the test days
     fails = [r for r in failing(result.verdict) if "against the first champion" in r]
-    assert fails and any(r.startswith(f"FAIL: log_loss against the first champion (version {first}, on "
-                                      f"{b.n_rows:,} test rows it never saw) regressed by") for r in fails)
+    assert fails and any(
+        r.startswith(
+            f"FAIL: log_loss against the first champion (version {first}, on "
+            f"{b.n_rows:,} test rows it never saw) regressed by"
+        )
+        for r in fails
+    )
     assert b.metrics["log_loss"] < b.challenger["log_loss"] - 0.03  # the first champion's real numbers
     assert not any("log_loss" in r and "champion " in r and "first" not in r for r in failing(result.verdict))
     assert result.to_dict()["baseline"]["version"] == first
-    run = mlflow_client.get_run(evaluation.log_evaluation(
-        mlflow_client, result, experiment="churn-evaluation", run_name="baseline", tags={}, model_name=name,
-        challenger_version=weaker, champion_version=weak,
-    ))
+    run = mlflow_client.get_run(
+        evaluation.log_evaluation(
+            mlflow_client,
+            result,
+            experiment="churn-evaluation",
+            run_name="baseline",
+            tags={},
+            model_name=name,
+            challenger_version=weaker,
+            champion_version=weak,
+        )
+    )
     assert run.data.params["baseline.version"] == first and run.data.params["require"] == "point"
     assert run.data.metrics["first_champion.log_loss"] == b.metrics["log_loss"]
     assert run.data.metrics["gain_low.accuracy"] == result.intervals["accuracy"].low
@@ -328,8 +393,9 @@ def test_the_baseline_guard_compares_the_guard_rails_with_the_first_champion(mlf
     good = register(mlflow_client, config, stream[stream["event_date"] <= "2026-01-10"], tag="good")
     passing = gate(mlflow_client, config, test, good, weak)
     lines = baseline_lines(passing.verdict)
-    assert len(lines) == 2 and all(r.startswith("PASS: ") and "no regression within its 95% CI" in r
-                                   for r in lines), lines
+    assert len(lines) == 2 and all(r.startswith("PASS: ") and "no regression within its 95% CI" in r for r in lines), (
+        lines
+    )
     assert str(registry.get_alias_version(mlflow_client, name, "champion").version) == weak  # untouched
 
 
@@ -346,8 +412,11 @@ def test_an_unverifiable_baseline_guard_rejects_and_says_why(mlflow_client, chur
     second = register(mlflow_client, config, later, tag="second")
     unknown = gate(mlflow_client, config, test, second, first)
     assert unknown.verdict.decision == REJECT
-    assert any(r.startswith("FAIL: baseline guard: unverified: the registry ledger of") and "records no move of the "
-               "champion alias" in r for r in unknown.verdict.reasons)
+    assert any(
+        r.startswith("FAIL: baseline guard: unverified: the registry ledger of")
+        and "records no move of the champion alias" in r
+        for r in unknown.verdict.reasons
+    )
 
     # promoted through the ledger, but the first champion's rows record is gone
     registry.promote(mlflow_client, name, second, expected_champion=first, actor=ACTOR, reason="unit")
@@ -357,6 +426,8 @@ def test_an_unverifiable_baseline_guard_rejects_and_says_why(mlflow_client, chur
     lost = gate(mlflow_client, config, test, third, second)
     assert lost.verdict.decision == REJECT and lost.baseline.why is not None
     [why] = [r for r in failing(lost.verdict) if "baseline guard" in r]
-    assert why.startswith(f"FAIL: baseline guard: unverified: the first champion models:/{name}/{first}: its training "
-                          f"run {run_id} has no training_rows.parquet")
+    assert why.startswith(
+        f"FAIL: baseline guard: unverified: the first champion models:/{name}/{first}: its training "
+        f"run {run_id} has no training_rows.parquet"
+    )
     assert str(registry.get_alias_version(mlflow_client, name, "champion").version) == second  # untouched

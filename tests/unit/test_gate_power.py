@@ -38,8 +38,9 @@ def test_the_needed_standard_error_gives_80_percent_at_twice_the_margin(require)
 def test_a_wide_interval_says_how_many_more_test_rows_80_percent_needs(churn_config):
     config = with_evaluation(churn_config)
     # The tree families' 3 test days: a half-width about 0.0098 (se 0.005) -> power at 2x the margin ~52%.
-    verdict = decide(config, BETTER, CHAMPION, interval(0.03, 0.0202, 0.0398, "roc_auc"),
-                     intervals=steady_rails(BETTER, CHAMPION))
+    verdict = decide(
+        config, BETTER, CHAMPION, interval(0.03, 0.0202, 0.0398, "roc_auc"), intervals=steady_rails(BETTER, CHAMPION)
+    )
     (note,) = [r for r in verdict.reasons if r.startswith("power:")]
     assert "would be promoted about 52% of the time" in note
     assert "about 2.0x these clean test rows would bring it to 80%" in note and "split.test_days" in note
@@ -48,8 +49,9 @@ def test_a_wide_interval_says_how_many_more_test_rows_80_percent_needs(churn_con
 
 def test_a_narrow_interval_states_its_power_without_asking_for_rows(churn_config):
     config = with_evaluation(churn_config)
-    verdict = decide(config, BETTER, CHAMPION, interval(0.03, 0.027, 0.033, "roc_auc"),
-                     intervals=steady_rails(BETTER, CHAMPION))
+    verdict = decide(
+        config, BETTER, CHAMPION, interval(0.03, 0.027, 0.033, "roc_auc"), intervals=steady_rails(BETTER, CHAMPION)
+    )
     (note,) = [r for r in verdict.reasons if r.startswith("power:")]
     assert "about 100% of the time" in note and "x these clean test rows" not in note
 

@@ -24,11 +24,23 @@ def train_and_register(client, df, config, candidate, *, alias="challenger", tag
     """Train `candidate` as the training task does and register it; (uri, version, the split)."""
     split = rows.split_roles(df, config)
     result = training.train_candidate(
-        split, config, candidate, client=client, experiment=config.name, data_digest=DIGEST,
-        data_uri="file:///snapshots/data.parquet", tags={},
+        split,
+        config,
+        candidate,
+        client=client,
+        experiment=config.name,
+        data_digest=DIGEST,
+        data_uri="file:///snapshots/data.parquet",
+        tags={},
     )
-    reg = registry.register_challenger(client, config.model_name, result["model_uri"], result["run_id"],
-                                       tags={"data.digest": DIGEST, "airflow.run_id": tag}, alias=alias)
+    reg = registry.register_challenger(
+        client,
+        config.model_name,
+        result["model_uri"],
+        result["run_id"],
+        tags={"data.digest": DIGEST, "airflow.run_id": tag},
+        alias=alias,
+    )
     return f"models:/{config.model_name}/{reg['version']}", reg["version"], split
 
 
@@ -54,8 +66,9 @@ def test_the_diabetes_pipeline_keeps_its_test_rows_as_its_data_grows(mlflow_clie
     challenger_uri, _, challenger_split = train_and_register(mlflow_client, grown, config, "ridge", tag="b")
     assert set(champion_split.test["patient_id"]) <= set(challenger_split.test["patient_id"])
     assert len(challenger_split.test) > len(champion_split.test)
-    result = evaluation.evaluate(mlflow_client, config, challenger_split.test, challenger_uri=challenger_uri,
-                                 champion_uri=champion_uri)
+    result = evaluation.evaluate(
+        mlflow_client, config, challenger_split.test, challenger_uri=challenger_uri, champion_uri=champion_uri
+    )
     assert result.test_rows.excluded == 0 and result.n_rows == len(challenger_split.test)
     assert result.n_rows >= config.evaluation.min_test_rows
     assert not any("min_test_rows" in r and r.startswith("FAIL") for r in result.verdict.reasons)
@@ -63,8 +76,10 @@ def test_the_diabetes_pipeline_keeps_its_test_rows_as_its_data_grows(mlflow_clie
 
 def churn_window(first: str, days: int) -> pd.DataFrame:
     start = dt.date.fromisoformat(first)
-    return pd.concat([churn_stream.daily_batch(start + dt.timedelta(days=i), rows=200, seed=3) for i in range(days)],
-                     ignore_index=True)
+    return pd.concat(
+        [churn_stream.daily_batch(start + dt.timedelta(days=i), rows=200, seed=3) for i in range(days)],
+        ignore_index=True,
+    )
 
 
 def fast(churn_config):
@@ -84,7 +99,8 @@ def test_a_record_that_disagrees_with_its_runs_counts_falls_back_to_the_dates(ml
     config = fast(churn_config)
     stream = churn_window("2026-01-01", 16)
     champion_uri, champion_version, champion_split = train_and_register(
-        mlflow_client, stream[stream["event_date"] <= "2026-01-14"], config, "logistic_regression", alias="champion")
+        mlflow_client, stream[stream["event_date"] <= "2026-01-14"], config, "logistic_regression", alias="champion"
+    )
     run_id = mlflow_client.get_model_version(config.model_name, champion_version).run_id
     path = artifact_file(mlflow_client, run_id, rows.TRAINING_ROWS_ARTIFACT)
     truncated = champion_split.train.head(100)  # a record of other rows than the model's
@@ -92,9 +108,16 @@ def test_a_record_that_disagrees_with_its_runs_counts_falls_back_to_the_dates(ml
     record, why = rows.run_record(mlflow_client, run_id)
     assert record is None and "holds 100 rows but the run logged" in why and "n_rows.train" in why
     challenger_uri, _, challenger_split = train_and_register(
-        mlflow_client, stream[stream["event_date"] >= "2026-01-03"], config, "logistic_regression", tag="b")
-    result = evaluation.evaluate(mlflow_client, config, challenger_split.test, challenger_uri=challenger_uri,
-                                 champion_uri=champion_uri, champion_window_end="2026-01-14")
+        mlflow_client, stream[stream["event_date"] >= "2026-01-03"], config, "logistic_regression", tag="b"
+    )
+    result = evaluation.evaluate(
+        mlflow_client,
+        config,
+        challenger_split.test,
+        challenger_uri=challenger_uri,
+        champion_uri=champion_uri,
+        champion_window_end="2026-01-14",
+    )
     assert result.test_rows.method.startswith("by date") and "not the model's" in result.test_rows.method
 
 
@@ -104,14 +127,23 @@ def test_the_audit_says_unverified_when_a_record_cannot_be_read(mlflow_client, c
     config = fast(churn_config)
     stream = churn_window("2026-01-01", 15)
     champion_uri, champion_version, _ = train_and_register(
-        mlflow_client, stream[stream["event_date"] <= "2026-01-14"], config, "logistic_regression", alias="champion")
+        mlflow_client, stream[stream["event_date"] <= "2026-01-14"], config, "logistic_regression", alias="champion"
+    )
     challenger_uri, challenger_version, challenger_split = train_and_register(
-        mlflow_client, stream[stream["event_date"] >= "2026-01-02"], config, "logistic_regression", tag="b")
-    result = evaluation.evaluate(mlflow_client, config, challenger_split.test, challenger_uri=challenger_uri,
-                                 champion_uri=champion_uri)
+        mlflow_client, stream[stream["event_date"] >= "2026-01-02"], config, "logistic_regression", tag="b"
+    )
+    result = evaluation.evaluate(
+        mlflow_client, config, challenger_split.test, challenger_uri=challenger_uri, champion_uri=champion_uri
+    )
     evaluation.log_evaluation(
-        mlflow_client, result, experiment="churn-evaluation", run_name="evaluate", tags={},
-        model_name=config.model_name, challenger_version=challenger_version, champion_version=champion_version,
+        mlflow_client,
+        result,
+        experiment="churn-evaluation",
+        run_name="evaluate",
+        tags={},
+        model_name=config.model_name,
+        challenger_version=challenger_version,
+        champion_version=champion_version,
     )
     clean = audit_verdict(mlflow_client, config.model_name, challenger_version)
     assert clean["outcome"] == "clean" and clean["ok"]

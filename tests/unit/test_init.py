@@ -29,7 +29,10 @@ def init(capsys, project, *argv):
 
 
 def written(project, name):
-    config, suite = project / "include" / "pipelines" / f"{name}.yaml", project / "include" / "expectations" / f"{name}.json"
+    config, suite = (
+        project / "include" / "pipelines" / f"{name}.yaml",
+        project / "include" / "expectations" / f"{name}.json",
+    )
     return config, suite
 
 
@@ -55,8 +58,13 @@ def test_churn_sample_gives_a_time_split_binary_pipeline_that_validates_and_trai
     assert config.source.path == "data/churn_sample.csv" and config.source.allowed_roots == ("data",)
     assert config.source.date_column == "event_date" and config.source.id_columns == ("customer_id",)
     assert dict((f.name, f.type) for f in config.features) == {
-        "tenure_months": "numeric", "monthly_charges": "numeric", "support_calls": "numeric",
-        "data_usage_gb": "numeric", "contract": "categorical", "payment_method": "categorical", "region": "categorical",
+        "tenure_months": "numeric",
+        "monthly_charges": "numeric",
+        "support_calls": "numeric",
+        "data_usage_gb": "numeric",
+        "contract": "categorical",
+        "payment_method": "categorical",
+        "region": "categorical",
     }
     assert config.split_strategy == "time" and (config.split.test_days, config.split.validation_days) == (1, 1)
     assert config.metrics.primary == "roc_auc" and config.expectation_suite == "include/expectations/churn_demo.json"
@@ -65,7 +73,10 @@ def test_churn_sample_gives_a_time_split_binary_pipeline_that_validates_and_trai
     # 60% of the ~50 churners (25%) among those 200 rows: the default 50 would reject every night on this data
     assert 20 <= config.evaluation.min_test_events <= 40
     assert (config.schedule.retrain, config.schedule.drift_monitor, config.schedule.timezone) == (
-        "0 2 * * *", "0 6 * * *", "UTC")
+        "0 2 * * *",
+        "0 6 * * *",
+        "UTC",
+    )
     text = config_path.read_text()
     assert "# REVIEW: inferred: 2 distinct values (0, 1) in 2000 rows" in text
     assert "# guard_rails:" in text and "# floors:" in text and "#   ml_team:" in text
@@ -76,11 +87,17 @@ def test_churn_sample_gives_a_time_split_binary_pipeline_that_validates_and_trai
     rules = {(e["type"], e["kwargs"].get("column")): e for e in suite["expectations"]}
     assert all(e["meta"]["notes"] for e in suite["expectations"])
     assert rules["expect_column_values_to_be_in_set", "contract"]["kwargs"]["value_set"] == [
-        "month-to-month", "one-year", "two-year"]
+        "month-to-month",
+        "one-year",
+        "two-year",
+    ]
     assert rules["expect_column_values_to_be_in_set", "churned"]["kwargs"]["value_set"] == [0, 1]
     assert ("expect_column_values_to_be_unique", "customer_id") in rules
     assert rules["expect_column_values_to_be_between", "tenure_months"]["kwargs"] == {
-        "column": "tenure_months", "min_value": 0, "max_value": 80}  # 0..72 widened by 10% of the range, not below 0
+        "column": "tenure_months",
+        "min_value": 0,
+        "max_value": 80,
+    }  # 0..72 widened by 10% of the range, not below 0
     assert rules["expect_table_row_count_to_be_between", None]["kwargs"] == {"min_value": 50}
 
     metrics = trains(config, pd.read_csv(sample))
@@ -88,8 +105,14 @@ def test_churn_sample_gives_a_time_split_binary_pipeline_that_validates_and_trai
 
     assert "Wrote include/pipelines/churn_demo.yaml" in out and "Wrote include/expectations/churn_demo.json" in out
     review = out.split("Review these before your first run:")[1]
-    for item in ("task: binary_classification", "date column: event_date", "id column", "customer_id",
-                 "min_test_rows: 120", "split: time"):
+    for item in (
+        "task: binary_classification",
+        "date column: event_date",
+        "id column",
+        "customer_id",
+        "min_test_rows: 120",
+        "split: time",
+    ):
         assert item in review
 
 
@@ -105,11 +128,15 @@ def test_diabetes_outside_the_project_gives_a_regression_pipeline_that_validates
     config_path, suite_path = written(project, "diabetes")
     config = load_config(config_path, check_estimators=True)
     assert (config.task, config.metrics.primary, config.metrics.others) == ("regression", "rmse", ("mae", "r2"))
-    assert config.source.path == str(sample.resolve()) and config.source.allowed_roots == (str(sample.parent.resolve()),)
+    assert config.source.path == str(sample.resolve()) and config.source.allowed_roots == (
+        str(sample.parent.resolve()),
+    )
     assert config.categorical_features == ["sex"]  # two values: a code
     assert len(config.numeric_features) == 9 and config.source.date_column is None and not config.source.id_columns
     assert [c.estimator for c in config.candidates] == [
-        "sklearn.linear_model.Ridge", "sklearn.ensemble.HistGradientBoostingRegressor"]
+        "sklearn.linear_model.Ridge",
+        "sklearn.ensemble.HistGradientBoostingRegressor",
+    ]
     assert config.split_strategy == "random" and config.evaluation.min_test_rows == 53  # 60% of 89 test rows
     assert config.evaluation.leakage_threshold is None and 0 < config.evaluation.margin < 1
 
@@ -131,20 +158,26 @@ def test_multiclass_text_target_gets_accuracy_and_trains(capsys, project):
     assert code == 0, err
     config_path, suite_path = written(project, "iris")
     config = load_config(config_path)
-    assert (config.task, config.metrics.primary, config.source.format) == ("multiclass_classification", "accuracy", "parquet")
+    assert (config.task, config.metrics.primary, config.source.format) == (
+        "multiclass_classification",
+        "accuracy",
+        "parquet",
+    )
     assert validation.validate_frame(frame, suite_path).success
     assert trains(config, frame)["accuracy"] > 0.8
 
 
 def test_telco_like_export_gets_na_values_a_float_dtype_and_yes_as_positive_class(capsys, project):
     rows = 60
-    frame = pd.DataFrame({
-        "customerID": [f"{i:04d}-QWERT" for i in range(rows)],
-        "Contract": ["Month-to-month", "One year", "Two year"] * (rows // 3),
-        "tenure": list(range(rows)),
-        "TotalCharges": [" " if i % 20 == 0 else f"{20.5 * i + 3:.2f}" for i in range(rows)],
-        "Churn": ["Yes" if i % 4 == 0 else "No" for i in range(rows)],
-    })
+    frame = pd.DataFrame(
+        {
+            "customerID": [f"{i:04d}-QWERT" for i in range(rows)],
+            "Contract": ["Month-to-month", "One year", "Two year"] * (rows // 3),
+            "tenure": list(range(rows)),
+            "TotalCharges": [" " if i % 20 == 0 else f"{20.5 * i + 3:.2f}" for i in range(rows)],
+            "Churn": ["Yes" if i % 4 == 0 else "No" for i in range(rows)],
+        }
+    )
     sample = project / "data" / "telco.csv"
     frame.to_csv(sample, index=False)
     code, out, err = init(capsys, project, "telco", "--source", str(sample), "--target", "Churn")
@@ -172,7 +205,9 @@ def test_minority_class_is_positive_without_a_conventional_label_and_a_row_numbe
     text = written(project, "leavers")[0].read_text()
     config = load_config(written(project, "leavers")[0])
     assert config.positive_class == "left" and "the minority class (25.0% of rows)" in text
-    assert config.source.id_columns == ("Unnamed: 0",) and config.feature_names == ["x"]  # x: 0..39 too, but no row number's name
+    assert config.source.id_columns == ("Unnamed: 0",) and config.feature_names == [
+        "x"
+    ]  # x: 0..39 too, but no row number's name
 
 
 def test_refuses_to_overwrite_and_writes_neither_file(capsys, project):

@@ -47,10 +47,16 @@ def synthetic_day(day: dt.date, rows: int, auc: float, *, seed: int = 0, version
     shift = math.sqrt(2) * norm.ppf(auc)
     score = 1 / (1 + np.exp(-(rng.normal(0, 1, rows) + shift * y - shift / 2 - 0.6)))
     ids = [f"C{day:%Y%m%d}-{i:05d}" for i in range(rows)]
-    predictions = pd.DataFrame({
-        "customer_id": ids, "score": score, "predicted": (score >= 0.5).astype(int), "model_version": version,
-        "data_digest": "sha256:test", "scored_at": f"{day}T05:00:00+00:00",
-    })
+    predictions = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "score": score,
+            "predicted": (score >= 0.5).astype(int),
+            "model_version": version,
+            "data_digest": "sha256:test",
+            "scored_at": f"{day}T05:00:00+00:00",
+        }
+    )
     labels = pd.DataFrame({"customer_id": ids, "event_date": day.isoformat(), "churned": y.astype(int)})
     return predictions, labels
 
@@ -93,8 +99,12 @@ def champion(mlflow_client):
     mlflow_client.create_registered_model(MODEL)
     version = mlflow_client.create_model_version(MODEL, source="file:///nowhere/model", run_id=train).version
     evaluation = mlflow_client.create_run(experiment, run_name="evaluate").info.run_id
-    for key, value in {"challenger.roc_auc": 0.80, "challenger.accuracy": 0.75, "challenger.log_loss": 0.50,
-                       "test_rows": 600}.items():
+    for key, value in {
+        "challenger.roc_auc": 0.80,
+        "challenger.accuracy": 0.75,
+        "challenger.log_loss": 0.50,
+        "test_rows": 600,
+    }.items():
         mlflow_client.log_metric(evaluation, key, value)
     mlflow_client.set_model_version_tag(MODEL, version, "evaluation.run_id", evaluation)
     mlflow_client.set_model_version_tag(MODEL, version, "decision", "NO_BASELINE_PROMOTE")
@@ -114,18 +124,33 @@ def perf_runs(client, status=None):
 
 
 def test_join_counts_every_row():
-    predictions = pd.DataFrame({
-        "customer_id": [f"c{i}" for i in range(10)],
-        "score": np.linspace(0.05, 0.95, 10), "predicted": [0] * 5 + [1] * 5,
-        "model_version": ["2"] * 8 + ["1"] * 2,
-    })
-    labels = pd.DataFrame({
-        "customer_id": ["c0", "c1", "c2", "c3", "c4", "c5", "c6",  # matched
-                        "c1",  # an identical repeat: collapsed, counted
-                        "c7", "c7",  # conflicting outcomes: c7 dropped, counted
-                        "x1", "x2"],  # nobody scored them
-        "churned": [0, 1, 0, 1, 0, 1, 1, 1, 0, 1, 1, 0],
-    })
+    predictions = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(10)],
+            "score": np.linspace(0.05, 0.95, 10),
+            "predicted": [0] * 5 + [1] * 5,
+            "model_version": ["2"] * 8 + ["1"] * 2,
+        }
+    )
+    labels = pd.DataFrame(
+        {
+            "customer_id": [
+                "c0",
+                "c1",
+                "c2",
+                "c3",
+                "c4",
+                "c5",
+                "c6",  # matched
+                "c1",  # an identical repeat: collapsed, counted
+                "c7",
+                "c7",  # conflicting outcomes: c7 dropped, counted
+                "x1",
+                "x2",
+            ],  # nobody scored them
+            "churned": [0, 1, 0, 1, 0, 1, 1, 1, 0, 1, 1, 0],
+        }
+    )
     result = join_day(predictions, labels, ["customer_id"], "churned", day=DAY)
     assert result.matched == 7
     assert result.predictions == 10 and result.label_rows == 12
@@ -140,22 +165,29 @@ def test_join_counts_every_row():
     counts = result.counts()
     assert counts["other_version_rows"] == 2 and counts["day"] == "2026-03-01"
     text = result.describe()
-    for fragment in ("7 of 10 prediction(s) matched", "3 prediction(s) without a label yet",
-                     "2 label(s) without a prediction", "2 duplicate label row(s) (1 id(s) with conflicting",
-                     "main model version v2", "v1: 2"):
+    for fragment in (
+        "7 of 10 prediction(s) matched",
+        "3 prediction(s) without a label yet",
+        "2 label(s) without a prediction",
+        "2 duplicate label row(s) (1 id(s) with conflicting",
+        "main model version v2",
+        "v1: 2",
+    ):
         assert fragment in text
 
 
 def test_ids_stored_as_numbers_on_one_side_are_joined_as_text():
-    predictions = pd.DataFrame({"customer_id": ["1", "2", "3"], "score": [0.1, 0.9, 0.4], "predicted": [0, 1, 0],
-                                "model_version": "1"})
+    predictions = pd.DataFrame(
+        {"customer_id": ["1", "2", "3"], "score": [0.1, 0.9, 0.4], "predicted": [0, 1, 0], "model_version": "1"}
+    )
     labels = pd.DataFrame({"customer_id": [1, 2, 3], "churned": [0, 1, 1]})
     assert join_day(predictions, labels, ["customer_id"], "churned").matched == 3
 
 
 def test_repeated_prediction_ids_are_refused():
-    predictions = pd.DataFrame({"customer_id": ["a", "a", "b"], "score": [0.1, 0.2, 0.3], "predicted": 0,
-                                "model_version": "1"})
+    predictions = pd.DataFrame(
+        {"customer_id": ["a", "a", "b"], "score": [0.1, 0.2, 0.3], "predicted": 0, "model_version": "1"}
+    )
     labels = pd.DataFrame({"customer_id": ["a", "b"], "churned": [0, 1]})
     with pytest.raises(PerformanceError, match=r"2 rows with a repeated id \(customer_id: a\).*corrupt"):
         join_day(predictions, labels, ["customer_id"], "churned")
@@ -192,7 +224,9 @@ def test_binary_metrics_match_scikit_learn(churn_config):
     assert result.metrics["positive_rate"] == pytest.approx(y.mean())
     assert result.metrics["predicted_positive_rate"] == pytest.approx(p.mean())
     bins = np.minimum((s * 10).astype(int), 9)  # expected calibration error, by hand
-    ece = sum(abs(y[bins == b].mean() - s[bins == b].mean()) * (bins == b).mean() for b in range(10) if (bins == b).any())
+    ece = sum(
+        abs(y[bins == b].mean() - s[bins == b].mean()) * (bins == b).mean() for b in range(10) if (bins == b).any()
+    )
     assert result.metrics["calibration_error"] == pytest.approx(ece)
     assert result.low < result.value < result.high and result.high - result.low < 0.15
     assert result.method.startswith("bootstrap of the rows")
@@ -273,7 +307,10 @@ def test_judge_decay_only_when_the_interval_lies_beyond_promised_minus_tolerance
 
 def test_judge_reports_without_judging_thin_days_and_missing_promises():
     thin = judge(_realized(0.5, 0.3, 0.7, rows=50), 0.80, tolerance=0.02, min_rows=200)
-    assert not thin.judged and "50 labelled row(s) of the model, fewer than monitoring.performance.min_rows (200)" in thin.reason
+    assert (
+        not thin.judged
+        and "50 labelled row(s) of the model, fewer than monitoring.performance.min_rows (200)" in thin.reason
+    )
     assert not judge(_realized(0.5, 0.4, 0.6), None, tolerance=0.02, min_rows=200).judged
     assert not judge(None, 0.8, tolerance=0.02, min_rows=200).judged
 
@@ -292,9 +329,13 @@ def test_the_rule_on_seeded_days_requests_on_the_second_decayed_day_then_cools_d
         verdict = judge(realized, promised, tolerance=perf.tolerance, min_rows=perf.min_rows)
         now = start + dt.timedelta(hours=8 * i)  # checks 8 h apart: the third decayed day is inside the cool-down
         requested, reason = monitoring.should_request_retrain(
-            [*history, {"at": now, "drift": verdict.decay, "requested": False}], now=now,
-            confirm_checks=perf.confirm_days, of_last_checks=perf.of_last_days, cooldown_hours=perf.cooldown_hours,
-            what="decay", unit="labelled day",
+            [*history, {"at": now, "drift": verdict.decay, "requested": False}],
+            now=now,
+            confirm_checks=perf.confirm_days,
+            of_last_checks=perf.of_last_days,
+            cooldown_hours=perf.cooldown_hours,
+            what="decay",
+            unit="labelled day",
         )
         history.append({"at": now, "drift": verdict.decay, "requested": requested})
         decisions.append((verdict.decay, requested, reason))
@@ -345,8 +386,13 @@ def test_checks_request_on_the_second_decayed_day_cool_down_and_count_a_rechecke
     assert m["realized.high"] < m["threshold"] == pytest.approx(0.78)
     assert {"realized.calibration_error", "realized.positive_rate", "realized.accuracy", "join.matched"} <= set(m)
     artifacts = {a.path for a in client.list_artifacts(runs[4].info.run_id, "performance")}
-    assert artifacts == {"performance/days.csv", "performance/days.json", "performance/check.json",
-                         "performance/summary.txt", "performance/realized_roc_auc.png"}
+    assert artifacts == {
+        "performance/days.csv",
+        "performance/days.json",
+        "performance/check.json",
+        "performance/summary.txt",
+        "performance/realized_roc_auc.png",
+    }
     table = json.loads(Path(client.download_artifacts(runs[4].info.run_id, "performance/days.json")).read_text())
     assert [r["day"] for r in table] == [d.isoformat() for d in days]
     assert [r["decay"] for r in table] == ["no", "yes", "yes", "yes"]
@@ -436,8 +482,11 @@ def test_label_rows_dated_in_the_future_or_another_day_are_refused(config, champ
     write_predictions(config, DAY, predictions)
     labels.loc[3, "event_date"] = "2026-02-27"
     write_labels(labels_dir(config), DAY, labels)
-    with pytest.raises(PerformanceError, match=r"churn_labels_2026-03-01.csv: the labels file of 2026-03-01 holds 1 "
-                                               r"row\(s\) of other day\(s\) \(2026-02-27\)"):
+    with pytest.raises(
+        PerformanceError,
+        match=r"churn_labels_2026-03-01.csv: the labels file of 2026-03-01 holds 1 "
+        r"row\(s\) of other day\(s\) \(2026-02-27\)",
+    ):
         check_day(champion, config, DAY)
     labels.loc[3, "event_date"] = (dt.date.today() + dt.timedelta(days=5)).isoformat()
     write_labels(labels_dir(config), DAY, labels)
@@ -461,8 +510,11 @@ def test_labels_with_unknown_classes_are_refused(config, champion):
     write_predictions(config, DAY, predictions)
     labels["churned"] = labels["churned"].map({0: "no", 1: "yes"})
     write_labels(labels_dir(config), DAY, labels)
-    with pytest.raises(PerformanceError, match=r"target column 'churned' holds class\(es\) 'no', 'yes' \(50 row\(s\)\) "
-                                               r"that the model does not know \(its classes: 0, 1\)"):
+    with pytest.raises(
+        PerformanceError,
+        match=r"target column 'churned' holds class\(es\) 'no', 'yes' \(50 row\(s\)\) "
+        r"that the model does not know \(its classes: 0, 1\)",
+    ):
         check_day(champion, config, DAY)
     _nothing_written(champion, config, DAY)
 
@@ -485,10 +537,18 @@ def test_a_labels_source_outside_the_allowed_folders_is_refused(config, champion
 
 
 def test_the_predictions_path_is_one_parquet_partition_per_day(config, mlops_home):
-    assert predictions_path(config, DAY) == mlops_home / "predictions" / "churn" / "day=2026-03-01" / "predictions.parquet"
+    assert (
+        predictions_path(config, DAY) == mlops_home / "predictions" / "churn" / "day=2026-03-01" / "predictions.parquet"
+    )
 
 
 def test_performance_config_defaults_are_the_ones_the_docs_name():
-    assert PerformanceConfig() == PerformanceConfig(tolerance=0.02, min_join_rate=0.9, min_rows=200,
-                                                    bootstrap_samples=1000, confirm_days=2, of_last_days=3,
-                                                    cooldown_hours=24.0)
+    assert PerformanceConfig() == PerformanceConfig(
+        tolerance=0.02,
+        min_join_rate=0.9,
+        min_rows=200,
+        bootstrap_samples=1000,
+        confirm_days=2,
+        of_last_days=3,
+        cooldown_hours=24.0,
+    )

@@ -30,8 +30,14 @@ def versions(mlflow_client, frame):
     config = small_config()
     split = split_roles(frame, config)
     result = training.train_candidate(
-        split, config, "logreg", client=mlflow_client, experiment=config.name,
-        data_digest="sha256:aa", data_uri="file:///x.parquet", tags={},
+        split,
+        config,
+        "logreg",
+        client=mlflow_client,
+        experiment=config.name,
+        data_digest="sha256:aa",
+        data_uri="file:///x.parquet",
+        tags={},
     )
     return [
         registry.register_challenger(
@@ -93,8 +99,11 @@ def test_missing_and_not_ready_versions_are_refused(mlflow_client, versions, mon
 
     real = mlflow_client.get_model_version
     pending = ModelVersion(MODEL, "2", 0, status="PENDING_REGISTRATION")
-    monkeypatch.setattr(mlflow_client, "get_model_version",
-                        lambda name, version: pending if str(version) == "2" else real(name, version))
+    monkeypatch.setattr(
+        mlflow_client,
+        "get_model_version",
+        lambda name, version: pending if str(version) == "2" else real(name, version),
+    )
     with pytest.raises(registry.PromotionError, match="PENDING_REGISTRATION, not READY.*Nothing was changed"):
         registry.promote(mlflow_client, MODEL, "2", expected_champion=None, actor=ACTOR, reason="x")
     assert aliases(mlflow_client) == {"champion": None, "previous_champion": None}
@@ -147,7 +156,8 @@ def test_restore_puts_aliases_back(mlflow_client, versions):
     assert aliases(mlflow_client) == {"champion": None, "previous_champion": None}
     last = registry.history(mlflow_client, MODEL)[-2:]
     assert [(e["action"], e["alias"], e["from"], e["to"]) for e in last] == [
-        ("restore", "previous_champion", "1", None), ("restore", "champion", "1", None)
+        ("restore", "previous_champion", "1", None),
+        ("restore", "champion", "1", None),
     ]
 
 
@@ -174,8 +184,10 @@ def test_rollback_restores_previous_champion_and_is_recorded(mlflow_client, vers
 
     moves = [e for e in registry.history(mlflow_client, MODEL) if e["action"] == "rollback"]
     assert [(e["alias"], e["from"], e["to"]) for e in moves] == [
-        ("champion", "2", "1"), ("previous_champion", "1", "2"),
-        ("champion", "1", "3"), ("previous_champion", "2", "1"),
+        ("champion", "2", "1"),
+        ("previous_champion", "1", "2"),
+        ("champion", "1", "3"),
+        ("previous_champion", "2", "1"),
     ]
     assert {e["by"] for e in moves} == {"cli:alice@ops-1"}
     assert mlflow_client.get_model_version(MODEL, "3").tags["champion.reason"] == "try 3"

@@ -24,10 +24,14 @@ def options_read_in_code() -> dict[str, list[str]]:
     for folder in ("plugins", "dags", "tools"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                        and (node.func.attr.startswith("get") or node.func.attr == "has_option")
-                        and len(node.args) >= 2 and all(isinstance(a, ast.Constant) for a in node.args[:2])
-                        and node.args[0].value == SECTION):
+                if not (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and (node.func.attr.startswith("get") or node.func.attr == "has_option")
+                    and len(node.args) >= 2
+                    and all(isinstance(a, ast.Constant) for a in node.args[:2])
+                    and node.args[0].value == SECTION
+                ):
                     continue
                 found.setdefault(str(node.args[1].value), []).append(f"{path.relative_to(ROOT)}:{node.lineno}")
     return found

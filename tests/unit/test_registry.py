@@ -28,8 +28,11 @@ def small_problem():
             "model": {
                 "name": "registry_test_model",
                 "candidates": [
-                    {"name": "logreg", "estimator": "sklearn.linear_model.LogisticRegression",
-                     "params": {"max_iter": 300}},
+                    {
+                        "name": "logreg",
+                        "estimator": "sklearn.linear_model.LogisticRegression",
+                        "params": {"max_iter": 300},
+                    },
                 ],
             },
             "metrics": {"primary": "roc_auc"},
@@ -47,8 +50,14 @@ def trained(mlflow_client, small_problem):
 
     split = split_roles(df, config)
     return training.train_candidate(
-        split, config, "logreg", client=mlflow_client, experiment=config.name,
-        data_digest=DIGEST, data_uri="file:///snapshots/x.parquet", tags={},
+        split,
+        config,
+        "logreg",
+        client=mlflow_client,
+        experiment=config.name,
+        data_digest=DIGEST,
+        data_uri="file:///snapshots/x.parquet",
+        tags={},
     ), config
 
 
@@ -80,7 +89,10 @@ def test_register_challenger_sets_alias_and_is_idempotent(mlflow_client, trained
     assert hasattr(model, "predict_proba")
     # same run, other data digest: a different registration
     other = registry.register_challenger(
-        mlflow_client, config.model_name, result["model_uri"], result["run_id"],
+        mlflow_client,
+        config.model_name,
+        result["model_uri"],
+        result["run_id"],
         tags={**tags, "data.digest": "sha256:other"},
     )
     assert other["version"] == "2"
@@ -97,8 +109,14 @@ def test_rerun_training_in_the_same_dag_run_reuses_the_version(mlflow_client, sm
 
     def train_and_register(tags):
         result = training.train_candidate(
-            split, config, "logreg", client=mlflow_client, experiment=config.name,
-            data_digest=DIGEST, data_uri="file:///snapshots/x.parquet", tags={},
+            split,
+            config,
+            "logreg",
+            client=mlflow_client,
+            experiment=config.name,
+            data_digest=DIGEST,
+            data_uri="file:///snapshots/x.parquet",
+            tags={},
         )
         return registry.register_challenger(
             mlflow_client, config.model_name, result["model_uri"], result["run_id"], tags=tags
@@ -146,6 +164,8 @@ def test_fixed_mlflow_cost_log_model_register_alias(mlflow_client, small_problem
         timings.append((logged - started, done - logged))
     with capsys.disabled():
         for label, (log_s, reg_s) in zip(("first", "warm"), timings, strict=True):
-            print(f"\n[fixed MLflow cost, {label}] log_model {log_s:.3f} s + register/alias {reg_s:.3f} s "
-                  f"= {log_s + reg_s:.3f} s")
+            print(
+                f"\n[fixed MLflow cost, {label}] log_model {log_s:.3f} s + register/alias {reg_s:.3f} s "
+                f"= {log_s + reg_s:.3f} s"
+            )
     assert sum(timings[-1]) <= 1.5

@@ -21,12 +21,19 @@ def champion(mlflow_client, breast_cancer):
 
     config = binary_config(MODEL, ("mean_radius", "mean_area"), pipeline="race_test")
     result = training.train_candidate(
-        split_roles(breast_cancer, config), config, "logreg", client=mlflow_client, experiment=config.name,
-        data_digest="sha256:r", data_uri="file:///x.parquet", tags={},
+        split_roles(breast_cancer, config),
+        config,
+        "logreg",
+        client=mlflow_client,
+        experiment=config.name,
+        data_digest="sha256:r",
+        data_uri="file:///x.parquet",
+        tags={},
     )
     for i in range(1, 4):
-        registry.register_challenger(mlflow_client, MODEL, result["model_uri"], result["run_id"],
-                                     tags={"data.digest": f"sha256:{i}"})
+        registry.register_challenger(
+            mlflow_client, MODEL, result["model_uri"], result["run_id"], tags={"data.digest": f"sha256:{i}"}
+        )
     registry.promote(mlflow_client, MODEL, "1", expected_champion=None, actor=ACTOR, reason="first")
     registry.promote(mlflow_client, MODEL, "2", expected_champion="1", actor=ACTOR, reason="second")
     return mlflow_client
@@ -97,8 +104,13 @@ def test_cli_rollback_expect(champion, capsys):
     assert last["actor"]["user.id"] and last["actor"]["user.name"] == last["actor"]["user"]
 
 
-EVIDENCE = {"model_name": MODEL, "challenger_version": "3", "champion_version": "1", "decision": "REJECT",
-            "timeout_hours": 2}
+EVIDENCE = {
+    "model_name": MODEL,
+    "challenger_version": "3",
+    "champion_version": "1",
+    "decision": "REJECT",
+    "timeout_hours": 2,
+}
 PERSON = {"id": "u-7", "name": "Alice Example"}
 
 
@@ -117,8 +129,9 @@ def _assert_recorded_stale(client, who_actor: str) -> None:
 
 
 def test_an_approval_against_a_moved_champion_is_refused_as_stale(champion):
-    fresh = approval.refuse_if_stale(champion, MODEL, {**EVIDENCE, "champion_version": "2"}, user=PERSON,
-                                     comment="ok", task_tags={})
+    fresh = approval.refuse_if_stale(
+        champion, MODEL, {**EVIDENCE, "champion_version": "2"}, user=PERSON, comment="ok", task_tags={}
+    )
     assert fresh is None and "approval.decision" not in champion.get_model_version(MODEL, "3").tags
 
     stale = approval.refuse_if_stale(champion, MODEL, EVIDENCE, user=PERSON, comment="ship it", task_tags={})
@@ -144,23 +157,37 @@ with DAG("race_stale_deploy", schedule=None, start_date=dt.datetime(2026, 1, 1, 
 """
 
 
-def test_the_deploy_of_a_stale_approval_records_it_stale_and_promotes_nothing(champion, airflow_db, tmp_path,
-                                                                              monkeypatch):
+def test_the_deploy_of_a_stale_approval_records_it_stale_and_promotes_nothing(
+    champion, airflow_db, tmp_path, monkeypatch
+):
     """The DAG side: the person approved against v1, the champion is v2 by the time deploy runs (dag.test)."""
     import json
 
     from airflow.dag_processing.dagbag import DagBag
 
     record = approval.outcome(EVIDENCE, chosen=approval.APPROVE, user=PERSON, at=None, comment="ship it")
-    verdict = {"model_name": MODEL, "challenger_version": "3", "champion_version": "1", "decision": "REJECT",
-               "needs_approval": True, "promote": False, "reasons": ["FAIL: borderline"]}
-    (tmp_path / "race_stale_deploy.py").write_text(DEPLOY_DAG.format(
-        record=record, verdict=verdict, config=str(ROOT / "include" / "pipelines" / "churn.yaml")))
+    verdict = {
+        "model_name": MODEL,
+        "challenger_version": "3",
+        "champion_version": "1",
+        "decision": "REJECT",
+        "needs_approval": True,
+        "promote": False,
+        "reasons": ["FAIL: borderline"],
+    }
+    (tmp_path / "race_stale_deploy.py").write_text(
+        DEPLOY_DAG.format(record=record, verdict=verdict, config=str(ROOT / "include" / "pipelines" / "churn.yaml"))
+    )
     local = "airflow.dag_processing.bundles.local.LocalDagBundle"
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([
-        {"name": "race-stale", "classpath": local, "kwargs": {"path": str(tmp_path)}},
-        {"name": "dags-folder", "classpath": local, "kwargs": {}},
-    ]))
+    monkeypatch.setenv(
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST",
+        json.dumps(
+            [
+                {"name": "race-stale", "classpath": local, "kwargs": {"path": str(tmp_path)}},
+                {"name": "dags-folder", "classpath": local, "kwargs": {}},
+            ]
+        ),
+    )
     run = DagBag(dag_folder=str(tmp_path)).get_dag("race_stale_deploy").test()
 
     assert task_states(run)["deploy"] == "failed"

@@ -27,12 +27,23 @@ FIRST = dt.date(2026, 1, 1)
         (pd.Series([0.1, 2.7]), pd.Series([0.1, 2.7], dtype="float32")),  # float32 against float64
         (pd.Series([True, False, None], dtype=object), pd.Series(["True", "false", ""], dtype=object)),
         (pd.Series([True, False]), pd.Series([1, 0])),
-        (pd.to_datetime(pd.Series(["2026-01-05", "2026-01-06 12:30"]), format="ISO8601"),
-         pd.Series(["2026-01-05", "2026-01-06T12:30:00"], dtype=object)),  # a timestamp against its text
+        (
+            pd.to_datetime(pd.Series(["2026-01-05", "2026-01-06 12:30"]), format="ISO8601"),
+            pd.Series(["2026-01-05", "2026-01-06T12:30:00"], dtype=object),
+        ),  # a timestamp against its text
         (pd.Series([None, np.nan, pd.NA], dtype=object), pd.Series(["", " ", None], dtype=object)),
     ],
-    ids=["int-float", "int-object-text", "int-str", "negative-zero", "float32", "bool-blank", "bool-int",
-         "timestamp-text", "missing"],
+    ids=[
+        "int-float",
+        "int-object-text",
+        "int-str",
+        "negative-zero",
+        "float32",
+        "bool-blank",
+        "bool-int",
+        "timestamp-text",
+        "missing",
+    ],
 )
 def test_one_value_one_hash_across_dtypes(left, right):
     a = pd.DataFrame({"x": left, "k": range(len(left))})
@@ -45,7 +56,9 @@ def test_different_values_hash_differently_and_the_seed_gives_another_family():
     hashes = row_hashes(frame)
     assert len(set(hashes.tolist())) == 4 and hashes.dtype == np.uint64
     assert row_hashes(frame, seed=1).tolist() != hashes.tolist()
-    assert row_hashes(frame, ["s", "x"]).tolist() != row_hashes(frame, ["x", "s"]).tolist()  # the columns' order is the record's
+    assert (
+        row_hashes(frame, ["s", "x"]).tolist() != row_hashes(frame, ["x", "s"]).tolist()
+    )  # the columns' order is the record's
 
 
 def export(frame: pd.DataFrame, folder, fmt: str) -> None:
@@ -80,7 +93,10 @@ def test_the_champions_rows_are_found_after_a_dtype_drift_through_snapshots(chur
     frame["signup_at"] = pd.Timestamp("2025-06-01") + pd.to_timedelta(np.arange(len(frame)), unit="h")
     fmt = "csv" if kind == "mixed_stringified" else "parquet"
     config = churn_config._replace(source=churn_config.source._replace(format=fmt))
-    champion_rows, challenger_rows = frame[frame["event_date"] <= "2026-01-10"], frame[frame["event_date"] >= "2026-01-02"]
+    champion_rows, challenger_rows = (
+        frame[frame["event_date"] <= "2026-01-10"],
+        frame[frame["event_date"] >= "2026-01-02"],
+    )
     if kind == "mixed_stringified":  # one text value on day 1 makes the champion's whole column text
         champion_rows = champion_rows.assign(plan_code=np.where(champion_rows.index == 0, "X9", "7"))
         challenger_rows = challenger_rows.assign(plan_code=7)
@@ -89,16 +105,17 @@ def test_the_champions_rows_are_found_after_a_dtype_drift_through_snapshots(chur
     export(champion_rows, tmp_path / "old", fmt)
     export(challenger_rows, tmp_path / "new", fmt)
     snapshots = tmp_path / "snapshots"
-    old = read_snapshot(take_snapshot(config, source=str(tmp_path / "old"), snapshot_root=snapshots,
-                                      allowed_roots=[tmp_path])["uri"])
-    new = read_snapshot(take_snapshot(config, source=str(tmp_path / "new"), snapshot_root=snapshots,
-                                      allowed_roots=[tmp_path])["uri"])
+    old = read_snapshot(
+        take_snapshot(config, source=str(tmp_path / "old"), snapshot_root=snapshots, allowed_roots=[tmp_path])["uri"]
+    )
+    new = read_snapshot(
+        take_snapshot(config, source=str(tmp_path / "new"), snapshot_root=snapshots, allowed_roots=[tmp_path])["uri"]
+    )
     if kind == "mixed_stringified":
         assert old["plan_code"].dtype != new["plan_code"].dtype  # the drift is real
     champion = rows.record_of(rows.split_roles(old, config), "the champion's record")
     # the challenger's rows on the champion's training days: every one must be found
     overlap = new[new["event_date"].isin(sorted(champion.days))]
-    test_rows = rows.gate_rows(overlap, config, champion=champion, has_champion=True,
-                               champion_window_end="2026-01-10")
+    test_rows = rows.gate_rows(overlap, config, champion=champion, has_champion=True, champion_window_end="2026-01-10")
     assert len(overlap) > 0 and test_rows.n_rows == 0, test_rows.describe()
     assert "by row hash" in test_rows.method

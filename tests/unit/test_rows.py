@@ -89,8 +89,9 @@ def test_a_row_keeps_its_role_as_the_data_grows_and_rows_of_one_key_share_it(chu
         old = set(getattr(before, role)["customer_id"] + getattr(before, role)["event_date"])
         new = set(getattr(after, role)["customer_id"] + getattr(after, role)["event_date"])
         assert old <= new, f"rows left the {role} role as the data grew"
-    roles_of_customer = {role for role in rows.ROLES
-                         if (getattr(after, role)["customer_id"] == df["customer_id"].iloc[0]).any()}
+    roles_of_customer = {
+        role for role in rows.ROLES if (getattr(after, role)["customer_id"] == df["customer_id"].iloc[0]).any()
+    }
     assert len(roles_of_customer) == 1
 
 
@@ -116,8 +117,15 @@ def test_a_window_too_short_for_three_roles_names_pipeline_window_and_keys(churn
     with pytest.raises(SplitError) as info:
         rows.split_roles(window("2026-01-01", 6), churn_config)
     message = str(info.value)
-    for words in ("churn.yaml", "pipeline 'churn'", "2026-01-01..2026-01-06", "6 day(s)", "3 test day(s)",
-                  "source.window_days", "split.test_days"):
+    for words in (
+        "churn.yaml",
+        "pipeline 'churn'",
+        "2026-01-01..2026-01-06",
+        "6 day(s)",
+        "3 test day(s)",
+        "source.window_days",
+        "split.test_days",
+    ):
         assert words in message, message
 
 
@@ -153,8 +161,11 @@ def test_bad_split_config_names_the_key(churn_config, split, match):
     ("evaluation", "match"),
     [
         ({"require": "sometimes"}, r"evaluation\.require: 'sometimes' is not one of point, lower_bound"),
-        ({"min_test_events": 600, "min_test_rows": 500}, r"evaluation\.min_test_events: 600 events of each class "
-                                                          r"cannot fit in evaluation\.min_test_rows \(500\)"),
+        (
+            {"min_test_events": 600, "min_test_rows": 500},
+            r"evaluation\.min_test_events: 600 events of each class "
+            r"cannot fit in evaluation\.min_test_rows \(500\)",
+        ),
         ({"min_test_events": 0}, r"evaluation\.min_test_events: must be >= 1"),
     ],
 )
@@ -268,8 +279,9 @@ def test_exact_copies_of_the_challengers_own_rows_leave_its_test_rows(churn_conf
     _, challenger = champion_and_challenger(churn_config)
     copies = challenger.train.head(40)
     test = pd.concat([challenger.test, copies])
-    test_rows = rows.gate_rows(test, churn_config, champion=None, has_champion=False,
-                               own=rows.record_of(challenger, "its own record"))
+    test_rows = rows.gate_rows(
+        test, churn_config, champion=None, has_champion=False, own=rows.record_of(challenger, "its own record")
+    )
     assert test_rows.own_duplicates == 40 and test_rows.n_rows == len(challenger.test)
     assert "40 more were exact copies of the challenger's own training rows" in test_rows.describe()
 
@@ -296,7 +308,11 @@ def test_the_champion_record_from_another_column_set_is_used_as_recorded(churn_c
 def test_without_a_record_every_row_up_to_the_champion_window_end_is_dropped(churn_config):
     _, challenger = champion_and_challenger(churn_config, shift=2)
     test_rows = rows.gate_rows(
-        challenger.test, churn_config, champion=None, has_champion=True, champion_window_end="2026-01-14",
+        challenger.test,
+        churn_config,
+        champion=None,
+        has_champion=True,
+        champion_window_end="2026-01-14",
         why_no_record="its training run has no training_rows.parquet",
     )
     assert test_rows.frame["event_date"].min() == "2026-01-15" and test_rows.excluded == 200

@@ -14,7 +14,15 @@ import pytest
 from conftest import churn_stream
 
 DAY = dt.date(2026, 2, 12)
-FEATURES = ["tenure_months", "monthly_charges", "support_calls", "data_usage_gb", "contract", "payment_method", "region"]
+FEATURES = [
+    "tenure_months",
+    "monthly_charges",
+    "support_calls",
+    "data_usage_gb",
+    "contract",
+    "payment_method",
+    "region",
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +38,21 @@ def champion(tmp_path_factory, churn_config):
     home = tmp_path_factory.mktemp("scoring-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_MLOPS_HOME", str(home))
-        client = MlflowClient(tracking_uri=settings.default_tracking_uri(), registry_uri=settings.default_tracking_uri())
+        client = MlflowClient(
+            tracking_uri=settings.default_tracking_uri(), registry_uri=settings.default_tracking_uri()
+        )
         tracking.configure(client)
         source = tmp_path_factory.mktemp("scoring-train") / "churn"
         churn_stream.write_stream(source, dt.date(2026, 1, 1), 14, rows=120)
         snap = take_snapshot(churn_config, source=str(source), window_end=dt.date(2026, 1, 14))
         result = training.train_candidate(
-            split_roles(read_snapshot(snap["uri"]), churn_config), churn_config, "logistic_regression",
-            client=client, experiment="churn", data_digest=snap["digest"], data_uri=snap["uri"],
+            split_roles(read_snapshot(snap["uri"]), churn_config),
+            churn_config,
+            "logistic_regression",
+            client=client,
+            experiment="churn",
+            data_digest=snap["digest"],
+            data_uri=snap["uri"],
             tags={"data.digest": snap["digest"]},
         )
         version = registry.register_challenger(
@@ -45,8 +60,14 @@ def champion(tmp_path_factory, churn_config):
         )["version"]
         registry.set_alias(client, churn_config.model_name, registry.CHAMPION, version)
         model = training.load_model(f"models:/{churn_config.model_name}/{version}")
-        yield {"client": client, "home": home, "version": version, "model": model, "result": result,
-               "digest": snap["digest"]}
+        yield {
+            "client": client,
+            "home": home,
+            "version": version,
+            "model": model,
+            "result": result,
+            "digest": snap["digest"],
+        }
 
 
 def write_batch(folder, day=DAY, rows=2000, *, name=None, fmt="csv", change=None):
@@ -140,8 +161,9 @@ def test_the_version_is_resolved_once_even_if_the_champion_moves_mid_run(champio
 
     client, name = champion["client"], churn_config.model_name
     result = champion["result"]
-    other = registry.register_challenger(client, name, result["model_uri"], result["run_id"],
-                                         tags={"data.digest": "sha256:another-window"})["version"]
+    other = registry.register_challenger(
+        client, name, result["model_uri"], result["run_id"], tags={"data.digest": "sha256:another-window"}
+    )["version"]
     assert other != champion["version"]
     try:
         with OnProgress(lambda: registry.set_alias(client, name, registry.CHAMPION, other)) as hook:
@@ -234,8 +256,9 @@ def test_chunked_scoring_gives_the_same_predictions_as_one_chunk(champion, churn
     # A Parquet batch of the same records scores the same (only the file digest differs).
     parquet = write_batch(tmp_path / "pq", rows=5300, fmt="parquet")
     from_parquet = pd.read_parquet(score(with_chunks(churn_config, 1000), champion, parquet)["path"])
-    pd.testing.assert_frame_equal(from_parquet.drop(columns=["scored_at", "data_digest"]),
-                                  one.drop(columns=["scored_at", "data_digest"]))
+    pd.testing.assert_frame_equal(
+        from_parquet.drop(columns=["scored_at", "data_digest"]), one.drop(columns=["scored_at", "data_digest"])
+    )
 
 
 def test_scores_for_regression_and_multiclass_models(churn_config, breast_cancer):
@@ -278,8 +301,9 @@ def fresh_day():
 
 def test_a_missing_feature_column_is_named(champion, churn_config, tmp_path, fresh_day):
     batch = write_batch(tmp_path, fresh_day, change=lambda f: f.drop(columns="support_calls"))
-    err = refused(champion, churn_config, batch, r"missing required column\(s\) 'support_calls' \(features\)",
-                  day=fresh_day)
+    err = refused(
+        champion, churn_config, batch, r"missing required column\(s\) 'support_calls' \(features\)", day=fresh_day
+    )
     assert str(batch) in str(err)
 
 
@@ -289,8 +313,9 @@ def test_duplicated_ids_are_refused_with_examples(champion, churn_config, tmp_pa
         return frame
 
     batch = write_batch(tmp_path, fresh_day, change=duplicate)
-    err = refused(champion, churn_config, batch, r"'customer_id' \(source.id_columns\) has duplicates: 8 row\(s\)",
-                  day=fresh_day)
+    err = refused(
+        champion, churn_config, batch, r"'customer_id' \(source.id_columns\) has duplicates: 8 row\(s\)", day=fresh_day
+    )
     assert "'C20260302-00000', 'C20260302-00001', 'C20260302-00002', ..." in str(err)
 
 
@@ -300,8 +325,13 @@ def test_ids_duplicated_across_chunks_are_found(champion, churn_config, tmp_path
         return frame
 
     batch = write_batch(tmp_path, fresh_day, rows=5000, change=duplicate)
-    refused(champion, with_chunks(churn_config, 1000), batch,
-            r"has duplicates: 1 row\(s\) in the first 5,000 data rows .* e.g. 'C20260302-00007'", day=fresh_day)
+    refused(
+        champion,
+        with_chunks(churn_config, 1000),
+        batch,
+        r"has duplicates: 1 row\(s\) in the first 5,000 data rows .* e.g. 'C20260302-00007'",
+        day=fresh_day,
+    )
 
 
 def test_missing_ids_are_refused(champion, churn_config, tmp_path, fresh_day):
@@ -309,16 +339,27 @@ def test_missing_ids_are_refused(champion, churn_config, tmp_path, fresh_day):
         frame.loc[[3, 9], "customer_id"] = None
         return frame
 
-    refused(champion, churn_config, write_batch(tmp_path, fresh_day, change=blank),
-            r"'customer_id' \(source.id_columns\) missing in 2 row\(s\), e.g. data row\(s\) 4, 10", day=fresh_day)
+    refused(
+        champion,
+        churn_config,
+        write_batch(tmp_path, fresh_day, change=blank),
+        r"'customer_id' \(source.id_columns\) missing in 2 row\(s\), e.g. data row\(s\) 4, 10",
+        day=fresh_day,
+    )
 
 
 def test_scoring_needs_an_id_column(champion, churn_config, tmp_path, fresh_day):
     from airflow_mlops.core.errors import ConfigError
 
     no_ids = churn_config._replace(source=churn_config.source._replace(id_columns=()))
-    refused(champion, no_ids, write_batch(tmp_path, fresh_day), r"source.id_columns: scoring needs at least one id",
-            day=fresh_day, error=ConfigError)
+    refused(
+        champion,
+        no_ids,
+        write_batch(tmp_path, fresh_day),
+        r"source.id_columns: scoring needs at least one id",
+        day=fresh_day,
+        error=ConfigError,
+    )
 
 
 def test_a_day_in_the_future_is_refused(champion, churn_config, tmp_path):
@@ -330,9 +371,14 @@ def test_no_champion_is_its_own_error(champion, churn_config, tmp_path, fresh_da
     from airflow_mlops.core.scoring import NoChampionError
 
     nobody = churn_config._replace(model_name="nobody_classifier")
-    refused(champion, nobody, write_batch(tmp_path, fresh_day),
-            r"nobody_classifier has no champion to score with: run churn_retrain first", day=fresh_day,
-            error=NoChampionError)
+    refused(
+        champion,
+        nobody,
+        write_batch(tmp_path, fresh_day),
+        r"nobody_classifier has no champion to score with: run churn_retrain first",
+        day=fresh_day,
+        error=NoChampionError,
+    )
 
 
 def test_the_suite_minus_the_target_rules_validates_the_batch(champion, churn_config, tmp_path, fresh_day):
@@ -342,14 +388,26 @@ def test_the_suite_minus_the_target_rules_validates_the_batch(champion, churn_co
         frame.loc[frame.index[::50], "contract"] = "lifetime"
         return frame
 
-    err = refused(champion, churn_config, write_batch(tmp_path, fresh_day, change=broken),
-                  r"failed validation, nothing was written", day=fresh_day, error=BatchValidationFailed)
+    err = refused(
+        champion,
+        churn_config,
+        write_batch(tmp_path, fresh_day, change=broken),
+        r"failed validation, nothing was written",
+        day=fresh_day,
+        error=BatchValidationFailed,
+    )
     failed = {(f.expectation, f.column) for f in err.report.failed}
     assert failed == {("expect_column_values_to_be_in_set", "contract")}  # nothing about the absent `churned`
     assert "'lifetime'" in str(err)
     # The row-count rule holds for the whole file, not per chunk: 30 rows are too few (min 50).
-    err = refused(champion, churn_config, write_batch(tmp_path, fresh_day, rows=30), r"failed validation",
-                  day=fresh_day, error=BatchValidationFailed)
+    err = refused(
+        champion,
+        churn_config,
+        write_batch(tmp_path, fresh_day, rows=30),
+        r"failed validation",
+        day=fresh_day,
+        error=BatchValidationFailed,
+    )
     assert [f.expectation for f in err.report.failed] == ["expect_table_row_count_to_be_between"]
     assert "observed 30" in str(err)
 

@@ -144,8 +144,10 @@ def _shell_uses(tree: ast.AST) -> list[str]:
         name = ast.unparse(node.func)
         if name in ("os.system", "os.popen", "subprocess.getoutput", "subprocess.getstatusoutput"):
             found.append(name)
-        if any(k.arg == "shell" and not (isinstance(k.value, ast.Constant) and k.value.value is False)
-               for k in node.keywords):
+        if any(
+            k.arg == "shell" and not (isinstance(k.value, ast.Constant) and k.value.value is False)
+            for k in node.keywords
+        ):
             found.append(f"{name}(shell=...)")
         if name.startswith("subprocess.") and node.args and isinstance(node.args[0], ast.Constant | ast.JoinedStr):
             found.append(f"{name}(<a command string>)")
@@ -157,5 +159,6 @@ def test_nothing_in_the_package_or_the_dags_runs_a_shell():
     uses = {str(f.relative_to(ROOT)): u for f in files if (u := _shell_uses(ast.parse(f.read_text())))}
     assert uses == {}
     assert _shell_uses(ast.parse("import subprocess\nsubprocess.run(f'ls {x}', shell=True)")) == [
-        "subprocess.run(shell=...)", "subprocess.run(<a command string>)"
+        "subprocess.run(shell=...)",
+        "subprocess.run(<a command string>)",
     ]

@@ -68,7 +68,11 @@ def telco_config(path: Path, *, source: dict | None = None, positive_class=None,
             "model": {
                 "name": "telco_churn",
                 "candidates": [
-                    {"name": "logreg", "estimator": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 500}},
+                    {
+                        "name": "logreg",
+                        "estimator": "sklearn.linear_model.LogisticRegression",
+                        "params": {"max_iter": 500},
+                    },
                 ],
             },
             "metrics": {"primary": "roc_auc", "others": ["f1", "precision", "recall", "accuracy"]},
@@ -169,8 +173,11 @@ def test_int_with_missing_values_is_nullable_and_trains(tmp_path):
     config = telco_config(
         path,
         source={**READY, "dtypes": {"support_calls": "int", "total_charges": "float"}},
-        features=[{"name": "support_calls", "type": "numeric"}, {"name": "total_charges", "type": "numeric"},
-                  {"name": "contract", "type": "categorical"}],
+        features=[
+            {"name": "support_calls", "type": "numeric"},
+            {"name": "total_charges", "type": "numeric"},
+            {"name": "contract", "type": "categorical"},
+        ],
         evaluation={"min_test_rows": 50},
     )
     data = snapshot(config, tmp_path)
@@ -188,9 +195,14 @@ def test_int_with_fractions_and_bool_with_other_words_are_errors(tmp_path):
     path = tmp_path / "types.csv"
     frame.to_csv(path, index=False)
     text = message(telco_config(path, source={**READY, "dtypes": {"tenure": "int"}}), tmp_path)
-    assert "column 'tenure' is declared int in source.dtypes, but 1 of 100 value(s) are not whole numbers, e.g. 2.5" in text
+    assert (
+        "column 'tenure' is declared int in source.dtypes, but 1 of 100 value(s) are not whole numbers, e.g. 2.5"
+        in text
+    )
 
-    ok = snapshot(telco_config(path, source={**READY, "dtypes": {"paperless": "bool", "total_charges": "float"}}), tmp_path)
+    ok = snapshot(
+        telco_config(path, source={**READY, "dtypes": {"paperless": "bool", "total_charges": "float"}}), tmp_path
+    )
     assert ok["paperless"].dtype == "boolean" and ok["paperless"].tolist()[:2] == [True, False]
     frame.loc[9, "paperless"] = "maybe"
     frame.to_csv(path, index=False)
@@ -206,8 +218,11 @@ def test_words_in_a_numeric_feature_reach_training_as_a_clear_error(tmp_path):
     frame.to_csv(path, index=False)
     config = telco_config(path, source={"na_values": [" "]})
     data = snapshot(config, tmp_path)
-    with pytest.raises(TrainingError, match=r"numeric feature 'total_charges' holds text .*2 of 300 value\(s\) are "
-                                            r"not numbers, e\.g\. 'unknown'; .*source\.na_values"):
+    with pytest.raises(
+        TrainingError,
+        match=r"numeric feature 'total_charges' holds text .*2 of 300 value\(s\) are "
+        r"not numbers, e\.g\. 'unknown'; .*source\.na_values",
+    ):
         training.check_training_data(data, config)
 
 
@@ -218,7 +233,10 @@ def test_typed_snapshot_passes_great_expectations(telco_csv, tmp_path):
     suite = {
         "name": "telco",
         "expectations": [
-            {"type": "expect_column_values_to_be_in_type_list", "kwargs": {"column": "total_charges", "type_list": numbers}},
+            {
+                "type": "expect_column_values_to_be_in_type_list",
+                "kwargs": {"column": "total_charges", "type_list": numbers},
+            },
             {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "total_charges", "mostly": 0.99}},
             {"type": "expect_column_values_to_be_between", "kwargs": {"column": "total_charges", "min_value": 0}},
             {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "churn", "value_set": ["Yes", "No"]}},
@@ -241,8 +259,15 @@ def binary(positive_class=None):
 
 @pytest.mark.parametrize(
     ("classes", "expected"),
-    [([0, 1], 1), ([False, True], True), (["No", "Yes"], "Yes"), (["no", "yes"], "yes"), (["N", "Y"], "Y"),
-     (np.array(["0", "1"], dtype=object), "1"), (np.array([0, 1]), 1)],
+    [
+        ([0, 1], 1),
+        ([False, True], True),
+        (["No", "Yes"], "Yes"),
+        (["no", "yes"], "yes"),
+        (["N", "Y"], "Y"),
+        (np.array(["0", "1"], dtype=object), "1"),
+        (np.array([0, 1]), 1),
+    ],
 )
 def test_inferred_positive_class(classes, expected):
     positive = labels.positive_class(binary(), classes)
@@ -270,15 +295,40 @@ def test_bootstrap_and_compute_metrics_agree_on_the_positive_class():
     a, b = np.column_stack([1 - p_yes, p_yes]), np.column_stack([p_yes, 1 - p_yes])  # b: a useless model
     for positive in ("Yes", "No"):
         for metric in ("f1", "roc_auc", "precision", "recall"):
-            want_a = training.compute_metrics("binary_classification", y, np.where(p_yes > 0.5, "Yes", "No"), a,
-                                              [metric], labels=["No", "Yes"], positive=positive)[metric]
-            res = paired_bootstrap(y, a, b, metric, task="binary_classification", labels=["No", "Yes"], n=100,
-                                   seed=0, confidence=0.9, positive=positive)
-            want_b = training.compute_metrics("binary_classification", y, np.where(p_yes > 0.5, "No", "Yes"), b,
-                                              [metric], labels=["No", "Yes"], positive=positive)[metric]
+            want_a = training.compute_metrics(
+                "binary_classification",
+                y,
+                np.where(p_yes > 0.5, "Yes", "No"),
+                a,
+                [metric],
+                labels=["No", "Yes"],
+                positive=positive,
+            )[metric]
+            res = paired_bootstrap(
+                y,
+                a,
+                b,
+                metric,
+                task="binary_classification",
+                labels=["No", "Yes"],
+                n=100,
+                seed=0,
+                confidence=0.9,
+                positive=positive,
+            )
+            want_b = training.compute_metrics(
+                "binary_classification",
+                y,
+                np.where(p_yes > 0.5, "No", "Yes"),
+                b,
+                [metric],
+                labels=["No", "Yes"],
+                positive=positive,
+            )[metric]
             assert res.diff == pytest.approx(want_a - want_b), (positive, metric)
-        auc = training.compute_metrics("binary_classification", y, y, a, ["roc_auc"], labels=["No", "Yes"],
-                                       positive=positive)["roc_auc"]
+        auc = training.compute_metrics(
+            "binary_classification", y, y, a, ["roc_auc"], labels=["No", "Yes"], positive=positive
+        )["roc_auc"]
         assert auc == pytest.approx(roc_auc_score(y == positive, a[:, ["No", "Yes"].index(positive)]))
     f1 = {pos: f1_score(y, np.where(p_yes > 0.5, "Yes", "No"), pos_label=pos) for pos in ("Yes", "No")}
     assert f1["Yes"] != pytest.approx(f1["No"])
@@ -289,10 +339,23 @@ def test_bootstrap_and_compute_metrics_agree_on_the_positive_class():
 
 def train_register_evaluate(client, config, data):
     split = split_roles(data, config)
-    result = training.train_candidate(split, config, "logreg", client=client, experiment=config.name,
-                                      data_digest=DIGEST, data_uri="file:///snapshots/telco.parquet", tags={})
-    reg = registry.register_challenger(client, config.model_name, result["model_uri"], result["run_id"],
-                                       tags={"data.digest": DIGEST, "airflow.run_id": "telco"})
+    result = training.train_candidate(
+        split,
+        config,
+        "logreg",
+        client=client,
+        experiment=config.name,
+        data_digest=DIGEST,
+        data_uri="file:///snapshots/telco.parquet",
+        tags={},
+    )
+    reg = registry.register_challenger(
+        client,
+        config.model_name,
+        result["model_uri"],
+        result["run_id"],
+        tags={"data.digest": DIGEST, "airflow.run_id": "telco"},
+    )
     uri = f"models:/{config.model_name}/{reg['version']}"
     return result, reg["version"], uri, split.test
 
@@ -319,16 +382,23 @@ def test_telco_export_snapshots_trains_and_is_judged_with_yes_as_positive(mlflow
     assert result.challenger_metrics["f1"] == pytest.approx(f1_score(y, pred, pos_label="Yes"))
 
     # Saying "No" is positive changes the label metrics (AUC is symmetric: it does not change).
-    as_no = evaluation.evaluate(mlflow_client, config._replace(positive_class="No"), test,
-                                challenger_uri=uri, champion_uri=None)
+    as_no = evaluation.evaluate(
+        mlflow_client, config._replace(positive_class="No"), test, challenger_uri=uri, champion_uri=None
+    )
     assert as_no.positive_class == "No"
     assert as_no.challenger_metrics["f1"] == pytest.approx(f1_score(y, pred, pos_label="No"))
     assert as_no.challenger_metrics["f1"] != pytest.approx(result.challenger_metrics["f1"])
     assert as_no.challenger_metrics["roc_auc"] == pytest.approx(result.challenger_metrics["roc_auc"])
 
     run_id = evaluation.log_evaluation(
-        mlflow_client, result, experiment="telco-evaluation", run_name="evaluate", tags={},
-        model_name=config.model_name, challenger_version=version, champion_version=None,
+        mlflow_client,
+        result,
+        experiment="telco-evaluation",
+        run_name="evaluate",
+        tags={},
+        model_name=config.model_name,
+        challenger_version=version,
+        champion_version=None,
     )
     assert mlflow_client.get_run(run_id).data.params["positive_class"] == "Yes"
     local = mlflow_client.download_artifacts(run_id, "evaluation")

@@ -110,9 +110,14 @@ def regression_data():
 def train(mlflow_client, df, config, candidate=None):
     training.check_training_data(df, config)
     return training.train_candidate(
-        split(df, config), config, candidate or config.candidates[0].name,
-        client=mlflow_client, experiment=config.name, data_digest=DIGEST,
-        data_uri="file:///snapshots/test.parquet", tags={"airflow.dag_id": "unit"},
+        split(df, config),
+        config,
+        candidate or config.candidates[0].name,
+        client=mlflow_client,
+        experiment=config.name,
+        data_digest=DIGEST,
+        data_uri="file:///snapshots/test.parquet",
+        tags={"airflow.dag_id": "unit"},
     )
 
 
@@ -159,7 +164,15 @@ def test_binary_classification_logs_one_complete_run(mlflow_client, binary_data,
     df, config = binary_data
     caplog.set_level(logging.INFO, logger="airflow_mlops.core.training")
     result = train(mlflow_client, df, config)
-    assert set(result) == {"candidate", "run_id", "model_uri", "metrics", "primary_metric", "primary_value", "estimator"}
+    assert set(result) == {
+        "candidate",
+        "run_id",
+        "model_uri",
+        "metrics",
+        "primary_metric",
+        "primary_value",
+        "estimator",
+    }
     assert result["primary_metric"] == "roc_auc"
     assert 0.8 < result["metrics"]["roc_auc"] <= 1.0
     test = split(df, config).test
@@ -215,8 +228,14 @@ def test_every_churn_candidate_logs_and_loads_with_skops(mlflow_client, churn_co
     results = []
     for cand in config.candidates:
         result = training.train_candidate(
-            roles, config, cand.name, client=mlflow_client, experiment=config.name,
-            data_digest=DIGEST, data_uri="file:///snapshots/churn.parquet", tags={},
+            roles,
+            config,
+            cand.name,
+            client=mlflow_client,
+            experiment=config.name,
+            data_digest=DIGEST,
+            data_uri="file:///snapshots/churn.parquet",
+            tags={},
         )
         model = training.load_model(result["model_uri"])
         proba = model.predict_proba(holdout[config.feature_names])
@@ -280,7 +299,9 @@ def test_empty_and_rare_class_data(binary_data, regression_data):
     with pytest.raises(TrainingError, match=r"pipeline 'test_binary_classification'.*(single class|cannot be split)"):
         split(rare, config)
     rdf, rconfig = regression_data
-    with pytest.raises(TrainingError, match=r"window of 2 rows: the (train|validation|test) rows are empty; widen the window"):
+    with pytest.raises(
+        TrainingError, match=r"window of 2 rows: the (train|validation|test) rows are empty; widen the window"
+    ):
         split(rdf.head(2), rconfig)
     with pytest.raises(TrainingError, match="must be numeric"):
         training.check_training_data(rdf.assign(target="x"), rconfig)
@@ -303,7 +324,8 @@ def test_build_pipeline_preprocessing_and_seed(binary_data):
     pipe = training.build_pipeline(config, cand)
     pre = pipe.named_steps["preprocess"]
     assert [(name, cols) for name, _, cols in pre.transformers] == [
-        ("numeric", config.numeric_features), ("categorical", config.categorical_features)
+        ("numeric", config.numeric_features),
+        ("categorical", config.categorical_features),
     ]
     assert pipe.named_steps["model"].random_state == config.seed
     assert pipe.named_steps["model"].max_iter == 500
@@ -332,7 +354,11 @@ def test_compute_metrics_binary_string_labels():
     pred = np.array(["no", "yes", "no", "no", "yes"])
     proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3], [0.1, 0.9]])
     m = training.compute_metrics(
-        "binary_classification", y, pred, proba, ["roc_auc", "accuracy", "f1", "precision", "recall", "log_loss"],
+        "binary_classification",
+        y,
+        pred,
+        proba,
+        ["roc_auc", "accuracy", "f1", "precision", "recall", "log_loss"],
         labels=["no", "yes"],
     )
     assert m["roc_auc"] == 1.0 and m["accuracy"] == 0.8 and m["precision"] == 1.0
@@ -389,7 +415,10 @@ def test_load_model_trusts_only_the_package_list(mlflow_client, binary_data):
     evil = Pipeline([("f", FunctionTransformer(eval, validate=False)), ("m", fitted.named_steps["model"])])
     with tracking.active_run(mlflow_client, "evil", "evil"):
         info = mlflow.sklearn.log_model(
-            evil, name="model", serialization_format="skops", skops_trusted_types=[*TRUSTED_TYPES, "builtins.eval"],
+            evil,
+            name="model",
+            serialization_format="skops",
+            skops_trusted_types=[*TRUSTED_TYPES, "builtins.eval"],
             pip_requirements=training.pinned_requirements(),
         )
         pickled = mlflow.sklearn.log_model(
@@ -410,18 +439,26 @@ def test_trusted_types_cover_every_estimator_family():
     x, y = load_iris(return_X_y=True)
     frame = pd.DataFrame(x, columns=list("abcd")).assign(e=np.where(x[:, 0] > 5.8, "hi", "lo"))
     raw = {
-        "pipeline": "p", "source": {"path": "d"}, "target": {"column": "t", "task": "multiclass_classification"},
+        "pipeline": "p",
+        "source": {"path": "d"},
+        "target": {"column": "t", "task": "multiclass_classification"},
         "features": [{"name": n, "type": "numeric"} for n in "abcd"] + [{"name": "e", "type": "categorical"}],
-        "validation": {"suite": "s"}, "model": {"name": "m", "candidates": [{"name": "x", "estimator": "sklearn.x.y"}]},
-        "metrics": {"primary": "accuracy"}, "seed": 1,
+        "validation": {"suite": "s"},
+        "model": {"name": "m", "candidates": [{"name": "x", "estimator": "sklearn.x.y"}]},
+        "metrics": {"primary": "accuracy"},
+        "seed": 1,
     }
     config = parse_config(raw, check_estimators=False)
     from airflow_mlops.core.config import Candidate
 
     found = set()
     for cls in (
-        linear_model.LogisticRegression, ensemble.RandomForestClassifier, ensemble.ExtraTreesClassifier,
-        ensemble.GradientBoostingClassifier, ensemble.HistGradientBoostingClassifier, tree.DecisionTreeClassifier,
+        linear_model.LogisticRegression,
+        ensemble.RandomForestClassifier,
+        ensemble.ExtraTreesClassifier,
+        ensemble.GradientBoostingClassifier,
+        ensemble.HistGradientBoostingClassifier,
+        tree.DecisionTreeClassifier,
     ):
         params = {"n_estimators": 3} if "n_estimators" in cls().get_params() else {}
         params |= {"max_iter": 3} if cls is ensemble.HistGradientBoostingClassifier else {}
@@ -432,7 +469,9 @@ def test_trusted_types_cover_every_estimator_family():
     assert "sklearn.tree._tree.Tree" in found
 
 
-def test_candidates_are_ranked_on_validation_rows_and_never_read_the_test_rows(mlflow_client, churn_config, churn_frame):
+def test_candidates_are_ranked_on_validation_rows_and_never_read_the_test_rows(
+    mlflow_client, churn_config, churn_frame
+):
     """The test rows are the gate's: training neither fits, scores nor ranks on them, and its record
     of the rows it saw (training_rows.parquet) holds exactly the train and validation rows."""
     from airflow_mlops.core import rows
@@ -442,8 +481,14 @@ def test_candidates_are_ranked_on_validation_rows_and_never_read_the_test_rows(m
     poisoned = dataclasses.replace(roles, test=roles.test.assign(tenure_months="poison", churned=7))
     results = [
         training.train_candidate(
-            poisoned, config, name, client=mlflow_client, experiment=config.name, data_digest=DIGEST,
-            data_uri="file:///snapshots/churn.parquet", tags={},
+            poisoned,
+            config,
+            name,
+            client=mlflow_client,
+            experiment=config.name,
+            data_digest=DIGEST,
+            data_uri="file:///snapshots/churn.parquet",
+            tags={},
         )
         for name in ("logistic_regression", "random_forest")
     ]

@@ -63,8 +63,11 @@ class AirflowApi:
             if replayed_before:  # an earlier replay on this database already had (and failed) the latest tick's run
                 return
             raise
-        self.request("PATCH", f"/dags/{dag_id}/dagRuns/{missed['dag_run_id']}",
-                     json={"state": "failed", "note": "Missed while paused: not run (airflow-mlops replay)"})
+        self.request(
+            "PATCH",
+            f"/dags/{dag_id}/dagRuns/{missed['dag_run_id']}",
+            json={"state": "failed", "note": "Missed while paused: not run (airflow-mlops replay)"},
+        )
 
     def trigger(self, dag_id: str, conf: dict | None = None, logical_date: str | None = None) -> str:
         """Start a DAG run now (a manual run, as the UI's Trigger button does); returns its run id."""
@@ -125,4 +128,3 @@ class AirflowApi:
             if time.monotonic() > deadline:
                 raise AirflowApiError(f"No new {run_type or ''} run of {dag_id} within {timeout:.0f}s")
             time.sleep(2)
-

@@ -259,7 +259,9 @@ def components(stack: StackSettings, secret: dict[str, str]) -> list[Component]:
             Component(
                 "mlflow",
                 mlflow_server_argv(
-                    stack.database_url("mlflow"), str(stack.home / "mlflow" / "artifacts"), "127.0.0.1",
+                    stack.database_url("mlflow"),
+                    str(stack.home / "mlflow" / "artifacts"),
+                    "127.0.0.1",
                     stack.ports["mlflow"],
                 ),
                 mlflow_env(stack, secret),
@@ -267,11 +269,19 @@ def components(stack: StackSettings, secret: dict[str, str]) -> list[Component]:
             )
         )
     parts += [
-        Component("airflow-apiserver", ("airflow", "api-server", "--host", "127.0.0.1", "--port", str(api_port)), env, api_port),
+        Component(
+            "airflow-apiserver",
+            ("airflow", "api-server", "--host", "127.0.0.1", "--port", str(api_port)),
+            env,
+            api_port,
+        ),
         Component("airflow-scheduler", ("airflow", "scheduler"), env),
         Component("airflow-dag-processor", ("airflow", "dag-processor"), env),
         Component(
-            "airflow-triggerer", ("airflow", "triggerer"), env, stack.ports["airflow-triggerer"],
+            "airflow-triggerer",
+            ("airflow", "triggerer"),
+            env,
+            stack.ports["airflow-triggerer"],
         ),
     ]
     if stack.profile == "cluster":
@@ -282,7 +292,8 @@ def components(stack: StackSettings, secret: dict[str, str]) -> list[Component]:
                 Component(
                     name,
                     ("airflow", "celery", "worker", "--celery-hostname", f"worker{index}@%h"),
-                    env | {
+                    env
+                    | {
                         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port),
                         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tools.stack.hostname.worker_hostname",
                         # the hostname callable lives in tools/ (not in the wheel): the checkout on the path

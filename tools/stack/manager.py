@@ -82,12 +82,16 @@ def status(stack: StackSettings) -> dict[str, int]:
 def _check_external_services(stack: StackSettings) -> None:
     pg = urlsplit(stack.postgres_url)
     processes.check_service(
-        "PostgreSQL", pg.hostname or "127.0.0.1", pg.port or 5432,
+        "PostgreSQL",
+        pg.hostname or "127.0.0.1",
+        pg.port or 5432,
         "Start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
     )
     redis = urlsplit(stack.redis_url)
     processes.check_service(
-        "Redis", redis.hostname or "127.0.0.1", redis.port or 6379,
+        "Redis",
+        redis.hostname or "127.0.0.1",
+        redis.port or 6379,
         'Start it: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',
     )
 
@@ -143,8 +147,10 @@ def pipelines() -> list[tuple[str, str]]:
     folder = settings.pipelines_folder()
     found = sorted({(config.name, config.model_name) for config in read_catalog(folder).configs})
     if not found:
-        raise StackError(f"No pipeline configs in {folder}: set AIRFLOW_MLOPS_PROJECT_ROOT to the checkout, "
-                         f"or [mlops] pipelines_folder (AIRFLOW__MLOPS__PIPELINES_FOLDER) to the pipelines")
+        raise StackError(
+            f"No pipeline configs in {folder}: set AIRFLOW_MLOPS_PROJECT_ROOT to the checkout, "
+            f"or [mlops] pipelines_folder (AIRFLOW__MLOPS__PIPELINES_FOLDER) to the pipelines"
+        )
     return found
 
 
@@ -158,7 +164,10 @@ def setup_mlflow_users(mlflow_url: str, secret: dict[str, str]) -> None:
     """
     admin = httpx.Client(base_url=mlflow_url, auth=(c.MLFLOW_ADMIN, secret["MLFLOW_ADMIN_PASSWORD"]), timeout=30)
     try:
-        for user, key in ((c.MLFLOW_TRAINER, "MLFLOW_TRAINER_PASSWORD"), (c.MLFLOW_PROMOTER, "MLFLOW_PROMOTER_PASSWORD")):
+        for user, key in (
+            (c.MLFLOW_TRAINER, "MLFLOW_TRAINER_PASSWORD"),
+            (c.MLFLOW_PROMOTER, "MLFLOW_PROMOTER_PASSWORD"),
+        ):
             _ensure_user(admin, user, secret[key])
         ledger = _ensure_experiment(admin, LEDGER_EXPERIMENT)
         grants = [
@@ -191,8 +200,10 @@ def _grant(admin: httpx.Client, user: str, resource_type: str, resource_id: str,
         _call(admin, "POST", "/api/3.0/mlflow/users/permissions/revoke", json=body)
         response = admin.post("/api/3.0/mlflow/users/permissions/grant", json={**body, "permission": permission})
     if response.status_code >= 400:
-        raise StackError(f"MLflow refused to grant {permission} on {resource_type} {resource_id} to {user}: "
-                         f"HTTP {response.status_code} {response.text[:300]}")
+        raise StackError(
+            f"MLflow refused to grant {permission} on {resource_type} {resource_id} to {user}: "
+            f"HTTP {response.status_code} {response.text[:300]}"
+        )
 
 
 def _ensure_user(admin: httpx.Client, username: str, password: str) -> None:
@@ -200,7 +211,9 @@ def _ensure_user(admin: httpx.Client, username: str, password: str) -> None:
     if response.status_code == 200:
         return
     if "RESOURCE_ALREADY_EXISTS" in response.text or response.status_code == 409:
-        _call(admin, "PATCH", "/api/2.0/mlflow/users/update-password", json={"username": username, "password": password})
+        _call(
+            admin, "PATCH", "/api/2.0/mlflow/users/update-password", json={"username": username, "password": password}
+        )
         return
     raise StackError(f"MLflow refused to create user {username!r}: HTTP {response.status_code} {response.text[:300]}")
 
@@ -256,7 +269,11 @@ def _airflow_cli(env: dict[str, str], log_path: Path) -> Callable[..., None]:
             out.write(f"$ airflow {shown}\n")
             out.flush()
             result = subprocess.run(
-                ["airflow", *args], env={**os.environ, **env}, cwd=c.PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
+                ["airflow", *args],
+                env={**os.environ, **env},
+                cwd=c.PROJECT_ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 check=False,
             )
         if check and result.returncode != 0:
@@ -297,7 +314,8 @@ def wait_healthy(stack: StackSettings, airflow: list[c.Component], timeout: floa
             name, line = part.name, part.ready_line
             processes.wait_until(
                 lambda: processes.log_has(stack.log_dir, name, line),  # noqa: B023 - called right here
-                timeout, f"{name} to be ready (log: {stack.log_dir / (name + '.log')})",
+                timeout,
+                f"{name} to be ready (log: {stack.log_dir / (name + '.log')})",
             )
     _fail_if_exited(stack, [p.name for p in airflow])
 
@@ -310,7 +328,9 @@ def _wait_http(url: str, timeout: float, what: str, stack: StackSettings, name: 
     try:
         processes.wait_until(answers, timeout, f"{what} at {url}")
     except StackError as exc:
-        raise StackError(f"{exc}\n--- last lines of {name}.log ---\n{processes.log_tail(stack.log_dir, name)}") from None
+        raise StackError(
+            f"{exc}\n--- last lines of {name}.log ---\n{processes.log_tail(stack.log_dir, name)}"
+        ) from None
 
 
 def _fail_if_exited(stack: StackSettings, names: list[str]) -> None:

@@ -55,7 +55,12 @@ def start(part: Component, run_dir: Path, log_dir: Path, cwd: Path) -> int:
     log = open(log_dir / f"{part.name}.log", "ab")  # noqa: SIM115 - the child keeps it open
     env = {**os.environ, **part.env}
     proc = subprocess.Popen(
-        part.argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        part.argv,
+        cwd=cwd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     log.close()

@@ -70,7 +70,9 @@ class Alert:
         if self.details:
             parts.append("<ul>" + "".join(f"<li>{esc(d)}</li>" for d in self.details) + "</ul>")
         if self.links:
-            items = "".join(f'<li>{esc(label)}: <a href="{esc(url)}">{esc(url)}</a></li>' for label, url in self.links.items())
+            items = "".join(
+                f'<li>{esc(label)}: <a href="{esc(url)}">{esc(url)}</a></li>' for label, url in self.links.items()
+            )
             parts.append(f"<p>Where to look:</p><ul>{items}</ul>")
         return redact("".join(parts))
 

@@ -110,12 +110,17 @@ def evidence_facts(ev: Mapping[str, Any]) -> list[str]:
     if ev.get("gain") is not None:
         confidence = ev.get("confidence")
         level = f"{confidence:.0%} " if isinstance(confidence, int | float) else ""
-        facts.append(f"{primary} gain {number(ev.get('gain'))}, {level}interval {number(ev.get('ci_low'))} .. "
-                     f"{number(ev.get('ci_high'))} (paired bootstrap), margin {ev.get('margin', 0):g}")
+        facts.append(
+            f"{primary} gain {number(ev.get('gain'))}, {level}interval {number(ev.get('ci_low'))} .. "
+            f"{number(ev.get('ci_high'))} (paired bootstrap), margin {ev.get('margin', 0):g}"
+        )
     if ev.get("test_rows") is not None:
         days = ev.get("test_days")
-        facts.append(f"judged on {ev['test_rows']} test rows" + (f" ({days[0]} .. {days[1]})" if days else "")
-                     + (f", {ev['excluded_rows']} excluded as the champion's" if ev.get("excluded_rows") else ""))
+        facts.append(
+            f"judged on {ev['test_rows']} test rows"
+            + (f" ({days[0]} .. {days[1]})" if days else "")
+            + (f", {ev['excluded_rows']} excluded as the champion's" if ev.get("excluded_rows") else "")
+        )
     return facts
 
 
@@ -126,17 +131,27 @@ def request_text(ev: Mapping[str, Any], links: Mapping[str, str]) -> tuple[str, 
     primary = ev.get("primary_metric")
     lines = [f"The gate said **{ev.get('decision')}**; a person decides because:", ""]
     lines += [f"- {w}" for w in ev.get("why") or []]
-    lines += ["", f"| | challenger v{version} | champion {'v' + str(champion) if champion else '-'} |", "|---|---|---|",
-              f"| {primary} (primary) | {number(ev.get('challenger'))} | {number(ev.get('champion'))} |"]
+    lines += [
+        "",
+        f"| | challenger v{version} | champion {'v' + str(champion) if champion else '-'} |",
+        "|---|---|---|",
+        f"| {primary} (primary) | {number(ev.get('challenger'))} | {number(ev.get('champion'))} |",
+    ]
     for rail in ev.get("guard_rails") or []:
-        lines.append(f"| {rail['metric']} (guard rail, tolerance {rail['tolerance']:g}) | {number(rail['challenger'])} | "
-                     f"{number(rail['champion'])} |")
+        lines.append(
+            f"| {rail['metric']} (guard rail, tolerance {rail['tolerance']:g}) | {number(rail['challenger'])} | "
+            f"{number(rail['champion'])} |"
+        )
     lines.append("")
     lines += [f"- {fact}" for fact in evidence_facts(ev)]
     lines += [f"- failed: {f}" for f in ev.get("failed") or []]
-    lines += ["", f"**Approve** promotes v{version} (then the smoke test); **Reject** keeps the champion. "
-                  f"No answer within {ev.get('timeout_hours'):g} h rejects. Your comment is recorded on the version "
-                  f"and in the ledger.", ""]
+    lines += [
+        "",
+        f"**Approve** promotes v{version} (then the smoke test); **Reject** keeps the champion. "
+        f"No answer within {ev.get('timeout_hours'):g} h rejects. Your comment is recorded on the version "
+        f"and in the ledger.",
+        "",
+    ]
     lines += [f"[{label}]({url})" for label, url in links.items()]
     return subject, "\n".join(lines)
 
@@ -145,8 +160,13 @@ def request_text(ev: Mapping[str, Any], links: Mapping[str, str]) -> tuple[str, 
 
 
 def outcome(
-    ev: Mapping[str, Any], *, chosen: str | None, user: Mapping[str, Any] | None, at: dt.datetime | str | None,
-    comment: str | None, timed_out: bool = False,
+    ev: Mapping[str, Any],
+    *,
+    chosen: str | None,
+    user: Mapping[str, Any] | None,
+    at: dt.datetime | str | None,
+    comment: str | None,
+    timed_out: bool = False,
 ) -> dict[str, Any]:
     """The record of an answer (XCom `approval` of the branch, then version tags and ledger)."""
     when = at.isoformat(timespec="seconds") if isinstance(at, dt.datetime) else str(at or _now())
@@ -154,14 +174,25 @@ def outcome(
     text = (comment or "").strip()[:COMMENT_LIMIT]
     if timed_out or chosen is None:
         hours = ev.get("timeout_hours")
-        return {"decision": TIMED_OUT, "approved": False, "by": None, "by_id": None, "at": when, "comment": "",
-                "reason": f"no approval within {hours:g} h: v{version} rejected, the champion stays"}
+        return {
+            "decision": TIMED_OUT,
+            "approved": False,
+            "by": None,
+            "by_id": None,
+            "at": when,
+            "comment": "",
+            "reason": f"no approval within {hours:g} h: v{version} rejected, the champion stays",
+        }
     approved = chosen == APPROVE
     by = str((user or {}).get("name") or (user or {}).get("id") or "unknown")
     verb = "approved" if approved else "rejected"
     return {
-        "decision": APPROVED if approved else REJECTED, "approved": approved, "by": by,
-        "by_id": str((user or {}).get("id") or ""), "at": when, "comment": text,
+        "decision": APPROVED if approved else REJECTED,
+        "approved": approved,
+        "by": by,
+        "by_id": str((user or {}).get("id") or ""),
+        "at": when,
+        "comment": text,
         "reason": f"v{version} {verb} by {by}" + (f": {text}" if text else " (no comment)"),
     }
 
@@ -190,9 +221,13 @@ def actor(record: Mapping[str, Any], task_tags: Mapping[str, str]) -> dict[str, 
         who = "approval-timeout" if record["decision"] == TIMED_OUT else "airflow-mlops:no-approval-step"
     out = {**task_tags, "actor": who, "approval.decision": str(record["decision"]), "approval.at": str(record["at"])}
     if record.get("by"):
-        out |= {"approval.by": str(record["by"]), "approval.by_id": str(record.get("by_id") or ""),
-                "approval.comment": str(record.get("comment") or ""),
-                "user.id": str(record.get("by_id") or ""), "user.name": str(record["by"])}
+        out |= {
+            "approval.by": str(record["by"]),
+            "approval.by_id": str(record.get("by_id") or ""),
+            "approval.comment": str(record.get("comment") or ""),
+            "user.id": str(record.get("by_id") or ""),
+            "user.name": str(record["by"]),
+        }
     return out
 
 
@@ -204,19 +239,33 @@ def tag_version(client: MlflowClient, name: str, version: str, record: Mapping[s
 def stale(record: Mapping[str, Any], version: str, *, expected: str | None, found: str | None) -> dict[str, Any]:
     """The record of an approval refused because the champion is no longer the one the evaluation was judged
     against: `decision` STALE, not approved, and why."""
+
     def text(v: str | None) -> str:
         return f"v{v}" if v else "no champion"
 
-    reason = (f"v{version} approved by {record.get('by') or 'unknown'} against champion {text(expected)}, but the "
-              f"champion is now {text(found)}: stale approval, nothing promoted. Evaluate v{version} against the "
-              f"current champion again (a new retrain run)")
+    reason = (
+        f"v{version} approved by {record.get('by') or 'unknown'} against champion {text(expected)}, but the "
+        f"champion is now {text(found)}: stale approval, nothing promoted. Evaluate v{version} against the "
+        f"current champion again (a new retrain run)"
+    )
     comment = str(record.get("comment") or "")
-    return {**record, "decision": STALE, "approved": False, "expected_champion": expected, "found_champion": found,
-            "reason": reason + (f". Their comment: {comment}" if comment else "")}
+    return {
+        **record,
+        "decision": STALE,
+        "approved": False,
+        "expected_champion": expected,
+        "found_champion": found,
+        "reason": reason + (f". Their comment: {comment}" if comment else ""),
+    }
 
 
 def record_stale(
-    client: MlflowClient, name: str, version: str, record: Mapping[str, Any], *, gate_decision: str,
+    client: MlflowClient,
+    name: str,
+    version: str,
+    record: Mapping[str, Any],
+    *,
+    gate_decision: str,
     task_tags: Mapping[str, str],
 ) -> dict:
     """A stale approval (`stale()`'s record): the version's tags say `approval.decision=stale` (and `decision`
@@ -224,18 +273,30 @@ def record_stale(
     from airflow_mlops.core import registry
 
     expected, found = record.get("expected_champion"), record.get("found_champion")
-    tags = version_tags(record, gate_decision) | {"approval.expected_champion": str(expected or ""),
-                                                  "approval.found_champion": str(found or "")}
+    tags = version_tags(record, gate_decision) | {
+        "approval.expected_champion": str(expected or ""),
+        "approval.found_champion": str(found or ""),
+    }
     for key, value in tags.items():
         client.set_model_version_tag(name, str(version), key, value[:5000])
     return registry.record_decision(
-        client, name, version, action=STALE_ACTION, actor=actor(record, task_tags), reason=str(record["reason"]),
+        client,
+        name,
+        version,
+        action=STALE_ACTION,
+        actor=actor(record, task_tags),
+        reason=str(record["reason"]),
         details={"expected_champion": expected, "found_champion": found},
     )
 
 
 def refuse_if_stale(
-    client: MlflowClient, name: str, ev: Mapping[str, Any], *, user: Mapping[str, Any], comment: str | None,
+    client: MlflowClient,
+    name: str,
+    ev: Mapping[str, Any],
+    *,
+    user: Mapping[str, Any],
+    comment: str | None,
     task_tags: Mapping[str, str],
 ) -> dict | None:
     """Before a person's approval is passed on: when `name`'s champion is no longer the one the request `ev` was
@@ -251,14 +312,20 @@ def refuse_if_stale(
     found = registry.read_aliases(client, name)[registry.CHAMPION]
     if found == expected:
         return None
-    record = stale(outcome(ev, chosen=APPROVE, user=user, at=None, comment=comment), version, expected=expected,
-                   found=found)
+    record = stale(
+        outcome(ev, chosen=APPROVE, user=user, at=None, comment=comment), version, expected=expected, found=found
+    )
     record_stale(client, name, version, record, gate_decision=str(ev.get("decision")), task_tags=task_tags)
     return record
 
 
 def record_rejection(
-    client: MlflowClient, name: str, version: str, record: Mapping[str, Any], *, gate_decision: str,
+    client: MlflowClient,
+    name: str,
+    version: str,
+    record: Mapping[str, Any],
+    *,
+    gate_decision: str,
     task_tags: Mapping[str, str],
 ) -> dict:
     """A rejection by a person or by the timeout: on the version's tags and in the ledger. Returns the ledger entry."""

@@ -35,7 +35,9 @@ def audit_verdict(client: MlflowClient, model_name: str, version: str) -> dict[s
     mv = client.get_model_version(model_name, str(version))
     run_id = mv.tags.get("evaluation.run_id")
     if not run_id:
-        raise EvaluationError(f"{model_name} version {version} has no evaluation (tag evaluation.run_id): nothing to audit")
+        raise EvaluationError(
+            f"{model_name} version {version} has no evaluation (tag evaluation.run_id): nothing to audit"
+        )
     champion_version = mv.tags.get("evaluation.champion_version", "none")
     path = f"evaluation/{TEST_ROWS_ARTIFACT}"
     with tempfile.TemporaryDirectory(prefix="mlops-audit-") as tmp:
@@ -52,9 +54,16 @@ def audit_verdict(client: MlflowClient, model_name: str, version: str) -> dict[s
     dates = _dates(table, scored_mask)
     notes: list[str] = []
     result: dict[str, Any] = {
-        "model": model_name, "version": str(version), "champion_version": champion_version,
-        "evaluation_run_id": run_id, "scored": len(scored), "excluded": len(test.hashes) - len(scored),
-        "seen_by_champion": None, "seen_by_challenger": None, "leaked_rows": [], "notes": notes,
+        "model": model_name,
+        "version": str(version),
+        "champion_version": champion_version,
+        "evaluation_run_id": run_id,
+        "scored": len(scored),
+        "excluded": len(test.hashes) - len(scored),
+        "seen_by_champion": None,
+        "seen_by_challenger": None,
+        "leaked_rows": [],
+        "notes": notes,
     }
     unverified = False
     for role, who in (("challenger", str(version)), ("champion", champion_version)):
@@ -66,8 +75,10 @@ def audit_verdict(client: MlflowClient, model_name: str, version: str) -> dict[s
             notes.append(f"unverified: the {role} v{who}: {why}")
             unverified = True
         elif record.columns != test.columns or record.scheme != test.scheme:
-            notes.append(f"unverified: the {role} v{who}'s rows were hashed over other columns or with another "
-                         f"hash scheme than the test rows")
+            notes.append(
+                f"unverified: the {role} v{who}'s rows were hashed over other columns or with another "
+                f"hash scheme than the test rows"
+            )
             unverified = True
         else:
             seen = np.isin(scored, record.hashes)

@@ -82,8 +82,14 @@ def read_catalog(folder: str | Path) -> Pipelines:
 
 
 def _copy(found: Pipelines) -> Pipelines:
-    return Pipelines(folder=found.folder, configs=list(found.configs), variants={k: list(v) for k, v in found.variants.items()},
-                     errors=dict(found.errors), refused=dict(found.refused), refused_models=dict(found.refused_models))
+    return Pipelines(
+        folder=found.folder,
+        configs=list(found.configs),
+        variants={k: list(v) for k, v in found.variants.items()},
+        errors=dict(found.errors),
+        refused=dict(found.refused),
+        refused_models=dict(found.refused_models),
+    )
 
 
 def _read(folder: Path) -> tuple[Pipelines, tuple[tuple[str, bool], ...]]:
@@ -111,8 +117,10 @@ def _read(folder: Path) -> tuple[Pipelines, tuple[tuple[str, bool], ...]]:
 def check_files(config: PipelineConfig) -> None:
     """What can be checked cheaply at parse time: the suite exists, each estimator's module exists in scikit-learn."""
     if not config.resolve(config.expectation_suite).is_file():
-        raise ConfigError(f"{config.path}: validation.suite: {config.expectation_suite} does not exist (relative to "
-                          f"{config.resolve('.')}); write it, or run `airflow-mlops init` to draft one")
+        raise ConfigError(
+            f"{config.path}: validation.suite: {config.expectation_suite} does not exist (relative to "
+            f"{config.resolve('.')}); write it, or run `airflow-mlops init` to draft one"
+        )
     for i, candidate in enumerate(config.candidates):
         dotted, _, class_name = candidate.estimator.rpartition(".")
         names = _sklearn_module_names(dotted)
@@ -120,7 +128,9 @@ def check_files(config: PipelineConfig) -> None:
         if names is None:
             raise ConfigError(f"{where}: scikit-learn has no module {dotted}")
         if names and class_name not in names:
-            raise ConfigError(f"{where}: {dotted} has no {class_name!r} (check the spelling against scikit-learn's API)")
+            raise ConfigError(
+                f"{where}: {dotted} has no {class_name!r} (check the spelling against scikit-learn's API)"
+            )
 
 
 @functools.cache
@@ -150,10 +160,13 @@ def _refuse_clashes(found: Pipelines) -> None:
             files = [c.path for c in claimants]
             for config in claimants:
                 others = ", ".join(f for f in files if f != config.path)
-                found.errors.setdefault(config.path, (
-                    f"{config.path}: {what}: {value!r} is also claimed by {others}; each pipeline needs its own "
-                    f"(a config that only tweaks another one declares `variant_of: {config.name}`)"
-                ))
+                found.errors.setdefault(
+                    config.path,
+                    (
+                        f"{config.path}: {what}: {value!r} is also claimed by {others}; each pipeline needs its own "
+                        f"(a config that only tweaks another one declares `variant_of: {config.name}`)"
+                    ),
+                )
     for config in found.configs:
         if config.path in found.errors:
             found.refused.setdefault(config.name, found.errors[config.path])

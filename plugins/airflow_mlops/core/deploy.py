@@ -150,7 +150,9 @@ def smoke_test(
 # --------------------------------------------------------------------------- checks
 
 
-def _check_inputs(signature: ModelSignature | None, sample: pd.DataFrame, config: PipelineConfig, fail: Any) -> pd.DataFrame:
+def _check_inputs(
+    signature: ModelSignature | None, sample: pd.DataFrame, config: PipelineConfig, fail: Any
+) -> pd.DataFrame:
     """The sample's feature columns, in signature order, after checking names and types against the signature."""
     from pandas.api.types import is_bool_dtype, is_float_dtype, is_integer_dtype, is_numeric_dtype
 
@@ -282,8 +284,21 @@ def _serve_and_compare(model_dir: str, x: pd.DataFrame, expected: np.ndarray, *,
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     cmd = [
-        sys.executable, "-m", "mlflow", "models", "serve", "-m", model_dir, "--env-manager", "local",
-        "-h", "127.0.0.1", "-p", str(port), "-w", "1",
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        model_dir,
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        "1",
     ]
     # Only the server process may deserialize, and only the files verified above (see the module docstring).
     env = {**os.environ, PICKLE_ENV: "true"}
@@ -384,4 +399,3 @@ def _tail(path: Path, chars: int = 1500) -> str:
     except OSError:
         return "(no server log)"
     return text[-chars:].strip() or "(empty server log)"
-

@@ -81,8 +81,9 @@ def write_atomically(
             fsync_dir(changed)
     except OSError as exc:
         raise OSError(
-            exc.errno, f"{target} was written but its folder could not be synced to disk ({exc.strerror or exc}): "
-                       f"a power cut could lose it; check the disk, then run the task again"
+            exc.errno,
+            f"{target} was written but its folder could not be synced to disk ({exc.strerror or exc}): "
+            f"a power cut could lose it; check the disk, then run the task again",
         ) from exc
     return target
 
@@ -150,11 +151,20 @@ def sweep_temps(
             continue
         removed.append((leftover, info.st_size))
         age_h = (time.time() - info.st_mtime) / 3600
-        log.warning("Removed %s (%s bytes, untouched for %.1f h): left by %s", leftover, f"{info.st_size:,}", age_h,
-                    "an earlier try of this task" if mine else "a writer that was killed mid-write")
+        log.warning(
+            "Removed %s (%s bytes, untouched for %.1f h): left by %s",
+            leftover,
+            f"{info.st_size:,}",
+            age_h,
+            "an earlier try of this task" if mine else "a writer that was killed mid-write",
+        )
     if removed:
-        log.warning("Removed %d temp file(s) of interrupted writes under %s, %s bytes in all", len(removed), folder,
-                    f"{sum(size for _, size in removed):,}")
+        log.warning(
+            "Removed %d temp file(s) of interrupted writes under %s, %s bytes in all",
+            len(removed),
+            folder,
+            f"{sum(size for _, size in removed):,}",
+        )
     return removed
 
 
@@ -162,4 +172,6 @@ def folder_error(exc: OSError, folder: Path, target: Path) -> OSError:
     """`exc` restated: which file could not be written in which folder, why, and what to do."""
     what = _WHAT_TO_DO.get(exc.errno or 0, "check the folder")
     reason = exc.strerror or str(exc)
-    return OSError(exc.errno, f"cannot write {target.name} in folder {folder}: {reason}; {what}. Nothing was left behind")
+    return OSError(
+        exc.errno, f"cannot write {target.name} in folder {folder}: {reason}; {what}. Nothing was left behind"
+    )

@@ -61,7 +61,10 @@ def resolve(config: PipelineConfig, labels: Sequence[Any] | None) -> tuple[Any, 
         chosen = sorted(classes, key=str)[-1]
         log.warning(
             "%s: binary metrics treat %r as the positive class (the last of the sorted labels %s); set "
-            "target.positive_class to choose", config.path or config.name, chosen, classes,
+            "target.positive_class to choose",
+            config.path or config.name,
+            chosen,
+            classes,
         )
         return chosen, "inferred: the last of the sorted labels; set target.positive_class to choose"
     return sorted(classes)[-1], "inferred: the last of the sorted classes"

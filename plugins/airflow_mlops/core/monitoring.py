@@ -78,8 +78,10 @@ def champion_reference(client: MlflowClient, model_name: str) -> dict | None:
         return None
     where = f"{model_name}@{CHAMPION} (version {version.version}, run {version.run_id})"
     if not version.run_id:
-        raise ChampionReferenceError(f"{where}: the version has no MLflow run, so its training data is unknown; "
-                             f"retrain the model with the pipeline so the run records its snapshot")
+        raise ChampionReferenceError(
+            f"{where}: the version has no MLflow run, so its training data is unknown; "
+            f"retrain the model with the pipeline so the run records its snapshot"
+        )
     try:
         run = client.get_run(version.run_id)
     except MlflowException as exc:
@@ -321,13 +323,19 @@ def check_history(
     exp = client.get_experiment_by_name(experiment)
     if exp is None or limit <= 0:
         return []
-    filters = [f"tags.`{STEP_TAG}` = {quote_filter_value(step)}", f"tags.`{MODEL_TAG}` = {quote_filter_value(model_name)}",
-               "attributes.status = 'FINISHED'", *extra_filters]
+    filters = [
+        f"tags.`{STEP_TAG}` = {quote_filter_value(step)}",
+        f"tags.`{MODEL_TAG}` = {quote_filter_value(model_name)}",
+        "attributes.status = 'FINISHED'",
+        *extra_filters,
+    ]
     if reference_version is not None:
         filters.append(f"tags.`{reference_tag}` = {quote_filter_value(str(reference_version))}")
     runs = client.search_runs(
-        [exp.experiment_id], filter_string=" and ".join(filters),
-        order_by=["attributes.start_time DESC"], max_results=max(limit * 3, 10),
+        [exp.experiment_id],
+        filter_string=" and ".join(filters),
+        order_by=["attributes.start_time DESC"],
+        max_results=max(limit * 3, 10),
     )
     out: list[dict] = []
     seen_airflow_runs: set[tuple[str, str]] = set()
@@ -376,30 +384,40 @@ def drift_metrics(report: DriftReport) -> dict[str, float]:
 
     Prediction and target drift (when computed) as ``prediction.<metric>`` and ``target.<metric>``.
     """
-    metrics: dict[str, float] = {"drift": float(bool(report.drift)), "drift_share": float(report.drift_share),
-                                 "n_drifted": float(len(report.drifted)), "n_features": float(len(report.features))}
+    metrics: dict[str, float] = {
+        "drift": float(bool(report.drift)),
+        "drift_share": float(report.drift_share),
+        "n_drifted": float(len(report.drifted)),
+        "n_features": float(len(report.features)),
+    }
     for f in report.features:
         name = _metric_name(f.name)
         effect_name = _metric_name(str(f.effect_name or "effect"))
         stat_name = _metric_name(str(getattr(f, "statistic_name", None) or "stat"))
-        _put_finite(metrics, {
-            f"{effect_name}.{name}": f.effect,
-            f"{stat_name}.{name}": f.statistic,
-            f"p.{name}": f.p_value,
-            f"p_adj.{name}": f.p_adjusted,
-            f"drifted.{name}": float(bool(f.drifted)),
-        })
+        _put_finite(
+            metrics,
+            {
+                f"{effect_name}.{name}": f.effect,
+                f"{stat_name}.{name}": f.statistic,
+                f"p.{name}": f.p_value,
+                f"p_adj.{name}": f.p_adjusted,
+                f"drifted.{name}": float(bool(f.drifted)),
+            },
+        )
     for label in ("prediction", "target"):
         extra = getattr(report, label, None)
         if extra is None:
             continue
         stat_name = _metric_name(str(getattr(extra, "statistic_name", None) or "stat"))
-        _put_finite(metrics, {
-            f"{label}.{_metric_name(str(extra.effect_name))}": extra.effect,
-            f"{label}.{stat_name}": extra.statistic,
-            f"{label}.p": extra.p_value,
-            f"{label}.drifted": float(bool(extra.drifted)),
-        })
+        _put_finite(
+            metrics,
+            {
+                f"{label}.{_metric_name(str(extra.effect_name))}": extra.effect,
+                f"{label}.{stat_name}": extra.statistic,
+                f"{label}.p": extra.p_value,
+                f"{label}.drifted": float(bool(extra.drifted)),
+            },
+        )
     return metrics
 
 
@@ -452,8 +470,11 @@ def log_drift_check(
             client.log_param(run_id, key, str(value)[:6000])
         log_metrics(client, run_id, drift_metrics(report))
         client.log_text(run_id, json.dumps(report.to_dict(), indent=2, default=str), "drift/report.json")
-        client.log_text(run_id, f"{report.summary()}\n\n{report.table()}\n\nretrain requested: "
-                                f"{'yes' if requested else 'no'} ({reason})\n", "drift/summary.txt")
+        client.log_text(
+            run_id,
+            f"{report.summary()}\n\n{report.table()}\n\nretrain requested: {'yes' if requested else 'no'} ({reason})\n",
+            "drift/summary.txt",
+        )
         with tempfile.TemporaryDirectory(prefix="drift-report-") as tmp:
             drift_report_html(report, Path(tmp))  # drift_report.html and its PNGs
             client.log_artifacts(run_id, tmp, "drift")
@@ -470,7 +491,7 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float]) ->
     now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
     batch = [Metric(key=k, value=v, timestamp=now, step=0) for k, v in metrics.items()]
     for i in range(0, len(batch), 1000):  # MLflow caps a batch at 1000 metrics
-        client.log_batch(run_id, metrics=batch[i:i + 1000])
+        client.log_batch(run_id, metrics=batch[i : i + 1000])
 
 
 # --------------------------------------------------------------------------- helpers
@@ -485,8 +506,6 @@ def _put_finite(metrics: dict[str, float], values: dict[str, Any]) -> None:
 
 def _metric_name(name: str) -> str:
     return _METRIC_KEY_BAD.sub("_", name)[:200] or "_"
-
-
 
 
 def _as_datetime(value: Any) -> dt.datetime:

@@ -61,8 +61,9 @@ def configs_or_none(folder: str | Path) -> list[PipelineConfig]:
     try:
         return read_catalog(folder).configs
     except Exception as exc:  # an unreadable folder hides the monitors' evidence, not the registry
-        log.warning("pipeline configs not read from %s (no realized performance or monitor plots shown): %s",
-                    folder, exc)
+        log.warning(
+            "pipeline configs not read from %s (no realized performance or monitor plots shown): %s", folder, exc
+        )
         return []
 
 
@@ -110,8 +111,11 @@ def model_detail(
     top = shown if versions_before is None else registry.newest_versions(client, name, limit=1)
     latest = str(top[0].version) if top else None
     # pages are ranges of version numbers: the newer page ends page_size numbers higher (None: the newest page)
-    newer = None if versions_before is None or latest is None or versions_before + page_size > int(latest) else (
-        versions_before + page_size)
+    newer = (
+        None
+        if versions_before is None or latest is None or versions_before + page_size > int(latest)
+        else (versions_before + page_size)
+    )
     if latest is None and not by_alias:
         registry.require_model(client, name)  # UnknownModelError, unless it has no version yet
     aliases = {alias: str(mv.version) for alias, mv in by_alias.items()}
@@ -184,23 +188,24 @@ def _monitors(client: MlflowClient, config: PipelineConfig | None) -> Experiment
     return client.get_experiment_by_name(monitoring.monitoring_experiment(config))
 
 
-def _complete(client: MlflowClient, row: dict, days: int, config: PipelineConfig | None,
-              monitors: Experiment | None) -> dict:
+def _complete(
+    client: MlflowClient, row: dict, days: int, config: PipelineConfig | None, monitors: Experiment | None
+) -> dict:
     row["pipeline"] = config.name if config is not None else None
     row["performance"] = _realized(client, row, days, config, monitors)
     return row
 
 
-def _realized(client: MlflowClient, row: dict, days: int, config: PipelineConfig | None,
-              monitors: Experiment | None) -> dict | None:
+def _realized(
+    client: MlflowClient, row: dict, days: int, config: PipelineConfig | None, monitors: Experiment | None
+) -> dict | None:
     """The champion's realized performance (performance monitor); None without checks, or when reading them fails."""
     if not row.get("champion") or config is None or monitors is None:
         return None
     try:
         from airflow_mlops.core.performance.evidence import realized_summary
 
-        return realized_summary(client, config, str(row["champion"]), days=days,
-                                experiment_id=monitors.experiment_id)
+        return realized_summary(client, config, str(row["champion"]), days=days, experiment_id=monitors.experiment_id)
     except Exception as exc:  # status must work whatever the monitoring history holds
         log.warning("realized performance of %s not shown: %s", row["name"], exc)
         return None
@@ -224,7 +229,9 @@ def _plots(client: MlflowClient, run_id: str, folder: str, title: str) -> list[d
         plots = _plots_cache.get((run_id, folder))
     if plots is None:
         run = client.get_run(run_id)
-        files = sorted(f.path for f in client.list_artifacts(run_id, folder) if not f.is_dir and f.path.endswith(".png"))
+        files = sorted(
+            f.path for f in client.list_artifacts(run_id, folder) if not f.is_dir and f.path.endswith(".png")
+        )
         plots = [
             {"kind": folder, "run_id": run_id, "experiment_id": run.info.experiment_id, "path": path,
              "at": _ms_iso(run.info.start_time)}
@@ -253,7 +260,7 @@ def _latest_run(client: MlflowClient, experiment: Experiment, step: str, model: 
 
 def _page(items: list, page: int, size: int) -> list:
     start = (max(page, 1) - 1) * size
-    return items[start:start + size]
+    return items[start : start + size]
 
 
 def _ms_iso(ms: int | None) -> str | None:

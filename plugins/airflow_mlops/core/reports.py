@@ -159,16 +159,33 @@ def performance_plot(days: Sequence[Mapping[str, Any]], path: str | Path, *, met
         value = float(row["realized"])
         low = float(row["low"]) if row.get("low") is not None else value
         high = float(row["high"]) if row.get("high") is not None else value
-        ax.errorbar([day], [value], yerr=[[value - low], [high - value]], fmt="o", color=colour,  # type: ignore[arg-type]
-                    capsize=3)
+        ax.errorbar(
+            [day],  # type: ignore[arg-type]
+            [value],
+            yerr=[[value - low], [high - value]],
+            fmt="o",
+            color=colour,
+            capsize=3,
+        )
     promised = [(dt.date.fromisoformat(str(r["day"])), r) for r in days if r.get("promised") is not None]
     if promised:
-        ax.step([d for d, _ in promised], [float(r["promised"]) for _, r in promised], where="mid",  # type: ignore[arg-type]
-                color="#1e8449", label="promised (test set at promotion)")
+        ax.step(
+            [d for d, _ in promised],  # type: ignore[arg-type]
+            [float(r["promised"]) for _, r in promised],
+            where="mid",
+            color="#1e8449",
+            label="promised (test set at promotion)",
+        )
     lines = [(d, float(r["threshold"])) for d, r in promised if r.get("threshold") is not None]
     if lines:
-        ax.step([d for d, _ in lines], [t for _, t in lines], where="mid", color="#c0392b", linestyle="--",  # type: ignore[arg-type]
-                label=f"decay line (promised \u2213 tolerance {tolerance:g})")
+        ax.step(
+            [d for d, _ in lines],  # type: ignore[arg-type]
+            [t for _, t in lines],
+            where="mid",
+            color="#c0392b",
+            linestyle="--",
+            label=f"decay line (promised \u2213 tolerance {tolerance:g})",
+        )
     ax.plot([], [], "o", color="#1f618d", label="realized, no decay")
     ax.plot([], [], "o", color="#c0392b", label="realized, decay")
     ax.plot([], [], "o", color="#999999", label="realized, not judged")

@@ -40,7 +40,9 @@ def row_hashes(frame: pd.DataFrame, columns: list[str] | None = None, *, seed: i
     import numpy as np
 
     columns = sorted(map(str, frame.columns)) if columns is None else list(columns)
-    combined = np.full(len(frame), np.uint64(seed & 0xFFFFFFFFFFFFFFFF) ^ np.uint64(0xCBF29CE484222325), dtype=np.uint64)
+    combined = np.full(
+        len(frame), np.uint64(seed & 0xFFFFFFFFFFFFFFFF) ^ np.uint64(0xCBF29CE484222325), dtype=np.uint64
+    )
     with np.errstate(over="ignore"):
         for name in columns:
             combined = (combined * np.uint64(_MULTIPLIER)) ^ _cell_hashes(frame[name])
@@ -69,8 +71,10 @@ def _mixed_hashes(col: pd.Series) -> np.ndarray:
     import pandas as pd
 
     codes, uniques = pd.factorize(col.astype(object), use_na_sentinel=True)
-    hashes = np.append(_distinct_hashes(pd.Series(np.asarray(uniques, dtype=object), dtype=object), col.dtype),
-                       np.uint64(_MISSING_HASH))
+    hashes = np.append(
+        _distinct_hashes(pd.Series(np.asarray(uniques, dtype=object), dtype=object), col.dtype),
+        np.uint64(_MISSING_HASH),
+    )
     return hashes[codes]  # code -1 (missing): the marker appended last
 
 
@@ -87,7 +91,13 @@ def _distinct_hashes(values: pd.Series, dtype: Any) -> np.ndarray:
         is_text = values.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
         stripped = values.map(lambda v: v.strip() if isinstance(v, str) else v)
         flags = stripped.map(
-            lambda v: float(v) if isinstance(v, (bool, np.bool_)) else _BOOL_TEXT.get(v.lower()) if isinstance(v, str) else None
+            lambda v: (
+                float(v)
+                if isinstance(v, (bool, np.bool_))
+                else _BOOL_TEXT.get(v.lower())
+                if isinstance(v, str)
+                else None
+            )
         )
         is_stamp = values.map(lambda v: isinstance(v, (pd.Timestamp, np.datetime64, dt.date))).to_numpy(dtype=bool) | (
             is_text & stripped.map(lambda v: isinstance(v, str) and bool(_ISO_TIME.match(v))).to_numpy(dtype=bool)

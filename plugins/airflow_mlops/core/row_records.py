@@ -65,12 +65,17 @@ def record_table(
     columns = sorted(map(str, frame.columns)) if columns is None else columns
     hashes = row_hashes(frame, columns) if hashes is None else hashes
     data: dict[str, Any] = {"row_hash": pa.array(hashes, pa.uint64())}
-    data["role"] = pa.array([roles] * len(frame) if isinstance(roles, str) else list(roles), pa.string()).dictionary_encode()
+    data["role"] = pa.array(
+        [roles] * len(frame) if isinstance(roles, str) else list(roles), pa.string()
+    ).dictionary_encode()
     dated = date_column if date_column and date_column in frame.columns else None
     if dated:
         data[dated] = pa.array(frame[dated].astype(str).tolist(), pa.string()).dictionary_encode()
-    meta = {_HASH_COLUMNS_KEY: json.dumps(columns).encode(), _SCHEME_KEY: str(SCHEME).encode(),
-            _ROWS_KEY: str(len(frame)).encode()}
+    meta = {
+        _HASH_COLUMNS_KEY: json.dumps(columns).encode(),
+        _SCHEME_KEY: str(SCHEME).encode(),
+        _ROWS_KEY: str(len(frame)).encode(),
+    }
     if strategy:
         meta[_STRATEGY_KEY] = strategy.encode()
     if dated:
@@ -120,8 +125,9 @@ def read_record_table(table: pa.Table, origin: str) -> RowsRecord:
         days = frozenset(str(d)[:10] for d in table.column(date_column).unique().to_pylist() if d)
     strategy = meta.get(_STRATEGY_KEY, b"").decode() or None
     hashes = np.asarray(table.column("row_hash").to_numpy(), dtype=np.uint64)
-    return RowsRecord(hashes=hashes, columns=[str(c) for c in columns], origin=origin, scheme=scheme,
-                      strategy=strategy, days=days)
+    return RowsRecord(
+        hashes=hashes, columns=[str(c) for c in columns], origin=origin, scheme=scheme, strategy=strategy, days=days
+    )
 
 
 def run_record(client: MlflowClient, run_id: str | None) -> tuple[RowsRecord | None, str | None]:
@@ -162,6 +168,8 @@ def run_record(client: MlflowClient, run_id: str | None) -> tuple[RowsRecord | N
     except (KeyError, ValueError):
         return record, None  # a run that logged no counts: nothing to check against
     if logged != len(record.hashes):
-        return None, (f"its {origin} holds {len(record.hashes):,} rows but the run logged {logged:,} train + "
-                      f"validation rows (n_rows.train, n_rows.validation): the record is not the model's")
+        return None, (
+            f"its {origin} holds {len(record.hashes):,} rows but the run logged {logged:,} train + "
+            f"validation rows (n_rows.train, n_rows.validation): the record is not the model's"
+        )
     return record, None

@@ -166,8 +166,10 @@ def _check_roles(split: Split, config: PipelineConfig, df: pd.DataFrame) -> None
             only = frame[target].iloc[0]
             only = only.item() if hasattr(only, "item") else only
             advice = (
-                "lengthen split.test_days (or split.test_size)" if role == "test"
-                else "lengthen split.validation_days (or split.validation_size)" if role == "validation"
+                "lengthen split.test_days (or split.test_size)"
+                if role == "test"
+                else "lengthen split.validation_days (or split.validation_size)"
+                if role == "validation"
                 else "widen the window (source.window_days)"
             )
             raise SplitError(
@@ -269,8 +271,11 @@ class TestRows:
         span = self.span
         dated = f" dated {span[0]}..{span[1]}" if span else ""
         judged = f"judged on {self.n_rows:,} test rows{dated} ({self.strategy} split)"
-        copies = (f"; {self.own_duplicates:,} more were exact copies of the challenger's own training rows"
-                  if self.own_duplicates else "")
+        copies = (
+            f"; {self.own_duplicates:,} more were exact copies of the challenger's own training rows"
+            if self.own_duplicates
+            else ""
+        )
         if self.method == NO_CHAMPION:
             return f"{judged}; no champion yet: no rows to exclude{copies}"
         return (
@@ -282,8 +287,9 @@ class TestRows:
         """test_rows.parquet: every candidate test row's hash, its date and whether it was scored."""
         import pyarrow as pa
 
-        table = record_table(self.candidate_frame, "test", self.date_column, self.hash_columns, self.hashes,
-                             strategy=self.strategy)
+        table = record_table(
+            self.candidate_frame, "test", self.date_column, self.hash_columns, self.hashes, strategy=self.strategy
+        )
         return table.append_column("scored", pa.array(self.kept))
 
 
@@ -332,9 +338,15 @@ def gate_rows(
         own_duplicates = int(copies.sum())
         kept = kept & ~copies
     return TestRows(
-        candidate_frame=test, kept=np.asarray(kept, dtype=bool), hashes=hashes, hash_columns=columns,
-        method=method, strategy=config.split_strategy, date_column=date_column,
-        seen_by_champion=seen_by_champion, own_duplicates=own_duplicates,
+        candidate_frame=test,
+        kept=np.asarray(kept, dtype=bool),
+        hashes=hashes,
+        hash_columns=columns,
+        method=method,
+        strategy=config.split_strategy,
+        date_column=date_column,
+        seen_by_champion=seen_by_champion,
+        own_duplicates=own_duplicates,
     )
 
 
@@ -361,8 +373,10 @@ def _dates_disagree(test: pd.DataFrame, date_column: str | None, champion: RowsR
     expected = int(days.isin(champion.days).sum())
     if found >= expected:
         return None
-    return (f"{champion.origin} matched {found:,} test row(s) by hash, but {expected:,} test row(s) fall on days "
-            f"the champion trained on: its hashes do not match this data")
+    return (
+        f"{champion.origin} matched {found:,} test row(s) by hash, but {expected:,} test row(s) fall on days "
+        f"the champion trained on: its hashes do not match this data"
+    )
 
 
 def _kept_by_date(
@@ -382,4 +396,7 @@ def _kept_by_date(
         )
     end = dt.date.fromisoformat(champion_window_end[:10])
     kept = (_days(test[date_column]) > pd.Timestamp(end)).to_numpy()
-    return kept, f"by date: every row up to the champion's training window end {end.isoformat()}, because {why_no_record}"
+    return (
+        kept,
+        f"by date: every row up to the champion's training window end {end.isoformat()}, because {why_no_record}",
+    )

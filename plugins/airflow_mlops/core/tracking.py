@@ -68,8 +68,9 @@ def active_run(
         try:
             client.set_terminated(run_id, status="FAILED")
         except Exception as exc:  # MLflow unreachable: the next try of the task closes the run
-            log.warning("Could not mark MLflow run %s FAILED (%s: %s); the task's retry will", run_id,
-                        type(exc).__name__, exc)
+            log.warning(
+                "Could not mark MLflow run %s FAILED (%s: %s); the task's retry will", run_id, type(exc).__name__, exc
+            )
         raise
 
 
@@ -88,10 +89,15 @@ def fail_abandoned_runs(client: MlflowClient, experiment_id: str, tags: dict[str
     closed = []
     for run in runs:
         other = run.data.tags
-        if other.get("airflow.map_index") != tags.get("airflow.map_index") or other.get("airflow.try_number") == try_number:
+        if (
+            other.get("airflow.map_index") != tags.get("airflow.map_index")
+            or other.get("airflow.try_number") == try_number
+        ):
             continue
-        why = (f"try {other.get('airflow.try_number', '?')} of this task ended without closing its run (killed, or "
-               f"MLflow unreachable); marked FAILED by try {try_number or '?'}")
+        why = (
+            f"try {other.get('airflow.try_number', '?')} of this task ended without closing its run (killed, or "
+            f"MLflow unreachable); marked FAILED by try {try_number or '?'}"
+        )
         client.set_tag(run.info.run_id, ABANDONED_TAG, why)
         client.set_terminated(run.info.run_id, status="FAILED")
         log.warning("MLflow run %s: %s", run.info.run_id, why)
@@ -110,7 +116,10 @@ def code_version() -> str:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here, capture_output=True, text=True, timeout=5,
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

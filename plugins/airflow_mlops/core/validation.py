@@ -111,7 +111,9 @@ def describe_failures(report: ValidationReport) -> str:
     return "\n".join(lines)
 
 
-def load_suite(suite_path: str | Path, *, without_columns: Collection[str] = (), without_rules: Collection[str] = ()) -> Any:
+def load_suite(
+    suite_path: str | Path, *, without_columns: Collection[str] = (), without_rules: Collection[str] = ()
+) -> Any:
     """Read a GX 1.x ExpectationSuite JSON file; every problem is a ConfigError naming the file.
 
     `without_columns` drops every rule about those columns and takes them out of the table's column

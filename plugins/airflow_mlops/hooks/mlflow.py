@@ -27,7 +27,6 @@ from airflow_mlops.core.errors import MlflowUnavailableError, exception_chain, u
 from airflow_mlops.provider import UI_FIELD_BEHAVIOUR
 
 if TYPE_CHECKING:
-
     from mlflow import MlflowClient
 
 #: MLflow's HTTP settings (environment variables, not secrets) and the hook's defaults for them.

@@ -56,19 +56,28 @@ class DataSnapshotOperator(MlopsBaseOperator):
         config = self.load_config()
         request = requested_window(context) if not self.window_end else {}
         if request:
-            self.log.info("Triggered by a request for the window ending %s (source %s)", request["as_of"],
-                          request["source"] or "from the config")
+            self.log.info(
+                "Triggered by a request for the window ending %s (source %s)",
+                request["as_of"],
+                request["source"] or "from the config",
+            )
         day = self.window_end or request.get("as_of")
         source = self.source or request.get("source") or None
         roots = [Path(r) for r in self.allowed_roots] if self.allowed_roots else None
         with fail_on_bad_input():
             window_end = _as_of(day) if day else _run_day(context)
-            snapshot = take_snapshot(config, source=source, window_end=window_end, allowed_roots=roots,
-                                     writer=task_identity(context))
+            snapshot = take_snapshot(
+                config, source=source, window_end=window_end, allowed_roots=roots, writer=task_identity(context)
+            )
         self.log.info(
             "Snapshot of %s: %d rows from %d file(s), window %s..%s -> %s (%s)",
-            snapshot["source"], snapshot["rows"], snapshot["files"], snapshot["window_start"],
-            snapshot["window_end"], snapshot["uri"], snapshot["digest"],
+            snapshot["source"],
+            snapshot["rows"],
+            snapshot["files"],
+            snapshot["window_start"],
+            snapshot["window_end"],
+            snapshot["uri"],
+            snapshot["digest"],
         )
         return snapshot
 

@@ -68,7 +68,9 @@ class DeployModelOperator(MlopsBaseOperator):
         if self.verdict.get("needs_approval") and not (approved and approved.get("approved")):
             raise AirflowFailException(f"{name} v{version} needs a person's approval and has none: not deploying")
         if not self.verdict.get("promote") and not (approved and approved.get("approved")):
-            raise AirflowFailException(f"{name} v{version} was not approved ({self.verdict.get('decision')}): not deploying")
+            raise AirflowFailException(
+                f"{name} v{version} was not approved ({self.verdict.get('decision')}): not deploying"
+            )
         task_tags = self.run_tags(context)
         actor = task_tags
         reason = f"{self.verdict['decision']}: " + "; ".join(self.verdict.get("reasons", []))
@@ -79,14 +81,19 @@ class DeployModelOperator(MlopsBaseOperator):
             # A retry of a promotion this run already made is recognised and moves nothing.
             try:
                 promotion = registry.promote(
-                    self.client, name, version, expected_champion=self.verdict.get("champion_version"),
-                    actor=actor, reason=reason,
+                    self.client,
+                    name,
+                    version,
+                    expected_champion=self.verdict.get("champion_version"),
+                    actor=actor,
+                    reason=reason,
                 )
             except registry.ChampionMovedError as exc:
                 if approved:  # the person approved against a champion that has changed: record it as stale
                     stale = approval.stale(approved, version, expected=exc.expected, found=exc.found)
-                    approval.record_stale(self.client, name, version, stale, gate_decision=self.verdict["decision"],
-                                          task_tags=task_tags)
+                    approval.record_stale(
+                        self.client, name, version, stale, gate_decision=self.verdict["decision"], task_tags=task_tags
+                    )
                 raise
         if approved:  # the answer's tags only once the move is made (a refused move must not read as a promotion)
             approval.tag_version(self.client, name, version, approved, self.verdict["decision"])
@@ -94,7 +101,11 @@ class DeployModelOperator(MlopsBaseOperator):
         sample = read_snapshot(self.snapshot["uri"]).head(config.deployment.smoke_rows)
         try:
             smoke = deploy.smoke_test(
-                self.client, name, sample, config, serve=config.deployment.serve,
+                self.client,
+                name,
+                sample,
+                config,
+                serve=config.deployment.serve,
                 timeout_s=config.deployment.serve_timeout_s,
             )
         except deploy.SmokeTestFailed as exc:
@@ -128,4 +139,3 @@ class DeployModelOperator(MlopsBaseOperator):
         ti = context["ti"]
         who = f"the deploy task of {ti.dag_id} run {ti.run_id}"
         send_alert(rollback_alert(config, restored, who=who, reason=why, automatic=True), config)
-

@@ -55,21 +55,31 @@ class ChampionChallengerOperator(MlopsBaseOperator):
         champion = registry.get_alias_version(self.client, name, registry.CHAMPION)
         champion_version = str(champion.version) if champion is not None else None
         self.log.info(
-            "Challenger %s v%s vs champion %s", name, version, f"v{champion_version}" if champion_version else "(none yet)"
+            "Challenger %s v%s vs champion %s",
+            name,
+            version,
+            f"v{champion_version}" if champion_version else "(none yet)",
         )
         with fail_on_bad_input():
             test = split_roles(read_snapshot(self.snapshot["uri"]), config).test
             result = evaluation.evaluate(
-                self.client, config, test,
+                self.client,
+                config,
+                test,
                 challenger_uri=f"models:/{name}/{version}",
                 champion_uri=f"models:/{name}/{champion_version}" if champion_version else None,
                 window_end=self.snapshot.get("window_end"),
                 champion_window_end=champion.tags.get(registry.WINDOW_END_TAG) if champion is not None else None,
             )
         run_id = evaluation.log_evaluation(
-            self.client, result, experiment=config.name, run_name=f"evaluate-v{version}",
+            self.client,
+            result,
+            experiment=config.name,
+            run_name=f"evaluate-v{version}",
             tags=self.run_tags(context, data__digest=self.snapshot["digest"], mlops__step="evaluate"),
-            model_name=name, challenger_version=version, champion_version=champion_version,
+            model_name=name,
+            challenger_version=version,
+            champion_version=champion_version,
         )
         self.push_run(context, run_id)
         context["ti"].xcom_push(key="model_name", value=name)
@@ -93,10 +103,15 @@ class ChampionChallengerOperator(MlopsBaseOperator):
             out["approval_reasons"] = list(verdict.approval_reasons)
             out["approval"] = {
                 "config_path": self.config_path,
-                "evidence": approval.evidence(out, result.to_dict(), timeout_hours=config.evaluation.approval.timeout_hours),
+                "evidence": approval.evidence(
+                    out, result.to_dict(), timeout_hours=config.evaluation.approval.timeout_hours
+                ),
             }
-            self.log.info("A person decides (evaluation.approval: %s):\n  - %s", config.evaluation.approval.mode,
-                          "\n  - ".join(verdict.approval_reasons))
+            self.log.info(
+                "A person decides (evaluation.approval: %s):\n  - %s",
+                config.evaluation.approval.mode,
+                "\n  - ".join(verdict.approval_reasons),
+            )
         return out
 
 
@@ -144,15 +159,26 @@ class PromotionBranchOperator(BaseBranchOperator):
 
         request = self.verdict["approval"]
         ev = request["evidence"]
-        links = {"MLflow evaluation run": run_url(str(ev["evaluation_run_id"])),
-                 f"{ev['model_name']} v{ev['challenger_version']}": model_version_url(str(ev["model_name"]),
-                                                                                      str(ev["challenger_version"]))}
+        links = {
+            "MLflow evaluation run": run_url(str(ev["evaluation_run_id"])),
+            f"{ev['model_name']} v{ev['challenger_version']}": model_version_url(
+                str(ev["model_name"]), str(ev["challenger_version"])
+            ),
+        }
         subject, body = ap.request_text(ev, links)
-        comment = Param(None, type=["null", "string"], maxLength=ap.COMMENT_LIMIT, source="task",
-                        description="Why (recorded on the model version and in the ledger)")
+        comment = Param(
+            None,
+            type=["null", "string"],
+            maxLength=ap.COMMENT_LIMIT,
+            source="task",
+            description="Why (recorded on the model version and in the ledger)",
+        )
         context["ti"].xcom_push(key="approval_request", value=ev)  # what the Models page lists
         write_hitl_request(
-            ti_id=context["task_instance"].id, options=[ap.APPROVE, ap.REJECT], subject=subject, body=body,
+            ti_id=context["task_instance"].id,
+            options=[ap.APPROVE, ap.REJECT],
+            subject=subject,
+            body=body,
             defaults=[ap.REJECT],  # what the scheduler answers when the time is up
             params={ap.COMMENT: comment.serialize()},
         )
@@ -173,8 +199,9 @@ class PromotionBranchOperator(BaseBranchOperator):
                 raise ValueError(f"The answer {chosen} is not one of {ap.APPROVE!r} or {ap.REJECT!r}")
             if comment is not None and (not isinstance(comment, str) or len(comment) > ap.COMMENT_LIMIT):
                 raise ValueError(f"The comment must be text of at most {ap.COMMENT_LIMIT} characters")
-            record = ap.outcome(ev, chosen=chosen[0], user=event.get("responded_by_user"),
-                                at=event.get("responded_at"), comment=comment)
+            record = ap.outcome(
+                ev, chosen=chosen[0], user=event.get("responded_by_user"), at=event.get("responded_at"), comment=comment
+            )
         self.log.info("%s", record["reason"])
         context["ti"].xcom_push(key="approval", value=record)
         return self.do_branch(context, self.deploy_task_id if record["approved"] else self.reject_task_id)
@@ -201,10 +228,16 @@ class RecordRejectionOperator(BaseOperator):
         v = self.verdict
         self.log.info(
             "%s v%s rejected; champion stays v%s. Reasons:\n  - %s",
-            v["model_name"], v["challenger_version"], v["champion_version"], "\n  - ".join(v["reasons"]),
+            v["model_name"],
+            v["challenger_version"],
+            v["champion_version"],
+            "\n  - ".join(v["reasons"]),
         )
-        out = {"model_name": v["model_name"], "rejected_version": v["challenger_version"],
-               "champion_version": v["champion_version"]}
+        out = {
+            "model_name": v["model_name"],
+            "rejected_version": v["challenger_version"],
+            "champion_version": v["champion_version"],
+        }
         record = approval_record(context, self.approval_from)
         if record is not None:
             self.log.info("The approval step: %s", record["reason"])
@@ -221,7 +254,11 @@ class RecordRejectionOperator(BaseOperator):
         configure(client)
         v = self.verdict
         entry = approval.record_rejection(
-            client, v["model_name"], str(v["challenger_version"]), record, gate_decision=v["decision"],
+            client,
+            v["model_name"],
+            str(v["challenger_version"]),
+            record,
+            gate_decision=v["decision"],
             task_tags=MlopsBaseOperator.run_tags(context),
         )
         return {**record, "ledger_at": entry["at"]}

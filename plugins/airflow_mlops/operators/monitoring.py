@@ -51,7 +51,11 @@ class RequestRetrainOperator(BaseOperator):
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
         self.log.info(
-            "Retrain requested (%s) for %s (champion v%s): %s; %s", extra["trigger"],
-            check["model_name"], check["reference_version"], check["summary"], check["reason"],
+            "Retrain requested (%s) for %s (champion v%s): %s; %s",
+            extra["trigger"],
+            check["model_name"],
+            check["reference_version"],
+            check["summary"],
+            check["reason"],
         )
         return cast("RetrainRequest", extra)

@@ -63,11 +63,19 @@ class PerformanceCheckOperator(MlopsBaseOperator):
             config = self._pipeline_config = load_config(self.config_path, check_estimators=False)
         day = self._day(context, config)
         roots = [Path(r) for r in self.allowed_roots] if self.allowed_roots else None
-        self.log.info("Checking the labels of %s (%s) against its predictions (%s)", day,
-                      self.source or config.scoring.labels, performance.predictions_path(config, day))
+        self.log.info(
+            "Checking the labels of %s (%s) against its predictions (%s)",
+            day,
+            self.source or config.scoring.labels,
+            performance.predictions_path(config, day),
+        )
         try:
             check = performance.check_day(
-                self.client, config, day, labels_source=self.source or None, allowed_roots=roots,
+                self.client,
+                config,
+                day,
+                labels_source=self.source or None,
+                allowed_roots=roots,
                 tags=self.run_tags(context, mlops__model=config.model_name),
             )
         except NothingToCheck as exc:
@@ -80,8 +88,12 @@ class PerformanceCheckOperator(MlopsBaseOperator):
         self.push_run(context, check.run_id)
         self.log.info("%s", check.summary())
         self.log.info("Join: %s", check.join.describe())
-        self.log.info("Retrain %s: %s (MLflow run %s)", "REQUESTED" if check.requested else "not requested",
-                      check.reason, check.run_id)
+        self.log.info(
+            "Retrain %s: %s (MLflow run %s)",
+            "REQUESTED" if check.requested else "not requested",
+            check.reason,
+            check.run_id,
+        )
         row = check.table_row()
         return {
             "requested": check.requested,

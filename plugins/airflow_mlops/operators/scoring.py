@@ -51,11 +51,21 @@ class ScoreBatchOperator(MlopsBaseOperator):
         tags = self.run_tags(context, mlops__model=config.model_name)
         with fail_on_bad_input():
             day = parse_day(self.day) if self.day else _scoring_day(context, config)
-            self.log.info("Scoring %s's batch of %s (%s)", config.name, day,
-                          "the day param" if self.day else "the new-batch event, else the logical date")
+            self.log.info(
+                "Scoring %s's batch of %s (%s)",
+                config.name,
+                day,
+                "the day param" if self.day else "the new-batch event, else the logical date",
+            )
             try:
-                summary = score_day(config, day, client=self.client, source=self.source or None, tags=tags,
-                                    writer=task_identity(context))
+                summary = score_day(
+                    config,
+                    day,
+                    client=self.client,
+                    source=self.source or None,
+                    tags=tags,
+                    writer=task_identity(context),
+                )
             except NoChampionError as exc:
                 raise AirflowSkipException(str(exc)) from None
             except BatchValidationFailed as exc:
@@ -84,7 +94,10 @@ class ScoreBatchOperator(MlopsBaseOperator):
         with tempfile.TemporaryDirectory(prefix="gx-docs-") as tmp:
             docs = validation.write_data_docs(report, Path(tmp)).parent if report.result.get("results") else None
             run_id = validation.log_validation_to_mlflow(
-                report, docs, client=self.client, experiment=scoring_experiment(config),
+                report,
+                docs,
+                client=self.client,
+                experiment=scoring_experiment(config),
                 run_name=f"validate-batch-{day.isoformat()}",
                 tags=self.run_tags(context, mlops__step="validate", mlops__model=config.model_name),
             )

@@ -65,9 +65,13 @@ class TrainModelOperator(MlopsBaseOperator):
                 raise TrainingError(f"{exc} (the batch is kept for inspection at {self.snapshot['uri']})") from None
             self.log.info("Training %r: %s", self.candidate, split.describe())
             result = training.train_candidate(
-                split, config, self.candidate,
-                client=self.client, experiment=config.name,
-                data_digest=self.snapshot["digest"], data_uri=self.snapshot["uri"],
+                split,
+                config,
+                self.candidate,
+                client=self.client,
+                experiment=config.name,
+                data_digest=self.snapshot["digest"],
+                data_uri=self.snapshot["uri"],
                 tags=self.run_tags(context, data__digest=self.snapshot["digest"], mlops__step="train"),
             )
         self.push_run(context, result["run_id"])
@@ -108,10 +112,15 @@ class RegisterChallengerOperator(MlopsBaseOperator):
             best = training.select_best(results, config)
         for r in results:
             mark = "  <- best" if r["candidate"] == best["candidate"] else ""
-            self.log.info("%-28s validation %s=%.4f%s", r["candidate"], config.metrics.primary, r["primary_value"], mark)
+            self.log.info(
+                "%-28s validation %s=%.4f%s", r["candidate"], config.metrics.primary, r["primary_value"], mark
+            )
         tags = self.run_tags(
-            context, data__digest=self.snapshot["digest"], mlops__candidate=best["candidate"],
-            mlops__primary_metric=config.metrics.primary, mlops__primary_value=f"{best['primary_value']:.6f}",
+            context,
+            data__digest=self.snapshot["digest"],
+            mlops__candidate=best["candidate"],
+            mlops__primary_metric=config.metrics.primary,
+            mlops__primary_value=f"{best['primary_value']:.6f}",
         )
         if self.snapshot.get("window_end"):  # lets the evaluation refuse a backfill over a newer champion
             tags[registry.WINDOW_END_TAG] = self.snapshot["window_end"]
@@ -124,7 +133,11 @@ class RegisterChallengerOperator(MlopsBaseOperator):
         self.push_run(context, best["run_id"])
         self.log.info(
             "Registered %s version %s (%s, %s=%.4f) as @%s",
-            version["name"], version["version"], best["candidate"], config.metrics.primary,
-            best["primary_value"], self.alias,
+            version["name"],
+            version["version"],
+            best["candidate"],
+            config.metrics.primary,
+            best["primary_value"],
+            self.alias,
         )
         return {**version, "candidate": best["candidate"], "run_id": best["run_id"], "metrics": best["metrics"]}

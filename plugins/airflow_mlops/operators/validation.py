@@ -58,7 +58,10 @@ class DataValidationOperator(MlopsBaseOperator):
         with tempfile.TemporaryDirectory(prefix="gx-docs-") as tmp:
             docs = validation.write_data_docs(report, Path(tmp))
             run_id = validation.log_validation_to_mlflow(
-                report, docs.parent, client=self.client, experiment=config.name,
+                report,
+                docs.parent,
+                client=self.client,
+                experiment=config.name,
                 run_name=f"validate-{self.snapshot['digest'][7:19]}",
                 tags=self.run_tags(context, data__digest=self.snapshot["digest"], mlops__step="validate"),
             )

@@ -68,7 +68,10 @@ class DriftSensor(BaseSensorOperator, MlopsBaseOperator):
         if not deferrable:
             kwargs.setdefault("mode", "reschedule")
         super().__init__(
-            config_path=config_path, mlflow_conn_id=mlflow_conn_id, poke_interval=poke_interval, timeout=timeout,
+            config_path=config_path,
+            mlflow_conn_id=mlflow_conn_id,
+            poke_interval=poke_interval,
+            timeout=timeout,
             **kwargs,
         )
         self.source = source
@@ -93,8 +96,13 @@ class DriftSensor(BaseSensorOperator, MlopsBaseOperator):
 
         pattern = window_pattern(config, as_of, source=self.source or None)
         now = time.time()
-        self.log.info("No data for %s yet (%s): deferring, looking every %g s for up to %g s",
-                      as_of, pattern, self.poke_interval, self.timeout)
+        self.log.info(
+            "No data for %s yet (%s): deferring, looking every %g s for up to %g s",
+            as_of,
+            pattern,
+            self.poke_interval,
+            self.timeout,
+        )
         from airflow_mlops.triggers.data_window import DataWindowTrigger  # triggerer code: not at parse time
 
         self.defer(
@@ -112,8 +120,12 @@ class DriftSensor(BaseSensorOperator, MlopsBaseOperator):
         config, as_of = self._config(), self._as_of_day(context)
         with fail_on_bad_input():  # a source outside the allowed folders: refused, never waited for
             found = window_available(config, as_of, source=self.source or None, allowed_roots=self._roots())
-        self.log.info("Data for %s (%s): %s", as_of, window_pattern(config, as_of, source=self.source or None),
-                      "present" if found else "not yet")
+        self.log.info(
+            "Data for %s (%s): %s",
+            as_of,
+            window_pattern(config, as_of, source=self.source or None),
+            "present" if found else "not yet",
+        )
         return found
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> DriftCheckResult:
@@ -150,8 +162,13 @@ class DriftSensor(BaseSensorOperator, MlopsBaseOperator):
         with fail_on_bad_input():
             try:
                 check = check_window(
-                    self.client, config, as_of, source=self.source or None, allowed_roots=self._roots(),
-                    tags=self.run_tags(context), airflow_run_id=context["ti"].run_id,
+                    self.client,
+                    config,
+                    as_of,
+                    source=self.source or None,
+                    allowed_roots=self._roots(),
+                    tags=self.run_tags(context),
+                    airflow_run_id=context["ti"].run_id,
                     prediction_drift=self.prediction_drift,
                 )
             except NothingToCheck as exc:
@@ -215,4 +232,3 @@ def event_as_of(context: Context) -> dt.date | None:
                 except ValueError:
                     continue
     return max(days) if days else None
-

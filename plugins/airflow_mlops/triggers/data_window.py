@@ -63,25 +63,37 @@ class DataWindowTrigger(BaseTrigger):
                 if found is not None:
                     path, size, mtime = found
                     self.log.info("Found %s (%d bytes)", path, size)
-                    yield TriggerEvent({
-                        "status": "success", "path": path, "size": size, "mtime": mtime,
-                        "waited_s": round(time.time() - self.started_at, 3),
-                    })
+                    yield TriggerEvent(
+                        {
+                            "status": "success",
+                            "path": path,
+                            "size": size,
+                            "mtime": mtime,
+                            "waited_s": round(time.time() - self.started_at, 3),
+                        }
+                    )
                     return
                 now = time.time()
                 if self.deadline is not None and now >= self.deadline:
-                    yield TriggerEvent({
-                        "status": "timeout", "pattern": self.pattern,
-                        "waited_s": round(now - self.started_at, 3),
-                    })
+                    yield TriggerEvent(
+                        {
+                            "status": "timeout",
+                            "pattern": self.pattern,
+                            "waited_s": round(now - self.started_at, 3),
+                        }
+                    )
                     return
                 self.log.info("No non-empty file matches %s yet; next look in %g s", self.pattern, self.poke_interval)
                 pause = self.poke_interval if self.deadline is None else min(self.poke_interval, self.deadline - now)
                 await asyncio.sleep(max(pause, 0.0))
         except Exception as exc:
-            yield TriggerEvent({
-                "status": "error", "pattern": self.pattern, "message": f"{type(exc).__name__}: {exc}",
-            })
+            yield TriggerEvent(
+                {
+                    "status": "error",
+                    "pattern": self.pattern,
+                    "message": f"{type(exc).__name__}: {exc}",
+                }
+            )
 
 
 def _first_nonempty(pattern: str) -> tuple[str, int, float] | None:

@@ -68,8 +68,11 @@ def create_app() -> FastAPI:
     async def _http_error(request: Request, exc: HTTPException) -> Response:
         if _wants_html(request):
             login = _login_url(request) if exc.status_code == status.HTTP_401_UNAUTHORIZED else None
-            return HTMLResponse(render.error_page(exc.status_code, str(exc.detail), login), exc.status_code,
-                                headers={**PAGE_HEADERS, **(exc.headers or {})})
+            return HTMLResponse(
+                render.error_page(exc.status_code, str(exc.detail), login),
+                exc.status_code,
+                headers={**PAGE_HEADERS, **(exc.headers or {})},
+            )
         return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -86,8 +89,11 @@ def create_app() -> FastAPI:
 
     @app.get("/models/{name}", response_class=HTMLResponse)
     def model_page(
-        request: Request, name: str, user: User,
-        versions_before: Annotated[int | None, Query(ge=1)] = None, ledger_page: Annotated[int, Query(ge=1)] = 1,
+        request: Request,
+        name: str,
+        user: User,
+        versions_before: Annotated[int | None, Query(ge=1)] = None,
+        ledger_page: Annotated[int, Query(ge=1)] = 1,
     ) -> HTMLResponse:
         detail, access = _detail(user, name, versions_before, ledger_page)
         for item in detail["evidence"]:
@@ -104,8 +110,11 @@ def create_app() -> FastAPI:
         _require(user, name, "read")
         with tempfile.TemporaryDirectory(prefix="mlops-ui-") as tmp:
             data = Path(_client().download_artifacts(run_id, path, tmp)).read_bytes()
-        return Response(data, media_type="image/png",
-                        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
+        return Response(
+            data,
+            media_type="image/png",
+            headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
+        )
 
     @app.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse)
     def dag_run_tab(request: Request, dag_id: str, run_id: str, user: User) -> HTMLResponse:
@@ -114,8 +123,9 @@ def create_app() -> FastAPI:
         if not security.can_read_dag(user, dag_id):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"you may not see DAG {dag_id}")
         versions = versions_of_dag_run(_client(), dag_id, run_id)
-        return _html(request, "Models of this DAG run",
-                     render.dag_run_versions(dag_id, run_id, versions, _urls(request)), user)
+        return _html(
+            request, "Models of this DAG run", render.dag_run_versions(dag_id, run_id, versions, _urls(request)), user
+        )
 
     @app.get("/api/models")
     def models_json(user: User) -> list[dict]:
@@ -123,22 +133,28 @@ def create_app() -> FastAPI:
 
     @app.get("/api/models/{name}")
     def model_json(
-        name: str, user: User,
-        versions_before: Annotated[int | None, Query(ge=1)] = None, ledger_page: Annotated[int, Query(ge=1)] = 1,
+        name: str,
+        user: User,
+        versions_before: Annotated[int | None, Query(ge=1)] = None,
+        ledger_page: Annotated[int, Query(ge=1)] = 1,
     ) -> dict:
         detail, access = _detail(user, name, versions_before, ledger_page)
         return {**detail, "can_edit": access.edit, "pending_approvals": _pending(user, name)}
 
     # dependencies run before the body model: the audit log's ids are checked, then the action logged, then the CSRF
     # token (a forged POST is a 403 and recorded, whatever its body)
-    @app.post("/api/models/{name}/rollback", dependencies=[
-        Depends(_audit_ids_are_strings), Depends(audit_log(AUDIT_ROLLBACK)), Depends(_checked_csrf)])
+    @app.post(
+        "/api/models/{name}/rollback",
+        dependencies=[Depends(_audit_ids_are_strings), Depends(audit_log(AUDIT_ROLLBACK)), Depends(_checked_csrf)],
+    )
     def rollback(name: str, user: User, body: RollbackRequest) -> dict:
         _require(user, name, "edit")
         return _rollback(name, user, body.model_dump())
 
-    @app.post("/api/models/{name}/approvals", dependencies=[
-        Depends(_audit_ids_are_strings), Depends(audit_log(AUDIT_APPROVAL)), Depends(_checked_csrf)])
+    @app.post(
+        "/api/models/{name}/approvals",
+        dependencies=[Depends(_audit_ids_are_strings), Depends(audit_log(AUDIT_APPROVAL)), Depends(_checked_csrf)],
+    )
     def answer_approval(name: str, user: User, body: ApprovalAnswer) -> dict:
         _require(user, name, "read")  # answering is then the auth manager's call on the request's DAG (respond)
         return _answer(name, user, body.model_dump())
@@ -159,9 +175,11 @@ async def _audit_ids_are_strings(request: Request) -> None:
     except ValueError:
         return  # not JSON: the body model refuses it
     if isinstance(body, dict):
-        errors = [{"loc": ("body", key), "msg": "Input should be a valid string", "type": "string_type"}
-                  for key in ("dag_id", "run_id", "dag_run_id", "task_id")
-                  if body.get(key) is not None and not isinstance(body[key], str)]
+        errors = [
+            {"loc": ("body", key), "msg": "Input should be a valid string", "type": "string_type"}
+            for key in ("dag_id", "run_id", "dag_run_id", "task_id")
+            if body.get(key) is not None and not isinstance(body[key], str)
+        ]
         if errors:
             raise RequestValidationError(errors)
 
@@ -209,8 +227,10 @@ def _require(user: BaseUser, name: str, what: str) -> security.Access:
     if not access.read:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"you may not see model {name}")
     if what == "edit" and not access.edit:
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            f"acting on {name} needs edit access to its pipeline's DAGs; you have read access only")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"acting on {name} needs edit access to its pipeline's DAGs; you have read access only",
+        )
     return access
 
 
@@ -230,8 +250,9 @@ def _detail(user: BaseUser, name: str, versions_before: int | None, ledger_page:
     if not access.read:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"you may not see model {name}")
     try:
-        detail = model_detail(_client(), name, configs=configs, versions_before=versions_before,
-                              ledger_page=ledger_page)
+        detail = model_detail(
+            _client(), name, configs=configs, versions_before=versions_before, ledger_page=ledger_page
+        )
     except UnknownModelError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     return detail, access
@@ -247,16 +268,19 @@ def _rollback(name: str, user: BaseUser, body: dict) -> dict:
     to_version = str(body.get("to_version") or "").strip() or None
     expected = str(body.get("expected_champion") or "").strip() or None
     if expected is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
-                            "expected_champion is required: the champion version you decided against (the page sends "
-                            "the one it shows); the rollback is refused if the champion has moved since")
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            "expected_champion is required: the champion version you decided against (the page sends "
+            "the one it shows); the rollback is refused if the champion has moved since",
+        )
     client = _client()
     who = security.user_name(user)
     actor = {"actor": f"airflow-ui:{who}", **security.user_ids(user), "via": "airflow-mlops Models page"}
     try:
         # compare-and-swap under the registry's promotion lock: of two rollbacks sent at once, one moves
-        result = registry.rollback(client, name, to_version=to_version, expected_champion=expected, actor=actor,
-                                   reason=reason[:2000])
+        result = registry.rollback(
+            client, name, to_version=to_version, expected_champion=expected, actor=actor, reason=reason[:2000]
+        )
     except registry.UnknownModelError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except registry.ChampionMovedError as exc:
@@ -316,8 +340,10 @@ def _answer(name: str, user: BaseUser, body: dict) -> dict:
     if decision not in ("approve", "reject"):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, 'decision must be "approve" or "reject"')
     if decision == "reject" and not comment:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
-                            "a comment is required to reject: it is recorded on the version and in the ledger")
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            "a comment is required to reject: it is recorded on the version and in the ledger",
+        )
     waiting = approval_requests.pending_approvals(dag_ids=[dag_id])
     mine = [p for p in waiting if p["run_id"] == run_id and p["model"] == name]
     if not mine and any(p["run_id"] == run_id for p in waiting):
@@ -327,8 +353,15 @@ def _answer(name: str, user: BaseUser, body: dict) -> dict:
     if decision == "approve" and mine:
         _refuse_stale(name, user, mine[0], comment)
     try:
-        result = approval_requests.respond(dag_id=dag_id, run_id=run_id, approve=decision == "approve", user=user,
-                                  comment=comment, task_id=task_id, map_index=map_index)
+        result = approval_requests.respond(
+            dag_id=dag_id,
+            run_id=run_id,
+            approve=decision == "approve",
+            user=user,
+            comment=comment,
+            task_id=task_id,
+            map_index=map_index,
+        )
     except approval.ApprovalError as exc:
         message = str(exc)
         if isinstance(exc, approval.ApprovalAlreadyDecided):
@@ -345,19 +378,32 @@ def _refuse_stale(name: str, user: BaseUser, request: dict, comment: str) -> Non
     from airflow_mlops.core import approval
 
     if not approval_requests.can_respond(user, request["dag_id"]):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"Airflow user {security.user_name(user)!r} may not answer "
-                                                       f"approval requests of DAG {request['dag_id']!r}")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"Airflow user {security.user_name(user)!r} may not answer approval requests of DAG {request['dag_id']!r}",
+        )
     ids = security.user_ids(user)
-    task_tags = {"request.dag_id": request["dag_id"], "request.run_id": request["run_id"],
-                 "via": "airflow-mlops Models page"}
-    stale = approval.refuse_if_stale(_client(), name, request["evidence"], comment=comment, task_tags=task_tags,
-                                     user={"id": ids["user.id"], "name": ids["user.name"]})
+    task_tags = {
+        "request.dag_id": request["dag_id"],
+        "request.run_id": request["run_id"],
+        "via": "airflow-mlops Models page",
+    }
+    stale = approval.refuse_if_stale(
+        _client(),
+        name,
+        request["evidence"],
+        comment=comment,
+        task_tags=task_tags,
+        user={"id": ids["user.id"], "name": ids["user.name"]},
+    )
     if stale is not None:
         log.warning("%s: stale approval by %s refused: %s", name, ids["user.name"], stale["reason"])
-        raise HTTPException(status.HTTP_409_CONFLICT,
-                            f"Stale approval refused: {stale['reason']}. Nothing was approved or promoted; it is "
-                            f"recorded as stale on the version and in the ledger. Reject this request (or let it "
-                            f"time out)")
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"Stale approval refused: {stale['reason']}. Nothing was approved or promoted; it is "
+            f"recorded as stale on the version and in the ledger. Reject this request (or let it "
+            f"time out)",
+        )
 
 
 def _evidence_src(request: Request, name: str, run_id: str, path: str) -> str:
@@ -380,12 +426,15 @@ def _urls(request: Request) -> render.Urls:
 
 def _html(request: Request, title: str, body: str, user: BaseUser, *, csrf: bool = False) -> HTMLResponse:
     token = security.csrf_token(user) if csrf else None
-    return HTMLResponse(render.page(title, body, _urls(request), user=security.user_name(user), csrf=token),
-                        headers=PAGE_HEADERS)
+    return HTMLResponse(
+        render.page(title, body, _urls(request), user=security.user_name(user), csrf=token), headers=PAGE_HEADERS
+    )
 
 
 def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith(f"{_mount(request)}/api/") and "text/html" in request.headers.get("accept", "")
+    return not request.url.path.startswith(f"{_mount(request)}/api/") and "text/html" in request.headers.get(
+        "accept", ""
+    )
 
 
 def _login_url(request: Request) -> str | None:

@@ -32,8 +32,10 @@ class RollbackRequest(_Body):
     @classmethod
     def _champion_given(cls, value: str) -> str:
         if not value:
-            raise ValueError("expected_champion is required: the champion version you decided against (the page "
-                             "sends the one it shows); the rollback is refused if the champion has moved since")
+            raise ValueError(
+                "expected_champion is required: the champion version you decided against (the page "
+                "sends the one it shows); the rollback is refused if the champion has moved since"
+            )
         return value
 
     @field_validator("to_version")

@@ -10,7 +10,9 @@ from airflow_mlops.core.config.sections import ALLOWED_ESTIMATOR_PREFIX
 
 def check_estimator(path: str, task: str, fail: Any) -> None:
     if not path.startswith(ALLOWED_ESTIMATOR_PREFIX) or path.count(".") < 2:
-        fail(f"unknown estimator {path!r}: give a scikit-learn class path such as sklearn.linear_model.LogisticRegression")
+        fail(
+            f"unknown estimator {path!r}: give a scikit-learn class path such as sklearn.linear_model.LogisticRegression"
+        )
     module_name, _, class_name = path.rpartition(".")
     try:
         module = importlib.import_module(module_name)

@@ -65,4 +65,3 @@ def _keep_json_copy(copy: Path, data: Any, *, older: str) -> None:
         os.replace(partial, copy)
     except (OSError, TypeError, ValueError):
         return
-

@@ -22,8 +22,10 @@ def split_config(spl: Reader, source: SourceConfig, known_columns: list[str]) ->
         if not 0.0 < getattr(split, key) < 1.0:
             spl.fail(f"must be between 0 and 1, got {getattr(split, key)}", key)
     if split.test_size + split.validation_size >= 1.0:
-        spl.fail(f"test_size + validation_size must leave rows to train on, got {split.test_size} + "
-                 f"{split.validation_size}", "validation_size")
+        spl.fail(
+            f"test_size + validation_size must leave rows to train on, got {split.test_size} + {split.validation_size}",
+            "validation_size",
+        )
     for key in ("test_days", "validation_days"):
         value = getattr(split, key)
         if value is not None and value < 1:
@@ -32,22 +34,30 @@ def split_config(spl: Reader, source: SourceConfig, known_columns: list[str]) ->
             spl.fail("counts days of a time split; the random split takes test_size / validation_size", key)
     unknown = [c for c in split.key if c not in known_columns and c != source.date_column]
     if unknown:
-        spl.fail(f"{', '.join(map(repr, unknown))} is not a column of this pipeline (its features, "
-                 f"source.id_columns or date column); the split key names the columns that identify a row", "key")
+        spl.fail(
+            f"{', '.join(map(repr, unknown))} is not a column of this pipeline (its features, "
+            f"source.id_columns or date column); the split key names the columns that identify a row",
+            "key",
+        )
     if split.key and (split.strategy == "time" or (split.strategy is None and source.date_column)):
         spl.fail("names the rows of the random split; a time split gives each row its role by its date", "key")
     if split.strategy == "time" and not source.date_column:
         spl.fail("'time' needs source.date_column (the day each row belongs to); set it, or use 'random'", "strategy")
     if split.strategy is None and not source.date_column and (split.test_days or split.validation_days):
-        spl.fail("test_days / validation_days need source.date_column (a time split); use test_size / "
-                 "validation_size for a random split", "test_days" if split.test_days else "validation_days")
+        spl.fail(
+            "test_days / validation_days need source.date_column (a time split); use test_size / "
+            "validation_size for a random split",
+            "test_days" if split.test_days else "validation_days",
+        )
     return split
 
 
 def evaluation_config(ev: Reader, allowed: tuple[str, ...]) -> EvaluationConfig:
     """`evaluation`: the champion/challenger gate; `allowed` are the task's metrics."""
     evaluation = read_struct(
-        ev, EvaluationConfig, choices={"require": REQUIRE_MODES},
+        ev,
+        EvaluationConfig,
+        choices={"require": REQUIRE_MODES},
         custom={
             "guard_rails": lambda r, key, default: _metric_map(r, key, allowed, default),
             "floors": lambda r, key, default: _metric_map(r, key, allowed, default),
@@ -66,8 +76,11 @@ def evaluation_config(ev: Reader, allowed: tuple[str, ...]) -> EvaluationConfig:
     if evaluation.min_test_events < 1:
         ev.fail(f"must be >= 1, got {evaluation.min_test_events}", "min_test_events")
     if "min_test_events" in ev.data and evaluation.min_test_events > evaluation.min_test_rows:
-        ev.fail(f"{evaluation.min_test_events} events of each class cannot fit in evaluation.min_test_rows "
-                f"({evaluation.min_test_rows}) test rows; lower min_test_events or raise min_test_rows", "min_test_events")
+        ev.fail(
+            f"{evaluation.min_test_events} events of each class cannot fit in evaluation.min_test_rows "
+            f"({evaluation.min_test_rows}) test rows; lower min_test_events or raise min_test_rows",
+            "min_test_events",
+        )
     return evaluation
 
 
@@ -76,8 +89,9 @@ def approval_config(ev: Reader, key: str, d: ApprovalConfig) -> ApprovalConfig:
     raw = ev.get(key, (str, dict), d.mode)
     if isinstance(raw, str):
         if raw not in APPROVAL_MODES:
-            ev.fail(f"{raw!r} is not one of {', '.join(APPROVAL_MODES)} (or a mapping with mode, band, timeout_hours)",
-                    key)
+            ev.fail(
+                f"{raw!r} is not one of {', '.join(APPROVAL_MODES)} (or a mapping with mode, band, timeout_hours)", key
+            )
         return d._replace(mode=raw)
     apr = ev.sub(key)
     approval = read_struct(apr, ApprovalConfig, choices={"mode": APPROVAL_MODES})
@@ -85,8 +99,10 @@ def approval_config(ev: Reader, key: str, d: ApprovalConfig) -> ApprovalConfig:
     if approval.band < 0:
         apr.fail(f"must be >= 0 (in units of the primary metric), got {approval.band:g}", "band")
     if not approval.timeout_hours > 0:
-        apr.fail(f"must be > 0 (how long a run waits for an answer before it rejects), got {approval.timeout_hours:g}",
-                 "timeout_hours")
+        apr.fail(
+            f"must be > 0 (how long a run waits for an answer before it rejects), got {approval.timeout_hours:g}",
+            "timeout_hours",
+        )
     return approval
 
 

@@ -21,15 +21,19 @@ from airflow_mlops.core.config.sections import (
 
 def monitoring_config(mon: Reader, features: list[str]) -> MonitoringConfig:
     """`monitoring`: drift checks over the pipeline's `features`, and performance on delayed labels."""
-    monitoring = read_struct(mon, MonitoringConfig,
-                             custom={"performance": lambda r, key, default: performance_config(r.sub(key, {}))})
+    monitoring = read_struct(
+        mon, MonitoringConfig, custom={"performance": lambda r, key, default: performance_config(r.sub(key, {}))}
+    )
     mon.done()
     unknown_weights = sorted(set(monitoring.weights) - set(features))
     if unknown_weights:
         mon.fail(f"unknown feature(s) {', '.join(map(repr, unknown_weights))}", "weights")
     if not 1 <= monitoring.confirm_checks <= monitoring.of_last_checks:
-        mon.fail(f"need 1 <= confirm_checks <= of_last_checks, got {monitoring.confirm_checks} of "
-                 f"{monitoring.of_last_checks}", "confirm_checks")
+        mon.fail(
+            f"need 1 <= confirm_checks <= of_last_checks, got {monitoring.confirm_checks} of "
+            f"{monitoring.of_last_checks}",
+            "confirm_checks",
+        )
     for key in ("alpha", "drift_share"):
         if not 0 < getattr(monitoring, key) <= 1:
             mon.fail(f"must be in (0, 1], got {getattr(monitoring, key)}", key)
@@ -50,8 +54,10 @@ def performance_config(per: Reader) -> PerformanceConfig:
     if performance.bootstrap_samples < 100:
         per.fail(f"use at least 100 resamples, got {performance.bootstrap_samples}", "bootstrap_samples")
     if not 1 <= performance.confirm_days <= performance.of_last_days:
-        per.fail(f"need 1 <= confirm_days <= of_last_days, got {performance.confirm_days} of "
-                 f"{performance.of_last_days}", "confirm_days")
+        per.fail(
+            f"need 1 <= confirm_days <= of_last_days, got {performance.confirm_days} of {performance.of_last_days}",
+            "confirm_days",
+        )
     return performance
 
 
@@ -79,8 +85,11 @@ def schedule_config(sch: Reader) -> ScheduleConfig:
     for key in ("retrain", "drift_monitor", "scoring", "performance_monitor"):
         cron = getattr(schedule, key)
         if cron is not None and not cron.startswith("@") and len(cron.split()) != 5:
-            sch.fail(f"{cron!r} is not a cron expression of 5 fields (e.g. '0 2 * * *'), a preset such as @daily, "
-                     "or null for none", key)
+            sch.fail(
+                f"{cron!r} is not a cron expression of 5 fields (e.g. '0 2 * * *'), a preset such as @daily, "
+                "or null for none",
+                key,
+            )
     try:
         import zoneinfo
 
@@ -106,8 +115,11 @@ def alerts_config(alr: Reader, file: str) -> AlertsConfig:
             sender = read_field(ch, AlertChannel, "from_email", key="from")
         else:
             sender = None
-        fmt = (read_field(ch, AlertChannel, "format", choices=WEBHOOK_FORMATS) if kind == "webhook"
-               else default_of(AlertChannel, "format"))
+        fmt = (
+            read_field(ch, AlertChannel, "format", choices=WEBHOOK_FORMATS)
+            if kind == "webhook"
+            else default_of(AlertChannel, "format")
+        )
         ch.done()
         channels[str(name)] = AlertChannel(
             name=str(name), type=kind, conn_id=conn_id, to=tuple(to), from_email=sender, format=fmt
@@ -120,8 +132,11 @@ def alerts_config(alr: Reader, file: str) -> AlertsConfig:
             alr.fail(f"{event}: expected a list of channel names, got {names!r}", "events")
         unknown = [n for n in names if n not in channels]
         if unknown:
-            alr.fail(f"{event}: unknown channel(s) {', '.join(map(repr, unknown))}; channels: "
-                     f"{', '.join(channels) or 'none defined (alerts.channels)'}", "events")
+            alr.fail(
+                f"{event}: unknown channel(s) {', '.join(map(repr, unknown))}; channels: "
+                f"{', '.join(channels) or 'none defined (alerts.channels)'}",
+                "events",
+            )
         events[event] = tuple(names)
     alr.done()
     return AlertsConfig(channels=channels, events=events)

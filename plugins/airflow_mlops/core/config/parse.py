@@ -37,12 +37,17 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
     top = Reader(file, data, "")
     name = read_field(top, PipelineConfig, "name", key="pipeline")
     if not PIPELINE_NAME.fullmatch(name):
-        top.fail(f"{name!r} cannot name DAGs and Assets: use lower-case letters, digits and '_', starting with a "
-                 "letter (e.g. churn, house_prices)", "pipeline")
+        top.fail(
+            f"{name!r} cannot name DAGs and Assets: use lower-case letters, digits and '_', starting with a "
+            "letter (e.g. churn, house_prices)",
+            "pipeline",
+        )
     variant_of = read_field(top, PipelineConfig, "variant_of")
     if variant_of is not None and variant_of != name:
-        top.fail(f"a variant runs under its pipeline's DAGs, so 'pipeline' must be {variant_of!r} too, got {name!r}",
-                 "variant_of")
+        top.fail(
+            f"a variant runs under its pipeline's DAGs, so 'pipeline' must be {variant_of!r} too, got {name!r}",
+            "variant_of",
+        )
 
     src = top.sub("source")
     source = read_struct(src, SourceConfig, choices={"format": SOURCE_FORMATS}, kinds={"allowed_roots": list})
@@ -81,8 +86,11 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         top.fail(f"the target column {target!r} is also listed as a feature (target leakage)", "features")
     id_features = sorted(set(source.id_columns) & set(names))
     if id_features:
-        top.fail(f"{', '.join(map(repr, id_features))} listed in source.id_columns: ids are kept for joins, never "
-                 "used as features; remove them from one list", "features")
+        top.fail(
+            f"{', '.join(map(repr, id_features))} listed in source.id_columns: ids are kept for joins, never "
+            "used as features; remove them from one list",
+            "features",
+        )
     if target in source.id_columns:
         src.fail(f"the target column {target!r} cannot be an id column", "id_columns")
 

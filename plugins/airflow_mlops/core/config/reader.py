@@ -91,9 +91,15 @@ def _field(cls: type[msgspec.Struct], name: str) -> _Field:
     if get_origin(annotation) in (Union, types.UnionType):
         annotation = next(a for a in get_args(annotation) if a is not type(None))
     origin, args = get_origin(annotation), get_args(annotation)
-    convert = ("float" if annotation is float else
-               ("strings" if args[0] is str else "tuple") if origin is tuple else
-               ("map_float" if args[1] is float else "map") if origin is Mapping else "")
+    convert = (
+        "float"
+        if annotation is float
+        else ("strings" if args[0] is str else "tuple")
+        if origin is tuple
+        else ("map_float" if args[1] is float else "map")
+        if origin is Mapping
+        else ""
+    )
     return _Field(kinds, convert, default, factory)
 
 
@@ -139,8 +145,15 @@ def _kinds(annotation: Any, default: Any) -> tuple[type, ...] | None:
     return tuple(kinds)
 
 
-def read_field(reader: Reader, cls: type[msgspec.Struct], name: str, *, key: str | None = None,
-               kind: type | tuple[type, ...] | None = None, choices: tuple = ()) -> Any:
+def read_field(
+    reader: Reader,
+    cls: type[msgspec.Struct],
+    name: str,
+    *,
+    key: str | None = None,
+    kind: type | tuple[type, ...] | None = None,
+    choices: tuple = (),
+) -> Any:
     """The value of `cls`'s field `name` (YAML key `key`, default the field's name), as the field's type.
 
     A list of strings is checked item by item unless `kind` is given (the caller checks it then).
@@ -164,9 +177,16 @@ def read_field(reader: Reader, cls: type[msgspec.Struct], name: str, *, key: str
     return {str(k): v for k, v in value.items()}
 
 
-def read_struct(reader: Reader, cls: type[S], /, *, choices: Mapping[str, tuple] | None = None,
-                kinds: Mapping[str, type | tuple[type, ...]] | None = None,
-                custom: Mapping[str, Callable[[Reader, str, Any], Any]] | None = None, **given: Any) -> S:
+def read_struct(
+    reader: Reader,
+    cls: type[S],
+    /,
+    *,
+    choices: Mapping[str, tuple] | None = None,
+    kinds: Mapping[str, type | tuple[type, ...]] | None = None,
+    custom: Mapping[str, Callable[[Reader, str, Any], Any]] | None = None,
+    **given: Any,
+) -> S:
     """`cls` read from `reader`, field by field in the Struct's order: each key, type and default from the Struct.
 
     `choices` and `kinds` (field -> allowed values, YAML types) go to `read_field`; `custom` (field -> read(reader,
@@ -179,6 +199,7 @@ def read_struct(reader: Reader, cls: type[S], /, *, choices: Mapping[str, tuple]
         if custom and name in custom:
             values[name] = custom[name](reader, name, default_of(cls, name))
         else:
-            values[name] = read_field(reader, cls, name, kind=(kinds or {}).get(name),
-                                      choices=(choices or {}).get(name, ()))
+            values[name] = read_field(
+                reader, cls, name, kind=(kinds or {}).get(name), choices=(choices or {}).get(name, ())
+            )
     return cls(**values)

@@ -101,7 +101,9 @@ class SplitConfig(_Section, frozen=True):
     test_size: float = 0.2
     validation_size: float = 0.2
     stratify: bool = True  # kept for older configs: the keyed random split holds the fractions without it
-    key: tuple[str, ...] = ()  # random split: the columns naming a row (one customer: one role); () = id_columns or content
+    key: tuple[
+        str, ...
+    ] = ()  # random split: the columns naming a row (one customer: one role); () = id_columns or content
 
 
 class Candidate(_Section, frozen=True):
@@ -207,8 +209,15 @@ class MonitoringConfig(_Section, frozen=True):
 
 
 #: What can be alerted on (approval_waiting: a promotion waits for a person, evaluation.approval).
-ALERT_EVENTS = ("run_failed", "promoted", "rolled_back", "rejected", "drift_confirmed", "performance_decay",
-                "approval_waiting")
+ALERT_EVENTS = (
+    "run_failed",
+    "promoted",
+    "rolled_back",
+    "rejected",
+    "drift_confirmed",
+    "performance_decay",
+    "approval_waiting",
+)
 ALERT_CHANNEL_TYPES = ("email", "webhook")
 WEBHOOK_FORMATS = ("json", "slack")
 
@@ -305,4 +314,3 @@ def project_root_of(config_path: str) -> Path:
         if parent.name == "include":
             return parent.parent
     return p.parent
-

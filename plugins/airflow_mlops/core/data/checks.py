@@ -39,7 +39,6 @@ def required_columns(config: PipelineConfig) -> dict[str, str]:
     return named
 
 
-
 def check_frame(
     frame: pd.DataFrame, config: PipelineConfig, path: Path, *, without: Collection[str] = ()
 ) -> pd.DataFrame:
@@ -225,4 +224,3 @@ def _check_not_future(frame: pd.DataFrame, column: str, path: Path) -> None:
             f"{path}: date column {column!r} has {len(future)} row(s) dated in the future (after {latest_ok}): "
             f"{shown}; fix the upstream clock or date format, or drop those rows"
         )
-

@@ -91,4 +91,3 @@ def format_of(path: Path, *, shown: str | Path | None = None) -> str:
         f"{shown or path}: not a CSV/Parquet data file ({ends}, not .csv or .parquet); it was not read. "
         f"Pass a CSV or Parquet export of the data (or a folder of them)"
     )
-

@@ -41,13 +41,15 @@ def read_file(path: Path, config: PipelineConfig, *, shown: str | None = None) -
     if fmt == "csv":
         text_columns = [c for c, dtype in source.dtypes.items() if dtype == "string"]
         frame = read_csv(
-            path, na_values=source.na_values, text_columns=text_columns, columns=required_columns(config),
+            path,
+            na_values=source.na_values,
+            text_columns=text_columns,
+            columns=required_columns(config),
             shown=shown,
         )
     else:
         frame = read_parquet(path, shown=shown)
     return check_frame(frame, config, path)
-
 
 
 def read_csv(
@@ -79,7 +81,9 @@ def read_csv(
     _check_csv_shape(path, text)
     try:
         frame = pd.read_csv(
-            io.StringIO(text), low_memory=False, na_values=list(na_values) or None,
+            io.StringIO(text),
+            low_memory=False,
+            na_values=list(na_values) or None,
             dtype=dict.fromkeys(text_columns or (), "str") or None,
         )
     except (pd.errors.ParserError, ValueError, csv.Error) as exc:
@@ -153,9 +157,7 @@ def check_csv_records(path: Path, lines: Iterable[str], ends_with_newline: Calla
         raise DataSourceError(f"{path}: file has a header but zero data rows; re-export it or remove it")
     if ragged:
         width = len(header)
-        listed = ", ".join(
-            f"line {line} has {n} ({'missing' if n < width else 'extra'} fields)" for line, n in ragged
-        )
+        listed = ", ".join(f"line {line} has {n} ({'missing' if n < width else 'extra'} fields)" for line, n in ragged)
         more = f" and {n_ragged - MAX_LISTED} more" if n_ragged > MAX_LISTED else ""
         cut = last_ragged[0] == last_record and last_ragged[1] < width and not ends_with_newline()
         advice = (
@@ -218,5 +220,3 @@ def read_parquet(path: Path, *, shown: str | None = None) -> pd.DataFrame:
         return table.to_pandas()
     except (pa.ArrowException, ValueError) as exc:
         raise DataSourceError(f"{path}: Parquet data cannot be converted ({exc}); re-export the file") from None
-
-

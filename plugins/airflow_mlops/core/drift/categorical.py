@@ -79,12 +79,25 @@ class CategoricalAccumulator:
         check_finite(self.name, chi2=stat, p=p, js=js)
         labels, shown_r, shown_c = _shown_categories([*cats, UNSEEN], pr, pc)
         return FeatureDrift(
-            name=self.name, kind=CATEGORICAL, statistic=stat, statistic_name="chi2", p_value=p, p_adjusted=p,
-            effect=js, effect_name="js", threshold=monitoring.js_threshold, drifted=False,
-            count_reference=int(ref.sum()), count_current=int(cur.sum()),
+            name=self.name,
+            kind=CATEGORICAL,
+            statistic=stat,
+            statistic_name="chi2",
+            p_value=p,
+            p_adjusted=p,
+            effect=js,
+            effect_name="js",
+            threshold=monitoring.js_threshold,
+            drifted=False,
+            count_reference=int(ref.sum()),
+            count_current=int(cur.sum()),
             null_share_reference=self.nulls[0] / max(1, self.nulls[0] + int(ref.sum())),
             null_share_current=self.nulls[1] / max(1, self.nulls[1] + int(cur.sum())),
-            bins=labels, reference_share=shown_r, current_share=shown_c, dof=dof, unseen_share=float(pc[-1]),
+            bins=labels,
+            reference_share=shown_r,
+            current_share=shown_c,
+            dof=dof,
+            unseen_share=float(pc[-1]),
         )
 
 

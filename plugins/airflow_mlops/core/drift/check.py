@@ -96,16 +96,25 @@ def check_window(
             f"{config.model_name} has no champion yet: there is no training data to compare the window "
             f"ending {as_of} with, so no drift check was made. Train one first ({config.name}_retrain)"
         )
-    log.info("Reference: %s v%s, trained on %s (%s)", config.model_name, reference["version"],
-             reference["uri"], reference["digest"])
+    log.info(
+        "Reference: %s v%s, trained on %s (%s)",
+        config.model_name,
+        reference["version"],
+        reference["uri"],
+        reference["digest"],
+    )
     current, frame = snapshot_and_validate(
         client, config, as_of, source=source, allowed_roots=allowed_roots, tags=tags or {}
     )
 
     scores = champion_scores(client, config, reference, frame) if prediction_drift else None
     report = compute_drift(
-        _local(reference["uri"]), frame, config, features=config.feature_names,
-        reference_scores=scores[0] if scores else None, current_scores=scores[1] if scores else None,
+        _local(reference["uri"]),
+        frame,
+        config,
+        features=config.feature_names,
+        reference_scores=scores[0] if scores else None,
+        current_scores=scores[1] if scores else None,
     )
     log.info("%s", report.summary())
     log.info("\n%s", report.table())
@@ -119,26 +128,50 @@ def check_window(
     past = [h for h in past if h.get("airflow_run_id") != airflow_run_id]  # a retried check replaces its earlier try
     requested, reason = monitoring.should_request_retrain(
         [*past, {"at": now, "drift": bool(report.drift), "requested": False}],
-        now=now, confirm_checks=mon.confirm_checks, of_last_checks=mon.of_last_checks,
+        now=now,
+        confirm_checks=mon.confirm_checks,
+        of_last_checks=mon.of_last_checks,
         cooldown_hours=mon.cooldown_hours,
     )
     run_id = monitoring.log_drift_check(
-        client, report,
+        client,
+        report,
         experiment=experiment,
         run_name=f"drift-{as_of.isoformat()}",
         tags={**(tags or {}), "mlops.model": config.model_name, "drift.as_of": as_of.isoformat()},
-        reference=reference, current=current, requested=requested, reason=reason,
-        params={"window_days": mon.window_days, "window_start": current.get("window_start"),
-                "window_end": current.get("window_end"), "alpha": mon.alpha,
-                "psi_threshold": mon.psi_threshold, "js_threshold": mon.js_threshold,
-                "drift_share_threshold": mon.drift_share, "rows.current": current.get("rows")},
+        reference=reference,
+        current=current,
+        requested=requested,
+        reason=reason,
+        params={
+            "window_days": mon.window_days,
+            "window_start": current.get("window_start"),
+            "window_end": current.get("window_end"),
+            "alpha": mon.alpha,
+            "psi_threshold": mon.psi_threshold,
+            "js_threshold": mon.js_threshold,
+            "drift_share_threshold": mon.drift_share,
+            "rows.current": current.get("rows"),
+        },
         checked_at=now,
     )
-    log.info("Verdict: %s; retrain %s: %s (MLflow run %s)", "DRIFT" if report.drift else "no drift",
-             "REQUESTED" if requested else "not requested", reason, run_id)
+    log.info(
+        "Verdict: %s; retrain %s: %s (MLflow run %s)",
+        "DRIFT" if report.drift else "no drift",
+        "REQUESTED" if requested else "not requested",
+        reason,
+        run_id,
+    )
     return DriftCheck(
-        config=config, as_of=as_of, report=report, reference=reference, current=current, requested=requested,
-        reason=reason, run_id=run_id, source=source or "",
+        config=config,
+        as_of=as_of,
+        report=report,
+        reference=reference,
+        current=current,
+        requested=requested,
+        reason=reason,
+        run_id=run_id,
+        source=source or "",
     )
 
 
@@ -161,9 +194,16 @@ def snapshot_and_validate(
     suite = str(config.resolve(config.expectation_suite))
     current = monitoring.snapshot_window(config, as_of, source=source, allowed_roots=allowed_roots)
     frame = read_snapshot(current["uri"])
-    log.info("Window %s..%s: %d rows from %d file(s) -> %s (%s); validating with %s",
-             current["window_start"], current["window_end"], current["rows"], current["files"],
-             current["uri"], current["digest"], suite)
+    log.info(
+        "Window %s..%s: %d rows from %d file(s) -> %s (%s); validating with %s",
+        current["window_start"],
+        current["window_end"],
+        current["rows"],
+        current["files"],
+        current["uri"],
+        current["digest"],
+        suite,
+    )
     report = validation.validate_frame(frame, suite, data_name=f"{config.name} window ending {as_of}")
     if report.success:
         log.info("All %d expectations passed", report.evaluated)
@@ -171,14 +211,18 @@ def snapshot_and_validate(
     with tempfile.TemporaryDirectory(prefix="gx-docs-") as tmp:
         docs = validation.write_data_docs(report, Path(tmp))
         run_id = validation.log_validation_to_mlflow(
-            report, docs.parent, client=client, experiment=monitoring.monitoring_experiment(config),
+            report,
+            docs.parent,
+            client=client,
+            experiment=monitoring.monitoring_experiment(config),
             run_name=f"validate-window-{as_of.isoformat()}",
             tags={**tags, "data.digest": current["digest"], "mlops.step": "validate", "mlops.model": config.model_name},
         )
     failures = [f.as_dict() for f in report.failed]
     raise WindowValidationFailed(
         f"The monitoring window ending {as_of} is broken, so no drift verdict was made (broken data is "
-        f"not drift; snapshot kept at {current['uri']}):\n" + validation.describe_failures(report)
+        f"not drift; snapshot kept at {current['uri']}):\n"
+        + validation.describe_failures(report)
         + f"\nValidation result and Data Docs: MLflow run {run_id}.",
         failures,
         run_id,
@@ -193,8 +237,12 @@ def champion_scores(client: MlflowClient, config: PipelineConfig, reference: dic
     try:
         return monitoring.champion_scores(client, config, reference, [reference_frame, frame])
     except Exception as exc:  # the feature verdict does not need it
-        log.warning("No prediction drift: the champion v%s cannot score the windows (%s: %s)",
-                    reference["version"], type(exc).__name__, exc)
+        log.warning(
+            "No prediction drift: the champion v%s cannot score the windows (%s: %s)",
+            reference["version"],
+            type(exc).__name__,
+            exc,
+        )
         return None
 
 

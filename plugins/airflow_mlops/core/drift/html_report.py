@@ -61,15 +61,15 @@ def drift_report_html(report: DriftReport, out_dir: str | Path) -> Path:
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}} tr.drift td{{background:#fde2e2}}
 tr.extra td{{font-style:italic}} figure{{display:inline-block;margin:0 1em 1em 0}} img{{max-width:560px}}</style>
 </head><body>
-<h1>Drift report: {'DRIFT' if report.drift else 'no drift'}</h1>
+<h1>Drift report: {"DRIFT" if report.drift else "no drift"}</h1>
 <p>{cell(report.summary())}</p>
 <p>A feature drifts when its Benjamini-Hochberg adjusted p-value is at most {report.alpha:g} and its effect size
 (PSI for numeric, Jensen-Shannon distance for categorical features) reaches its threshold; the dataset drifts when
 the weighted share of drifted features reaches {report.share_threshold:g}.</p>
 <table><tr><th>feature</th><th>kind</th><th>statistic</th><th>p-value</th><th>adjusted</th><th>effect</th>
 <th>threshold</th><th>weight</th><th>null share ref / cur</th><th>verdict</th></tr>
-{''.join(rows)}</table>
-{f'<h2>Skipped columns</h2><ul>{skipped}</ul>' if skipped else ''}
+{"".join(rows)}</table>
+{f"<h2>Skipped columns</h2><ul>{skipped}</ul>" if skipped else ""}
 <h2>Distributions (worst features)</h2>
 {figures}
 </body></html>

@@ -105,12 +105,23 @@ class NumericAccumulator:
         check_finite(self.name, ks=ks, p=p, psi=psi)
         labels = _interval_labels(self.psi_edges)
         return FeatureDrift(
-            name=self.name, kind=NUMERIC, statistic=ks, statistic_name="ks", p_value=p, p_adjusted=p,
-            effect=psi, effect_name="psi", threshold=monitoring.psi_threshold, drifted=False,
-            count_reference=n_ref, count_current=n_cur,
+            name=self.name,
+            kind=NUMERIC,
+            statistic=ks,
+            statistic_name="ks",
+            p_value=p,
+            p_adjusted=p,
+            effect=psi,
+            effect_name="psi",
+            threshold=monitoring.psi_threshold,
+            drifted=False,
+            count_reference=n_ref,
+            count_current=n_cur,
             null_share_reference=self.nulls[0] / max(1, self.nulls[0] + n_ref),
             null_share_current=self.nulls[1] / max(1, self.nulls[1] + n_cur),
-            bins=labels, reference_share=pr.tolist(), current_share=pc.tolist(),
+            bins=labels,
+            reference_share=pr.tolist(),
+            current_share=pc.tolist(),
             edges=[float(e) for e in self.psi_edges],
         )
 

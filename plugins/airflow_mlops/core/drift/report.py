@@ -75,7 +75,9 @@ class DriftReport:
     skipped: dict[str, str] = field(default_factory=dict)  # column -> why it was not compared
 
     def worst_first(self) -> list[FeatureDrift]:
-        return sorted(self.features, key=lambda f: (not f.drifted, -finite_for_sorting(f.severity), f.p_adjusted, f.name))
+        return sorted(
+            self.features, key=lambda f: (not f.drifted, -finite_for_sorting(f.severity), f.p_adjusted, f.name)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able summary (plain floats, lists and strings)."""
@@ -135,8 +137,15 @@ class DriftReport:
 
 def _row(f: FeatureDrift, label: str | None = None) -> tuple[str, ...]:
     return (
-        label or f.name, f.kind, f.statistic_name, f"{f.statistic:.4g}", f"{f.p_value:.3g}", f"{f.p_adjusted:.3g}",
-        f"{f.effect_name}={f.effect:.4f}", f"{f.threshold:g}", "DRIFT" if f.drifted else "-",
+        label or f.name,
+        f.kind,
+        f.statistic_name,
+        f"{f.statistic:.4g}",
+        f"{f.p_value:.3g}",
+        f"{f.p_adjusted:.3g}",
+        f"{f.effect_name}={f.effect:.4f}",
+        f"{f.threshold:g}",
+        "DRIFT" if f.drifted else "-",
     )
 
 
@@ -153,7 +162,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
-
 
 
 def check_finite(name: str, **values: float) -> None:

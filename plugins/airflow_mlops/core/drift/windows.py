@@ -35,7 +35,8 @@ class WindowReader:
         self.label = str(path)
         if path.is_dir():
             self.files = sorted(
-                p for p in path.iterdir()
+                p
+                for p in path.iterdir()
                 if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in (".csv", ".parquet")
             )
             if not self.files:

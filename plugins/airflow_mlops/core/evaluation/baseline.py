@@ -106,24 +106,39 @@ def baseline_evidence(
     record = baseline.record
     missing = [c for c in record.columns if c not in frame.columns]
     if missing:
-        return BaselineEvidence(baseline.version, why=f"the first champion's rows were hashed over column(s) "
-                                                      f"{', '.join(map(repr, missing))} that the test rows lack")
+        return BaselineEvidence(
+            baseline.version,
+            why=f"the first champion's rows were hashed over column(s) "
+            f"{', '.join(map(repr, missing))} that the test rows lack",
+        )
     seen = np.isin(record.hashes_of(frame), record.hashes)
     rows = frame[~seen]
     n_rows, excluded = len(rows), int(seen.sum())
     y = rows[config.target].to_numpy()
     if n_rows < ev.min_test_rows:
-        return BaselineEvidence(baseline.version, n_rows=n_rows, excluded=excluded, why=(
-            f"only {n_rows:,} clean test row(s) remain after dropping the {excluded:,} the first champion (version "
-            f"{baseline.version}) saw, fewer than evaluation.min_test_rows ({ev.min_test_rows:,})"))
+        return BaselineEvidence(
+            baseline.version,
+            n_rows=n_rows,
+            excluded=excluded,
+            why=(
+                f"only {n_rows:,} clean test row(s) remain after dropping the {excluded:,} the first champion (version "
+                f"{baseline.version}) saw, fewer than evaluation.min_test_rows ({ev.min_test_rows:,})"
+            ),
+        )
     if labels is not None:
         counts = {c: int(np.sum(y == c)) for c in labels}
         short = [c for c, k in counts.items() if k < ev.min_test_events]
         if short:
-            return BaselineEvidence(baseline.version, n_rows=n_rows, excluded=excluded, why=(
-                f"the test rows the first champion (version {baseline.version}) never saw hold fewer than "
-                f"evaluation.min_test_events ({ev.min_test_events:,}) of class(es) {', '.join(map(repr, short))} "
-                f"({', '.join(f'{c!r} {k:,}' for c, k in counts.items())})"))
+            return BaselineEvidence(
+                baseline.version,
+                n_rows=n_rows,
+                excluded=excluded,
+                why=(
+                    f"the test rows the first champion (version {baseline.version}) never saw hold fewer than "
+                    f"evaluation.min_test_events ({ev.min_test_events:,}) of class(es) {', '.join(map(repr, short))} "
+                    f"({', '.join(f'{c!r} {k:,}' for c, k in counts.items())})"
+                ),
+            )
     names = list(ev.guard_rails)
     keep = ~seen
     challenger_rows = challenger_scores[keep]
@@ -134,18 +149,38 @@ def baseline_evidence(
         if scores is None:
             return BaselineEvidence(baseline.version, why=f"the first champion cannot be compared: {'; '.join(diff)}")
         metrics = training.compute_metrics(config.task, y, pred, scores, names, labels=labels, positive=positive)
-        challenger = training.compute_metrics(config.task, y, np.asarray(challenger_pred)[keep], challenger_rows, names,
-                                              labels=labels, positive=positive)
-        intervals = paired_bootstraps(
-            y, challenger_rows, scores, names, task=config.task, labels=labels, n=ev.bootstrap_samples,
-            seed=config.seed, confidence=ev.confidence, positive=positive,
-        ) if names else {}
+        challenger = training.compute_metrics(
+            config.task, y, np.asarray(challenger_pred)[keep], challenger_rows, names, labels=labels, positive=positive
+        )
+        intervals = (
+            paired_bootstraps(
+                y,
+                challenger_rows,
+                scores,
+                names,
+                task=config.task,
+                labels=labels,
+                n=ev.bootstrap_samples,
+                seed=config.seed,
+                confidence=ev.confidence,
+                positive=positive,
+            )
+            if names
+            else {}
+        )
     except EvaluationError as exc:
         return BaselineEvidence(baseline.version, why=f"the first champion cannot score the test rows: {exc}")
-    log.info("baseline guard: first champion version %s on %d test rows (%d it saw dropped)", baseline.version,
-             n_rows, excluded)
+    log.info(
+        "baseline guard: first champion version %s on %d test rows (%d it saw dropped)",
+        baseline.version,
+        n_rows,
+        excluded,
+    )
     return BaselineEvidence(
-        baseline.version, metrics=metrics, challenger=challenger, intervals=intervals, n_rows=n_rows,
+        baseline.version,
+        metrics=metrics,
+        challenger=challenger,
+        intervals=intervals,
+        n_rows=n_rows,
         excluded=excluded,
     )
-

@@ -71,8 +71,16 @@ def paired_bootstrap(
 ) -> BootstrapResult:
     """The paired bootstrap of the gain on one metric (see `paired_bootstraps`)."""
     return paired_bootstraps(
-        y_true, pred_challenger, pred_champion, [metric], task=task, labels=labels, n=n, seed=seed,
-        confidence=confidence, positive=positive,
+        y_true,
+        pred_challenger,
+        pred_champion,
+        [metric],
+        task=task,
+        labels=labels,
+        n=n,
+        seed=seed,
+        confidence=confidence,
+        positive=positive,
     )[metric]
 
 
@@ -111,7 +119,9 @@ def paired_bootstraps(
     rows = len(y)
     names = list(dict.fromkeys(metrics))
     if rows < 2:
-        raise EvaluationError(f"paired bootstrap of {', '.join(names)}: the test rows are {rows} row(s); need at least 2")
+        raise EvaluationError(
+            f"paired bootstrap of {', '.join(names)}: the test rows are {rows} row(s); need at least 2"
+        )
     if not 0 < confidence < 1:
         raise EvaluationError(f"paired bootstrap: confidence must be in (0, 1), got {confidence}")
     kernels = []
@@ -137,7 +147,12 @@ def paired_bootstraps(
         valid = column[np.isfinite(column)]
         low, high = np.quantile(valid, [alpha, 1.0 - alpha]) if len(valid) else (math.nan, math.nan)
         out[metric] = BootstrapResult(
-            float(observed[i]), float(low), float(high), valid, metric=metric, confidence=confidence,
+            float(observed[i]),
+            float(low),
+            float(high),
+            valid,
+            metric=metric,
+            confidence=confidence,
             unusable=n - len(valid),
         )
     return out
@@ -222,7 +237,9 @@ def _label_index(y: np.ndarray, labels: list[Any]) -> np.ndarray:
     try:
         return np.fromiter((position[v] for v in y.tolist()), dtype=np.intp, count=len(y))
     except KeyError as exc:
-        raise EvaluationError(f"the test rows hold class {exc.args[0]!r}, unknown to the model (classes {labels})") from None
+        raise EvaluationError(
+            f"the test rows hold class {exc.args[0]!r}, unknown to the model (classes {labels})"
+        ) from None
 
 
 def auc_kernel(positive: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray], float]:

@@ -72,8 +72,10 @@ class ClassCounts:
         """E.g. "412 positive ('1') and 1,788 negative ('0') test rows"."""
         if self.positive is not None and len(self.counts) == 2 and self.positive in self.counts:
             [negative] = [c for c in self.counts if c != self.positive]
-            return (f"{self.counts[self.positive]:,} positive ({self.positive!r}) and {self.counts[negative]:,} "
-                    f"negative ({negative!r}) test rows")
+            return (
+                f"{self.counts[self.positive]:,} positive ({self.positive!r}) and {self.counts[negative]:,} "
+                f"negative ({negative!r}) test rows"
+            )
         return "test rows per class: " + ", ".join(f"{c!r} {k:,}" for c, k in self.counts.items())
 
     def check(self, need: int) -> tuple[bool, str]:
@@ -86,8 +88,10 @@ class ClassCounts:
             which = f"{which} {'class' if len(short) == 1 else 'classes'}"
         else:
             which = "class " + ", ".join(map(repr, short))
-        return False, (f"{self.describe()}: fewer than evaluation.min_test_events ({need:,}) of the {which}; a metric "
-                       f"on so few events is decided by a handful of rows")
+        return False, (
+            f"{self.describe()}: fewer than evaluation.min_test_events ({need:,}) of the {which}; a metric "
+            f"on so few events is decided by a handful of rows"
+        )
 
     def summary(self) -> dict[str, Any]:
         return {"counts": {str(c): k for c, k in self.counts.items()}, "positive": self.positive}
@@ -109,8 +113,12 @@ class BaselineEvidence:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "version": self.version, "unverified": self.why, "is_champion": self.is_champion,
-            "first_champion": dict(self.metrics), "challenger": dict(self.challenger), "n_rows": self.n_rows,
+            "version": self.version,
+            "unverified": self.why,
+            "is_champion": self.is_champion,
+            "first_champion": dict(self.metrics),
+            "challenger": dict(self.challenger),
+            "n_rows": self.n_rows,
             "excluded_seen_by_first_champion": self.excluded,
             "intervals": {m: {"gain": b.diff, "low": b.low, "high": b.high} for m, b in self.intervals.items()},
         }
@@ -151,8 +159,13 @@ def decide(
     if test_rows is not None:
         notes.append(test_rows.describe())
         enough = test_rows.n_rows >= ev.min_test_rows
-        checks.append((enough, f"{test_rows.n_rows:,} clean test rows {'>=' if enough else '<'} "
-                               f"evaluation.min_test_rows ({ev.min_test_rows:,})"))
+        checks.append(
+            (
+                enough,
+                f"{test_rows.n_rows:,} clean test rows {'>=' if enough else '<'} "
+                f"evaluation.min_test_rows ({ev.min_test_rows:,})",
+            )
+        )
     if class_counts is not None:
         checks.append(class_counts.check(ev.min_test_events))
 
@@ -160,7 +173,9 @@ def decide(
         checks.extend(_stale_check(window_end, champion_window_end))
 
     if signature_diff:
-        checks.append((False, "the challenger's input signature differs from the champion's: " + "; ".join(signature_diff)))
+        checks.append(
+            (False, "the challenger's input signature differs from the champion's: " + "; ".join(signature_diff))
+        )
     elif champion is not None:
         checks.append((True, "the challenger's input signature matches the champion's"))
 
@@ -172,7 +187,9 @@ def decide(
     if champion is None:
         notes.append("no champion yet: the floors alone decide")
     else:
-        primary_checks, interval_check = _primary_checks(primary, challenger, champion, bootstrap, ev.margin, ev.require)
+        primary_checks, interval_check = _primary_checks(
+            primary, challenger, champion, bootstrap, ev.margin, ev.require
+        )
         checks.extend(primary_checks)
         notes.extend(n for n in [power_note(bootstrap, ev.margin, ev.require)] if n)
         for metric, tolerance in ev.guard_rails.items():
@@ -196,8 +213,9 @@ def decide(
     numbers = _gate_numbers(config, champion, challenger, bootstrap, intervals, checks, interval_check, promote=passed)
     why = approval_reasons(ev.approval, numbers, primary)
     reasons += [f"APPROVAL: {w}" for w in why]
-    return Verdict(decision=decision, reasons=reasons, promote=decision != REJECT, needs_approval=bool(why),
-                   approval_reasons=why)
+    return Verdict(
+        decision=decision, reasons=reasons, promote=decision != REJECT, needs_approval=bool(why), approval_reasons=why
+    )
 
 
 def _gate_numbers(
@@ -220,18 +238,27 @@ def _gate_numbers(
     rails = {}
     for metric, tolerance in config.evaluation.guard_rails.items():
         interval = intervals.get(metric)
-        if interval is not None and interval.usable and math.isfinite(interval.low) and -interval.low <= tolerance + _EPS:
+        if (
+            interval is not None
+            and interval.usable
+            and math.isfinite(interval.low)
+            and -interval.low <= tolerance + _EPS
+        ):
             rails[metric] = (-interval.low, tolerance)
     only_interval_failed = (
-        interval_check is not None and not interval_check[0]
+        interval_check is not None
+        and not interval_check[0]
         and all(ok for ok, _ in (check for check in checks if check is not interval_check))
     )
     return GateNumbers(
-        has_champion=True, promote=promote,
+        has_champion=True,
+        promote=promote,
         gain=None if ch is None or cp is None else _gain(primary, ch, cp),
         low=None if bootstrap is None else bootstrap.low,
         confidence=None if bootstrap is None else bootstrap.confidence,
-        margin=config.evaluation.margin, rails=rails, only_interval_failed=only_interval_failed,
+        margin=config.evaluation.margin,
+        rails=rails,
+        only_interval_failed=only_interval_failed,
         require=config.evaluation.require,
     )
 
@@ -258,10 +285,20 @@ def _stale_check(window_end: str | None, champion_window_end: str | None) -> lis
     if not (window_end and champion_window_end):
         return []
     if window_end < champion_window_end:
-        return [(False, f"stale data: the challenger was trained on data up to {window_end}, older than the "
-                        f"champion's (up to {champion_window_end}); a backfill never replaces a newer champion")]
-    return [(True, f"the challenger's data (up to {window_end}) is not older than the champion's "
-                   f"(up to {champion_window_end})")]
+        return [
+            (
+                False,
+                f"stale data: the challenger was trained on data up to {window_end}, older than the "
+                f"champion's (up to {champion_window_end}); a backfill never replaces a newer champion",
+            )
+        ]
+    return [
+        (
+            True,
+            f"the challenger's data (up to {window_end}) is not older than the champion's "
+            f"(up to {champion_window_end})",
+        )
+    ]
 
 
 def _value(metrics: dict[str, float], name: str) -> float | None:
@@ -303,19 +340,26 @@ def _primary_checks(
             (False, f"no paired-bootstrap interval for {metric}: the gain's confidence cannot be established"),
         ], None
     if not bootstrap.usable or not math.isfinite(bootstrap.low):
-        return [(False, f"{metric} {_change_words(gain)} ({values}); {bootstrap.unusable_text()}; make sure every "
-                        f"resample can compute it (more test rows, split.test_days or split.test_size)")], None
+        return [
+            (
+                False,
+                f"{metric} {_change_words(gain)} ({values}); {bootstrap.unusable_text()}; make sure every "
+                f"resample can compute it (more test rows, split.test_days or split.test_size)",
+            )
+        ], None
     ci = f"{bootstrap.confidence:.0%} CI {bootstrap.low:.4f}..{bootstrap.high:.4f}"
     if require == "lower_bound":
         clears = bootstrap.low >= margin - _EPS
         check = (
             clears,
             f"{metric} {_change_words(gain)} ({ci}; {values}); the lower bound {bootstrap.low:.4f} "
-            + (f">= margin {margin:g}: a gain of at least the margin is established (evaluation.require: lower_bound)"
-               if clears else
-               f"< margin {margin:g}: a gain of at least the margin is not established (evaluation.require: "
-               f"lower_bound promotes only when the interval's lower bound clears the margin)"
-               + _more_rows_advice(gain, bootstrap, margin)),
+            + (
+                f">= margin {margin:g}: a gain of at least the margin is established (evaluation.require: lower_bound)"
+                if clears
+                else f"< margin {margin:g}: a gain of at least the margin is not established (evaluation.require: "
+                f"lower_bound promotes only when the interval's lower bound clears the margin)"
+                + _more_rows_advice(gain, bootstrap, margin)
+            ),
         )
         return [check], check
     significant = bootstrap.low > 0
@@ -339,9 +383,11 @@ def _more_rows_advice(gain: float, bootstrap: BootstrapResult, bar: float) -> st
     over = gain - bar
     if over <= _EPS or half <= over:
         return ""
-    return (f"; the interval's half-width {half:.4f} is wider than the gain over {bar:g} ({over:.4f}): about "
-            f"{(half / over) ** 2:.1f}x today's clean test rows would establish a gain this size (lengthen "
-            f"split.test_days or split.test_size)")
+    return (
+        f"; the interval's half-width {half:.4f} is wider than the gain over {bar:g} ({over:.4f}): about "
+        f"{(half / over) ** 2:.1f}x today's clean test rows would establish a gain this size (lengthen "
+        f"split.test_days or split.test_size)"
+    )
 
 
 def _guard_rail_check(
@@ -362,15 +408,19 @@ def _guard_rail_check(
     gain = _gain(metric, ch, cp)
     point = f"{metric}{_suffix(against)} {_change_words(gain)} ({who} {cp:.4f} -> challenger {ch:.4f})"
     if interval is None:
-        return False, f"{point}; no interval of its change: how far it may have regressed is unknown (guard rail " \
-                      f"tolerance {tolerance:g})"
+        return (
+            False,
+            f"{point}; no interval of its change: how far it may have regressed is unknown (guard rail "
+            f"tolerance {tolerance:g})",
+        )
     if not interval.usable or not math.isfinite(interval.low):
         return False, f"{point}; guard rail: {interval.unusable_text()}"
     worst = -interval.low
     ci = f"{interval.confidence:.0%} CI of the gain {interval.low:.4f}..{interval.high:.4f}"
     if worst > tolerance + _EPS:
-        return False, (f"{point}; its regression may be as large as {worst:.4f} ({ci}) > guard rail tolerance "
-                       f"{tolerance:g}")
+        return False, (
+            f"{point}; its regression may be as large as {worst:.4f} ({ci}) > guard rail tolerance {tolerance:g}"
+        )
     if worst > _EPS:
         return True, f"{point}; its regression is at most {worst:.4f} ({ci}) <= guard rail tolerance {tolerance:g}"
     return True, f"{point}; no regression within its {ci}, guard rail tolerance {tolerance:g}"
@@ -383,20 +433,36 @@ def _suffix(against: str) -> str:
 def _baseline_checks(guard_rails: Mapping[str, float], baseline: BaselineEvidence | None) -> list[tuple[bool, str]]:
     """evaluation.baseline_guard: every guard rail against the model's first champion too; unverifiable fails."""
     if baseline is None:
-        return [(False, "baseline guard: unverified: the model's first champion was not looked up "
-                        "(evaluation.baseline_guard is on); the champion stays")]
+        return [
+            (
+                False,
+                "baseline guard: unverified: the model's first champion was not looked up "
+                "(evaluation.baseline_guard is on); the champion stays",
+            )
+        ]
     if baseline.why is not None:
         return [(False, f"baseline guard: unverified: {baseline.why}; the champion stays")]
     if baseline.is_champion:
-        return [(True, f"baseline guard: the first champion (version {baseline.version}) is the current champion: "
-                       f"the guard rails above compare with it")]
+        return [
+            (
+                True,
+                f"baseline guard: the first champion (version {baseline.version}) is the current champion: "
+                f"the guard rails above compare with it",
+            )
+        ]
     if not guard_rails:
-        return [(True, f"baseline guard: no guard rails are configured (evaluation.guard_rails) to compare with the "
-                       f"first champion (version {baseline.version})")]
+        return [
+            (
+                True,
+                f"baseline guard: no guard rails are configured (evaluation.guard_rails) to compare with the "
+                f"first champion (version {baseline.version})",
+            )
+        ]
     against = f"first champion (version {baseline.version}, on {baseline.n_rows:,} test rows it never saw)"
     return [
-        _guard_rail_check(metric, tolerance, baseline.challenger, baseline.metrics, baseline.intervals.get(metric),
-                          against=against)
+        _guard_rail_check(
+            metric, tolerance, baseline.challenger, baseline.metrics, baseline.intervals.get(metric), against=against
+        )
         for metric, tolerance in guard_rails.items()
     ]
 
@@ -420,7 +486,9 @@ def implausibly_perfect(config: PipelineConfig, metrics: dict[str, float]) -> bo
     return threshold is not None and primary in BOUNDED_METRICS and value is not None and value >= threshold
 
 
-def _leakage_check(config: PipelineConfig, challenger: dict[str, float], leakage: Sequence[str]) -> tuple[bool, str] | None:
+def _leakage_check(
+    config: PipelineConfig, challenger: dict[str, float], leakage: Sequence[str]
+) -> tuple[bool, str] | None:
     primary = config.metrics.primary
     threshold = config.evaluation.leakage_threshold
     value = _value(challenger, primary)

@@ -48,7 +48,9 @@ def write_artifacts(result: EvaluationResult, folder: str | Path) -> list[Path]:
         if result.champion_scores is not None:
             scores["champion"] = result.champion_scores
         written.append(
-            reports.roc_plot(result.y_true, scores, result.labels or [], out / "roc.png", positive=result.positive_class)
+            reports.roc_plot(
+                result.y_true, scores, result.labels or [], out / "roc.png", positive=result.positive_class
+            )
         )
     else:
         preds = {"challenger": result.challenger_scores}
@@ -59,8 +61,14 @@ def write_artifacts(result: EvaluationResult, folder: str | Path) -> list[Path]:
     if boot is not None:
         written.append(
             reports.bootstrap_plot(
-                boot.samples, out / "bootstrap.png", metric=boot.metric, diff=boot.diff, low=boot.low,
-                high=boot.high, confidence=boot.confidence, margin=config.evaluation.margin,
+                boot.samples,
+                out / "bootstrap.png",
+                metric=boot.metric,
+                diff=boot.diff,
+                low=boot.low,
+                high=boot.high,
+                confidence=boot.confidence,
+                margin=config.evaluation.margin,
             )
         )
     images = [p.name for p in written]
@@ -118,8 +126,11 @@ def log_evaluation(
                 "bootstrap.stratified": result.config.is_classification,
                 **({"min_test_events": ev.min_test_events} if result.config.is_classification else {}),
                 "baseline_guard": ev.baseline_guard,
-                **({} if result.baseline is None or result.baseline.version is None
-                   else {"baseline.version": result.baseline.version}),
+                **(
+                    {}
+                    if result.baseline is None or result.baseline.version is None
+                    else {"baseline.version": result.baseline.version}
+                ),
                 "seed": result.config.seed,
                 "n_rows.test": result.n_rows,
                 **_test_rows_params(result),
@@ -209,5 +220,3 @@ def reasons_tag(reasons: Sequence[str], limit: int = REASONS_TAG_LIMIT) -> str:
         dropped = len(reasons) - len(kept)
         text = json.dumps([*kept, f"... {dropped} more reason(s): see the evaluation run's verdict.json"])
     return text
-
-

@@ -53,7 +53,9 @@ class EvaluationResult:
     champion_scores: np.ndarray | None = field(repr=False)
     test_rows: rows_mod.TestRows | None = field(default=None, repr=False)
     positive_class: Any = None  # binary: the class f1/precision/recall/ROC AUC treat as positive (core.labels)
-    intervals: dict[str, BootstrapResult] = field(default_factory=dict, repr=False)  # every metric's gain, same resamples
+    intervals: dict[str, BootstrapResult] = field(
+        default_factory=dict, repr=False
+    )  # every metric's gain, same resamples
     class_counts: ClassCounts | None = None  # classification: clean test rows per class
     baseline: BaselineEvidence | None = None  # evaluation.baseline_guard: against the first champion
 
@@ -166,15 +168,29 @@ def evaluate(
     record, why = rows_mod.run_record(client, champion.run_id) if champion is not None else (None, None)
     own, own_why = rows_mod.run_record(client, challenger.run_id)
     if own is None:  # fail closed: without it, copies of its own training rows could flatter it
-        raise EvaluationError(f"{challenger.uri}: the challenger's rows record cannot be read ({own_why}); its "
-                              f"copies of training rows cannot be kept out of the test rows. Retrain it")
+        raise EvaluationError(
+            f"{challenger.uri}: the challenger's rows record cannot be read ({own_why}); its "
+            f"copies of training rows cannot be kept out of the test rows. Retrain it"
+        )
     test_rows = rows_mod.gate_rows(
-        test, config, champion=record, has_champion=champion is not None,
-        champion_window_end=champion_window_end, why_no_record=why, own=own,
+        test,
+        config,
+        champion=record,
+        has_champion=champion is not None,
+        champion_window_end=champion_window_end,
+        why_no_record=why,
+        own=own,
     )
     baseline = find_baseline(client, config, champion) if config.evaluation.baseline_guard and champion else None
-    return judge(config, test_rows, challenger, champion, window_end=window_end, champion_window_end=champion_window_end,
-                 baseline=baseline)
+    return judge(
+        config,
+        test_rows,
+        challenger,
+        champion,
+        window_end=window_end,
+        champion_window_end=champion_window_end,
+        baseline=baseline,
+    )
 
 
 def judge(
@@ -201,18 +217,35 @@ def judge(
     if thin is not None:
         passed = []
         if test_rows.n_rows >= config.evaluation.min_test_rows:
-            passed.append(f"{test_rows.n_rows:,} clean test rows >= evaluation.min_test_rows "
-                          f"({config.evaluation.min_test_rows:,})")
+            passed.append(
+                f"{test_rows.n_rows:,} clean test rows >= evaluation.min_test_rows "
+                f"({config.evaluation.min_test_rows:,})"
+            )
         verdict = unscored_verdict(
-            test_rows, thin, has_champion=champion is not None, window_end=window_end,
-            champion_window_end=champion_window_end, passed=passed,
+            test_rows,
+            thin,
+            has_champion=champion is not None,
+            window_end=window_end,
+            champion_window_end=champion_window_end,
+            passed=passed,
         )
         _log_verdict(challenger.uri, champion, verdict)
         return EvaluationResult(
-            config=config, verdict=verdict, challenger_uri=challenger.uri,
-            champion_uri=champion.uri if champion else None, challenger_metrics={}, champion_metrics=None,
-            bootstrap=None, signature_diff=[], leakage=[], y_true=np.asarray([]), labels=None,
-            challenger_scores=np.asarray([]), champion_scores=None, test_rows=test_rows, class_counts=counts,
+            config=config,
+            verdict=verdict,
+            challenger_uri=challenger.uri,
+            champion_uri=champion.uri if champion else None,
+            challenger_metrics={},
+            champion_metrics=None,
+            bootstrap=None,
+            signature_diff=[],
+            leakage=[],
+            y_true=np.asarray([]),
+            labels=None,
+            challenger_scores=np.asarray([]),
+            champion_scores=None,
+            test_rows=test_rows,
+            class_counts=counts,
         )
     frame = test_rows.frame
     _check_test_rows(frame, config)
@@ -254,8 +287,15 @@ def judge(
             cp_scores = None
         if cp_scores is not None:
             intervals = paired_bootstraps(
-                y, ch_scores, cp_scores, names, task=config.task, labels=labels,
-                n=config.evaluation.bootstrap_samples, seed=config.seed, confidence=config.evaluation.confidence,
+                y,
+                ch_scores,
+                cp_scores,
+                names,
+                task=config.task,
+                labels=labels,
+                n=config.evaluation.bootstrap_samples,
+                seed=config.seed,
+                confidence=config.evaluation.confidence,
                 positive=positive,
             )
             bootstrap = intervals[config.metrics.primary]
@@ -264,8 +304,17 @@ def judge(
 
     leakage = leakage_suspects(frame, config) if implausibly_perfect(config, ch_metrics) else []
     verdict = decide(
-        config, ch_metrics, cp_metrics, bootstrap, intervals=intervals, signature_diff=signature_diff, leakage=leakage,
-        window_end=window_end, champion_window_end=champion_window_end, test_rows=test_rows, class_counts=counts,
+        config,
+        ch_metrics,
+        cp_metrics,
+        bootstrap,
+        intervals=intervals,
+        signature_diff=signature_diff,
+        leakage=leakage,
+        window_end=window_end,
+        champion_window_end=champion_window_end,
+        test_rows=test_rows,
+        class_counts=counts,
         baseline=evidence,
     )
     _log_verdict(challenger.uri, champion, verdict)

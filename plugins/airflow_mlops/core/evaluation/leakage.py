@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 LEAKAGE_FEATURE_THRESHOLD = 0.98
 
 
-def leakage_suspects(rows: pd.DataFrame, config: PipelineConfig, *, threshold: float = LEAKAGE_FEATURE_THRESHOLD) -> list[str]:
+def leakage_suspects(
+    rows: pd.DataFrame, config: PipelineConfig, *, threshold: float = LEAKAGE_FEATURE_THRESHOLD
+) -> list[str]:
     """Features whose association with the target on their own is near perfect, e.g. "'x' (univariate AUC 1.000)".
 
     Numeric features: the AUC of the raw value (either direction); categorical ones: the AUC of the

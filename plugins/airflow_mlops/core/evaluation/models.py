@@ -53,7 +53,11 @@ def load(client: MlflowClient, uri: str, role: str, *, allow_pickle: bool = Fals
     if parsed is not None:
         name, version, alias = parsed
         try:
-            mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, str(version))
+            mv = (
+                client.get_model_version_by_alias(name, alias)
+                if alias
+                else client.get_model_version(name, str(version))
+            )
         except MlflowException as exc:
             if exc.error_code not in _NOT_FOUND_CODES:
                 raise

@@ -50,14 +50,21 @@ def evaluation_html(result: EvaluationResult, images: Sequence[str] = ()) -> str
     if result.class_counts is not None:
         judged += f"<br>{html.escape(result.class_counts.describe())}"
     ev = result.config.evaluation
-    rule = ("the interval's lower bound must clear the margin" if ev.require == "lower_bound"
-            else "the gain must reach the margin and its interval lie above zero")
-    judged += (f"<br>evaluation.require: {html.escape(ev.require)} ({rule}); guard rails by the upper bound of "
-               f"their regression's interval")
+    rule = (
+        "the interval's lower bound must clear the margin"
+        if ev.require == "lower_bound"
+        else "the gain must reach the margin and its interval lie above zero"
+    )
+    judged += (
+        f"<br>evaluation.require: {html.escape(ev.require)} ({rule}); guard rails by the upper bound of "
+        f"their regression's interval"
+    )
     if result.baseline is not None and result.baseline.version is not None:
         judged += f"; baseline guard against the first champion, version {html.escape(result.baseline.version)}"
     confidence = result.config.evaluation.confidence
-    positive = "" if result.positive_class is None else f" &middot; positive class {html.escape(repr(result.positive_class))}"
+    positive = (
+        "" if result.positive_class is None else f" &middot; positive class {html.escape(repr(result.positive_class))}"
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{html.escape(result.config.name)}: champion vs challenger</title>

@@ -54,18 +54,26 @@ def power_note(bootstrap: BootstrapResult | None, margin: float, require: str) -
     se = _standard_error(bootstrap)
     if power is None or se is None or bootstrap is None:
         return None
-    head = (f"power: with these clean test rows a true gain of 2x the margin ({2 * margin:g}) would be promoted about "
-            f"{power:.0%} of the time (the interval's half-width {(bootstrap.high - bootstrap.low) / 2:.4f})")
+    head = (
+        f"power: with these clean test rows a true gain of 2x the margin ({2 * margin:g}) would be promoted about "
+        f"{power:.0%} of the time (the interval's half-width {(bootstrap.high - bootstrap.low) / 2:.4f})"
+    )
     if power >= TARGET_POWER:
         return head
     factor = (se / needed_se(margin, require, bootstrap.confidence)) ** 2
-    return (f"{head}; about {factor:.1f}x these clean test rows would bring it to {TARGET_POWER:.0%} (lengthen "
-            f"split.test_days or split.test_size): below that, real gains are often rejected")
+    return (
+        f"{head}; about {factor:.1f}x these clean test rows would bring it to {TARGET_POWER:.0%} (lengthen "
+        f"split.test_days or split.test_size): below that, real gains are often rejected"
+    )
 
 
 def _standard_error(bootstrap: BootstrapResult | None) -> float | None:
     """The gain's standard error read off its interval (half-width / z); None when there is no usable interval."""
-    if bootstrap is None or not bootstrap.usable or not (math.isfinite(bootstrap.low) and math.isfinite(bootstrap.high)):
+    if (
+        bootstrap is None
+        or not bootstrap.usable
+        or not (math.isfinite(bootstrap.low) and math.isfinite(bootstrap.high))
+    ):
         return None
     se = (bootstrap.high - bootstrap.low) / (2 * _NORMAL.inv_cdf(0.5 + bootstrap.confidence / 2))
     return se if se > 0 else None

@@ -50,8 +50,10 @@ def init_pipeline(
 ) -> InitResult:
     """Profile `source`, write include/pipelines/NAME.yaml and include/expectations/NAME.json (never overwriting)."""
     if not PIPELINE_NAME.fullmatch(name):
-        raise ConfigError(f"{name!r} cannot name a pipeline (it names DAGs and Assets): use lower-case letters, "
-                          "digits and '_', starting with a letter, at most 64 characters (e.g. churn, house_prices)")
+        raise ConfigError(
+            f"{name!r} cannot name a pipeline (it names DAGs and Assets): use lower-case letters, "
+            "digits and '_', starting with a letter, at most 64 characters (e.g. churn, house_prices)"
+        )
     if task is not None:
         check_task(task)
     config_path = project_root / "include" / "pipelines" / f"{name}.yaml"
@@ -67,8 +69,10 @@ def init_pipeline(
 def _refuse_existing(*paths: Path) -> None:
     existing = [p for p in paths if p.exists()]
     if existing:
-        raise ConfigError(f"{', '.join(map(str, existing))}: already exists; init never overwrites: delete or rename "
-                          f"{'it' if len(existing) == 1 else 'them'}, or choose another NAME. Nothing was written")
+        raise ConfigError(
+            f"{', '.join(map(str, existing))}: already exists; init never overwrites: delete or rename "
+            f"{'it' if len(existing) == 1 else 'them'}, or choose another NAME. Nothing was written"
+        )
 
 
 def _write_checked(plan: Plan, config_text: str, suite_text: str, config_path: Path, suite_path: Path) -> None:
@@ -104,10 +108,22 @@ def _check(plan: Plan, config_tmp: Path, suite_tmp: Path, config_path: Path, sui
         config = load_config(config_tmp, check_estimators=True)
     except ConfigError as exc:
         raise MlopsError(bug.format("config", str(exc).replace(str(config_tmp), str(config_path)))) from None
-    expected = ([(f, t) for f, t, _ in plan.features], plan.target, plan.task, plan.date_column,
-                list(plan.id_columns), plan.positive_class)
-    got = ([(f.name, f.type) for f in config.features], config.target, config.task, config.source.date_column,
-           list(config.source.id_columns), config.positive_class)
+    expected = (
+        [(f, t) for f, t, _ in plan.features],
+        plan.target,
+        plan.task,
+        plan.date_column,
+        list(plan.id_columns),
+        plan.positive_class,
+    )
+    got = (
+        [(f.name, f.type) for f in config.features],
+        config.target,
+        config.task,
+        config.source.date_column,
+        list(config.source.id_columns),
+        config.positive_class,
+    )
     if got != expected:
         raise MlopsError(bug.format("config", f"it reads back as {got!r}, not {expected!r}"))
     try:
@@ -119,8 +135,10 @@ def _check(plan: Plan, config_tmp: Path, suite_tmp: Path, config_path: Path, sui
     try:
         rows.split_roles(plan.sample.frame, config)
     except SplitError as exc:
-        plan.review.append(f"the sample itself cannot be split into train, validation and test rows ({exc}); "
-                           f"fine if the real source is larger")
+        plan.review.append(
+            f"the sample itself cannot be split into train, validation and test rows ({exc}); "
+            f"fine if the real source is larger"
+        )
 
 
 def _shown(path: Path, root: Path) -> str:

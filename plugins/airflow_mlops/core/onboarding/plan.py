@@ -100,15 +100,25 @@ def decide(
         )
     task, task_note = _task(label, task, where)
     source_path, allowed_root = _location(sample.path, project_root)
-    plan = Plan(name=name, sample=sample, source_path=source_path, allowed_root=allowed_root, target=target,
-                task=task, task_note=task_note, features=[])
+    plan = Plan(
+        name=name,
+        sample=sample,
+        source_path=source_path,
+        allowed_root=allowed_root,
+        target=target,
+        task=task,
+        task_note=task_note,
+        features=[],
+    )
     plan.review.append(f"task: {task} ({task_note})")
     plan.date_column, plan.date_note = _date_column(sample, date_column, target)
     if plan.date_column:
         plan.review.append(f"date column: {plan.date_column} ({plan.date_note})")
         if cols[plan.date_column].nulls:
-            plan.review.append(f"{plan.date_column} is missing in {cols[plan.date_column].nulls} rows: a snapshot "
-                               "refuses rows without a date; fix the export")
+            plan.review.append(
+                f"{plan.date_column} is missing in {cols[plan.date_column].nulls} rows: a snapshot "
+                "refuses rows without a date; fix the export"
+            )
     plan.id_columns = _id_columns(sample, {target, plan.date_column})
     for column, why in plan.id_columns.items():
         plan.review.append(f"id column (kept for joins, never a feature): {column} ({why})")
@@ -125,10 +135,14 @@ def decide(
     _split(plan)
     _metrics(plan)
     if allowed_root == ".":
-        plan.review.append("the sample lies in the project root itself, so source.allowed_roots is '.': move the "
-                           "data under a folder such as data/ and narrow allowed_roots to it")
-    plan.review.append(f"source.path is the sample file {source_path}: point it at the real export (a file, or a "
-                       f"folder of daily files {name}_YYYY-MM-DD.{sample.format})")
+        plan.review.append(
+            "the sample lies in the project root itself, so source.allowed_roots is '.': move the "
+            "data under a folder such as data/ and narrow allowed_roots to it"
+        )
+    plan.review.append(
+        f"source.path is the sample file {source_path}: point it at the real export (a file, or a "
+        f"folder of daily files {name}_YYYY-MM-DD.{sample.format})"
+    )
     return plan
 
 
@@ -136,26 +150,34 @@ def _task(label: Column, given: str | None, where: str) -> tuple[str, str]:
     """The task (given, or inferred from the target's values) and why."""
     column = repr(label.name)
     if label.kind == "datetime" or label.dates:
-        raise ConfigError(f"{where}: target column {column} holds dates; a model predicts a class or a number: "
-                          f"choose another --target")
+        raise ConfigError(
+            f"{where}: target column {column} holds dates; a model predicts a class or a number: "
+            f"choose another --target"
+        )
     values = f"{label.distinct} distinct value(s) in {label.rows} rows"
     if given is not None:
         check_task(given)
         if given == "binary_classification" and label.distinct != 2:
-            raise ConfigError(f"{where}: target column {column} has {values}; binary_classification needs exactly 2: "
-                              f"use multiclass_classification{' or regression' if label.kind == 'number' else ''}")
+            raise ConfigError(
+                f"{where}: target column {column} has {values}; binary_classification needs exactly 2: "
+                f"use multiclass_classification{' or regression' if label.kind == 'number' else ''}"
+            )
         if given == "regression" and label.kind != "number":
-            raise ConfigError(f"{where}: target column {column} holds {label.kind} values, e.g. "
-                              f"{examples_text(label)}; regression needs numbers: use a classification task")
+            raise ConfigError(
+                f"{where}: target column {column} holds {label.kind} values, e.g. "
+                f"{examples_text(label)}; regression needs numbers: use a classification task"
+            )
         return given, f"given (--task); the target has {values}"
     if label.distinct == 2:
         return "binary_classification", f"inferred: 2 distinct values {examples_text(label)} in {label.rows} rows"
     if label.kind in ("text", "bool"):
         return "multiclass_classification", f"inferred: {label.distinct} distinct text values in {label.rows} rows"
     if label.whole and label.distinct <= MAX_SET_VALUES:
-        return ("multiclass_classification",
-                f"inferred: {label.distinct} distinct whole numbers (at most {MAX_SET_VALUES}) in {label.rows} rows: "
-                f"classes; use --task regression if they are amounts")
+        return (
+            "multiclass_classification",
+            f"inferred: {label.distinct} distinct whole numbers (at most {MAX_SET_VALUES}) in {label.rows} rows: "
+            f"classes; use --task regression if they are amounts",
+        )
     return "regression", f"inferred: {label.distinct} distinct numbers in {label.rows} rows"
 
 
@@ -235,22 +257,43 @@ def _features(plan: Plan) -> None:
             plan.left_out[c.name] = f"a single value ({examples_text(c)}) in every row: carries no information"
         elif c.kind == "number" and c.distinct <= 2:
             few.append(c.name)
-            plan.features.append((c.name, "categorical", f"{c.distinct} distinct values {examples_text(c)} in {c.rows} "
-                                  f"rows{missing}: a flag or a code, categorical"))
+            plan.features.append(
+                (
+                    c.name,
+                    "categorical",
+                    f"{c.distinct} distinct values {examples_text(c)} in {c.rows} "
+                    f"rows{missing}: a flag or a code, categorical",
+                )
+            )
         elif c.kind == "number":
             blanks = "; blank strings read as missing" if c.blanks else ""
             counted = " (a count or a code?)" if c.whole and c.distinct <= 10 else ""
-            plan.features.append((c.name, "numeric", f"{c.distinct} distinct numbers{counted}, "
-                                  f"{number_text(c.minimum)}..{number_text(c.maximum)}{missing}{blanks}"))
+            plan.features.append(
+                (
+                    c.name,
+                    "numeric",
+                    f"{c.distinct} distinct numbers{counted}, "
+                    f"{number_text(c.minimum)}..{number_text(c.maximum)}{missing}{blanks}",
+                )
+            )
         else:
-            plan.features.append((c.name, "categorical", f"{c.distinct} distinct values in {c.rows} rows{missing}: "
-                                  f"{'true/false' if c.kind == 'bool' else 'text'}, categorical"))
+            plan.features.append(
+                (
+                    c.name,
+                    "categorical",
+                    f"{c.distinct} distinct values in {c.rows} rows{missing}: "
+                    f"{'true/false' if c.kind == 'bool' else 'text'}, categorical",
+                )
+            )
             if c.distinct > HIGH_CARDINALITY:
-                plan.review.append(f"{c.name}: categorical with {c.distinct} distinct values: free text or an id? "
-                                   f"leave it out of the features if so")
+                plan.review.append(
+                    f"{c.name}: categorical with {c.distinct} distinct values: free text or an id? "
+                    f"leave it out of the features if so"
+                )
     if few:
-        plan.review.append(f"typed categorical because of few values: {', '.join(few)}; make them numeric if they "
-                           f"are amounts")
+        plan.review.append(
+            f"typed categorical because of few values: {', '.join(few)}; make them numeric if they are amounts"
+        )
     for column, why in plan.left_out.items():
         plan.review.append(f"left out of the features: {column} ({why})")
     if not plan.features:
@@ -294,15 +337,21 @@ def _split(plan: Plan) -> None:
             test_days, validation_days, test_rows = chosen
             days = len(column.days)
             plan.split = {"strategy": "time", "test_days": test_days, "validation_days": validation_days}
-            plan.split_note = (f"{days} days in the sample: the newest {test_days} test, the {validation_days} before "
-                               f"validation, {days - test_days - validation_days} training")
+            plan.split_note = (
+                f"{days} days in the sample: the newest {test_days} test, the {validation_days} before "
+                f"validation, {days - test_days - validation_days} training"
+            )
             plan.test_rows = test_rows
         else:
-            plan.split_note = ("a time split of the sample leaves a role with a single class of the target; "
-                               "random split: try strategy time once the data spans more days")
+            plan.split_note = (
+                "a time split of the sample leaves a role with a single class of the target; "
+                "random split: try strategy time once the data spans more days"
+            )
     elif column is not None:
-        plan.split_note = (f"the sample holds {len(column.days)} day(s): too few for a time split (test, validation "
-                           f"and training days); switch to strategy time once the source spans more days")
+        plan.split_note = (
+            f"the sample holds {len(column.days)} day(s): too few for a time split (test, validation "
+            f"and training days); switch to strategy time once the source spans more days"
+        )
     if not plan.split:
         plan.split = {"strategy": "random", "test_size": 0.2, "validation_size": 0.2}
         plan.split_note = plan.split_note or "no date column: a seeded random split of the rows"
@@ -350,7 +399,11 @@ def _metrics(plan: Plan) -> None:
         std = float(plan.sample.frame[plan.target].std())
         plan.primary, plan.others = "rmse", ("mae", "r2")
         plan.margin = float(f"{0.005 * std:.2g}") if std > 0 else 0.0
-        plan.margin_note = (f"rmse must fall by at least this much (in {plan.target} units: 0.5% of its standard "
-                            f"deviation {std:.4g} in the sample) ...")
-        plan.review.append(f"evaluation.margin: {number_text(plan.margin)} in {plan.target} units (0.5% of its standard "
-                           f"deviation in the sample)")
+        plan.margin_note = (
+            f"rmse must fall by at least this much (in {plan.target} units: 0.5% of its standard "
+            f"deviation {std:.4g} in the sample) ..."
+        )
+        plan.review.append(
+            f"evaluation.margin: {number_text(plan.margin)} in {plan.target} units (0.5% of its standard "
+            f"deviation in the sample)"
+        )

@@ -46,9 +46,15 @@ class Column:
     @property
     def row_number(self) -> bool:
         """A row number's name, and whole numbers one per row with no gap (0..n-1, 1..n): not a measurement."""
-        return (bool(ROW_NUMBER_NAME.fullmatch(self.name)) and self.kind == "number" and self.whole and self.unique
-                and self.minimum is not None and self.maximum is not None
-                and self.maximum - self.minimum == self.rows - 1)
+        return (
+            bool(ROW_NUMBER_NAME.fullmatch(self.name))
+            and self.kind == "number"
+            and self.whole
+            and self.unique
+            and self.minimum is not None
+            and self.maximum is not None
+            and self.maximum - self.minimum == self.rows - 1
+        )
 
 
 @dataclass
@@ -129,8 +135,9 @@ def _profile_column(name: str, col: pd.Series, blanks: tuple[str, ...]) -> Colum
     import pandas as pd
 
     present = col.dropna()
-    column = partial(Column, name=name, rows=len(col), nulls=len(col) - len(present),
-                     distinct=int(present.nunique()), blanks=blanks)
+    column = partial(
+        Column, name=name, rows=len(col), nulls=len(col) - len(present), distinct=int(present.nunique()), blanks=blanks
+    )
     if present.empty:
         return column(kind="empty")
     values = tuple(ordered_values(plain_value(v) for v in present.unique()))
@@ -140,8 +147,13 @@ def _profile_column(name: str, col: pd.Series, blanks: tuple[str, ...]) -> Colum
     if pd.api.types.is_datetime64_any_dtype(col):
         return column(kind="datetime", dates=True, days=_days(present))
     if pd.api.types.is_numeric_dtype(col):
-        return column(kind="number", values=values, minimum=float(present.min()), maximum=float(present.max()),
-                      whole=bool((present % 1 == 0).all()))
+        return column(
+            kind="number",
+            values=values,
+            minimum=float(present.min()),
+            maximum=float(present.max()),
+            whole=bool((present % 1 == 0).all()),
+        )
     text = present.astype(str)
     parsed = pd.to_datetime(text, errors="coerce", format="ISO8601")
     if parsed.notna().all() and text.str.contains(r"\d{4}|\d[-/]\d", regex=True).all():
@@ -188,4 +200,3 @@ def examples_text(column: Column, limit: int = 3) -> str:
     shown = list(column.values[:limit])
     more = ", ..." if column.distinct > limit or not column.values else ""
     return "(" + ", ".join(number_text(v) if isinstance(v, float) else repr(v) for v in shown) + more + ")"
-

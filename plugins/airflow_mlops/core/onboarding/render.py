@@ -17,13 +17,19 @@ _PLAIN = re.compile(r"[A-Za-z0-9_./][A-Za-z0-9_./\-]*")  # a string YAML may rea
 CANDIDATES = {
     "classification": [
         ("logistic_regression", "sklearn.linear_model.LogisticRegression", "{max_iter: 1000}"),
-        ("hist_gradient_boosting", "sklearn.ensemble.HistGradientBoostingClassifier",
-         "{max_iter: 200, learning_rate: 0.05}"),
+        (
+            "hist_gradient_boosting",
+            "sklearn.ensemble.HistGradientBoostingClassifier",
+            "{max_iter: 200, learning_rate: 0.05}",
+        ),
     ],
     "regression": [
         ("ridge", "sklearn.linear_model.Ridge", "{alpha: 1.0}"),
-        ("hist_gradient_boosting", "sklearn.ensemble.HistGradientBoostingRegressor",
-         "{max_iter: 200, learning_rate: 0.05}"),
+        (
+            "hist_gradient_boosting",
+            "sklearn.ensemble.HistGradientBoostingRegressor",
+            "{max_iter: 200, learning_rate: 0.05}",
+        ),
     ],
 }
 
@@ -39,13 +45,18 @@ def render_config(plan: Plan) -> str:
         _c(f"description: {_q(f'Predict {plan.target} from {s.path.name}.')}", "REVIEW: say what the model is for"),
         "",
         _c("schedule:", "the DAGs dags/pipelines.py builds from this file (times in `timezone`)"),
-        _c('  retrain: "0 2 * * *"', f"{name}_retrain: nightly, and whenever mlops://{name}/retrain-request is emitted"),
+        _c(
+            '  retrain: "0 2 * * *"', f"{name}_retrain: nightly, and whenever mlops://{name}/retrain-request is emitted"
+        ),
         _c('  drift_monitor: "0 6 * * *"', f"{name}_drift_monitor: daily"),
         "  timezone: UTC",
         "",
         "source:",
-        _c(f"  path: {_q(plan.source_path)}", "REVIEW: the sample; point it at the real export (a file, or a "
-           f"folder of daily files {name}_YYYY-MM-DD.{s.format})"),
+        _c(
+            f"  path: {_q(plan.source_path)}",
+            "REVIEW: the sample; point it at the real export (a file, or a "
+            f"folder of daily files {name}_YYYY-MM-DD.{s.format})",
+        ),
         f"  format: {s.format}",
     ]
     if plan.date_column:
@@ -53,8 +64,10 @@ def render_config(plan: Plan) -> str:
         lines.append(_c("  # window_days: 28", "train on the last 28 days before the run's date (default: all rows)"))
     lines += [
         _c("  max_file_mb: 512", "a bigger file is refused unread"),
-        _c(f"  allowed_roots: [{_q(plan.allowed_root)}]", "sources must live under these folders (relative to the "
-           "project root),"),
+        _c(
+            f"  allowed_roots: [{_q(plan.allowed_root)}]",
+            "sources must live under these folders (relative to the project root),",
+        ),
         _c("", "or $AIRFLOW_MLOPS_DATA_ROOTS; any other path (and the state folder) is refused"),
     ]
     if plan.id_columns:
@@ -66,8 +79,12 @@ def render_config(plan: Plan) -> str:
     if plan.na_values:
         blanks = {c.name: c.nulls for c in s.columns.values() if c.blanks}
         where = ", ".join(f"{c} ({k})" for c, k in blanks.items())
-        lines.append(_c(f"  na_values: [{', '.join(_q(v) for v in plan.na_values)}]",
-                        f"REVIEW: blank cells in otherwise numeric columns: {where}"))
+        lines.append(
+            _c(
+                f"  na_values: [{', '.join(_q(v) for v in plan.na_values)}]",
+                f"REVIEW: blank cells in otherwise numeric columns: {where}",
+            )
+        )
         dtypes = ", ".join(f"{_q(c)}: {t}" for c, t in plan.dtypes.items())
         lines.append(_c(f"  dtypes: {{{dtypes}}}", "numbers once the blanks are read as missing"))
     lines += ["", "target:", f"  column: {_q(plan.target)}", _c(f"  task: {plan.task}", f"REVIEW: {plan.task_note}")]
@@ -81,12 +98,24 @@ def render_config(plan: Plan) -> str:
     lines += [f"{code.ljust(width)}  # {why}" for code, why in entries]
     for column, why in plan.left_out.items():
         lines.append(f"  # left out: {column}: {why}")
-    lines += ["", "validation:", f"  suite: include/expectations/{name}.json", "", "model:", f"  name: {name}_model",
-              "  candidates:"]
+    lines += [
+        "",
+        "validation:",
+        f"  suite: include/expectations/{name}.json",
+        "",
+        "model:",
+        f"  name: {name}_model",
+        "  candidates:",
+    ]
     for cname, estimator, params in CANDIDATES["regression" if plan.task == "regression" else "classification"]:
         lines += [f"    - name: {cname}", f"      estimator: {estimator}", f"      params: {params}"]
-    lines += ["", "metrics:", _c(f"  primary: {plan.primary}", _primary_note(plan)),
-              f"  others: [{', '.join(plan.others)}]", ""]
+    lines += [
+        "",
+        "metrics:",
+        _c(f"  primary: {plan.primary}", _primary_note(plan)),
+        f"  others: [{', '.join(plan.others)}]",
+        "",
+    ]
     lines += _evaluation_lines(plan)
     lines += [
         "",
@@ -137,7 +166,9 @@ def _evaluation_lines(plan: Plan) -> list[str]:
     if plan.task == "regression":
         rails = [f"  #   mae: {number_text(2 * plan.margin or 0.01)}"]
         floors = ["  #   r2: 0.1"]
-        leakage = _c("  leakage_threshold: null", "rmse has no best score to smell leakage by (only bounded metrics do)")
+        leakage = _c(
+            "  leakage_threshold: null", "rmse has no best score to smell leakage by (only bounded metrics do)"
+        )
     else:
         rails = ["  #   accuracy: 0.02", "  #   log_loss: 0.03"]
         floors = [f"  #   {p}: {0.65 if p == 'roc_auc' else 0.5}", "  #   log_loss: 0.70"]
@@ -149,14 +180,23 @@ def _evaluation_lines(plan: Plan) -> list[str]:
         "  bootstrap_samples: 1000",
         _c("  # guard_rails:", "largest tolerated regression of other metrics; set them once a baseline is known"),
         *rails,
-        _c("  # floors:", f"worst acceptable values (a maximum for {'rmse/mae' if p == 'rmse' else 'log_loss'}), "
-           "e.g."),
+        _c("  # floors:", f"worst acceptable values (a maximum for {'rmse/mae' if p == 'rmse' else 'log_loss'}), e.g."),
         *floors,
         leakage,
-        _c(f"  min_test_rows: {plan.min_test_rows}",
-           f"REVIEW: 60% of the {plan.test_rows} test rows of the sample's split; fewer clean test rows: reject"),
-        *([_c(f"  min_test_events: {plan.min_test_events}",
-              "REVIEW: of each class in the clean test rows; fewer: reject")] if plan.min_test_events else []),
+        _c(
+            f"  min_test_rows: {plan.min_test_rows}",
+            f"REVIEW: 60% of the {plan.test_rows} test rows of the sample's split; fewer clean test rows: reject",
+        ),
+        *(
+            [
+                _c(
+                    f"  min_test_events: {plan.min_test_events}",
+                    "REVIEW: of each class in the clean test rows; fewer: reject",
+                )
+            ]
+            if plan.min_test_events
+            else []
+        ),
         _c("  approval: never", "never | borderline | always: when a person must approve a promotion first"),
     ]
 
@@ -176,4 +216,3 @@ def _q(value: Any) -> str:
     if _PLAIN.fullmatch(text) and yaml.safe_load(text) == text:
         return text
     return json.dumps(text, ensure_ascii=False)
-

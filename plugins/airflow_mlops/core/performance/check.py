@@ -67,12 +67,18 @@ class DayCheck:
 
     def summary(self) -> str:
         j, m = self.judgement, self.judged_metrics
-        realized = (f"realized {self.metric} {m.value:.4f}" + (f" [{m.low:.4f}, {m.high:.4f}]" if m.low is not None
-                    and m.high is not None else "") if m is not None else f"v{self.champion_version} scored no rows")
+        realized = (
+            f"realized {self.metric} {m.value:.4f}"
+            + (f" [{m.low:.4f}, {m.high:.4f}]" if m.low is not None and m.high is not None else "")
+            if m is not None
+            else f"v{self.champion_version} scored no rows"
+        )
         promised = f"promised {j.promised:.4f}" if j.promised is not None else "no promise"
         verdict = {"decay": "DECAY", "no_decay": "no decay", "not_judged": "not judged"}[j.verdict]
-        return (f"{verdict}: {self.config.model_name} v{self.champion_version} on {self.day}: {realized}, {promised} "
-                f"(join rate {self.join.join_rate:.1%}, {self.join.matched:,} labelled rows)")
+        return (
+            f"{verdict}: {self.config.model_name} v{self.champion_version} on {self.day}: {realized}, {promised} "
+            f"(join rate {self.join.join_rate:.1%}, {self.join.matched:,} labelled rows)"
+        )
 
     def table_row(self) -> dict[str, Any]:
         """This day's row of the per-day table (the same shape ``evidence.performance_table`` reads back)."""
@@ -110,9 +116,14 @@ class DayCheck:
             "join": self.join.counts(),
             "metrics": m.to_dict() if m else None,
             "versions": {v: r.to_dict() for v, r in self.realized.items()},
-            "promise": None if self.promise is None else {
-                "version": self.promise.version, "run_id": self.promise.run_id, "metrics": self.promise.metrics,
-                "test_rows": self.promise.test_rows},
+            "promise": None
+            if self.promise is None
+            else {
+                "version": self.promise.version,
+                "run_id": self.promise.run_id,
+                "metrics": self.promise.metrics,
+                "test_rows": self.promise.test_rows,
+            },
             "positive_class": self.positive_class,
             "classes_from": self.classes_from,
             "predictions_path": self.predictions_path,
@@ -157,8 +168,10 @@ def check_day(
     if labels_file is None:
         where = inputs.labels_folder(config, labels_source)
         scored = "its predictions are waiting" if predictions_file.is_file() else "it was not scored either"
-        raise NothingToCheck(f"the labels of {day} have not arrived (no <pipeline>_labels_{day}.csv in {where}); "
-                             f"{scored}. They are due by {day + dt.timedelta(days=config.scoring.label_delay_days)}")
+        raise NothingToCheck(
+            f"the labels of {day} have not arrived (no <pipeline>_labels_{day}.csv in {where}); "
+            f"{scored}. They are due by {day + dt.timedelta(days=config.scoring.label_delay_days)}"
+        )
     if not predictions_file.is_file():
         raise PerformanceError(
             f"labels for {day} arrived ({labels_file}) but there are no predictions for that day: {predictions_file} "
@@ -169,35 +182,60 @@ def check_day(
     classes, classes_from = inputs.known_classes(client, config, versions, predictions)
     labels = inputs.read_labels(config, day, path=labels_file, classes=classes, today_is=today)
     positive = class_labels.positive_class(config, classes) if classes else None
-    joined = join_day(predictions, labels, config.source.id_columns, config.target, day=day,
-                       id_dtypes=config.source.dtypes)
+    joined = join_day(
+        predictions, labels, config.source.id_columns, config.target, day=day, id_dtypes=config.source.dtypes
+    )
     log.info("%s: %s", day, joined.describe())
     champion_version = str(champion.version)
-    base: dict[str, Any] = {"config": config, "day": day, "champion_version": champion_version, "join": joined,
-            "predictions_path": str(predictions_file), "labels_path": str(labels_file), "classes_from": classes_from,
-            "positive_class": positive, "checked_at": now}
+    base: dict[str, Any] = {
+        "config": config,
+        "day": day,
+        "champion_version": champion_version,
+        "join": joined,
+        "predictions_path": str(predictions_file),
+        "labels_path": str(labels_file),
+        "classes_from": classes_from,
+        "positive_class": positive,
+        "checked_at": now,
+    }
     try:
-        check_join_rate(joined, perf.min_join_rate, predictions_path=str(predictions_file), labels_path=str(labels_file))
+        check_join_rate(
+            joined, perf.min_join_rate, predictions_path=str(predictions_file), labels_path=str(labels_file)
+        )
     except PerformanceError as exc:
-        failed = DayCheck(**base, realized={}, judgement=decay_rule.Judgement(False, False, str(exc)), promise=None,
-                          reason=str(exc))
+        failed = DayCheck(
+            **base, realized={}, judgement=decay_rule.Judgement(False, False, str(exc)), promise=None, reason=str(exc)
+        )
         if log_run:
             exc.run_id = log_check(client, failed, tags=tags or {}, status="FAILED")  # type: ignore[attr-defined]
         raise
 
     realized = {}
     for version in sorted(joined.matched_by_version, key=lambda v: (v != champion_version, v)):
-        rows = joined.joined[joined.joined["model_version"] == version] if len(joined.matched_by_version) > 1 \
+        rows = (
+            joined.joined[joined.joined["model_version"] == version]
+            if len(joined.matched_by_version) > 1
             else joined.joined
+        )
         realized[version] = realized_metrics(
-            rows, config, positive=positive, classes=classes, n_boot=perf.bootstrap_samples,
-            seed=[config.seed, day.toordinal(), _version_seed(version)], confidence=config.evaluation.confidence,
+            rows,
+            config,
+            positive=positive,
+            classes=classes,
+            n_boot=perf.bootstrap_samples,
+            seed=[config.seed, day.toordinal(), _version_seed(version)],
+            confidence=config.evaluation.confidence,
             version=version,
         )
     promise = decay_rule.promise(client, config.model_name, champion_version)
     promised = promise.value(config.metrics.primary) if promise else None
-    judgement = decay_rule.judge(realized.get(champion_version), promised, tolerance=perf.tolerance,
-                                 min_rows=perf.min_rows, version=champion_version)
+    judgement = decay_rule.judge(
+        realized.get(champion_version),
+        promised,
+        tolerance=perf.tolerance,
+        min_rows=perf.min_rows,
+        version=champion_version,
+    )
     check = DayCheck(**base, realized=realized, judgement=judgement, promise=promise)
     check.requested, check.reason = decide_request(client, config, check, now=now)
     log.info("%s; retrain %s: %s", check.summary(), "REQUESTED" if check.requested else "not requested", check.reason)
@@ -206,15 +244,25 @@ def check_day(
     return check
 
 
-def decide_request(client: MlflowClient, config: PipelineConfig, check: DayCheck, *, now: dt.datetime) -> tuple[bool, str]:
+def decide_request(
+    client: MlflowClient, config: PipelineConfig, check: DayCheck, *, now: dt.datetime
+) -> tuple[bool, str]:
     """Debounce and cool-down over the judged days of this champion (the drift monitor's own rules)."""
     perf = config.monitoring.performance
     if not check.judgement.judged:
         return False, check.judgement.reason
     past = monitoring.check_history(
-        client, monitoring.monitoring_experiment(config), config.model_name, max(perf.of_last_days, 50),
-        reference_version=check.champion_version, step=STEP, verdict_tag=VERDICT_TAG, hit_verdict="decay",
-        reference_tag=VERSION_TAG, checked_at_tag=CHECKED_AT_TAG, once_per_tag=DAY_TAG,
+        client,
+        monitoring.monitoring_experiment(config),
+        config.model_name,
+        max(perf.of_last_days, 50),
+        reference_version=check.champion_version,
+        step=STEP,
+        verdict_tag=VERDICT_TAG,
+        hit_verdict="decay",
+        reference_tag=VERSION_TAG,
+        checked_at_tag=CHECKED_AT_TAG,
+        once_per_tag=DAY_TAG,
         extra_filters=(f"tags.`{JUDGED_TAG}` = 'true'",),
     )
     day = check.day.isoformat()
@@ -222,9 +270,13 @@ def decide_request(client: MlflowClient, config: PipelineConfig, check: DayCheck
     requests = [h["requested_at"] for h in past if h.get("requested_at") is not None]
     return monitoring.should_request_retrain(
         [*others, {"at": now, "drift": check.judgement.decay, "requested": False}],
-        now=now, confirm_checks=perf.confirm_days, of_last_checks=perf.of_last_days,
-        cooldown_hours=perf.cooldown_hours, last_requested_at=max(requests) if requests else None,
-        what="decay", unit="labelled day",
+        now=now,
+        confirm_checks=perf.confirm_days,
+        of_last_checks=perf.of_last_days,
+        cooldown_hours=perf.cooldown_hours,
+        last_requested_at=max(requests) if requests else None,
+        what="decay",
+        unit="labelled day",
     )
 
 

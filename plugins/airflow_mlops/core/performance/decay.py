@@ -60,11 +60,17 @@ def promise(client: MlflowClient, model_name: str, version: str) -> Promise | No
         run = client.get_run(run_id)
     except MlflowException:
         return None
-    metrics = {k[len(CHALLENGER_PREFIX):]: float(v) for k, v in run.data.metrics.items()
-               if k.startswith(CHALLENGER_PREFIX)}
+    metrics = {
+        k[len(CHALLENGER_PREFIX) :]: float(v) for k, v in run.data.metrics.items() if k.startswith(CHALLENGER_PREFIX)
+    }
     rows = run.data.metrics.get("test_rows")
-    return Promise(version=str(version), metrics=metrics, run_id=run_id,
-                   test_rows=int(rows) if rows is not None else None, decision=(mv.tags or {}).get("decision"))
+    return Promise(
+        version=str(version),
+        metrics=metrics,
+        run_id=run_id,
+        test_rows=int(rows) if rows is not None else None,
+        decision=(mv.tags or {}).get("decision"),
+    )
 
 
 @dataclass(frozen=True)
@@ -82,8 +88,14 @@ class Judgement:
         return "not_judged" if not self.judged else "decay" if self.decay else "no_decay"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"judged": self.judged, "decay": self.decay, "verdict": self.verdict, "reason": self.reason,
-                "promised": self.promised, "threshold": self.threshold}
+        return {
+            "judged": self.judged,
+            "decay": self.decay,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "promised": self.promised,
+            "threshold": self.threshold,
+        }
 
 
 def decay_threshold(promised: float, tolerance: float, metric: str) -> float:
@@ -91,23 +103,38 @@ def decay_threshold(promised: float, tolerance: float, metric: str) -> float:
     return promised + tolerance if metric in LOWER_IS_BETTER else promised - tolerance
 
 
-def judge(realized: RealizedMetrics | None, promised: float | None, *, tolerance: float, min_rows: int,
-          version: str = "") -> Judgement:
+def judge(
+    realized: RealizedMetrics | None, promised: float | None, *, tolerance: float, min_rows: int, version: str = ""
+) -> Judgement:
     """Decay, no decay, or not judged (and why) for one day's realized metrics of one version."""
     who = f"v{version}" if version else "the model"
     if realized is None or realized.rows == 0:
         return Judgement(False, False, f"{who} scored none of the day's labelled rows: nothing to judge", promised)
     metric = realized.metric
     if realized.rows < min_rows:
-        return Judgement(False, False, f"{realized.rows:,} labelled row(s) of {who}, fewer than "
-                                       f"monitoring.performance.min_rows ({min_rows:,}): reported, not judged", promised)
+        return Judgement(
+            False,
+            False,
+            f"{realized.rows:,} labelled row(s) of {who}, fewer than "
+            f"monitoring.performance.min_rows ({min_rows:,}): reported, not judged",
+            promised,
+        )
     if promised is None:
-        return Judgement(False, False, f"{who} has no promised {metric} (no evaluation run with its test-set figure): "
-                                       f"reported, not judged", None)
+        return Judgement(
+            False,
+            False,
+            f"{who} has no promised {metric} (no evaluation run with its test-set figure): reported, not judged",
+            None,
+        )
     threshold = decay_threshold(promised, tolerance, metric)
     if realized.low is None or realized.high is None:
-        return Judgement(False, False, f"no interval for the realized {metric} ({'; '.join(realized.notes) or 'n/a'}):"
-                                       f" reported, not judged", promised, threshold)
+        return Judgement(
+            False,
+            False,
+            f"no interval for the realized {metric} ({'; '.join(realized.notes) or 'n/a'}): reported, not judged",
+            promised,
+            threshold,
+        )
     shown = f"realized {metric} {realized.value:.4f} [{realized.low:.4f}, {realized.high:.4f}]"
     if metric in LOWER_IS_BETTER:
         decay = realized.low > threshold
@@ -115,6 +142,12 @@ def judge(realized: RealizedMetrics | None, promised: float | None, *, tolerance
     else:
         decay = realized.high < threshold
         side = "below" if decay else "not wholly below"
-    return Judgement(True, decay, f"{shown} on {realized.rows:,} rows: interval {side} promised {promised:.4f} "
-                                  f"{'+' if metric in LOWER_IS_BETTER else '-'} tolerance {tolerance:g} = "
-                                  f"{threshold:.4f}: {'DECAY' if decay else 'no decay'}", promised, threshold)
+    return Judgement(
+        True,
+        decay,
+        f"{shown} on {realized.rows:,} rows: interval {side} promised {promised:.4f} "
+        f"{'+' if metric in LOWER_IS_BETTER else '-'} tolerance {tolerance:g} = "
+        f"{threshold:.4f}: {'DECAY' if decay else 'no decay'}",
+        promised,
+        threshold,
+    )

@@ -35,8 +35,25 @@ if TYPE_CHECKING:
     from airflow_mlops.core.performance.check import DayCheck
 
 #: The per-day table's columns, in order (CSV, the CLI).
-TABLE_COLUMNS = ("day", "version", "main_version", "rows", "predictions", "join_rate", "metric", "realized", "low",
-                 "high", "promised", "threshold", "decay", "verdict", "requested", "checked_at", "run_id")
+TABLE_COLUMNS = (
+    "day",
+    "version",
+    "main_version",
+    "rows",
+    "predictions",
+    "join_rate",
+    "metric",
+    "realized",
+    "low",
+    "high",
+    "promised",
+    "threshold",
+    "decay",
+    "verdict",
+    "requested",
+    "checked_at",
+    "run_id",
+)
 #: How many days the table in a check's artifacts (and its plot) goes back.
 TABLE_DAYS = 60
 _MAX_TAG = 5000
@@ -74,23 +91,31 @@ def log_check(client: MlflowClient, check: DayCheck, *, tags: dict[str, str], st
         client.log_param(run_id, "bootstrap_samples", config.monitoring.performance.bootstrap_samples)
         client.log_param(run_id, "positive_class", str(check.positive_class))
         monitoring.log_metrics(client, run_id, check_metrics(check))
-        table = [*[r for r in performance_table(client, config, days=TABLE_DAYS) if r["day"] != check.day.isoformat()],
-                 check.table_row()]
+        table = [
+            *[r for r in performance_table(client, config, days=TABLE_DAYS) if r["day"] != check.day.isoformat()],
+            check.table_row(),
+        ]
         table.sort(key=lambda r: r["day"])
         with tempfile.TemporaryDirectory(prefix="performance-") as tmp:
             folder = Path(tmp)
             write_table(table, folder / "days.csv")
             (folder / "days.json").write_text(json.dumps(table, indent=2, default=str), encoding="utf-8")
-            (folder / "check.json").write_text(json.dumps(reports.json_safe(check.to_dict()), indent=2, default=str),
-                                               encoding="utf-8")
+            (folder / "check.json").write_text(
+                json.dumps(reports.json_safe(check.to_dict()), indent=2, default=str), encoding="utf-8"
+            )
             (folder / "summary.txt").write_text(
                 f"{check.summary() if status == 'FINISHED' else 'JOIN FAILED'}\n\n{check.join.describe()}\n\n"
                 f"judgement: {check.judgement.reason}\nretrain requested: {'yes' if check.requested else 'no'} "
                 f"({check.reason})\nclasses from: {check.classes_from or 'n/a'}\n\n{format_table(table)}\n",
-                encoding="utf-8")
+                encoding="utf-8",
+            )
             if status == "FINISHED":
-                reports.performance_plot(table, folder / f"realized_{check.metric}.png", metric=check.metric,
-                                         tolerance=config.monitoring.performance.tolerance)
+                reports.performance_plot(
+                    table,
+                    folder / f"realized_{check.metric}.png",
+                    metric=check.metric,
+                    tolerance=config.monitoring.performance.tolerance,
+                )
             client.log_artifacts(run_id, tmp, "performance")
     except BaseException:
         client.set_terminated(run_id, status="FAILED")
@@ -128,7 +153,11 @@ def check_metrics(check: DayCheck) -> dict[str, float]:
 
 
 def performance_table(
-    client: MlflowClient, config: PipelineConfig, *, days: int | None = None, version: str | None = None,
+    client: MlflowClient,
+    config: PipelineConfig,
+    *,
+    days: int | None = None,
+    version: str | None = None,
     experiment_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """The per-day table from the finished checks, oldest day first: the latest check of each day.
@@ -141,14 +170,20 @@ def performance_table(
         if exp is None:
             return []
         experiment_id = exp.experiment_id
-    filters = [f"tags.`{monitoring.STEP_TAG}` = '{STEP}'",
-               f"tags.`{monitoring.MODEL_TAG}` = {quote_filter_value(config.model_name)}",
-               "attributes.status = 'FINISHED'"]
+    filters = [
+        f"tags.`{monitoring.STEP_TAG}` = '{STEP}'",
+        f"tags.`{monitoring.MODEL_TAG}` = {quote_filter_value(config.model_name)}",
+        "attributes.status = 'FINISHED'",
+    ]
     if version is not None:
         filters.append(f"tags.`{VERSION_TAG}` = {quote_filter_value(str(version))}")
     limit = (days or 1000) * 3 + 10
-    runs = client.search_runs([experiment_id], filter_string=" and ".join(filters),
-                              order_by=["attributes.start_time DESC"], max_results=min(limit, 5000))
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=" and ".join(filters),
+        order_by=["attributes.start_time DESC"],
+        max_results=min(limit, 5000),
+    )
     latest: dict[str, dict[str, Any]] = {}
     for run in runs:
         day = run.data.tags.get(DAY_TAG)
@@ -187,12 +222,16 @@ def _row(run: Any) -> dict[str, Any]:
     }
 
 
-def realized_summary(client: MlflowClient, config: PipelineConfig, version: str, *, days: int = 7,
-                     experiment_id: str | None = None) -> dict | None:
+def realized_summary(
+    client: MlflowClient, config: PipelineConfig, version: str, *, days: int = 7, experiment_id: str | None = None
+) -> dict | None:
     """The champion's realized primary metric over its last `days` labelled days, beside its promise; None
     when it has no performance check yet. For ``airflow-mlops status``: one MLflow search."""
-    rows = [r for r in performance_table(client, config, days=days, version=version, experiment_id=experiment_id)
-            if r.get("realized") is not None]
+    rows = [
+        r
+        for r in performance_table(client, config, days=days, version=version, experiment_id=experiment_id)
+        if r.get("realized") is not None
+    ]
     if not rows:
         return None
     last = rows[-1]
@@ -215,12 +254,17 @@ def realized_summary(client: MlflowClient, config: PipelineConfig, version: str,
 
 def describe_summary(summary: dict) -> str:
     """E.g. "realized roc_auc 0.6512 [0.5980, 0.7031] on 2026-03-03 (mean 0.6800 over 3 labelled days ...)"."""
-    interval = (f" [{summary['latest_low']:.4f}, {summary['latest_high']:.4f}]"
-                if summary.get("latest_low") is not None and summary.get("latest_high") is not None else "")
+    interval = (
+        f" [{summary['latest_low']:.4f}, {summary['latest_high']:.4f}]"
+        if summary.get("latest_low") is not None and summary.get("latest_high") is not None
+        else ""
+    )
     promised = f"{summary['promised']:.4f}" if summary.get("promised") is not None else "unknown"
-    return (f"realized {summary['metric']} {summary['latest']:.4f}{interval} on {summary['last_day']} (mean "
-            f"{summary['mean']:.4f} over {summary['days']} labelled day(s) {summary['first_day']}..{summary['last_day']}"
-            f"; decay on {summary['decay_days']} of {summary['judged_days']} judged); promised {promised}")
+    return (
+        f"realized {summary['metric']} {summary['latest']:.4f}{interval} on {summary['last_day']} (mean "
+        f"{summary['mean']:.4f} over {summary['days']} labelled day(s) {summary['first_day']}..{summary['last_day']}"
+        f"; decay on {summary['decay_days']} of {summary['judged_days']} judged); promised {promised}"
+    )
 
 
 # --------------------------------------------------------------------------- formats
@@ -243,19 +287,24 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         if r.get("low") is not None and r.get("high") is not None:
             realized += f" [{r['low']:.4f}, {r['high']:.4f}]"
         metric = f"{r.get('metric') or ''} "
-        cells.append([
-            str(r.get("day")), f"v{r.get('version')}" + (f" (scored by v{r['main_version']})" if r.get("main_version")
-                                                          not in (None, r.get("version")) else ""),
-            "-" if r.get("rows") is None else f"{r['rows']:,}",
-            "-" if r.get("join_rate") is None else f"{r['join_rate']:.1%}",
-            metric + realized,
-            "-" if r.get("promised") is None else f"{r['promised']:.4f}",
-            str(r.get("decay") or "-"),
-            "requested" if r.get("requested") else "-",
-        ])
+        cells.append(
+            [
+                str(r.get("day")),
+                f"v{r.get('version')}"
+                + (
+                    f" (scored by v{r['main_version']})"
+                    if r.get("main_version") not in (None, r.get("version"))
+                    else ""
+                ),
+                "-" if r.get("rows") is None else f"{r['rows']:,}",
+                "-" if r.get("join_rate") is None else f"{r['join_rate']:.1%}",
+                metric + realized,
+                "-" if r.get("promised") is None else f"{r['promised']:.4f}",
+                str(r.get("decay") or "-"),
+                "requested" if r.get("requested") else "-",
+            ]
+        )
     widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     return "\n".join(lines)
-
-

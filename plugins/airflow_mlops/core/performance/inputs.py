@@ -56,8 +56,9 @@ def read_predictions(config: PipelineConfig, day: dt.date) -> pd.DataFrame:
     try:
         frame = pq.read_table(path).to_pandas()
     except (pa.ArrowException, OSError) as exc:
-        raise PerformanceError(f"{path}: the predictions of {day} are not a readable Parquet file ({exc}); "
-                               f"re-score the day") from None
+        raise PerformanceError(
+            f"{path}: the predictions of {day} are not a readable Parquet file ({exc}); re-score the day"
+        ) from None
     wanted = [*config.source.id_columns, *PREDICTION_COLUMNS]
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
@@ -67,8 +68,10 @@ def read_predictions(config: PipelineConfig, day: dt.date) -> pd.DataFrame:
             f"{', '.join(PREDICTION_COLUMNS)}: re-score the day"
         )
     if not config.source.id_columns:
-        raise PerformanceError(f"{config.path}: source.id_columns is empty: predictions and labels are joined on "
-                               f"them; name the columns that identify a record (e.g. customer_id)")
+        raise PerformanceError(
+            f"{config.path}: source.id_columns is empty: predictions and labels are joined on "
+            f"them; name the columns that identify a record (e.g. customer_id)"
+        )
     bad = frame["score"].isna()
     if config.task != "multiclass_classification" and bad.any():
         raise PerformanceError(f"{path}: {int(bad.sum())} prediction(s) of {day} have no score; re-score the day")
@@ -82,8 +85,10 @@ def labels_folder(config: PipelineConfig, source: str | None = None) -> Path:
     """The configured labels folder (or the `source` override: a folder or one file), relative to the project."""
     where = source or config.scoring.labels
     if not where:
-        raise PerformanceError(f"{config.path}: scoring.labels is not set: there is no labels folder to read "
-                               f"(set it, or pass the labels file as `source`)")
+        raise PerformanceError(
+            f"{config.path}: scoring.labels is not set: there is no labels folder to read "
+            f"(set it, or pass the labels file as `source`)"
+        )
     return config.resolve(where)
 
 
@@ -102,13 +107,17 @@ def find_labels(
     if not real.is_dir():
         return None
     found = sorted(
-        p for p in real.iterdir()
-        if p.is_file() and p.suffix in LABEL_SUFFIXES and p.stem.endswith(f"_labels_{day.isoformat()}")
+        p
+        for p in real.iterdir()
+        if p.is_file()
+        and p.suffix in LABEL_SUFFIXES
+        and p.stem.endswith(f"_labels_{day.isoformat()}")
         and not p.name.startswith(".")
     )
     if len(found) > 1:
-        raise PerformanceError(f"{real}: {len(found)} labels files for {day} ({', '.join(p.name for p in found)}); "
-                               f"keep exactly one")
+        raise PerformanceError(
+            f"{real}: {len(found)} labels files for {day} ({', '.join(p.name for p in found)}); keep exactly one"
+        )
     if found:
         resolve_source(found[0], allowed_roots or source_roots(config))  # a symlink may point elsewhere
         return found[0]
@@ -145,8 +154,9 @@ def read_labels(
         )
     file = path or find_labels(config, day, source=source)
     if file is None:
-        raise PerformanceError(f"{labels_folder(config, source)}: no labels file for {day} "
-                               f"(<pipeline>_labels_{day}.csv)")
+        raise PerformanceError(
+            f"{labels_folder(config, source)}: no labels file for {day} (<pipeline>_labels_{day}.csv)"
+        )
     frame = _read_labels_file(config, file)
     ids, target, date_column = list(config.source.id_columns), config.target, config.source.date_column
     missing = [c for c in [*ids, target] if c not in frame.columns]
@@ -160,12 +170,16 @@ def read_labels(
         _check_label_days(frame[date_column], file, day, now)
     null_ids = frame[ids].isna().any(axis=1)
     if null_ids.any():
-        raise PerformanceError(f"{file}: {int(null_ids.sum())} label row(s) have no id ({', '.join(ids)}); they "
-                               f"cannot be joined: fix the export")
+        raise PerformanceError(
+            f"{file}: {int(null_ids.sum())} label row(s) have no id ({', '.join(ids)}); they "
+            f"cannot be joined: fix the export"
+        )
     y = frame[target]
     if y.isna().any():
-        raise PerformanceError(f"{file}: target column {target!r} has {int(y.isna().sum())} missing value(s); a "
-                               f"labels file holds known outcomes only: drop the rows whose outcome is not known yet")
+        raise PerformanceError(
+            f"{file}: target column {target!r} has {int(y.isna().sum())} missing value(s); a "
+            f"labels file holds known outcomes only: drop the rows whose outcome is not known yet"
+        )
     if config.is_classification and classes is not None:
         known = {_plain(c) for c in classes}
         seen = {_plain(v) for v in y.unique().tolist()}
@@ -182,8 +196,10 @@ def read_labels(
         try:
             frame[target] = y.astype(float)
         except (TypeError, ValueError):
-            raise PerformanceError(f"{file}: target column {target!r} must hold numbers for a regression; "
-                                   f"got e.g. {', '.join(map(repr, y.head(3).tolist()))}") from None
+            raise PerformanceError(
+                f"{file}: target column {target!r} must hold numbers for a regression; "
+                f"got e.g. {', '.join(map(repr, y.head(3).tolist()))}"
+            ) from None
     return frame[[*ids, target]]
 
 
@@ -194,8 +210,10 @@ def _read_labels_file(config: PipelineConfig, file: Path) -> pd.DataFrame:
 
     size = file.stat().st_size
     if size > config.source.max_file_mb * 1024 * 1024:
-        raise PerformanceError(f"{file}: labels file is too large ({size / 1024 / 1024:.1f} MB > "
-                               f"source.max_file_mb {config.source.max_file_mb:g})")
+        raise PerformanceError(
+            f"{file}: labels file is too large ({size / 1024 / 1024:.1f} MB > "
+            f"source.max_file_mb {config.source.max_file_mb:g})"
+        )
     if size == 0:
         raise PerformanceError(f"{file}: labels file is empty (0 bytes); re-export it")
     text_columns = [*config.source.id_columns, *(c for c, t in config.source.dtypes.items() if t == "string")]
@@ -218,8 +236,10 @@ def _check_label_days(dates: pd.Series, file: Path, day: dt.date, now: dt.date) 
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     if parsed.isna().any():
         bad = dates[parsed.isna()].astype(str).unique().tolist()
-        raise PerformanceError(f"{file}: date column {dates.name!r} has {int(parsed.isna().sum())} value(s) that "
-                               f"are not dates, e.g. {', '.join(map(repr, bad[:MAX_LISTED]))}")
+        raise PerformanceError(
+            f"{file}: date column {dates.name!r} has {int(parsed.isna().sum())} value(s) that "
+            f"are not dates, e.g. {', '.join(map(repr, bad[:MAX_LISTED]))}"
+        )
     days = parsed.dt.date
     future = sorted({d for d in days.unique() if d > now})
     if future:
@@ -263,8 +283,11 @@ def known_classes(
     seen = {_plain(v) for v in predictions["predicted"].dropna().unique().tolist()}
     if config.positive_class is not None:
         seen.add(config.positive_class)
-    log.warning("the classes of %s come from the predictions, not the training data (%s)", config.model_name,
-                "; ".join(problems))
+    log.warning(
+        "the classes of %s come from the predictions, not the training data (%s)",
+        config.model_name,
+        "; ".join(problems),
+    )
     return sorted(classes | seen, key=str), (
         "the predicted classes of the day (training data unavailable: " + "; ".join(problems)[:300] + ")"
     )

@@ -121,10 +121,12 @@ def join_day(
     declared = dict(id_dtypes or {})
     raw_preds = predictions[[*ids, "score", "predicted", "model_version"]]
     raw_labs = labels[[*ids, target]].rename(columns={target: ACTUAL})
-    preds = raw_preds.assign(**{c: canonical_ids(raw_preds[c], declared.get(c), column=c, side=f"predictions{where}")
-                                for c in ids})
-    labs = raw_labs.assign(**{c: canonical_ids(raw_labs[c], declared.get(c), column=c, side=f"labels{where}")
-                              for c in ids})
+    preds = raw_preds.assign(
+        **{c: canonical_ids(raw_preds[c], declared.get(c), column=c, side=f"predictions{where}") for c in ids}
+    )
+    labs = raw_labs.assign(
+        **{c: canonical_ids(raw_labs[c], declared.get(c), column=c, side=f"labels{where}") for c in ids}
+    )
     dup_preds = preds.duplicated(ids, keep=False)
     if dup_preds.any():
         shown = preds.loc[dup_preds, ids].drop_duplicates().head(MAX_LISTED).astype(str).agg("/".join, axis=1)
@@ -224,7 +226,11 @@ def _id_text(value: Any) -> str:
 
 
 def _no_match_hint(
-    raw_preds: pd.DataFrame, raw_labs: pd.DataFrame, preds: pd.DataFrame, labs: pd.DataFrame, ids: list[str],
+    raw_preds: pd.DataFrame,
+    raw_labs: pd.DataFrame,
+    preds: pd.DataFrame,
+    labs: pd.DataFrame,
+    ids: list[str],
     declared: dict[str, str],
 ) -> str:
     """Why no id matched, in words, with at most MAX_ID_EXAMPLES ids of each side."""
@@ -234,12 +240,16 @@ def _no_match_hint(
         return ", ".join(repr(v) for v in frame[column].dropna().drop_duplicates().head(MAX_ID_EXAMPLES).tolist())
 
     def numeric(frame: pd.DataFrame, column: str) -> bool:
-        return pd.api.types.is_numeric_dtype(frame[column].dtype) and not pd.api.types.is_bool_dtype(frame[column].dtype)
+        return pd.api.types.is_numeric_dtype(frame[column].dtype) and not pd.api.types.is_bool_dtype(
+            frame[column].dtype
+        )
 
     column = next((c for c in ids if not set(preds[c].dropna()) & set(labs[c].dropna())), ids[0])
     p_ids, l_ids = set(preds[column].dropna().astype(str)), set(labs[column].dropna().astype(str))
-    shown = (f"e.g. predictions {examples(raw_preds, column)} ({raw_preds[column].dtype}), labels "
-             f"{examples(raw_labs, column)} ({raw_labs[column].dtype})")
+    shown = (
+        f"e.g. predictions {examples(raw_preds, column)} ({raw_preds[column].dtype}), labels "
+        f"{examples(raw_labs, column)} ({raw_labs[column].dtype})"
+    )
     compared = f"declared {declared[column]!r} in source.dtypes" if column in declared else "text"
 
     def unzeroed(values: set[str]) -> set[str]:
@@ -247,21 +257,30 @@ def _no_match_hint(
 
     if p_ids != unzeroed(p_ids) or l_ids != unzeroed(l_ids):
         if unzeroed(p_ids) & unzeroed(l_ids):
-            return (f"id column {column!r}: the ids differ by leading zeros ({shown}); they are compared as "
-                    f"{compared}, where '00123' is not 123: declare the column 'int' in source.dtypes if the ids "
-                    f"are numbers, else fix the export that drops or adds the zeros")
+            return (
+                f"id column {column!r}: the ids differ by leading zeros ({shown}); they are compared as "
+                f"{compared}, where '00123' is not 123: declare the column 'int' in source.dtypes if the ids "
+                f"are numbers, else fix the export that drops or adds the zeros"
+            )
     if {v.lower() for v in p_ids} & {v.lower() for v in l_ids}:
-        return (f"id column {column!r}: the ids differ in letter case only ({shown}); they are compared as "
-                f"{compared}, where case counts: fix the export that changes it")
+        return (
+            f"id column {column!r}: the ids differ in letter case only ({shown}); they are compared as "
+            f"{compared}, where case counts: fix the export that changes it"
+        )
     if numeric(raw_preds, column) != numeric(raw_labs, column):
-        return (f"id column {column!r}: numbers on one side, text on the other, and no id in common once compared "
-                f"as {compared} ({shown}): check the id format of both exports")
-    return (f"id column {column!r}: no id in common ({shown}): are the labels of the same records and day as the "
-            f"predictions? compare the two exports")
+        return (
+            f"id column {column!r}: numbers on one side, text on the other, and no id in common once compared "
+            f"as {compared} ({shown}): check the id format of both exports"
+        )
+    return (
+        f"id column {column!r}: no id in common ({shown}): are the labels of the same records and day as the "
+        f"predictions? compare the two exports"
+    )
 
 
-def check_join_rate(result: JoinResult, min_join_rate: float, *, predictions_path: str = "",
-                    labels_path: str = "") -> None:
+def check_join_rate(
+    result: JoinResult, min_join_rate: float, *, predictions_path: str = "", labels_path: str = ""
+) -> None:
     """A PerformanceError with every count when fewer than `min_join_rate` of the predictions matched a label."""
     if result.predictions and result.join_rate >= min_join_rate:
         return

@@ -78,9 +78,15 @@ class RealizedMetrics:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "version": self.version, "rows": self.rows, "metric": self.metric, "value": _finite(self.value),
-            "low": _finite(self.low), "high": _finite(self.high), "confidence": self.confidence,
-            "metrics": {k: _finite(v) for k, v in self.metrics.items()}, "method": self.method,
+            "version": self.version,
+            "rows": self.rows,
+            "metric": self.metric,
+            "value": _finite(self.value),
+            "low": _finite(self.low),
+            "high": _finite(self.high),
+            "confidence": self.confidence,
+            "metrics": {k: _finite(v) for k, v in self.metrics.items()},
+            "method": self.method,
             "notes": list(self.notes),
         }
 
@@ -155,8 +161,10 @@ def _binary(joined: pd.DataFrame, names: list[str], positive: Any, notes: list[s
 
     score = np.ascontiguousarray(joined["score"].to_numpy(dtype=float))
     if not np.isfinite(score).all() or score.min() < 0 or score.max() > 1:
-        raise PerformanceError("binary predictions must carry the positive class's probability in `score` (0..1); "
-                               f"got values from {np.nanmin(score):g} to {np.nanmax(score):g}: re-score the day")
+        raise PerformanceError(
+            "binary predictions must carry the positive class's probability in `score` (0..1); "
+            f"got values from {np.nanmin(score):g} to {np.nanmax(score):g}: re-score the day"
+        )
     actual = _values(joined[ACTUAL])
     predicted = _values(joined["predicted"])
     if positive is None:  # not given: the rule of core.labels without a config (the last class in sorted order)
@@ -216,8 +224,11 @@ def _multiclass(
     index = {c: i for i, c in enumerate(labels)}
     k = len(labels)
     try:
-        code = np.fromiter((index[a] * k + index[b] for a, b in zip(actual.tolist(), predicted.tolist(), strict=True)),
-                           dtype=np.intp, count=len(actual))
+        code = np.fromiter(
+            (index[a] * k + index[b] for a, b in zip(actual.tolist(), predicted.tolist(), strict=True)),
+            dtype=np.intp,
+            count=len(actual),
+        )
     except KeyError as exc:
         raise PerformanceError(f"class {exc.args[0]!r} is not among the model's classes {labels}") from None
     cells = np.bincount(code, minlength=k * k).astype(float)
@@ -335,9 +346,7 @@ def _grouped_auc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float(np.dot(pos, below + neg / 2.0) / (total_pos * total_neg))
 
 
-def _binned_auc_samples(
-    groups: ScoreGroups, exact: float, rng: np.random.Generator, n_boot: int
-) -> np.ndarray:
+def _binned_auc_samples(groups: ScoreGroups, exact: float, rng: np.random.Generator, n_boot: int) -> np.ndarray:
     """Bootstrap AUCs: Poisson counts per bin of adjacent score groups, centred on the exact AUC."""
     import numpy as np
 

@@ -81,12 +81,14 @@ def _search_ledger_runs(client: MlflowClient, name: str) -> list[Run]:
     exp = client.get_experiment_by_name(LEDGER_EXPERIMENT)
     if exp is None:
         return []
-    return list(client.search_runs(
-        [exp.experiment_id],
-        filter_string=f"tags.`{LEDGER_MODEL_TAG}` = {quote_filter_value(name)}",
-        order_by=["attributes.start_time ASC", "attributes.run_id ASC"],
-        max_results=50,
-    ))
+    return list(
+        client.search_runs(
+            [exp.experiment_id],
+            filter_string=f"tags.`{LEDGER_MODEL_TAG}` = {quote_filter_value(name)}",
+            order_by=["attributes.start_time ASC", "attributes.run_id ASC"],
+            max_results=50,
+        )
+    )
 
 
 #: (Tracking URI, model name) -> ((ledger run id, its artifact location), ...) and when they were searched.
@@ -214,21 +216,31 @@ def record_move(
     new, old = after[CHAMPION], before[CHAMPION]
     if new != old:
         if new is not None:
-            _set_tags(client, name, new, {
-                "champion.promoted_at": at,
-                "champion.promoted_by": by,
-                "champion.reason": reason,
-                "champion.action": action,
-                "champion.replaced": old or "",
-                "champion.replaced_previous": before[PREVIOUS_CHAMPION] or "",
-            })
+            _set_tags(
+                client,
+                name,
+                new,
+                {
+                    "champion.promoted_at": at,
+                    "champion.promoted_by": by,
+                    "champion.reason": reason,
+                    "champion.action": action,
+                    "champion.replaced": old or "",
+                    "champion.replaced_previous": before[PREVIOUS_CHAMPION] or "",
+                },
+            )
         if old is not None:
-            _set_tags(client, name, old, {
-                "champion.demoted_at": at,
-                "champion.demoted_by": by,
-                "champion.demoted_reason": reason,
-                "champion.replaced_by": new or "",
-            })
+            _set_tags(
+                client,
+                name,
+                old,
+                {
+                    "champion.demoted_at": at,
+                    "champion.demoted_by": by,
+                    "champion.demoted_reason": reason,
+                    "champion.replaced_by": new or "",
+                },
+            )
     entries = [
         {
             "at": at,
@@ -258,7 +270,9 @@ def describe_actor(actor: dict[str, str]) -> str:
     if actor.get("actor"):
         return str(actor["actor"])
     if actor.get("airflow.dag_id"):
-        return "airflow:" + "/".join(str(actor.get(k, "?")) for k in ("airflow.dag_id", "airflow.run_id", "airflow.task_id"))
+        return "airflow:" + "/".join(
+            str(actor.get(k, "?")) for k in ("airflow.dag_id", "airflow.run_id", "airflow.task_id")
+        )
     for key in ("user",):
         if actor.get(key):
             return str(actor[key])

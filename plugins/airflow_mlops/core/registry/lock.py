@@ -67,11 +67,14 @@ def promotion_lock(client: MlflowClient, name: str, actor: dict[str, str]) -> It
         last, holder = _last_lock(params)
         own_retry = holder is not None and holder["by"] == me and bool(actor.get("airflow.dag_id"))
         if holder is not None and not own_retry and time.time() - holder["t"] < LOCK_STALE_S:
-            _wait_or_give_up(name, deadline, f"lock {last} on ledger run {run_id}, held by {holder['by']} since "
-                                             f"{holder['at']}")
+            _wait_or_give_up(
+                name, deadline, f"lock {last} on ledger run {run_id}, held by {holder['by']} since {holder['at']}"
+            )
             continue
         lock = Lock(run_id, last + 1)
-        if not _log_param_once(client, run_id, f"lock.{lock.index}", json.dumps({"by": me, "t": time.time(), "at": now()})):
+        if not _log_param_once(
+            client, run_id, f"lock.{lock.index}", json.dumps({"by": me, "t": time.time(), "at": now()})
+        ):
             continue  # another writer claimed it first
         rival = _rival_holder(client, name, run_id, me)
         if rival is not None:  # claimed on another ledger run of the model at the same moment: back off
@@ -90,8 +93,11 @@ def promotion_lock(client: MlflowClient, name: str, actor: dict[str, str]) -> It
         yield lock
     finally:
         if lock.moving:
-            log.error("%s: an alias move is half-done: keeping promotion lock %s for the retry to finish or undo it",
-                      name, lock.index)
+            log.error(
+                "%s: an alias move is half-done: keeping promotion lock %s for the retry to finish or undo it",
+                name,
+                lock.index,
+            )
         else:
             _release(client, lock, "released")
 
@@ -129,15 +135,18 @@ def _recover(client: MlflowClient, name: str, intent_text: str | None) -> str:
     before, after, action = intent["before"], intent["after"], intent["action"]
     now = read_aliases(client, name)
     if now == after:
-        record_move(client, name, before, after, actor=intent["actor"], reason=intent["reason"], action=action,
-                at=intent["at"])
+        record_move(
+            client, name, before, after, actor=intent["actor"], reason=intent["reason"], action=action, at=intent["at"]
+        )
         return f"its {action} had moved the aliases ({aliases_text(after)}); it is now recorded in the ledger"
     if now == before:
         return f"its {action} had not moved any alias"
     half_moved, undone = undo(client, name, before, [a for a in MOVED_ALIASES if now[a] == after[a] != before[a]])
     if half_moved:
-        raise AliasWriteError(f"{name}: the {action} of {aliases_text(before)} -> {aliases_text(after)} was left "
-                              f"half-done and cannot be undone yet: {undone}. Retry the task")
+        raise AliasWriteError(
+            f"{name}: the {action} of {aliases_text(before)} -> {aliases_text(after)} was left "
+            f"half-done and cannot be undone yet: {undone}. Retry the task"
+        )
     return f"its {action} was half-done ({aliases_text(now)}); {undone}"
 
 
@@ -177,8 +186,9 @@ def _release(client: MlflowClient, lock: Lock, note: str) -> None:
     try:
         _log_param_once(client, lock.run_id, f"unlock.{lock.index}", note[:6000])
     except Exception as exc:  # the lock stays: this task's retry, or anyone after LOCK_STALE_S, takes it over
-        log.warning("Could not release promotion lock %s on run %s (%s: %s)", lock.index, lock.run_id,
-                    type(exc).__name__, exc)
+        log.warning(
+            "Could not release promotion lock %s on run %s (%s: %s)", lock.index, lock.run_id, type(exc).__name__, exc
+        )
 
 
 def lock_holder(client: MlflowClient, name: str) -> dict | None:

@@ -69,15 +69,17 @@ def promote(
                 f"{name}: the champion is now {_describe_holder(client, name, current)}, but this promotion of "
                 f"version {version} was decided against {_version_text(expected)}; another writer moved it in "
                 f"between. Nothing was changed: evaluate version {version} against the current champion again",
-                expected=expected, found=current,
+                expected=expected,
+                found=current,
             )
         if current == version:
             raise PromotionError(f"{name}: version {version} is already the champion; nothing to promote")
         _require_ready(client, name, version, "promote")
         after = {CHAMPION: version, PREVIOUS_CHAMPION: current if current is not None else before[PREVIOUS_CHAMPION]}
         moved_at = now()
-        _move_and_record(client, name, before, after, actor=actor, reason=reason, action="promote", at=moved_at,
-                         lock=lock)
+        _move_and_record(
+            client, name, before, after, actor=actor, reason=reason, action="promote", at=moved_at, lock=lock
+        )
     log.info("%s: promoted version %s to champion (was %s)", name, version, _version_text(current))
     return {"name": name, "champion": version, "previous_champion": current, "moved_at": moved_at, "before": before}
 
@@ -103,24 +105,37 @@ def restore(
         current = read_aliases(client, name)
         if current == target:
             log.info("%s: aliases already as before the promotion of version %s; nothing to restore", name, promoted)
-            return {"name": name, "champion": target[CHAMPION], "previous_champion": target[PREVIOUS_CHAMPION],
-                    "moved_at": None, "before": current, "already_done": True}
+            return {
+                "name": name,
+                "champion": target[CHAMPION],
+                "previous_champion": target[PREVIOUS_CHAMPION],
+                "moved_at": None,
+                "before": current,
+                "already_done": True,
+            }
         if current[CHAMPION] != promoted:
             raise ChampionMovedError(
                 f"{name}: cannot restore the aliases from before the promotion of version {promoted}: the champion "
                 f"is now {_describe_holder(client, name, current[CHAMPION])}. Nothing was changed; check "
                 f"`airflow-mlops history {name}` and roll back by hand if needed",
-                expected=promoted, found=current[CHAMPION],
+                expected=promoted,
+                found=current[CHAMPION],
             )
         restored = target[CHAMPION]
         if restored is not None:
             _require_ready(client, name, restored, "restore")
         moved_at = now()
-        _move_and_record(client, name, current, target, actor=actor, reason=reason, action="restore", at=moved_at,
-                         lock=lock)
+        _move_and_record(
+            client, name, current, target, actor=actor, reason=reason, action="restore", at=moved_at, lock=lock
+        )
     log.info("%s: restored champion %s (undoing version %s)", name, _version_text(target[CHAMPION]), promoted)
-    return {"name": name, "champion": target[CHAMPION], "previous_champion": target[PREVIOUS_CHAMPION],
-            "moved_at": moved_at, "before": current}
+    return {
+        "name": name,
+        "champion": target[CHAMPION],
+        "previous_champion": target[PREVIOUS_CHAMPION],
+        "moved_at": moved_at,
+        "before": current,
+    }
 
 
 def rollback(
@@ -149,7 +164,8 @@ def rollback(
                 f"{name}: the champion is now {_describe_holder(client, name, champion)}, but this rollback was "
                 f"decided against version {expected}; another writer moved it in between. Nothing was changed: "
                 f"look at the champion again (reload the page, or `airflow-mlops status`) and decide anew",
-                expected=expected, found=champion,
+                expected=expected,
+                found=champion,
             )
         if champion is None:
             raise PromotionError(f"{name} has no champion: there is nothing to roll back (promote a version first)")
@@ -164,8 +180,9 @@ def rollback(
         _require_ready(client, name, target, "roll back to")
         after: dict[str, str | None] = {CHAMPION: target, PREVIOUS_CHAMPION: champion}
         moved_at = now()
-        _move_and_record(client, name, current, after, actor=actor, reason=reason, action="rollback", at=moved_at,
-                         lock=lock)
+        _move_and_record(
+            client, name, current, after, actor=actor, reason=reason, action="rollback", at=moved_at, lock=lock
+        )
     log.info("%s: rolled back champion %s -> %s", name, champion, target)
     return {"name": name, "champion": target, "previous_champion": champion, "moved_at": moved_at, "before": current}
 
@@ -191,8 +208,9 @@ def record_decision(
     run = actor.get("airflow.run_id")
     with promotion_lock(client, name, actor):
         for earlier in history(client, name) if run else []:
-            if (earlier.get("action"), earlier.get("version")) == (action, str(version)) and \
-                    (earlier.get("actor") or {}).get("airflow.run_id") == run:
+            if (earlier.get("action"), earlier.get("version")) == (action, str(version)) and (
+                earlier.get("actor") or {}
+            ).get("airflow.run_id") == run:
                 return earlier
         entry = {
             "at": now(), "model": name, "action": action, "alias": None, "from": None, "to": None,

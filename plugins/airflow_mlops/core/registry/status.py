@@ -91,7 +91,8 @@ def latest_decided_version(client: MlflowClient, name: str) -> ModelVersion | No
     """The newest version of `name` the gate decided on (tag `decision`): one search, one result."""
     found = client.search_model_versions(
         f"name = {quote_filter_value(name)} and tags.`{DECISION_TAG}` LIKE '%'",
-        max_results=1, order_by=["version_number DESC"],
+        max_results=1,
+        order_by=["version_number DESC"],
     )
     return found[0] if found else None
 

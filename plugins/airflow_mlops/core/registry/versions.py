@@ -97,8 +97,7 @@ def set_alias(client: MlflowClient, name: str, alias: str, version: str | int) -
     if seen is None or str(seen.version) != str(version):
         got = None if seen is None else seen.version
         raise RuntimeError(
-            f"{name}@{alias}: set to version {version} but reads back as {got}; another writer moved it. "
-            f"Retry the task"
+            f"{name}@{alias}: set to version {version} but reads back as {got}; another writer moved it. Retry the task"
         )
     log.info("%s@%s -> version %s", name, alias, version)
 
@@ -115,8 +114,7 @@ def wait_until_ready(
             return mv
         if mv.status == "FAILED_REGISTRATION":
             raise RuntimeError(
-                f"{name} version {version} failed to register: {mv.status_message or 'no message'} "
-                f"(source {mv.source})"
+                f"{name} version {version} failed to register: {mv.status_message or 'no message'} (source {mv.source})"
             )
         if time.monotonic() >= deadline:
             raise TimeoutError(
@@ -173,8 +171,9 @@ def read_aliases(client: MlflowClient, name: str) -> dict[str, str | None]:
     return out
 
 
-def alias_versions(client: MlflowClient, name: str, aliases: Iterable[str] = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
-                   ) -> dict[str, ModelVersion]:
+def alias_versions(
+    client: MlflowClient, name: str, aliases: Iterable[str] = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
+) -> dict[str, ModelVersion]:
     """{alias: the version it points at, with its tags} for those of `aliases` that are set: one read per version,
     as a version read by alias lists every alias it carries (a champion that is also the challenger: one read)."""
     wanted = list(aliases)
@@ -204,7 +203,9 @@ def versions_numbered(client: MlflowClient, name: str, numbers: Iterable[str]) -
     if high - low < 4 * len(wanted) + 25:
         found = client.search_model_versions(
             f"name = {quote_filter_value(name)} and version_number >= {low} and version_number <= {high}",
-            max_results=high - low + 1, order_by=["version_number DESC"])
+            max_results=high - low + 1,
+            order_by=["version_number DESC"],
+        )
         return {str(mv.version): mv for mv in found if int(mv.version) in wanted}
     out = {str(n): unless_missing(client.get_model_version, name, str(n)) for n in wanted}
     return {n: mv for n, mv in out.items() if mv is not None}

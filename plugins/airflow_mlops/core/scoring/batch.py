@@ -105,9 +105,13 @@ class UniqueIds:
             duplicated = duplicated | (self.seen[at] == hashes)  # pandas' arrays are read-only
         if duplicated.any():
             values = ids[duplicated]
-            shown = list(dict.fromkeys(
-                values.iloc[:, 0].tolist() if len(self.columns) == 1 else [tuple(r) for r in values.itertuples(index=False)]
-            ))
+            shown = list(
+                dict.fromkeys(
+                    values.iloc[:, 0].tolist()
+                    if len(self.columns) == 1
+                    else [tuple(r) for r in values.itertuples(index=False)]
+                )
+            )
             examples = ", ".join(repr(v) for v in shown[:EXAMPLES]) + (", ..." if len(shown) > EXAMPLES else "")
             last = int(frame.index[-1]) + 1
             raise DataSourceError(
@@ -184,7 +188,10 @@ def _csv_chunks(path: Path, config: PipelineConfig, chunk_rows: int) -> Iterator
     text_columns = [c for c, dtype in config.source.dtypes.items() if dtype == "string"]
     try:
         with pd.read_csv(
-            path, chunksize=chunk_rows, encoding="utf-8-sig", na_values=list(config.source.na_values) or None,
+            path,
+            chunksize=chunk_rows,
+            encoding="utf-8-sig",
+            na_values=list(config.source.na_values) or None,
             dtype=dict.fromkeys(text_columns, "str") or None,
         ) as chunks:
             yield from chunks
@@ -201,8 +208,10 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     names = file.schema_arrow.names
     dupes = sorted({c for c in names if names.count(c) > 1})
     if dupes:
-        raise DataSourceError(f"{path}: duplicated column name(s): {', '.join(map(repr, dupes))}; every column needs "
-                              f"a unique name, fix the export")
+        raise DataSourceError(
+            f"{path}: duplicated column name(s): {', '.join(map(repr, dupes))}; every column needs "
+            f"a unique name, fix the export"
+        )
     if file.metadata.num_rows == 0:
         raise DataSourceError(f"{path}: file has zero rows; re-export it")
     start = 0

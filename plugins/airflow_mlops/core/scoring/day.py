@@ -140,8 +140,14 @@ def score_day(
     with tempfile.TemporaryDirectory(prefix="mlops-score-") as tmp:
         model = training.load_model(model_uri, dst_path=tmp, allow_pickle=config.security.allow_pickle_models)
     scorer = Scorer.of(model, config)
-    log.info("Scoring %s for %s with %s version %s (models:/%s@champion, pinned for the whole day)",
-             path, day, config.model_name, version, config.model_name)
+    log.info(
+        "Scoring %s for %s with %s version %s (models:/%s@champion, pinned for the whole day)",
+        path,
+        day,
+        config.model_name,
+        version,
+        config.model_name,
+    )
 
     stat = path.stat()
     digest = scan(path, fmt)
@@ -150,10 +156,19 @@ def score_day(
     batch = _Batch(config, day, path, fmt, scorer, version, digest, scored_at, started, stat)
     tables = batch.tables()
     first = next(tables)  # bad input in the first chunk (most days: the only one) fails before any folder exists
-    metadata = {b"airflow_mlops": json.dumps({
-        "pipeline": config.name, "day": day.isoformat(), "model_name": config.model_name, "model_version": version,
-        "data_digest": digest, "scored_at": scored_at.isoformat(), "source": str(path),
-    }).encode()}
+    metadata = {
+        b"airflow_mlops": json.dumps(
+            {
+                "pipeline": config.name,
+                "day": day.isoformat(),
+                "model_name": config.model_name,
+                "model_version": version,
+                "data_digest": digest,
+                "scored_at": scored_at.isoformat(),
+                "source": str(path),
+            }
+        ).encode()
+    }
     created = not target.parent.exists()
     try:
         fsutil.write_atomically(
@@ -179,14 +194,26 @@ def score_day(
         "scored_at": scored_at.isoformat(),
         "source": str(path),
     }
-    log.info("Scored %d rows of %s for %s with %s v%s in %.1f s (%.0f rows/s, %d chunk(s)) -> %s (input %s)",
-             batch.rows, path, day, config.model_name, version, seconds, summary["rows_per_s"] or 0, batch.chunks,
-             target, digest)
+    log.info(
+        "Scored %d rows of %s for %s with %s v%s in %.1f s (%.0f rows/s, %d chunk(s)) -> %s (input %s)",
+        batch.rows,
+        path,
+        day,
+        config.model_name,
+        version,
+        seconds,
+        summary["rows_per_s"] or 0,
+        batch.chunks,
+        target,
+        digest,
+    )
     summary["mlflow_run_id"] = _log_run(client, config, summary, tags or {})
     return summary
 
 
-def sweep_partial_writes(pipeline: str, root: Path | None = None, *, writer: str | None = None) -> list[tuple[Path, int]]:
+def sweep_partial_writes(
+    pipeline: str, root: Path | None = None, *, writer: str | None = None
+) -> list[tuple[Path, int]]:
     """Remove the temp files that killed scoring writes left in `pipeline`'s partitions (a killed worker's may hold
     gigabytes): `writer`'s own at any age, anyone's untouched for ``fsutil.STALE_TEMP_S`` (a live write touches its
     file at every chunk). Logs each with its size; returns (path, bytes) of each."""
@@ -209,8 +236,17 @@ class _Batch:
     """The day's file as a stream of scored Arrow tables, one per chunk, each checked and validated first."""
 
     def __init__(
-        self, config: PipelineConfig, day: dt.date, path: Path, fmt: str, scorer: Scorer, version: str,
-        digest: str, scored_at: dt.datetime, started: float, stat: os.stat_result,
+        self,
+        config: PipelineConfig,
+        day: dt.date,
+        path: Path,
+        fmt: str,
+        scorer: Scorer,
+        version: str,
+        digest: str,
+        scored_at: dt.datetime,
+        started: float,
+        stat: os.stat_result,
     ) -> None:
         self.config, self.day, self.path, self.fmt, self.scorer = config, day, path, fmt, scorer
         self.version, self.digest, self.scored_at, self.started, self.stat = version, digest, scored_at, started, stat
@@ -223,14 +259,23 @@ class _Batch:
         for frame in read_chunks(self.path, self.fmt, self.config):
             frame = self._checked(frame)
             table = predictions_table(
-                self.scorer, frame, id_columns=self.config.source.id_columns, model_version=self.version,
-                data_digest=self.digest, scored_at=self.scored_at,
+                self.scorer,
+                frame,
+                id_columns=self.config.source.id_columns,
+                model_version=self.version,
+                data_digest=self.digest,
+                scored_at=self.scored_at,
             )
             self.rows += len(frame)
             self.chunks += 1
             elapsed = time.perf_counter() - self.started
-            log.info("%s: %s rows scored so far (%d chunk(s), %.0f rows/s)", self.path.name, f"{self.rows:,}",
-                     self.chunks, self.rows / elapsed if elapsed > 0 else 0.0)
+            log.info(
+                "%s: %s rows scored so far (%d chunk(s), %.0f rows/s)",
+                self.path.name,
+                f"{self.rows:,}",
+                self.chunks,
+                self.rows / elapsed if elapsed > 0 else 0.0,
+            )
             yield table
         self._check_row_count()
         self._check_unchanged()
@@ -248,13 +293,17 @@ class _Batch:
         self.ids.add(frame)
         first, last = int(frame.index[0]) + 1, int(frame.index[-1]) + 1
         report = validation.validate_frame(
-            frame, self.suite, data_name=f"{config.name} batch {self.day.isoformat()} (data rows {first}-{last})",
-            without_columns=(config.target,), without_rules=ROW_COUNT_RULES,
+            frame,
+            self.suite,
+            data_name=f"{config.name} batch {self.day.isoformat()} (data rows {first}-{last})",
+            without_columns=(config.target,),
+            without_rules=ROW_COUNT_RULES,
         )
         if not report.success:
             raise BatchValidationFailed(
                 f"{self.path}: the batch for {self.day.isoformat()} failed validation, nothing was written (the "
-                f"file is kept as it is):\n{validation.describe_failures(report)}", report,
+                f"file is kept as it is):\n{validation.describe_failures(report)}",
+                report,
             )
         self._uncollected_rows += len(frame)
         self._uncollected_chunks += 1
@@ -283,18 +332,25 @@ class _Batch:
                 ok = self.rows == kwargs.get("value")
             else:
                 low, high = kwargs.get("min_value"), kwargs.get("max_value")
-                ok = ((low is None or (self.rows > low if kwargs.get("strict_min") else self.rows >= low))
-                      and (high is None or (self.rows < high if kwargs.get("strict_max") else self.rows <= high)))
+                ok = (low is None or (self.rows > low if kwargs.get("strict_min") else self.rows >= low)) and (
+                    high is None or (self.rows < high if kwargs.get("strict_max") else self.rows <= high)
+                )
             if not ok:
                 failed.append(validation.ExpectationFailure(item["type"], None, self.rows, kwargs=kwargs))
         if failed:
             report = validation.ValidationReport(
-                success=False, evaluated=len(rules), failed=failed, result={}, suite_name=str(data.get("name") or ""),
-                suite_path=self.suite, data_name=f"{self.config.name} batch {self.day.isoformat()}",
+                success=False,
+                evaluated=len(rules),
+                failed=failed,
+                result={},
+                suite_name=str(data.get("name") or ""),
+                suite_path=self.suite,
+                data_name=f"{self.config.name} batch {self.day.isoformat()}",
             )
             raise BatchValidationFailed(
                 f"{self.path}: the batch for {self.day.isoformat()} failed validation, nothing was written:\n"
-                f"{validation.describe_failures(report)}", report,
+                f"{validation.describe_failures(report)}",
+                report,
             )
 
 
@@ -319,8 +375,11 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     try:
         return table.cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
-        changed = [f"{f.name!r} ({schema.field(f.name).type} -> {f.type})" for f in table.schema
-                   if f.name in schema.names and schema.field(f.name).type != f.type]
+        changed = [
+            f"{f.name!r} ({schema.field(f.name).type} -> {f.type})"
+            for f in table.schema
+            if f.name in schema.names and schema.field(f.name).type != f.type
+        ]
         raise DataSourceError(
             f"a column changes type within the batch: {', '.join(changed) or exc}; an id column must have one type "
             f"in every row (e.g. all text): fix the export, or declare it in source.dtypes"
@@ -345,13 +404,23 @@ def _log_run(client: MlflowClient, config: PipelineConfig, summary: dict, tags: 
         "code.version": tracking.code_version(),
     }
     with tracking.active_run(client, scoring_experiment(config), f"score-{summary['day']}", run_tags) as run_id:
-        mlflow.log_params({
-            "day": summary["day"], "model_name": config.model_name, "model_version": summary["model_version"],
-            "source": summary["source"], "path": summary["path"], "chunk_rows": config.scoring.chunk_rows,
-        })
-        mlflow.log_metrics({
-            "rows": float(summary["rows"]), "chunks": float(summary["chunks"]), "seconds": float(summary["seconds"]),
-            "rows_per_s": float(summary["rows_per_s"] or 0.0),
-        })
+        mlflow.log_params(
+            {
+                "day": summary["day"],
+                "model_name": config.model_name,
+                "model_version": summary["model_version"],
+                "source": summary["source"],
+                "path": summary["path"],
+                "chunk_rows": config.scoring.chunk_rows,
+            }
+        )
+        mlflow.log_metrics(
+            {
+                "rows": float(summary["rows"]),
+                "chunks": float(summary["chunks"]),
+                "seconds": float(summary["seconds"]),
+                "rows_per_s": float(summary["rows_per_s"] or 0.0),
+            }
+        )
         mlflow.log_dict(summary, "scoring/summary.json")
     return run_id

@@ -60,7 +60,12 @@ class Scorer:
 
 
 def predictions_table(
-    scorer: Scorer, frame: pd.DataFrame, *, id_columns: Iterable[str], model_version: str, data_digest: str,
+    scorer: Scorer,
+    frame: pd.DataFrame,
+    *,
+    id_columns: Iterable[str],
+    model_version: str,
+    data_digest: str,
     scored_at: dt.datetime,
 ) -> pa.Table:
     """`frame` scored: its id columns, score, predicted, model_version, data_digest, scored_at (an Arrow table)."""

@@ -89,4 +89,3 @@ def _check_numeric_features(df: pd.DataFrame, config: PipelineConfig, where: str
 def _scalar(value: Any) -> Any:
     """A numpy scalar as the plain Python value (so messages say 1, not np.int64(1))."""
     return value.item() if hasattr(value, "item") else value
-

@@ -38,7 +38,10 @@ def fit_candidate(train: pd.DataFrame, config: PipelineConfig, candidate_name: s
     pipeline = build_pipeline(config, candidate)
     log.info(
         "%s: fit started (%s, %d train rows, %d features)",
-        candidate.name, candidate.estimator, len(train), len(config.features),
+        candidate.name,
+        candidate.estimator,
+        len(train),
+        len(config.features),
     )
     started = time.perf_counter()
     try:
@@ -100,7 +103,10 @@ def train_candidate(
             warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")
             warnings.filterwarnings("ignore", message=".*integer column.*")
             dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
-                split.train, source=data_uri, name=f"{config.name}-train", digest=_dataset_digest(data_digest),
+                split.train,
+                source=data_uri,
+                name=f"{config.name}-train",
+                digest=_dataset_digest(data_digest),
                 targets=config.target,
             )
             mlflow.log_input(dataset, context="training")  # computes the dataset schema (lazily)
@@ -152,4 +158,3 @@ def _run_params(config: PipelineConfig, candidate: Candidate, split: Split, posi
 def _dataset_digest(data_digest: str) -> str:
     """MLflow caps dataset digests at 36 characters; the full digest stays in the `data.digest` tag."""
     return data_digest.rpartition(":")[2][:_MAX_DATASET_DIGEST] or "unknown"
-

@@ -76,7 +76,9 @@ def compute_metrics(
         "precision": lambda: m.precision_score(
             y_true, y_pred, labels=None if binary else labels, zero_division=0, **averaging
         ),
-        "recall": lambda: m.recall_score(y_true, y_pred, labels=None if binary else labels, zero_division=0, **averaging),
+        "recall": lambda: m.recall_score(
+            y_true, y_pred, labels=None if binary else labels, zero_division=0, **averaging
+        ),
         "rmse": lambda: m.root_mean_squared_error(y_true, y_pred),
         "mae": lambda: m.mean_absolute_error(y_true, y_pred),
         "r2": lambda: m.r2_score(y_true, y_pred),
@@ -94,8 +96,9 @@ def compute_metrics(
     return out
 
 
-
-def model_metrics(model: Any, rows: pd.DataFrame, config: PipelineConfig, names: Sequence[str] | None = None) -> dict[str, float]:
+def model_metrics(
+    model: Any, rows: pd.DataFrame, config: PipelineConfig, names: Sequence[str] | None = None
+) -> dict[str, float]:
     """The named metrics (default: the config's) of a fitted model on `rows`."""
     x, y = rows[config.feature_names], rows[config.target]
     labels = list(model.classes_) if config.is_classification else None
@@ -134,4 +137,3 @@ def select_best(results: list[dict], config: PipelineConfig) -> dict:
     if math.isinf(key(best)[0]):
         raise TrainingError(f"{config.path}: no candidate has a value for the primary metric {primary!r}")
     return best
-

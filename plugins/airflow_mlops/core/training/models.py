@@ -108,6 +108,7 @@ def pinned_requirements() -> list[str]:
             pins.append(dist)
     return pins
 
+
 def load_model(model_uri: str, dst_path: str | None = None, *, allow_pickle: bool = False) -> Any:
     """Load a logged scikit-learn model: skops trusting only this package's TRUSTED_TYPES.
 

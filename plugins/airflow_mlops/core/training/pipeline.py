@@ -89,4 +89,3 @@ def _validate_params(estimator: Any, where: str) -> None:
         validate()
     except InvalidParameterError as exc:
         raise TrainingError(f"{where}: invalid parameter value: {exc}") from None
-
