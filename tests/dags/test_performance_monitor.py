@@ -136,7 +136,7 @@ def test_dag_shape(monitor):
 
 
 def test_decay_on_drifted_days_requests_one_retrain_on_the_second_day_with_reason_performance(
-    monitor, world, client, mailbox
+    monitor, world, client, mailbox, tmp_path
 ):
     from airflow.sdk import Asset
 
@@ -171,7 +171,8 @@ def test_decay_on_drifted_days_requests_one_retrain_on_the_second_day_with_reaso
         "performance/realized_roc_auc.png",
         "performance/check.json",
     }
-    check = json.loads(Path(client.download_artifacts(runs[1].info.run_id, "performance/check.json")).read_text())
+    downloaded = client.download_artifacts(runs[1].info.run_id, "performance/check.json", str(tmp_path))
+    check = json.loads(Path(downloaded).read_text())  # into tmp_path: MLflow's default temp folder is never removed
     assert check["classes_from"] == f"the training data of version(s) {champion.version}"  # its own snapshot
     assert check["join"]["matched"] == 400 and check["promise"]["test_rows"] == 1200
 

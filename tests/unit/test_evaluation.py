@@ -324,7 +324,7 @@ def fast_churn(churn_config):
     return config_from(churn_config, candidates={"logistic_regression", "random_forest"})
 
 
-def test_evaluate_and_log_evaluation(mlflow_client, churn_frame, fast_churn):
+def test_evaluate_and_log_evaluation(mlflow_client, churn_frame, fast_churn, tmp_path):
     config = fast_churn
     champion_uri, champion_version, holdout = train_and_register(
         mlflow_client, churn_frame, config, "logistic_regression", alias="champion", tag="old"
@@ -371,7 +371,7 @@ def test_evaluate_and_log_evaluation(mlflow_client, churn_frame, fast_churn):
         "test_rows.parquet",
     ):
         assert f"evaluation/{name}" in files, files
-    local = mlflow_client.download_artifacts(run_id, "evaluation")
+    local = mlflow_client.download_artifacts(run_id, "evaluation", str(tmp_path))
     verdict = json.load(open(f"{local}/verdict.json"))
     assert verdict["decision"] == result.verdict.decision and verdict["reasons"] == result.verdict.reasons
     assert verdict["test_rows"]["test_rows"] == len(holdout) == result.n_rows

@@ -329,7 +329,7 @@ def baseline_lines(verdict):
     return [r for r in verdict.reasons if "first champion" in r or "baseline guard" in r]
 
 
-def test_the_baseline_guard_compares_the_guard_rails_with_the_first_champion(mlflow_client, churn_config):
+def test_the_baseline_guard_compares_the_guard_rails_with_the_first_champion(mlflow_client, churn_config, tmp_path):
     config = with_evaluation(churn_config, baseline_guard=True, min_test_rows=400)
     name = config.model_name
     stream = days("2026-01-01", 13)
@@ -386,7 +386,7 @@ def test_the_baseline_guard_compares_the_guard_rails_with_the_first_champion(mlf
     assert run.data.metrics["first_champion.log_loss"] == b.metrics["log_loss"]
     assert run.data.metrics["gain_low.accuracy"] == result.intervals["accuracy"].low
     assert run.data.metrics["test_rows.class.1"] == result.class_counts.counts[1]
-    page = Path(mlflow_client.download_artifacts(run.info.run_id, "evaluation/report.html")).read_text()
+    page = Path(mlflow_client.download_artifacts(run.info.run_id, "evaluation/report.html", str(tmp_path))).read_text()
     assert f"baseline guard against the first champion, version {first}" in page
 
     # a challenger as good as the first champion (trained on its rows: the same model) passes against it

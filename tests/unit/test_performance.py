@@ -354,7 +354,9 @@ def _day(config, day, auc, rows=400, **kwargs):
     return write_labels(labels_dir(config), day, labels)
 
 
-def test_checks_request_on_the_second_decayed_day_cool_down_and_count_a_rechecked_day_once(config, champion, capsys):
+def test_checks_request_on_the_second_decayed_day_cool_down_and_count_a_rechecked_day_once(
+    config, champion, capsys, tmp_path
+):
     client = champion
     days = [DAY + dt.timedelta(days=i) for i in range(4)]
     for day, auc in zip(days, [0.80, 0.66, 0.66, 0.66], strict=True):
@@ -393,7 +395,9 @@ def test_checks_request_on_the_second_decayed_day_cool_down_and_count_a_rechecke
         "performance/summary.txt",
         "performance/realized_roc_auc.png",
     }
-    table = json.loads(Path(client.download_artifacts(runs[4].info.run_id, "performance/days.json")).read_text())
+    table = json.loads(
+        Path(client.download_artifacts(runs[4].info.run_id, "performance/days.json", str(tmp_path))).read_text()
+    )
     assert [r["day"] for r in table] == [d.isoformat() for d in days]
     assert [r["decay"] for r in table] == ["no", "yes", "yes", "yes"]
 

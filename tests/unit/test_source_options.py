@@ -401,7 +401,7 @@ def test_telco_export_snapshots_trains_and_is_judged_with_yes_as_positive(mlflow
         champion_version=None,
     )
     assert mlflow_client.get_run(run_id).data.params["positive_class"] == "Yes"
-    local = mlflow_client.download_artifacts(run_id, "evaluation")
+    local = mlflow_client.download_artifacts(run_id, "evaluation", str(tmp_path))
     assert json.loads(Path(local, "verdict.json").read_text())["positive_class"] == "Yes"
     assert "positive class &#x27;Yes&#x27;" in Path(local, "report.html").read_text()
 

@@ -470,7 +470,7 @@ def test_trusted_types_cover_every_estimator_family():
 
 
 def test_candidates_are_ranked_on_validation_rows_and_never_read_the_test_rows(
-    mlflow_client, churn_config, churn_frame
+    mlflow_client, churn_config, churn_frame, tmp_path
 ):
     """The test rows are the gate's: training neither fits, scores nor ranks on them, and its record
     of the rows it saw (training_rows.parquet) holds exactly the train and validation rows."""
@@ -495,7 +495,7 @@ def test_candidates_are_ranked_on_validation_rows_and_never_read_the_test_rows(
     for result in results:
         model = training.load_model(result["model_uri"])
         assert result["metrics"] == pytest.approx(training.model_metrics(model, roles.validation, config))
-        local = mlflow_client.download_artifacts(result["run_id"], rows.TRAINING_ROWS_ARTIFACT)
+        local = mlflow_client.download_artifacts(result["run_id"], rows.TRAINING_ROWS_ARTIFACT, str(tmp_path))
         record = rows.read_record(local, "test")
         assert set(record.hashes.tolist()) == set(rows.row_hashes(roles.seen).tolist())
         assert set(record.hashes.tolist()).isdisjoint(rows.row_hashes(roles.test).tolist())
