@@ -15,7 +15,6 @@ from __future__ import annotations
 from airflow_mlops.core.errors import EvaluationError
 from airflow_mlops.core.evaluation.bootstrap import MAX_UNUSABLE, BootstrapResult, paired_bootstrap, paired_bootstraps
 from airflow_mlops.core.evaluation.decision import (
-    BOUNDED_METRICS,
     NO_BASELINE_PROMOTE,
     PROMOTE,
     REJECT,
@@ -23,11 +22,15 @@ from airflow_mlops.core.evaluation.decision import (
     ClassCounts,
     Verdict,
     decide,
-    implausibly_perfect,
 )
 from airflow_mlops.core.evaluation.evidence import REASONS_TAG_LIMIT, log_evaluation, reasons_tag, write_artifacts
 from airflow_mlops.core.evaluation.gate import EvaluationResult, evaluate, judge, thin_evidence
-from airflow_mlops.core.evaluation.leakage import LEAKAGE_FEATURE_THRESHOLD, leakage_suspects
+from airflow_mlops.core.evaluation.leakage import (
+    BOUNDED_METRICS,
+    LEAKAGE_FEATURE_THRESHOLD,
+    implausibly_perfect,
+    leakage_suspects,
+)
 from airflow_mlops.core.evaluation.models import Loaded, compare_signatures, load, score
 
 __all__ = [

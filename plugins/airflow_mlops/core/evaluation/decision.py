@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.evaluation.borderline import GateNumbers, approval_reasons
+from airflow_mlops.core.evaluation.leakage import leakage_check
 from airflow_mlops.core.evaluation.power import power_note
 from airflow_mlops.core.training import LOWER_IS_BETTER
 
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
 PROMOTE = "PROMOTE"
 REJECT = "REJECT"
 NO_BASELINE_PROMOTE = "NO_BASELINE_PROMOTE"
-#: Metrics whose perfect value is 1: the only ones the leakage threshold applies to.
-BOUNDED_METRICS = frozenset({"roc_auc", "accuracy", "f1", "precision", "recall", "r2"})
 _EPS = 1e-12  # comparisons of differences tolerate floating-point noise
 
 
@@ -179,7 +178,7 @@ def decide(
     elif champion is not None:
         checks.append((True, "the challenger's input signature matches the champion's"))
 
-    leak = _leakage_check(config, challenger, leakage)
+    leak = leakage_check(config, challenger, leakage)
     if leak is not None:
         checks.append(leak)
 
@@ -476,36 +475,3 @@ def _floor_check(metric: str, floor: float, challenger: dict[str, float]) -> tup
         return ok, f"{metric} {value:.4f} {'<=' if ok else '>'} floor {floor:g} (a maximum: lower is better)"
     ok = value >= floor
     return ok, f"{metric} {value:.4f} {'>=' if ok else '<'} floor {floor:g}"
-
-
-def implausibly_perfect(config: PipelineConfig, metrics: dict[str, float]) -> bool:
-    """True when the test-set primary score reaches evaluation.leakage_threshold (bounded metrics only)."""
-    threshold = config.evaluation.leakage_threshold
-    primary = config.metrics.primary
-    value = _value(metrics, primary)
-    return threshold is not None and primary in BOUNDED_METRICS and value is not None and value >= threshold
-
-
-def _leakage_check(
-    config: PipelineConfig, challenger: dict[str, float], leakage: Sequence[str]
-) -> tuple[bool, str] | None:
-    primary = config.metrics.primary
-    threshold = config.evaluation.leakage_threshold
-    value = _value(challenger, primary)
-    if implausibly_perfect(config, challenger) or leakage:
-        if leakage:
-            why = (
-                f"suspected target leakage through feature(s) {', '.join(leakage)}: remove them from the features "
-                f"or fix how they are computed (they must not be derived from the label)"
-            )
-        else:
-            why = (
-                "no single feature explains it: check for rows shared between the training data and the test rows, "
-                "or a combination of features derived from the label"
-            )
-        shown = "n/a" if value is None else f"{value:.4f}"
-        limit = "" if threshold is None else f" >= leakage threshold {threshold:g}"
-        return False, f"test-set {primary} {shown}{limit} is implausibly good; {why}"
-    if threshold is None or primary not in BOUNDED_METRICS or value is None:
-        return None
-    return True, f"test-set {primary} {value:.4f} < leakage threshold {threshold:g}: no sign of target leakage"

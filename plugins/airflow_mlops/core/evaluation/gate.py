@@ -17,10 +17,9 @@ from airflow_mlops.core.evaluation.decision import (
     ClassCounts,
     Verdict,
     decide,
-    implausibly_perfect,
     unscored_verdict,
 )
-from airflow_mlops.core.evaluation.leakage import leakage_suspects
+from airflow_mlops.core.evaluation.leakage import implausibly_perfect, leakage_suspects
 from airflow_mlops.core.evaluation.models import Loaded, align_classes, compare_signatures, load, score
 from airflow_mlops.core.training import LOWER_IS_BETTER
 

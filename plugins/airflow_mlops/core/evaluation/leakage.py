@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pandas as pd
 
     from airflow_mlops.core.config import PipelineConfig
+
+#: Metrics whose perfect value is 1: the only ones the leakage threshold applies to.
+BOUNDED_METRICS = frozenset({"roc_auc", "accuracy", "f1", "precision", "recall", "r2"})
 
 #: A single feature whose association with the target reaches this (univariate AUC, or |r| for
 #: regression) is named as a leakage suspect when the model's test score is implausibly perfect.
@@ -78,3 +84,43 @@ def _leave_one_out_mean(column: pd.Series, target: pd.Series) -> pd.Series:
     count = target.groupby(keys).transform("count")
     loo = (total - target) / (count - 1)
     return loo.where(count > 1, target.mean())
+
+
+def implausibly_perfect(config: PipelineConfig, metrics: dict[str, float]) -> bool:
+    """True when the test-set primary score reaches evaluation.leakage_threshold (bounded metrics only)."""
+    threshold = config.evaluation.leakage_threshold
+    primary = config.metrics.primary
+    value = _finite_value(metrics, primary)
+    return threshold is not None and primary in BOUNDED_METRICS and value is not None and value >= threshold
+
+
+def leakage_check(
+    config: PipelineConfig, challenger: dict[str, float], leakage: Sequence[str]
+) -> tuple[bool, str] | None:
+    """The gate's leakage check: FAIL when the test-set score reaches the threshold or a feature is a suspect; PASS
+    when it stays under a configured threshold; None when there is nothing to judge (no threshold, unbounded metric)."""
+    primary = config.metrics.primary
+    threshold = config.evaluation.leakage_threshold
+    value = _finite_value(challenger, primary)
+    if implausibly_perfect(config, challenger) or leakage:
+        if leakage:
+            why = (
+                f"suspected target leakage through feature(s) {', '.join(leakage)}: remove them from the features "
+                f"or fix how they are computed (they must not be derived from the label)"
+            )
+        else:
+            why = (
+                "no single feature explains it: check for rows shared between the training data and the test rows, "
+                "or a combination of features derived from the label"
+            )
+        shown = "n/a" if value is None else f"{value:.4f}"
+        limit = "" if threshold is None else f" >= leakage threshold {threshold:g}"
+        return False, f"test-set {primary} {shown}{limit} is implausibly good; {why}"
+    if threshold is None or primary not in BOUNDED_METRICS or value is None:
+        return None
+    return True, f"test-set {primary} {value:.4f} < leakage threshold {threshold:g}: no sign of target leakage"
+
+
+def _finite_value(metrics: dict[str, float], name: str) -> float | None:
+    value = metrics.get(name)
+    return float(value) if value is not None and math.isfinite(value) else None
