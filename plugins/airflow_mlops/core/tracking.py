@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import subprocess
 from pathlib import Path
@@ -124,3 +125,13 @@ def code_version() -> str:
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return f"airflow-mlops=={__version__}"
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float]) -> None:
+    """Log `metrics` in batches of at most 1,000 (MLflow's cap), one timestamp for all."""
+    from mlflow.entities import Metric
+
+    now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    batch = [Metric(key=k, value=v, timestamp=now, step=0) for k, v in metrics.items()]
+    for i in range(0, len(batch), 1000):  # MLflow caps a batch at 1000 metrics
+        client.log_batch(run_id, metrics=batch[i : i + 1000])

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import monitoring
 from airflow_mlops.core.drift.compute import compute_drift
+from airflow_mlops.core.drift.evidence import log_drift_check
 from airflow_mlops.core.errors import MlopsError, NothingToCheck
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ def check_window(
         of_last_checks=mon.of_last_checks,
         cooldown_hours=mon.cooldown_hours,
     )
-    run_id = monitoring.log_drift_check(
+    run_id = log_drift_check(
         client,
         report,
         experiment=experiment,

@@ -90,7 +90,7 @@ def log_check(client: MlflowClient, check: DayCheck, *, tags: dict[str, str], st
         client.log_param(run_id, "min_join_rate", config.monitoring.performance.min_join_rate)
         client.log_param(run_id, "bootstrap_samples", config.monitoring.performance.bootstrap_samples)
         client.log_param(run_id, "positive_class", str(check.positive_class))
-        monitoring.log_metrics(client, run_id, check_metrics(check))
+        tracking.log_metrics(client, run_id, check_metrics(check))
         table = [
             *[r for r in performance_table(client, config, days=TABLE_DAYS) if r["day"] != check.day.isoformat()],
             check.table_row(),
