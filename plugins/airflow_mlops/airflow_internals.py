@@ -51,6 +51,21 @@ def share_operator_serialized_fields() -> None:
     BaseOperator.get_serialized_fields()
 
 
+# --------------------------------------------------------------------------- extra links (in the worker)
+
+
+def xcom_value(ti_key: Any, key: str) -> Any:
+    """The XCom `key` of the task instance `ti_key`, through the configured XCom backend; None when absent.
+
+    Uses: `airflow.sdk.execution_time.xcom.XCom`, the backend `[core] xcom_backend` resolves to, as the
+    standard provider's extra links read it. The public `airflow.sdk.BaseXCom.get_value` reads the same
+    rows but ignores a custom backend (one that keeps values in a bucket would return its reference).
+    """
+    from airflow.sdk.execution_time.xcom import XCom
+
+    return XCom.get_value(ti_key=ti_key, key=key)
+
+
 # --------------------------------------------------------------------------- asking a person (inside a task)
 
 

@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink
 
+from airflow_mlops.airflow_internals import xcom_value
+
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
@@ -28,9 +30,7 @@ def mlflow_ui_url() -> str:
 
 
 def _xcom(ti_key: TaskInstanceKey, key: str) -> str | None:
-    from airflow.sdk.execution_time.xcom import XCom
-
-    value = XCom.get_value(ti_key=ti_key, key=key)
+    value = xcom_value(ti_key, key)
     return None if value in (None, "") else str(value)
 
 

@@ -44,6 +44,7 @@ import datetime as dt
 from airflow.sdk import DAG, BaseOperator
 
 from airflow_mlops import airflow_internals as internals
+from airflow_mlops.links import MlflowModelVersionLink, MlflowRunLink
 
 
 class ProbeApprovalOperator(BaseOperator):
@@ -57,8 +58,18 @@ class ProbeApprovalOperator(BaseOperator):
         return event.get("chosen_options")
 
 
+class ProbeLinkedOperator(BaseOperator):
+    operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
+
+    def execute(self, context):
+        for key, value in {{"mlflow_run_id": "r1", "mlflow_experiment_id": "2", "model_name": "churn",
+                           "model_version": "5"}}.items():
+            context["ti"].xcom_push(key=key, value=value)
+
+
 with DAG({DAG_ID!r}, schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), tags={list(TAGS)!r}) as dag:
     ProbeApprovalOperator(task_id="ask")
+    ProbeLinkedOperator(task_id="linked")
 """
 
 
@@ -133,10 +144,16 @@ def test_a_task_asks_waits_is_listed_answered_and_resumes_with_the_answer(probe_
     assert seen["operator"] == "ProbeApprovalOperator"
     assert seen["by"] == "alice" and isinstance(seen["at"], dt.datetime)
     assert seen["again"] == 409  # already answered
-    assert {ti.task_id: str(ti.state) for ti in run.get_task_instances()} == {"ask": "success"}
+    assert {ti.task_id: str(ti.state) for ti in run.get_task_instances()} == {"ask": "success", "linked": "success"}
     assert internals.pending_hitl_requests("ProbeApprovalOperator", [DAG_ID], "probe_request") == []
     assert internals.dags_tagged(*TAGS) == [DAG_ID]  # the run wrote the DAG and its tags
     assert internals.dags_tagged(TAGS[0], "a-tag-nobody-uses") == []
+
+    # The worker computed each extra link from the task's XComs through `xcom_value`, and stored it.
+    assert _stored_links(run.run_id, "linked") == {
+        "_link_MlflowRunLink": "http://localhost:5000/#/experiments/2/runs/r1",
+        "_link_MlflowModelVersionLink": "http://localhost:5000/#/models/churn/versions/5",
+    }
 
 
 def test_answering_a_task_that_never_asked_is_refused_with_404(airflow_db):
@@ -189,6 +206,23 @@ def test_the_audit_log_dependency_writes_airflows_log_table(airflow_db):
     assert events == ["ada"]
 
 
+def _stored_links(run_id: str, task_id: str) -> dict[str, Any]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == DAG_ID,
+                XComModel.run_id == run_id,
+                XComModel.task_id == task_id,
+                XComModel.key.like("_link_%"),
+            )
+        ).all()
+        return {row.key: XComModel.deserialize_value(row) for row in rows}
+
+
 def _fail_waiting_tasks() -> None:
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -214,8 +248,6 @@ PUBLIC_AIRFLOW = (
     "airflow.api_fastapi.core_api.security",
 )
 INTERNAL_AIRFLOW = ("airflow.sdk.execution_time", "airflow.sdk.definitions", "airflow.sdk._")
-#: Not yet behind the wrapper (owned elsewhere; see the report of issue 23 item 6).
-NOT_YET_WRAPPED = {("links.py", "airflow.sdk.execution_time.xcom")}
 
 
 def test_no_module_but_airflow_internals_imports_an_airflow_internal():
@@ -240,6 +272,6 @@ def test_no_module_but_airflow_internals_imports_an_airflow_internal():
                     continue
                 public = name.startswith(PUBLIC_AIRFLOW) and not name.startswith(INTERNAL_AIRFLOW)
                 where = str(path.relative_to(package))
-                if not public and (where, name) not in NOT_YET_WRAPPED:
+                if not public:
                     found.append(f"{where}:{node.lineno} imports {name}")
     assert found == [], "use airflow_internals (or a public Airflow API) instead:\n" + "\n".join(found)
