@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from airflow_mlops.core.config.model_checks import explain_config, fairness_config, robustness_config, slices_config
 from airflow_mlops.core.config.reader import Reader, read_struct
 from airflow_mlops.core.config.sections import (
     APPROVAL_MODES,
@@ -13,6 +16,11 @@ from airflow_mlops.core.config.sections import (
     SourceConfig,
     SplitConfig,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow_mlops.core.config.sections import Feature
 
 
 def split_config(spl: Reader, source: SourceConfig, known_columns: list[str]) -> SplitConfig:
@@ -52,8 +60,10 @@ def split_config(spl: Reader, source: SourceConfig, known_columns: list[str]) ->
     return split
 
 
-def evaluation_config(ev: Reader, allowed: tuple[str, ...]) -> EvaluationConfig:
-    """`evaluation`: the champion/challenger gate; `allowed` are the task's metrics."""
+def evaluation_config(
+    ev: Reader, allowed: tuple[str, ...], features: Sequence[Feature] = (), task: str = "binary_classification"
+) -> EvaluationConfig:
+    """`evaluation`: the champion/challenger gate; `allowed` are the task's metrics, `features` the pipeline's."""
     evaluation = read_struct(
         ev,
         EvaluationConfig,
@@ -62,6 +72,10 @@ def evaluation_config(ev: Reader, allowed: tuple[str, ...]) -> EvaluationConfig:
             "guard_rails": lambda r, key, default: _metric_map(r, key, allowed, default),
             "floors": lambda r, key, default: _metric_map(r, key, allowed, default),
             "approval": approval_config,
+            "slices": lambda r, key, default: slices_config(r.sub(key, {}), features),
+            "fairness": lambda r, key, default: fairness_config(r.sub(key, {}), features, task),
+            "robustness": lambda r, key, default: robustness_config(r.sub(key, {})),
+            "explain": lambda r, key, default: explain_config(r.sub(key, {})),
         },
     )
     ev.done()

@@ -21,6 +21,7 @@ from airflow_mlops.core.config.sections import (
     CLASSIFICATION_METRICS,
     COLUMN_DTYPES,
     FEATURE_TYPES,
+    MONOTONIC_DIRECTIONS,
     PIPELINE_NAME,
     REGRESSION_METRICS,
     SOURCE_FORMATS,
@@ -76,8 +77,15 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         top.fail("at least one feature is required", "features")
     for i, item in enumerate(raw_features):
         fr = Reader(file, item, f"features[{i}]")
-        features.append(read_struct(fr, Feature, choices={"type": FEATURE_TYPES}))
+        feature = read_struct(fr, Feature, choices={"type": FEATURE_TYPES, "monotonic": MONOTONIC_DIRECTIONS})
         fr.done()
+        if feature.monotonic is not None and feature.type != "numeric":
+            fr.fail(
+                f"{feature.name!r} is {feature.type}: only a numeric feature can rise, so only it can be monotonic; "
+                "remove the key or make the feature numeric",
+                "monotonic",
+            )
+        features.append(feature)
     names = [f.name for f in features]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -125,7 +133,7 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
     met.done()
 
     split = split_config(top.sub("split", {}), source, known_columns=[*names, *source.id_columns])
-    evaluation = evaluation_config(top.sub("evaluation", {}), allowed)
+    evaluation = evaluation_config(top.sub("evaluation", {}), allowed, features, task)
     deployment = deployment_config(top.sub("deployment", {}))
     monitoring = monitoring_config(top.sub("monitoring", {}), names)
     security = security_config(top.sub("security", {}))

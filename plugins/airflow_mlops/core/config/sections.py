@@ -36,11 +36,17 @@ class _Section(msgspec.Struct, frozen=True):
         return msgspec.structs.replace(self, **changes)
 
 
+MONOTONIC_DIRECTIONS = ("increasing", "decreasing")
+
+
 class Feature(_Section, frozen=True):
     """One model input: a column and how it is encoded."""
 
     name: str
     type: str  # numeric | categorical
+    # numeric only: the score should only rise (increasing) or fall (decreasing) as this feature rises
+    # (evaluation.robustness counts the rows whose individual conditional expectation breaks it)
+    monotonic: str | None = None
 
 
 class SourceConfig(_Section, frozen=True):
@@ -143,6 +149,61 @@ class ApprovalConfig(_Section, frozen=True):
 
 
 REQUIRE_MODES = ("point", "lower_bound")
+SLICE_CORRECTIONS = ("holm", "bh")
+FAIRNESS_METRICS = ("tpr_gap", "fpr_gap", "selection_rate_ratio")
+
+
+class SlicesConfig(_Section, frozen=True):
+    """Per-slice guard rails (core.evaluation.slices): the challenger must not regress in any slice of the test rows.
+
+    Categorical columns slice by value, numeric ones by `bins` quantile bins; `crossings` pairs two columns. A slice
+    with at least `min_slice_rows` rows (and `min_slice_events` of each class) is judged: it blocks when the
+    primary metric's gain is below -`slice_tolerance` with a one-sided p-value under `alpha` after `correction`
+    (holm: the family-wise error; bh: the false discovery rate) across every slice judged. Off when no columns.
+    """
+
+    columns: tuple[str, ...] = ()
+    crossings: tuple[tuple[str, str], ...] = ()
+    bins: int = 4
+    min_slice_rows: int = 200
+    min_slice_events: int = 20
+    slice_tolerance: float = 0.01
+    correction: str = "holm"  # holm | bh
+    alpha: float = 0.05
+
+
+class FairnessConfig(_Section, frozen=True):
+    """Opt-in fairness gaps between groups (core.evaluation.fairness, Fairlearn's definitions): the challenger's gap
+    must not worsen past the champion's by more than `tolerance` (judged on its interval); `limits` are optional
+    absolute bounds (a gap at most, a ratio at least). Off when no groups."""
+
+    groups: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = FAIRNESS_METRICS
+    tolerance: float = 0.02
+    limits: Mapping[str, float] = {}
+    min_group_rows: int = 50  # a smaller group is listed as insufficient evidence, never judged
+
+
+class RobustnessConfig(_Section, frozen=True):
+    """The robustness panel (core.evaluation.robustness), both models on the same rows."""
+
+    enabled: bool = True
+    perturbation: float = 0.1  # numeric features move by this fraction of their median absolute deviation
+    missing_share: float = 0.1  # the share of a feature's values made missing, one feature at a time
+    sample_rows: int = 2000  # rows (a seeded sample of the test rows) the panel perturbs
+    max_flip_rate_increase: float = 0.02  # the challenger's class-flip share may exceed the champion's by this
+    max_monotonic_violations: float = 0.05  # the share of rows breaking a declared monotonic feature
+    calibration: bool = True  # classification: Brier score and ECE not significantly worse than the champion's
+
+
+class ExplainConfig(_Section, frozen=True):
+    """Permutation importance of both models (core.evaluation.importance) and how far its ranking may move."""
+
+    importance: bool = True
+    sample_rows: int = 2000  # test rows (a seeded sample) the importance is measured on
+    repeats: int = 5
+    min_importance_ndcg: float = 0.9  # below: a warning naming the features that moved most
+    max_share_ratio: float = 3.0  # the challenger leans on one feature this many times more than the champion did
 
 
 class EvaluationConfig(_Section, frozen=True):
@@ -162,6 +223,10 @@ class EvaluationConfig(_Section, frozen=True):
     # Also judge the guard rails against the model's first champion, so small regressions cannot accumulate.
     baseline_guard: bool = False
     approval: ApprovalConfig = ApprovalConfig()  # when a person must approve the promotion
+    slices: SlicesConfig = SlicesConfig()
+    fairness: FairnessConfig = FairnessConfig()
+    robustness: RobustnessConfig = RobustnessConfig()
+    explain: ExplainConfig = ExplainConfig()
 
 
 class DeploymentConfig(_Section, frozen=True):
