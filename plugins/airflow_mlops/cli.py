@@ -234,11 +234,16 @@ def _status(args: argparse.Namespace) -> int:
         ("DATA DIGEST", "data_digest"),
     ]
     print(_table(columns, [{**r, "data_digest": _short(r.get("data_digest"))} for r in rows]), file=args.out)
+    from airflow_mlops.core.evaluation.panel_view import status_lines
+
     for r in rows:
-        if r.get("reasons"):
+        panels = status_lines(r.get("panel_summaries"))  # the worst slice, the robustness figure; none: not said
+        if r.get("reasons") or panels:
             print(f"\n{r['name']} v{r['evaluated_version']} {r.get('decision') or ''}:", file=args.out)
-            for reason in r["reasons"]:
+            for reason in r.get("reasons") or []:
                 print(f"  - {reason}", file=args.out)
+            for line in panels:
+                print(f"  {line}", file=args.out)
         if r.get("trigger_summary"):
             print(f"  started by {r.get('trigger')}: {r['trigger_summary']}", file=args.out)
     from airflow_mlops.core.performance.evidence import describe_summary

@@ -70,6 +70,27 @@ def test_status_table_and_json(promoted, capsys):
     assert entry["latest_version"] == "3"  # the newest version (not a count: that would read every version)
 
 
+def test_status_names_the_worst_slice_and_the_robustness_figure(promoted, capsys):
+    code, out, _ = run(capsys, "status")
+    assert code == 0 and "slices:" not in out and "robustness:" not in out  # an older verdict: nothing said
+    worst = "worst slice region=south: roc_auc -0.069 (-0.095..-0.041), blocks"
+    promoted.set_model_version_tag(MODEL, "3", "evaluation.slices", worst)
+    promoted.set_model_version_tag(MODEL, "3", "evaluation.importance", "importance ranking nDCG 0.97")
+    code, out, _ = run(capsys, "status")
+    verdict = out.split(f"{MODEL} v3 reject:", 1)[1]
+    assert f"  slices: {worst}\n  robustness: not measured\n  importance: importance ranking nDCG 0.97" in verdict
+    promoted.set_model_version_tag(MODEL, "3", "evaluation.robustness", "flip rate 1.2% (champion 1.0%)")
+    code, out, _ = run(capsys, "status")
+    assert "  robustness: flip rate 1.2% (champion 1.0%)" in out
+    code, out, _ = run(capsys, "status", "--json")
+    [entry] = json.loads(out)
+    assert entry["panel_summaries"] == {
+        "slices": worst,
+        "robustness": "flip rate 1.2% (champion 1.0%)",
+        "importance": "importance ranking nDCG 0.97",
+    }
+
+
 def test_status_on_an_empty_registry(mlflow_client, capsys):
     code, out, err = run(capsys, "status")
     assert (code, out) == (0, "No registered models yet.\n")  # logs go to stderr, stdout is the answer only

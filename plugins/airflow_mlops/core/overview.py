@@ -49,6 +49,10 @@ _VERSION_TAGS = {
 #: Plot lists of finished runs by (run id, folder): a finished run's evidence is written once.
 _plots_cache: dict[tuple[str, str], list[dict]] = {}
 _PLOTS_CACHE_SIZE = 512
+#: The panels of finished evaluation runs' verdicts, by run id (a finished run's verdict.json never changes).
+_panels_cache: dict[str, dict[str, dict]] = {}
+#: Where the gate's evaluation run keeps its verdict (core/evaluation/evidence.py writes it).
+VERDICT_ARTIFACT = "evaluation/verdict.json"
 _cache_lock = threading.Lock()
 
 
@@ -93,8 +97,8 @@ def model_detail(
     ledger_page: int = 1,
     page_size: int = PAGE_SIZE,
 ) -> dict:
-    """One model's page: {status, versions, versions_before, versions_newer, versions_older, evidence, ledger,
-    ledger_total, ledger_page, page_size}.
+    """One model's page: {status, versions, versions_before, versions_newer, versions_older, evidence, panels,
+    ledger, ledger_total, ledger_page, page_size}. `panels`: the latest verdict's (verdict_panels).
 
     `versions`: `page_size` versions numbered below `versions_before` (default: the newest), newest first, read
     as one page in MLflow. `versions_older` / `versions_newer`: the `versions_before` of the next older page (None:
@@ -141,6 +145,7 @@ def model_detail(
         "versions_newer": newer,
         "versions_older": int(shown[-1].version) if older else None,
         "evidence": evidence(client, row, monitors),
+        "panels": verdict_panels(client, row.get("evaluation_run_id")),
         "ledger": ledger,
         "ledger_total": len(moves),
         "ledger_page": ledger_page,
@@ -177,6 +182,51 @@ def evidence(client: MlflowClient, row: dict, monitors: Experiment | None) -> li
                 title = f"{step} check {day}"
                 out += _plots(client, run.info.run_id, folder, f"{title} ({verdict})" if verdict else title)[:limit]
     return out
+
+
+def verdict_panels(client: MlflowClient, run_id: str | None) -> dict[str, dict]:
+    """The panels of an evaluation run's verdict ({name: PanelResult.to_dict()}, its verdict.json's "panels").
+
+    {} when the verdict has none (an older one, or the panels off), when there is no run, or when it cannot be
+    read (logged: the page is shown without them). Kept in the process once the run has finished."""
+    if not run_id:
+        return {}
+    with _cache_lock:
+        cached = _panels_cache.get(run_id)
+    if cached is not None:
+        return cached
+    import json
+    import tempfile
+    from pathlib import Path
+
+    try:
+        finished = client.get_run(run_id).info.status == "FINISHED"
+        with tempfile.TemporaryDirectory(prefix="mlops-verdict-") as tmp:
+            verdict = json.loads(Path(client.download_artifacts(run_id, VERDICT_ARTIFACT, tmp)).read_text())
+    except Exception as exc:  # no verdict.json (not the gate's run), or a store that is down
+        log.info("no panels shown for evaluation run %s: %s", run_id, exc)
+        if not _lacks_verdict(client, run_id):
+            return {}
+        verdict, finished = None, True  # a finished run without verdict.json will not get one: remember that
+    panels = verdict.get("panels") if isinstance(verdict, dict) else None
+    found = {str(k): v for k, v in panels.items() if isinstance(v, dict)} if isinstance(panels, dict) else {}
+    if finished:
+        with _cache_lock:
+            if len(_panels_cache) >= _PLOTS_CACHE_SIZE:
+                del _panels_cache[next(iter(_panels_cache))]
+            _panels_cache[run_id] = found
+    return found
+
+
+def _lacks_verdict(client: MlflowClient, run_id: str) -> bool:
+    """Whether a finished run holds no verdict.json (rather than a store that could not be read)."""
+    try:
+        if client.get_run(run_id).info.status != "FINISHED":
+            return False
+        folder = VERDICT_ARTIFACT.rsplit("/", 1)[0]
+        return all(f.path != VERDICT_ARTIFACT for f in client.list_artifacts(run_id, folder))
+    except Exception:
+        return False
 
 
 def _monitors(client: MlflowClient, config: PipelineConfig | None) -> Experiment | None:

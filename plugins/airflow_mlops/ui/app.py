@@ -315,8 +315,10 @@ def _pending_counts(rows: list[dict]) -> dict[str, int]:
 
 
 def _pending(user: BaseUser, name: str) -> list[dict]:
-    """The model's waiting promotions, each with `can_respond` for `user` (the auth manager, once per DAG)."""
+    """The model's waiting promotions, each with `can_respond` for `user` (the auth manager, once per DAG) and
+    `panels`, its verdict's (core.overview.verdict_panels: slices, importance, robustness, fairness)."""
     from airflow_mlops.approval_requests import can_respond, pending_approvals
+    from airflow_mlops.core.overview import verdict_panels
 
     requests = pending_approvals(model=name)
     allowed: dict[str, bool] = {}
@@ -324,6 +326,8 @@ def _pending(user: BaseUser, name: str) -> list[dict]:
         if p["dag_id"] not in allowed:
             allowed[p["dag_id"]] = can_respond(user, p["dag_id"])
         p["can_respond"] = allowed[p["dag_id"]]
+        run_id = (p.get("evidence") or {}).get("evaluation_run_id")
+        p["panels"] = verdict_panels(_client(), str(run_id)) if run_id else {}
     return requests
 
 

@@ -9,6 +9,7 @@ from urllib.parse import quote, urlencode
 
 from airflow_mlops import links
 from airflow_mlops.core import approval
+from airflow_mlops.core.evaluation import panel_html as panels
 
 ALIASES = ("champion", "challenger", "previous_champion")
 
@@ -102,9 +103,11 @@ def models_index(rows: list[dict], urls: Urls, pending: dict[str, int] | None = 
 
 
 def model_detail(d: dict, urls: Urls, *, can_edit: bool) -> str:
-    """One model: aliases, pending approvals, actions, latest verdict, evidence plots, versions and the ledger.
+    """One model: aliases, pending approvals, actions, latest verdict and its panels (slices, importance, robustness,
+    fairness), evidence plots, versions and the ledger.
 
-    `d["pending_approvals"]`: approval_requests.pending_approvals() rows, each with `can_respond`."""
+    `d["pending_approvals"]`: approval_requests.pending_approvals() rows, each with `can_respond` (and `panels`,
+    its verdict's)."""
     s = d["status"]
     name = s["name"]
     parts = [
@@ -113,6 +116,7 @@ def model_detail(d: dict, urls: Urls, *, can_edit: bool) -> str:
         _pending(name, d.get("pending_approvals") or [], urls, (d.get("status") or {}).get("champion")),
         _actions(s, can_edit),
         _verdict(s),
+        panels.section(d.get("panels"), title=f"Beyond one number: version {s.get('evaluated_version')}'s verdict"),
         _evidence(d["evidence"], urls, name),
         _versions(d, urls),
         _ledger(d, urls),
@@ -236,7 +240,7 @@ def _pending_item(name: str, p: dict, urls: Urls, current: str | None = None) ->
         f"<h3>{esc(p.get('subject'))}</h3>"
         f'<p class="when">Waiting since {esc(p.get("waiting_since"))} · times out at {esc(p.get("timeout_at"))} '
         f"(no answer by then rejects)</p>{stale}"
-        f'{numbers}<ul class="facts">{"".join(f"<li>{esc(f)}</li>" for f in facts)}</ul>'
+        f'{numbers}<ul class="facts">{"".join(f"<li>{esc(f)}</li>" for f in facts)}</ul>{panels.folded(p.get("panels"))}'
         f'<p class="label">Why a person decides:</p>{_reasons(reasons, css="reasons")}'
         f'<p class="links">{" · ".join(where)}</p>{_approval_form(name, p)}</article>'
     )

@@ -1,10 +1,13 @@
-"""The evaluation page (report.html): the verdict, every reason, the metric table and the plots."""
+"""The evaluation page (report.html): the verdict, every reason, the metric table, the panels (slices, importance,
+robustness, fairness: their tables and charts, as the Models page shows them) and the plots."""
 
 from __future__ import annotations
 
 import html
 import math
 from typing import TYPE_CHECKING, Any
+
+from airflow_mlops.core.evaluation import panel_html
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -21,9 +24,10 @@ def _number(value: Any) -> str:
 
 
 def evaluation_html(result: EvaluationResult, images: Sequence[str] = ()) -> str:
-    """A small self-contained page: the verdict, every reason, the metric table and the plots.
+    """A small self-contained page: the verdict, every reason, the metric table, the panels and the plots.
 
-    `images` are PNG file names relative to the page (they are logged next to it).
+    `images` are PNG file names relative to the page (they are logged next to it); a panel's charts (slices.png,
+    importance.png, ...: names starting with the panel's) are shown in its section.
     """
     verdict = result.verdict
     colour = "#1e8449" if verdict.promote else "#c0392b"
@@ -44,7 +48,16 @@ def evaluation_html(result: EvaluationResult, images: Sequence[str] = ()) -> str
         f'<li class="{"fail" if r.startswith("FAIL") else "pass" if r.startswith("PASS") else ""}">{html.escape(r)}</li>'
         for r in verdict.reasons
     )
-    pictures = "".join(f'<img src="{html.escape(name)}" alt="{html.escape(name)}">' for name in images)
+    charts = {p.name: [i for i in images if i.startswith(p.name)] for p in result.panels}
+    charted = {i for names in charts.values() for i in names}
+    panels = panel_html.section(
+        {p.name: p.to_dict() for p in result.panels},
+        title="Beyond one number: slices, importance, robustness, fairness",
+        charts=charts,
+    )
+    pictures = "".join(
+        f'<img src="{html.escape(name)}" alt="{html.escape(name)}">' for name in images if name not in charted
+    )
     champion = html.escape(result.champion_uri or "none (first model)")
     judged = html.escape(result.test_rows.describe()) if result.test_rows is not None else f"{result.n_rows} test rows"
     if result.class_counts is not None:
@@ -76,6 +89,7 @@ td, th {{ border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }}
 td:first-child, th:first-child {{ text-align: left; }}
 li.fail {{ color: #c0392b; }} li.pass {{ color: #1e8449; }}
 img {{ max-width: 48%; margin: 0.5em; border: 1px solid #eee; }}
+{PANEL_STYLE}
 </style></head><body>
 <h1>{html.escape(result.config.name)}: champion vs challenger</h1>
 <p class="verdict">{html.escape(verdict.decision)}</p>
@@ -88,6 +102,26 @@ primary metric {html.escape(result.config.metrics.primary)}{positive}</p>
 <th>difference</th><th>gain</th><th>{confidence:.0%} CI of the gain</th></tr>
 {"".join(rows)}</table>
 <p>difference = challenger - champion; gain = the difference oriented so positive is better.</p>
+{panels}
 <h2>Plots</h2>{pictures}
 </body></html>
+"""
+
+
+#: The look of the panels (core/evaluation/panel_html.py) in this self-contained page (the Models page has its own).
+PANEL_STYLE = """
+article.panel { margin: 1em 0; padding: 0.3em 1em; border: 1px solid #ccc; border-radius: 6px; }
+article.panel.blocked { border-left: 5px solid #c0392b; }
+article.panel p.summary { font-weight: bold; }
+article.panel p.basis, article.panel p.legend, ul.notes, td small { color: #666; font-size: 0.9em; }
+th[scope=row] { text-align: left; font-weight: 600; }
+.badge { font-size: 0.75em; padding: 0 0.5em; border: 1px solid; border-radius: 1em; }
+.badge.bad, .status.regresses, .status.worsens, .status.over-limit { color: #c0392b; }
+.badge.ok, .status.holds { color: #1e8449; }
+.status { font-weight: bold; } .status.insufficient-evidence { color: #a15c00; font-style: italic; }
+tr.regresses td, tr.regresses th, tr.worsens td, tr.over-limit td { background: #fbe9e7; }
+tr.insufficient-evidence td, tr.insufficient-evidence th { color: #888; font-style: italic; }
+rect.bar-challenger { fill: #017cee; } rect.bar-champion { fill: #9aa5b1; }
+line.whisker { stroke: #222; } line.axis { stroke: #ccc; }
+img.chart { max-width: 70%; display: block; }
 """

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 DECISION_TAG = "decision"
 DECISION_REASONS_TAG = "decision.reasons"
 DECISION_AT_TAG = "decision.at"
+#: The gate's panels whose one-line summaries the evaluated version carries as tags `evaluation.<name>`
+#: (core/evaluation/evidence.py writes them; core/evaluation/panels.py runs the panels).
+PANEL_NAMES = ("slices", "fairness", "robustness", "importance")
 
 
 def status(client: MlflowClient) -> list[dict]:
@@ -84,6 +87,8 @@ def status_row(
         "evaluation_run_id": ev_tags.get("evaluation.run_id"),
         "trigger": ev_tags.get("mlops.trigger"),  # schedule | manual | drift | ...: what started its run
         "trigger_summary": ev_tags.get("mlops.trigger.summary"),
+        # {panel: summary} of the verdict's panels; {} for a verdict without them (older, or panels off)
+        "panel_summaries": {n: ev_tags[f"evaluation.{n}"] for n in PANEL_NAMES if ev_tags.get(f"evaluation.{n}")},
     }
 
 
