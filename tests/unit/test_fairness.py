@@ -16,7 +16,7 @@ from conftest import CHURN_CONFIG, churn_stream
 from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
-from airflow_mlops.core import reports, training
+from airflow_mlops.core import evaluation, reports, rows, training
 from airflow_mlops.core.config import load_config, parse_config
 from airflow_mlops.core.errors import ConfigError
 from airflow_mlops.core.evaluation import fairness
@@ -187,6 +187,20 @@ def test_a_challenger_favouring_one_region_is_rejected_naming_the_column_and_the
     assert result.metrics["region.selection_rate_ratio.low"] == ratio["low"]
     # strict JSON for verdict.json / fairness.json
     json.dumps(reports.json_safe(result.to_dict()), allow_nan=False)
+
+
+def test_the_gate_rejects_with_the_fairness_reason_in_the_verdict(models, test_rows):
+    config = configured(
+        {"groups": ["region"]}, robustness={"enabled": False}, explain={"importance": False}
+    )  # fairness alone beside the gate's own checks
+    gate_rows = rows.gate_rows(test_rows, config, champion=None, has_champion=False)
+    result = evaluation.judge(config, gate_rows, models["favours_south"], models["fair"])
+    assert result.verdict.decision == evaluation.REJECT
+    fails = [r for r in result.verdict.reasons if r.startswith("FAIL: fairness region: ")]
+    assert any("selection_rate_ratio worsens by" in r for r in fails)
+    [panel] = result.panels
+    assert panel.name == "fairness" and panel.blocked
+    assert result.to_dict()["panels"]["fairness"]["summary"] == panel.summary
 
 
 def test_an_absolute_limit_rejects_without_a_champion_and_holds_when_met(models, test_rows):
