@@ -104,7 +104,7 @@ def _slices(panel: dict[str, Any]) -> str:
             f'<tr class="slice {_css(status)}"><th scope="row">{_t(r.get("slice"))}</th>'
             f'<td class="num">{view.count(r.get("rows"))}</td><td>{_t(view.events(r.get("events")))}</td>'
             f'<td class="num">{view.number(r.get("challenger"))}</td><td class="num">{view.number(r.get("champion"))}</td>'
-            f'<td class="num gain">{view.signed(r.get("gain"))} <small>{_t(view.interval(r.get("low"), r.get("high")))}</small></td>'
+            f'<td class="num gain">{view.signed(r.get("gain"))} {_interval(r)}</td>'
             f'<td class="num">{view.p_value(r.get("p"))}{adjusted}</td>'
             f'<td><span class="status {_css(status)}">{_t(status or "-")}</span>'
             f"{reason}</td></tr>"
@@ -172,14 +172,16 @@ def _robustness(panel: dict[str, Any]) -> str:
     body = []
     for r in rows:
         check = str(r.get("check") or "")
-        fmt = view.share if check == "flip_rate" or check.startswith("monotonic:") else view.number
+        is_share = check == "flip_rate" or check.startswith("monotonic:")
+        fmt = view.share if is_share else view.number
+        diff = view.signed_points if is_share else view.signed
         passed = r.get("passed")
         result = "-" if passed is None else "passes" if passed else "fails"
         css = "" if passed is None else "holds" if passed else "regresses"
         body.append(
             f'<tr class="check {css}"><th scope="row">{_t(r.get("label") or check)}</th>'
             f'<td class="num">{fmt(r.get("challenger"))}</td><td class="num">{fmt(r.get("champion"))}</td>'
-            f'<td class="num">{view.signed(r.get("difference"))} <small>{_t(view.interval(r.get("low"), r.get("high")))}</small></td>'
+            f'<td class="num">{diff(r.get("difference"))} {_interval(r, view.points_interval if is_share else None)}</td>'
             f'<td class="num">{fmt(r.get("limit")) if r.get("limit") is not None else "-"}</td>'
             f'<td><span class="status {css}">{result}</span></td></tr>'
         )
@@ -203,7 +205,7 @@ def _fairness(panel: dict[str, Any]) -> str:
         body.append(
             f'<tr class="gap {_css(status)}"><th scope="row">{_t(r.get("group_column"))}</th><td>{_t(r.get("metric"))}</td>'
             f'<td class="num">{view.number(r.get("challenger"))}</td><td class="num">{view.number(r.get("champion"))}</td>'
-            f'<td class="num">{view.signed(r.get("worsening"))} <small>{_t(view.interval(r.get("low"), r.get("high")))}</small></td>'
+            f'<td class="num">{view.signed(r.get("worsening"))} {_interval(r)}</td>'
             f'<td class="num">{view.number(r.get("limit")) if r.get("limit") is not None else "-"}</td>'
             f'<td><span class="status {_css(status)}">{_t(status or "-")}</span></td><td><small>{_t(per_group)}</small></td></tr>'
         )
@@ -248,6 +250,12 @@ def _bars(row: dict[str, Any], scale: float, has_champion: bool) -> str:
         f'<svg class="bars" width="{BAR_WIDTH}" height="{height}" viewBox="0 0 {BAR_WIDTH} {height}" role="img" '
         f'aria-label="{label}"><line class="axis" x1="0" x2="0" y1="0" y2="{height}"/>{"".join(parts)}</svg>'
     )
+
+
+def _interval(row: dict[str, Any], fmt: Any = None) -> str:
+    """The row's interval (low … high) in small text; "" without one."""
+    text = view.interval(row.get("low"), row.get("high")) if fmt is None else fmt(row.get("low"), row.get("high"))
+    return f"<small>{html.escape(text)}</small>" if text else ""
 
 
 def _with_std(row: dict[str, Any], who: str) -> str:

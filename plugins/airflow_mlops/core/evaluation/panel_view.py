@@ -15,8 +15,8 @@ from typing import Any
 SHOWN_ORDER = ("slices", "importance", "robustness", "fairness")
 #: `status` always names these two once a verdict has any panel (the worst slice, the robustness figure).
 STATUS_PANELS = ("slices", "robustness")
-#: A table shows this many rows; the rest fold under "more".
-SHOWN_ROWS = 12
+#: A table shows this many rows (every single-column slice and a few crossings); the rest fold under "more".
+SHOWN_ROWS = 20
 NOT_MEASURED = "not measured"
 
 _SLICE_RANK = {"regresses": 0, "holds": 1, "reported": 1, "insufficient evidence": 2}
@@ -149,6 +149,20 @@ def share(value: Any) -> str:
     """A share as a percentage (0.012 -> "1.2%")."""
     v = _finite(value)
     return "–" if v is None else f"{v:.1%}"
+
+
+def signed_points(value: Any) -> str:
+    """A difference of two shares in percentage points (0.002 -> "+0.2 pp")."""
+    v = _finite(value)
+    return "–" if v is None else f"{signed(v * 100, 1)} pp"
+
+
+def points_interval(low: Any, high: Any) -> str:
+    """An interval of a difference of shares in percentage points: "(−0.1 … +0.5 pp)"."""
+    lo, hi = _finite(low), _finite(high)
+    if lo is None or hi is None:
+        return ""
+    return f"({signed(lo * 100, 1)} … {signed(hi * 100, 1)} pp)"
 
 
 def p_value(value: Any) -> str:
