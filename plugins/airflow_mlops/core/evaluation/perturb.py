@@ -96,17 +96,19 @@ def perturbed(rows: pd.DataFrame, scales: list[Scale], rng: np.random.Generator)
     return out
 
 
-def with_missing(rows: pd.DataFrame, feature: str, share: float, rng: np.random.Generator) -> tuple[pd.DataFrame, int]:
-    """`rows` with `share` of `feature`'s values (a seeded choice, at least one) made missing: pandas' missing
-    marker of the column (NaN), as a snapshot read back holds it. Also returns how many were blanked."""
+def with_missing(
+    rows: pd.DataFrame, feature: str, share: float, rng: np.random.Generator
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The `share` of `rows` (a seeded choice, at least one) chosen to lose `feature`, with it made missing (pandas'
+    missing marker of the column, NaN, as a snapshot read back holds it), and their positions in `rows`. The other
+    rows are unchanged, so their scores are too: only these need scoring."""
     import numpy as np
 
     count = max(1, round(share * len(rows)))
-    blank = np.zeros(len(rows), dtype=bool)
-    blank[rng.choice(len(rows), size=count, replace=False)] = True
-    out = rows.copy()
-    out[feature] = rows[feature].mask(blank)
-    return out, count
+    chosen = np.sort(rng.choice(len(rows), size=count, replace=False))
+    out = rows.iloc[chosen].copy()
+    out[feature] = out[feature].mask(np.ones(count, dtype=bool))
+    return out, chosen
 
 
 def grid(values: np.ndarray) -> np.ndarray:

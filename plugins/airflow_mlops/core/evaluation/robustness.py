@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core import training
@@ -277,19 +278,23 @@ def _missing_values(
         for j, feature in enumerate(features)
     ]
     drops: dict[str, list[float | None]] = {}
-    for which in base:
+    for which, scores_before in base.items():
         drops[which] = []
-        for feature, (rows, count), scores in zip(features, blanked, _each_scored(inputs, which, blanked), strict=True):
+        for feature, (rows, chosen), scores in zip(
+            features, blanked, _each_scored(inputs, which, blanked), strict=True
+        ):
             if isinstance(scores, Exception):  # a model that cannot take missing values: said, never a crash
                 drops[which].append(None)
                 text = str(scores).replace("\n", " ")[:_ERROR_CHARS]
                 result.notes.append(
-                    f"robustness: the {which} cannot score rows with {feature!r} missing ({count:,} of "
-                    f"{len(rows):,} values blanked): {type(scores).__name__}: {text}; impute missing values in its "
+                    f"robustness: the {which} cannot score rows with {feature!r} missing ({len(rows):,} of "
+                    f"{len(sample):,} values blanked): {type(scores).__name__}: {text}; impute missing values in its "
                     f"pipeline (the project's pipelines impute: numeric by median, categorical by most frequent)"
                 )
-            else:
-                drops[which].append(sign * (before[which] - _primary(inputs, y, scores)))
+                continue
+            after = scores_before.copy()
+            after[chosen] = scores
+            drops[which].append(sign * (before[which] - _primary(inputs, y, after)))
     for j, feature in enumerate(features):
         label = f"{metric} drop when {rb.missing_share:.0%} of {feature} is missing"
         mine, theirs = drops["challenger"][j], drops["champion"][j] if "champion" in drops else None
@@ -300,17 +305,15 @@ def _missing_values(
 
 
 def _each_scored(
-    inputs: PanelInputs, which: str, blanked: list[tuple[pd.DataFrame, int]]
+    inputs: PanelInputs, which: str, blanked: list[tuple[pd.DataFrame, np.ndarray]]
 ) -> list[np.ndarray | Exception]:
     """`which` model's scores on each frame: one call on them stacked, else one each (naming the ones it refuses)."""
     import numpy as np
     import pandas as pd
 
-    try:
+    with contextlib.suppress(Exception):  # else some feature's missing values: find which, one frame at a time
         stacked = _scores(inputs, which, pd.concat([rows for rows, _ in blanked], ignore_index=True))
-        return list(np.split(stacked, len(blanked)))
-    except Exception:  # some feature's missing values: find which, one frame at a time
-        pass
+        return list(np.split(stacked, np.cumsum([len(rows) for rows, _ in blanked])[:-1]))
     out: list[np.ndarray | Exception] = []
     for rows, _ in blanked:
         try:
