@@ -124,4 +124,6 @@ tr.insufficient-evidence td, tr.insufficient-evidence th { color: #888; font-sty
 rect.bar-challenger { fill: #017cee; } rect.bar-champion { fill: #9aa5b1; }
 line.whisker { stroke: #222; } line.axis { stroke: #ccc; }
 img.chart { max-width: 70%; display: block; }
+table.panel-table td.num { white-space: nowrap; }
+table.panel-table td:last-child, table.panel-table th { text-align: left; }
 """

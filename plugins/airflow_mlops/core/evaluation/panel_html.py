@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 #: Width (px) of an importance bar at the largest importance of either model.
 BAR_WIDTH = 180
+#: Panels shown more briefly: their summary and failing checks, the table folded.
+BRIEF = ("robustness", "fairness")
 
 
 def section(panels: Any, *, title: str = "Beyond one number", charts: dict[str, list[str]] | None = None) -> str:
@@ -58,18 +60,30 @@ def _panel(panel: dict[str, Any], charts: Sequence[str] = ()) -> str:
         if panel.get("checks")
         else ""
     )
-    checks = "".join(
-        f'<li class="{"pass" if c.get("passed") else "fail"}">{"PASS" if c.get("passed") else "FAIL"}: {_t(c.get("text"))}</li>'
-        for c in panel.get("checks") or []
-        if isinstance(c, dict)
-    )
+    brief = name in BRIEF  # more briefly: the summary and what fails; the table and what passes folded
+    checks = _checks(panel, passed=False if brief else None)
+    if brief and (table or _checks(panel, passed=True)):
+        passing = _checks(panel, passed=True)
+        what = f"the table ({len(view.rows_of(panel))} rows)" + (" and the checks that pass" if passing else "")
+        table = f'<details class="brief"><summary>Details: {_t(what)}</summary>{passing}{table}</details>'
     images = "".join(f'<img class="chart" src="{_t(src)}" alt="{_t(name)} chart">' for src in charts)
     return (
         f'<article class="panel {_css(name)}{" blocked" if panel.get("blocked") else ""}" data-panel="{_t(name)}">'
         f"<h3>{_t(_TITLES.get(name, name))} {state}</h3>"
         f'<p class="summary">{_t(panel.get("summary") or view.NOT_MEASURED)}</p>'
-        f"{f'<ul class=checks>{checks}</ul>' if checks else ''}{table}{_notes(panel.get('notes'))}{images}</article>"
+        f"{checks}{table}{_notes(panel.get('notes'))}{images}</article>"
     )
+
+
+def _checks(panel: dict[str, Any], *, passed: bool | None = None) -> str:
+    """The panel's checks as a list (only those that passed / failed when `passed` says so); "" if none."""
+    items = "".join(
+        f'<li class="{"pass" if c.get("passed") else "fail"}">{"PASS" if c.get("passed") else "FAIL"}: '
+        f"{_t(c.get('text'))}</li>"
+        for c in panel.get("checks") or []
+        if isinstance(c, dict) and (passed is None or bool(c.get("passed")) == passed)
+    )
+    return f'<ul class="checks">{items}</ul>' if items else ""
 
 
 _TITLES = {
@@ -99,15 +113,17 @@ def _slices(panel: dict[str, Any]) -> str:
     for r in rows:
         status = str(r.get("status") or "")
         adjusted = f" ({view.p_value(r.get('p_adjusted'))})" if r.get("p_adjusted") is not None else ""
-        reason = f"<br><small>{_t(r['reason'])}</small>" if r.get("reason") else ""
+        # why a slice could not be judged is shown; a judged slice's check words repeat its numbers: a tooltip
+        why = r.get("reason") if status == "insufficient evidence" else None
+        reason = f"<br><small>{_t(why)}</small>" if why else ""
+        tip = f' title="{_t(r["reason"])}"' if r.get("reason") and not why else ""
         body.append(
             f'<tr class="slice {_css(status)}"><th scope="row">{_t(r.get("slice"))}</th>'
             f'<td class="num">{view.count(r.get("rows"))}</td><td>{_t(view.events(r.get("events")))}</td>'
             f'<td class="num">{view.number(r.get("challenger"))}</td><td class="num">{view.number(r.get("champion"))}</td>'
             f'<td class="num gain">{view.signed(r.get("gain"))} {_interval(r)}</td>'
             f'<td class="num">{view.p_value(r.get("p"))}{adjusted}</td>'
-            f'<td><span class="status {_css(status)}">{_t(status or "-")}</span>'
-            f"{reason}</td></tr>"
+            f'<td><span class="status {_css(status)}"{tip}>{_t(status or "-")}</span>{reason}</td></tr>'
         )
     facts = "; ".join(b for b in basis if b)
     legend = f'<p class="basis">{_t(facts)}. Worst slice first; gain = challenger - champion, positive is better.</p>'

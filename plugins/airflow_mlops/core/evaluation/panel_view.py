@@ -120,21 +120,21 @@ def status_lines(summaries: dict[str, str] | None) -> list[str]:
 
 
 def number(value: Any, digits: int = 3) -> str:
-    """A metric value: `digits` decimals (small values to 2 significant digits); "–" when missing."""
+    """A metric value: `digits` decimals (two more for a small one); "–" when missing."""
     v = _finite(value)
     if v is None:
         return "–"
     if v != 0 and abs(v) < 10 ** (-digits):
-        return f"{v:.2g}"
+        return f"{v:.{digits + 2}f}"
     return f"{v:.{digits}f}"
 
 
 def signed(value: Any, digits: int = 3) -> str:
-    """A difference with its sign (+0.012, −0.069)."""
+    """A difference with its sign, `digits` decimals (+0.012, −0.069)."""
     v = _finite(value)
     if v is None:
         return "–"
-    text = number(abs(v), digits)
+    text = f"{abs(v):.{digits}f}"
     return ("−" if v < 0 else "+") + text if text.strip("0.") else text
 
 
