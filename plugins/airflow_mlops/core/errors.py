@@ -40,6 +40,13 @@ class NothingToCheck(MlopsError):
     """A performance check found nothing to judge yet (no champion, labels not arrived): a skip, with the reason."""
 
 
+class SourceUnavailableError(Exception):
+    """A source's server cannot be reached (a database down, a connection lost mid-read); names the connection.
+
+    Not an MlopsError on purpose: a retry can fix it, so Airflow retries the task.
+    """
+
+
 class MlflowUnavailableError(Exception):
     """The MLflow server cannot be reached (down, timed out, or 429/5xx after MLflow's retries); names the URI.
 

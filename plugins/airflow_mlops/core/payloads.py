@@ -17,6 +17,7 @@ class SnapshotSummary(TypedDict):
     files: int
     window_start: str | None  # ISO dates
     window_end: str | None
+    sql: NotRequired[dict[str, Any]]  # a SQL source: conn_id, query, params (the window), fetch (copy | cursor)
 
 
 class TrainingResult(TypedDict):

@@ -29,6 +29,10 @@ class DataSnapshotOperator(MlopsBaseOperator):
         ``source.allowed_roots`` plus ``$AIRFLOW_MLOPS_DATA_ROOTS``. A path outside them (after following
         symlinks and ``..``), inside the state folder ``$AIRFLOW_MLOPS_HOME``, or to a file that is not a
         CSV/Parquet data file is refused unread.
+
+    A SQL source (``source.kind: sql``; a ``source`` param names a file read instead) is read through the Airflow
+    connection ``source.conn_id`` (hooks.sql): a connection id that is not defined, or a database refusing the login
+    or the query, fails the task for good; an unreachable database is retried.
     """
 
     template_fields: Sequence[str] = ("config_path", "source", "window_end", "allowed_roots")
@@ -66,9 +70,34 @@ class DataSnapshotOperator(MlopsBaseOperator):
         roots = [Path(r) for r in self.allowed_roots] if self.allowed_roots else None
         with fail_on_bad_input():
             window_end = _as_of(day) if day else _run_day(context)
+            database = None
+            if config.source.kind == "sql" and not source:  # a `source` param names a file to read instead
+                from airflow_mlops.hooks.sql import sql_database
+
+                database = sql_database(str(config.source.conn_id))
             snapshot = take_snapshot(
-                config, source=source, window_end=window_end, allowed_roots=roots, writer=task_identity(context)
+                config,
+                source=source,
+                window_end=window_end,
+                allowed_roots=roots,
+                writer=task_identity(context),
+                database=database,
             )
+        if "sql" in snapshot:
+            sql = snapshot["sql"]
+            self.log.info(
+                "Snapshot of %s (fetched by %s): %d rows, window %s..%s -> %s (%s); query: %s; parameters: %s",
+                snapshot["source"],
+                sql["fetch"],
+                snapshot["rows"],
+                snapshot["window_start"],
+                snapshot["window_end"],
+                snapshot["uri"],
+                snapshot["digest"],
+                sql["query"],
+                sql["params"],
+            )
+            return snapshot
         self.log.info(
             "Snapshot of %s: %d rows from %d file(s), window %s..%s -> %s (%s)",
             snapshot["source"],

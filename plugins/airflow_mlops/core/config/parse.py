@@ -25,6 +25,7 @@ from airflow_mlops.core.config.sections import (
     PIPELINE_NAME,
     REGRESSION_METRICS,
     SOURCE_FORMATS,
+    SOURCE_KINDS,
     TASKS,
     Candidate,
     Feature,
@@ -32,6 +33,7 @@ from airflow_mlops.core.config.sections import (
     PipelineConfig,
     SourceConfig,
 )
+from airflow_mlops.core.config.source_checks import check_source
 
 
 def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = True) -> PipelineConfig:
@@ -51,8 +53,11 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         )
 
     src = top.sub("source")
-    source = read_struct(src, SourceConfig, choices={"format": SOURCE_FORMATS}, kinds={"allowed_roots": list})
+    source = read_struct(
+        src, SourceConfig, choices={"format": SOURCE_FORMATS, "kind": SOURCE_KINDS}, kinds={"allowed_roots": list}
+    )
     src.done()
+    check_source(src, source)
     for column, dtype in source.dtypes.items():
         if dtype not in COLUMN_DTYPES:
             src.fail(f"{column}: {dtype!r} is not one of {', '.join(COLUMN_DTYPES)}", "dtypes")

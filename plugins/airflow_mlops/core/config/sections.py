@@ -21,6 +21,7 @@ from airflow_mlops.core.errors import ConfigError
 TASKS = ("binary_classification", "multiclass_classification", "regression")
 FEATURE_TYPES = ("numeric", "categorical")
 SOURCE_FORMATS = ("csv", "parquet")
+SOURCE_KINDS = ("file", "sql")
 #: A pipeline name becomes DAG ids (<name>_retrain) and Asset URIs (mlops://<name>/champion).
 PIPELINE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "f1", "log_loss", "precision", "recall")
@@ -52,7 +53,10 @@ class Feature(_Section, frozen=True):
 class SourceConfig(_Section, frozen=True):
     """Where the rows come from and what reading them needs."""
 
-    path: str  # a file, or a folder of daily files; relative paths are relative to the project root
+    kind: str = "file"  # file: `path` (CSV/Parquet); sql: `conn_id` and `query` or `table`
+    # A file, or a folder of daily files; relative paths are relative to the project root. Required for kind
+    # file ("" when not given: config.parse refuses it there); a SQL source has none.
+    path: str = ""
     format: str = "csv"
     date_column: str | None = None
     window_days: int | None = None
@@ -66,6 +70,13 @@ class SourceConfig(_Section, frozen=True):
     na_values: tuple[str, ...] = ()
     dtypes: Mapping[str, str] = {}  # column -> one of COLUMN_DTYPES
     id_columns: tuple[str, ...] = ()
+    # kind sql: an Airflow connection id (a common-sql database) and either a query, the window bound as the DB-API
+    # parameters %(start)s, %(end)s and %(after_end)s (never formatted into the text), or a table, whose query is
+    # generated from the config's columns; fetched `chunk_rows` rows at a time (core.data.sql).
+    conn_id: str | None = None
+    query: str | None = None
+    table: str | None = None  # a table name, optionally schema-qualified (schema.table)
+    chunk_rows: int = 100_000
 
 
 #: Column types a source may force (`source.dtypes`): numbers, whole numbers, text, true/false.

@@ -21,7 +21,10 @@ Split by concern:
 - ``snapshot``: `take_snapshot`, `read_snapshot`, `content_digest`; combining, filtering and writing;
 - ``files``: locating a source's files in the window, and their format by name (`format_of`);
 - ``readers``: reading one CSV or Parquet file (`read_csv`, `read_parquet`, `check_csv_records`);
-- ``checks``: what every frame passes (`check_frame`, `check_finite`): columns, types, numbers, dates.
+- ``checks``: what every frame passes (`check_frame`, `check_finite`): columns, types, numbers, dates;
+- ``sql`` (`read_sql_window`, `SqlDatabase`), ``sql_query``, ``sql_fetch``, ``sql_types``: a SQL source
+  (``source.kind: sql``): its statement with the window bound by the driver, fetched in chunks (COPY on
+  PostgreSQL), typed by the config's declarations, then the same checks and snapshot as a file.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from airflow_mlops.core.data.readers import (
     read_parquet,
 )
 from airflow_mlops.core.data.snapshot import PIPELINE_NAME, content_digest, read_snapshot, take_snapshot
+from airflow_mlops.core.data.sql import SqlDatabase, read_sql_window
 
 __all__ = [
     "DAILY_FILE",
@@ -56,6 +60,7 @@ __all__ = [
     "PARQUET_MAGIC",
     "PIPELINE_NAME",
     "SUFFIXES",
+    "SqlDatabase",
     "TRUE_WORDS",
     "check_csv_records",
     "check_finite",
@@ -66,6 +71,7 @@ __all__ = [
     "read_file",
     "read_parquet",
     "read_snapshot",
+    "read_sql_window",
     "required_columns",
     "source_files",
     "span",
