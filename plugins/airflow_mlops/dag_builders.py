@@ -388,7 +388,7 @@ def _retrain_doc(config: PipelineConfig, variants: list[str]) -> str:
 Runs {_when(s.retrain, s.timezone, retrain_request_asset(name))} (the run records which: tag `mlops.trigger`),
 for the registered model `{config.model_name}`:
 
-1. **snapshot** the source (`{config.source.path}`) into an immutable Parquet file (its digest is the data version);
+1. **snapshot** the source (`{config.source.path or f"SQL connection {config.source.conn_id}"}`) into an immutable Parquet file (its digest is the data version);
 2. **validate** it with the Great Expectations suite `{config.expectation_suite}`: bad data stops the run here;
 3. **train** every candidate ({", ".join(c.name for c in config.candidates)}) side by side, one mapped task each
    ({roles}), and **register** the best on the validation rows as a new version with the alias `challenger`;

@@ -109,10 +109,11 @@ def _table_query(config: PipelineConfig, values: dict[str, dt.date], quote: str)
     params: dict[str, dt.date] = {}
     if src.date_column and "after_end" in values:
         date = quote_identifier(src.date_column, quote)
-        conditions = [f"{date} < %(after_end)s"]
-        params["after_end"] = values["after_end"]
+        conditions = []
         if "start" in values:
-            conditions.insert(0, f"{date} >= %(start)s")
+            conditions.append(f"{date} >= %(start)s")
             params["start"] = values["start"]
+        conditions.append(f"{date} < %(after_end)s")
+        params["after_end"] = values["after_end"]
         text += " WHERE " + " AND ".join(conditions)
     return text, params
