@@ -416,3 +416,38 @@ def test_the_forest_plot_draws_each_judged_slice(drifted, tmp_path):
     assert png.name == "slices.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     first = slices_mod.run(inputs_for(config, test, base, None))
     assert slices_mod.plot(first, tmp_path / "none") == []  # nothing judged: no chart
+
+
+def test_a_regression_pipeline_slices_on_its_own_metric_oriented_as_gain():
+    """diabetes.yaml (rmse, guard rail mae): events are not counted, a gain is champion - challenger (lower is better)."""
+    import sys
+
+    from airflow_mlops.core.config import load_config
+
+    sys.path.insert(0, str(ROOT / "include"))
+    import diabetes_data
+
+    base = load_config(ROOT / "include" / "pipelines" / "diabetes.yaml", check_estimators=False)
+    raw = copy.deepcopy(base.raw)
+    raw["evaluation"]["slices"] = {"columns": ["sex", "bmi"], "bins": 2, "min_slice_rows": 30}
+    raw["evaluation"].update(robustness={"enabled": False}, explain={"importance": False})
+    config = parse_config(raw, file=base.path, check_estimators=False)
+    split = rows.split_roles(diabetes_data.frame(), config)
+    ridge, _ = training.fit_candidate(split.train, config, "ridge")
+    boosted, _ = training.fit_candidate(split.train, config, "hist_gradient_boosting")
+    challenger = Loaded(uri="models:/unit/ridge", model=ridge, signature=None)
+    champion = Loaded(uri="models:/unit/hgb", model=boosted, signature=None)
+    panel = panel_of(judge(config, split.test, challenger, champion))
+    judged = [r for r in panel.table if r["status"] in ("holds", "regresses")]
+    assert judged and all(r["events"] is None and r["metric"] == "rmse" for r in panel.table)
+    test = split.test
+    for r in judged:
+        mask = next(s for s in slicing.define_slices(test, config) if s.label == r["slice"]).mask(test)
+        y = test[config.target].to_numpy()[mask]
+        rmse = {
+            name: float(np.sqrt(np.mean((y - m.predict(test[config.feature_names])[mask]) ** 2)))
+            for name, m in (("challenger", ridge), ("champion", boosted))
+        }
+        assert r["challenger"] == pytest.approx(rmse["challenger"]) and r["champion"] == pytest.approx(rmse["champion"])
+        assert r["gain"] == pytest.approx(rmse["champion"] - rmse["challenger"])
+        assert r["low"] <= r["gain"] <= r["high"] and set(r["guard_rails"]) == {"mae"}

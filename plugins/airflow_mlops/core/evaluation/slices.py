@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlops.core.errors import EvaluationError
 from airflow_mlops.core.evaluation.bootstrap import MAX_UNUSABLE
-from airflow_mlops.core.evaluation.group_metrics import Groups
+from airflow_mlops.core.evaluation.group_metrics import Groups, class_index
 from airflow_mlops.core.evaluation.slicing import define_slices
 from airflow_mlops.core.training import LOWER_IS_BETTER
 
@@ -280,15 +280,7 @@ def _too_small(
 
 
 def _codes(y: np.ndarray, classes: list[Any] | None) -> np.ndarray | None:
-    import numpy as np
-
-    if classes is None:
-        return None
-    position = {_plain(c): i for i, c in enumerate(classes)}
-    unknown = {_plain(v) for v in y.tolist()} - set(position)
-    if unknown:
-        raise EvaluationError(f"slices: the test rows hold class(es) {sorted(unknown, key=str)} the models do not know")
-    return np.fromiter((position[_plain(v)] for v in y.tolist()), dtype=np.intp, count=len(y))
+    return None if classes is None else class_index(y, classes)
 
 
 def _float(value: Any) -> float | None:
@@ -329,7 +321,7 @@ def plot(result: PanelResult, folder: Path) -> list[Path]:
     rows = [r for r in result.table if r["status"] in ("regresses", "holds")]
     if not rows:
         return []
-    rows = sorted(rows, key=lambda r: r["gain"])[:MAX_PLOTTED]
+    judged, rows = len(rows), sorted(rows, key=lambda r: r["gain"])[:MAX_PLOTTED]
     tolerance = float(result.detail.get("tolerance", 0.0))
     fig = Figure(figsize=(8.0, max(2.5, 0.32 * len(rows) + 1.6)), dpi=100)
     FigureCanvasAgg(fig)
@@ -338,15 +330,17 @@ def plot(result: PanelResult, folder: Path) -> list[Path]:
         colour = "#c0392b" if r["status"] == "regresses" else "#2c7fb8"
         ax.plot([r["low"], r["high"]], [y, y], color=colour, linewidth=2)
         ax.plot([r["gain"]], [y], marker="o", color=colour)
-    ax.axvline(0.0, color="grey", linestyle=":", label="no change")
-    ax.axvline(-tolerance, color="#c0392b", linestyle="--", label=f"-slice_tolerance ({-tolerance:g})")
+    ax.axvline(0.0, color="grey", linestyle=":")
+    ax.axvline(-tolerance, color="#c0392b", linestyle="--")
     ax.set_yticks(range(len(rows)), [f"{r['slice']} ({r['rows']:,})" for r in rows], fontsize="small")
     ax.invert_yaxis()  # worst at the top
     metric = rows[0]["metric"]
-    shown = f"worst {len(rows)} of {len(result.table)}" if len(rows) == MAX_PLOTTED else f"{len(rows)} judged"
+    shown = f"the worst {len(rows)} of {judged} judged" if judged > len(rows) else f"{judged} judged"
     ax.set_xlabel(f"{metric} gain, challenger vs champion (positive = better)")
-    ax.set_title(f"slices: {shown}, red = regresses")
-    ax.legend(loc="lower right", fontsize="small")
+    ax.set_title(
+        f"slices: {shown}, red: regresses\ndashed: -slice_tolerance ({-tolerance:g}), dotted: no change",
+        fontsize="medium",
+    )
     path = Path(folder) / "slices.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
