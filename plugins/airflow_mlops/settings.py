@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 HOME_ENV = "AIRFLOW_MLOPS_HOME"
@@ -39,8 +40,20 @@ def default_pipelines_folder() -> Path:
 
 
 def data_roots_from_env() -> list[Path]:
-    """The folders listed in $AIRFLOW_MLOPS_DATA_ROOTS (os.pathsep-separated; empty entries ignored)."""
-    return [Path(p) for p in os.environ.get(DATA_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+    """The folders listed in $AIRFLOW_MLOPS_DATA_ROOTS (os.pathsep-separated; empty entries and URIs ignored)."""
+    return [Path(p) for p in data_root_entries() if "://" not in p]
+
+
+def data_root_entries() -> list[str]:
+    """Every entry of $AIRFLOW_MLOPS_DATA_ROOTS: folders, and URI prefixes (``s3://CONN_ID@bucket/prefix``,
+    ``file:///srv/data``) kept whole although their ``:`` is also the separator on POSIX."""
+    entries: list[str] = []
+    for piece in os.environ.get(DATA_ROOTS_ENV, "").split(os.pathsep):
+        if piece.startswith("//") and entries and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", entries[-1]):
+            entries[-1] = f"{entries[-1]}{os.pathsep}{piece}"  # "s3" + "//conn@bucket/prefix": one URI
+        else:
+            entries.append(piece)
+    return [e for e in entries if e.strip()]
 
 
 def default_tracking_uri() -> str:

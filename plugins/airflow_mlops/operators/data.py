@@ -21,14 +21,16 @@ class DataSnapshotOperator(MlopsBaseOperator):
     re-uses the snapshot it already wrote. Returns a small dict (uri, digest, rows, ...).
 
     :param config_path: pipeline config YAML (templated)
-    :param source: overrides the config's source path: a file or a folder of daily files (templated)
+    :param source: overrides the config's source path: a file or a folder of daily files, or an object-store URI
+        (``s3://CONN_ID@bucket/prefix/``, read with the credentials of that Airflow connection) (templated)
     :param window_end: last day of the window, YYYY-MM-DD (templated); default: the day a triggering
         Asset event names (a drift retrain request's ``as_of``, whose ``source`` is used too), else
         the run's logical date
     :param allowed_roots: folders the source must live in (templated); default: the config's
         ``source.allowed_roots`` plus ``$AIRFLOW_MLOPS_DATA_ROOTS``. A path outside them (after following
         symlinks and ``..``), inside the state folder ``$AIRFLOW_MLOPS_HOME``, or to a file that is not a
-        CSV/Parquet data file is refused unread.
+        CSV/Parquet data file is refused unread. URI entries (``s3://CONN_ID@bucket/prefix``) are the prefixes an
+        object-store source must lie under (same connection, bucket and whole key segments).
 
     A SQL source (``source.kind: sql``; a ``source`` param names a file read instead) is read through the Airflow
     connection ``source.conn_id`` (hooks.sql): a connection id that is not defined, or a database refusing the login
@@ -56,6 +58,8 @@ class DataSnapshotOperator(MlopsBaseOperator):
         from pathlib import Path
 
         from airflow_mlops.core.data import take_snapshot
+        from airflow_mlops.core.paths import file_uri_path, is_object_uri, is_uri
+        from airflow_mlops.hooks.objects import object_filesystem
 
         config = self.load_config()
         request = requested_window(context) if not self.window_end else {}
@@ -67,8 +71,11 @@ class DataSnapshotOperator(MlopsBaseOperator):
             )
         day = self.window_end or request.get("as_of")
         source = self.source or request.get("source") or None
-        roots = [Path(r) for r in self.allowed_roots] if self.allowed_roots else None
+        allowed = [str(r) for r in self.allowed_roots or ()]
         with fail_on_bad_input():
+            local = [file_uri_path(r) if is_uri(r) else Path(r) for r in allowed if not is_object_uri(r)]
+            roots = local if allowed else None
+            prefixes = [r for r in allowed if is_object_uri(r)] if allowed else None
             window_end = _as_of(day) if day else _run_day(context)
             database = None
             if config.source.kind == "sql" and not source:  # a `source` param names a file to read instead
@@ -81,6 +88,8 @@ class DataSnapshotOperator(MlopsBaseOperator):
                 window_end=window_end,
                 allowed_roots=roots,
                 writer=task_identity(context),
+                open_store=object_filesystem,
+                allowed_prefixes=prefixes,
                 database=database,
             )
         if "sql" in snapshot:

@@ -34,6 +34,7 @@ from airflow_mlops.core.config.sections import (
     SourceConfig,
 )
 from airflow_mlops.core.config.source_checks import check_source
+from airflow_mlops.core.paths import uri_problem
 
 
 def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = True) -> PipelineConfig:
@@ -67,6 +68,9 @@ def parse_config(data: Any, *, file: str = "<config>", check_estimators: bool = 
         src.fail(f"must be > 0, got {source.max_file_mb:g}", "max_file_mb")
     if not source.allowed_roots or not all(isinstance(r, str) and r.strip() for r in source.allowed_roots):
         src.fail(f"need a non-empty list of folder paths, got {list(source.allowed_roots)!r}", "allowed_roots")
+    for key, value in (("path", source.path), *(("allowed_roots", r) for r in source.allowed_roots)):
+        if problem := uri_problem(value):  # s3://CONN_ID@bucket/prefix/, file:///... (core.paths)
+            src.fail(problem, key)
 
     tgt = top.sub("target")
     target = read_field(tgt, PipelineConfig, "target", key="column")

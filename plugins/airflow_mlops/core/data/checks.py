@@ -13,9 +13,9 @@ from airflow_mlops.core.errors import DataSourceError
 
 if TYPE_CHECKING:
     from collections.abc import Collection
-    from pathlib import Path
 
     from airflow_mlops.core.config import PipelineConfig
+    from airflow_mlops.core.data.files import SourceFile
 
 MAX_LISTED = 5  # how many bad lines / values an error message quotes
 EXAMPLES = 3  # how many values that are not numbers (or not true/false) an error message quotes
@@ -40,7 +40,7 @@ def required_columns(config: PipelineConfig) -> dict[str, str]:
 
 
 def check_frame(
-    frame: pd.DataFrame, config: PipelineConfig, path: Path, *, without: Collection[str] = ()
+    frame: pd.DataFrame, config: PipelineConfig, path: SourceFile, *, without: Collection[str] = ()
 ) -> pd.DataFrame:
     """What every frame read from a source passes: the columns the config names are there (but `without`,
     e.g. the target of an unlabeled batch), declared types, no blanks in numeric features, finite numbers,
@@ -73,7 +73,7 @@ def check_frame(
 
 
 def _apply_dtypes(
-    frame: pd.DataFrame, dtypes: dict[str, str], path: Path, *, na_values: tuple[str, ...] = ()
+    frame: pd.DataFrame, dtypes: dict[str, str], path: SourceFile, *, na_values: tuple[str, ...] = ()
 ) -> pd.DataFrame:
     """Force the types declared in ``source.dtypes`` (CSV text columns are already read as text).
 
@@ -108,7 +108,7 @@ def _apply_dtypes(
     return frame
 
 
-def _as_numbers(col: pd.Series, path: Path, column: str, what: str, na_values: tuple[str, ...]) -> pd.Series:
+def _as_numbers(col: pd.Series, path: SourceFile, column: str, what: str, na_values: tuple[str, ...]) -> pd.Series:
     """The column as float64; values that are not numbers (other than missing ones) are an error."""
     if pd.api.types.is_numeric_dtype(col):  # numbers and booleans: nothing to parse
         return col.astype("float64")
@@ -120,7 +120,7 @@ def _as_numbers(col: pd.Series, path: Path, column: str, what: str, na_values: t
 
 
 def _not_numbers(
-    path: Path, column: str, what: str, bad: pd.Series, total: int, na_values: tuple[str, ...]
+    path: SourceFile, column: str, what: str, bad: pd.Series, total: int, na_values: tuple[str, ...]
 ) -> DataSourceError:
     """The error for values that are not numbers: which, how many, and the option that fixes them."""
     values = list(dict.fromkeys(bad.tolist()))
@@ -145,7 +145,7 @@ def _not_numbers(
     )
 
 
-def _as_bool(col: pd.Series, path: Path, column: str, what: str) -> pd.Series:
+def _as_bool(col: pd.Series, path: SourceFile, column: str, what: str) -> pd.Series:
     """The column as pandas' nullable boolean; anything but true/false words, 1/0 or missing is an error."""
     if pd.api.types.is_bool_dtype(col):
         return col.astype("boolean")
@@ -162,7 +162,7 @@ def _as_bool(col: pd.Series, path: Path, column: str, what: str) -> pd.Series:
     return words.map(lambda w: pd.NA if pd.isna(w) else w in TRUE_WORDS).astype("boolean")
 
 
-def _check_numeric_features(frame: pd.DataFrame, config: PipelineConfig, path: Path) -> None:
+def _check_numeric_features(frame: pd.DataFrame, config: PipelineConfig, path: SourceFile) -> None:
     """A numeric feature read as text because of blank cells (" ") fails here: only source.na_values fixes
     that. Other words in a number column are left to the expectation suite (the batch is kept for
     inspection) and to training's own check."""
@@ -190,7 +190,7 @@ def _examples(values: pd.Series) -> str:
     return ", ".join(repr(v) for v in distinct[:EXAMPLES]) + (", ..." if len(distinct) > EXAMPLES else "")
 
 
-def check_finite(frame: pd.DataFrame, path: Path) -> None:
+def check_finite(frame: pd.DataFrame, path: SourceFile) -> None:
     """No model can learn from an infinite number (pandas reads 'inf' and '-inf' as floats)."""
     problems = []
     for name in frame.columns:
@@ -210,7 +210,7 @@ def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-def _check_not_future(frame: pd.DataFrame, column: str, path: Path) -> None:
+def _check_not_future(frame: pd.DataFrame, column: str, path: SourceFile) -> None:
     """Rows dated after tomorrow (UTC, one day of slack for time zones) come from a broken clock or format."""
     dates = pd.to_datetime(frame[column], errors="coerce", format="ISO8601")
     if getattr(dates.dt, "tz", None) is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from airflow_mlops.core.errors import DataSourceError
 
@@ -12,6 +12,28 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 SUFFIXES = {"csv": ".csv", "parquet": ".parquet"}
+
+
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class SourceFile(Protocol):
+    """A file the readers take: a local ``Path``, or an object of a store (core.data.objects.ObjectFile)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def suffix(self) -> str: ...
+
+    def stat(self) -> Any: ...  # its ``st_size`` is checked before anything is read
+
+    def read_bytes(self) -> bytes: ...
+
+
+F = TypeVar("F", bound=Named)
 DAILY_FILE = re.compile(r"_(\d{4}-\d{2}-\d{2})\.[A-Za-z]+$")
 
 
@@ -51,18 +73,24 @@ def source_files(
     found = sorted(p for p in path.iterdir() if p.suffix == suffix and p.is_file() and not p.name.startswith("."))
     if not found:
         raise DataSourceError(f"{path}: folder has no {suffix} files; check source.path and source.format ({fmt})")
-    inside = [p for p in found if _in_window(_file_day(p), start, end)]
+    return in_window(found, start, end, where=path, suffix=suffix)
+
+
+def in_window(found: list[F], start: dt.date | None, end: dt.date | None, *, where: object, suffix: str) -> list[F]:
+    """The daily files of `found` (local paths or store objects: anything with a ``name``) dated inside the
+    window (undated names always are); none is a DataSourceError naming `where` and the days found."""
+    inside = [f for f in found if _in_window(_file_day(f), start, end)]
     if not inside:
         days = [d for d in map(_file_day, found) if d]
         have = f" from {min(days)} to {max(days)}" if days else ""
         raise DataSourceError(
-            f"{path}: no {suffix} files in the window {span(start, end)} (found {len(found)} file(s){have}); "
+            f"{where}: no {suffix} files in the window {span(start, end)} (found {len(found)} file(s){have}); "
             f"check window_end and source.window_days, or that the upstream export ran for these days"
         )
     return inside
 
 
-def _file_day(path: Path) -> dt.date | None:
+def _file_day(path: Named) -> dt.date | None:
     """The day in a daily file's name (``*_YYYY-MM-DD.csv``), else None."""
     match = DAILY_FILE.search(path.name)
     if not match:
@@ -80,7 +108,7 @@ def _in_window(day: dt.date | None, start: dt.date | None, end: dt.date | None) 
     return (start is None or day >= start) and (end is None or day <= end)
 
 
-def format_of(path: Path, *, shown: str | Path | None = None) -> str:
+def format_of(path: SourceFile, *, shown: str | Path | None = None) -> str:
     """``csv`` or ``parquet`` by the file's name; a DataSourceError (naming `shown`, else `path`, and quoting
     nothing of the file) for any other name: a source is a data file, never a config, key or secrets file."""
     for fmt, suffix in SUFFIXES.items():

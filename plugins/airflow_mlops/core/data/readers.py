@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -17,14 +18,14 @@ from airflow_mlops.core.errors import DataSourceError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable
-    from pathlib import Path
 
     from airflow_mlops.core.config import PipelineConfig
+    from airflow_mlops.core.data.files import SourceFile
 
 DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}  # what a one-column header may really be split by
 
 
-def read_file(path: Path, config: PipelineConfig, *, shown: str | None = None) -> pd.DataFrame:
+def read_file(path: SourceFile, config: PipelineConfig, *, shown: str | None = None) -> pd.DataFrame:
     """One source file as a frame, after format (name and content: a refused file is named `shown`), size,
     shape, column, type, number and date checks."""
     fmt = format_of(path, shown=shown)
@@ -53,7 +54,7 @@ def read_file(path: Path, config: PipelineConfig, *, shown: str | None = None) -
 
 
 def read_csv(
-    path: Path,
+    path: SourceFile,
     *,
     na_values: tuple[str, ...] = (),
     text_columns: list[str] | None = None,
@@ -93,7 +94,7 @@ def read_csv(
     return frame
 
 
-def _recognise_csv(shown: str | Path, text: str, columns: Collection[str]) -> None:
+def _recognise_csv(shown: str | SourceFile, text: str, columns: Collection[str]) -> None:
     """A CSV data file of this pipeline: its first record names at least one of `columns` (comma-separated,
     or another delimiter, which `_check_delimiter` then names). Anything else is refused quoting nothing."""
     first = next((line for line in io.StringIO(text, newline="") if line.strip()), "")
@@ -114,12 +115,12 @@ def _recognise_csv(shown: str | Path, text: str, columns: Collection[str]) -> No
     )
 
 
-def _check_csv_shape(path: Path, text: str) -> None:
+def _check_csv_shape(path: SourceFile, text: str) -> None:
     """Header sound, every row as wide as the header (pandas would silently pad short rows with NaN)."""
     check_csv_records(path, io.StringIO(text, newline=""), lambda: text.endswith(("\n", "\r")))
 
 
-def check_csv_records(path: Path, lines: Iterable[str], ends_with_newline: Callable[[], bool]) -> int:
+def check_csv_records(path: SourceFile, lines: Iterable[str], ends_with_newline: Callable[[], bool]) -> int:
     """`_check_csv_shape` over a stream of lines (read with ``newline=""``), in constant memory; returns the
     number of data rows. `ends_with_newline()` is asked at the end: whether the file's last byte ends a line.
     A file not named .csv is refused unread."""
@@ -171,7 +172,7 @@ def check_csv_records(path: Path, lines: Iterable[str], ends_with_newline: Calla
     return n_rows
 
 
-def _check_delimiter(path: Path, header: list[str]) -> None:
+def _check_delimiter(path: SourceFile, header: list[str]) -> None:
     """A one-column header that splits on another delimiter: say which, not "missing columns"."""
     if len(header) != 1:
         return
@@ -188,23 +189,27 @@ def _check_delimiter(path: Path, header: list[str]) -> None:
 PARQUET_MAGIC = b"PAR1"  # a Parquet file begins and ends with these 4 bytes
 
 
-def read_parquet(path: Path, *, shown: str | None = None) -> pd.DataFrame:
+def read_parquet(path: SourceFile, *, shown: str | None = None) -> pd.DataFrame:
     """The Parquet file as a frame; a file not named .parquet, or without the PAR1 magic bytes at both ends,
     is refused naming `shown` (else `path`) and quoting nothing of it."""
     if format_of(path, shown=shown) != "parquet":
         raise DataSourceError(f"{shown or path}: not a Parquet data file (a .csv file read as Parquet)")
     size = path.stat().st_size
-    with path.open("rb") as fh:
-        head = fh.read(len(PARQUET_MAGIC))
-        fh.seek(max(size - len(PARQUET_MAGIC), 0))
-        tail = fh.read(len(PARQUET_MAGIC))
+    if isinstance(path, Path):
+        with path.open("rb") as fh:
+            head = fh.read(len(PARQUET_MAGIC))
+            fh.seek(max(size - len(PARQUET_MAGIC), 0))
+            tail = fh.read(len(PARQUET_MAGIC))
+    else:  # a store's object, already in memory (core.data.objects)
+        data = path.read_bytes()
+        head, tail = data[: len(PARQUET_MAGIC)], data[-len(PARQUET_MAGIC) :]
     if size < 3 * len(PARQUET_MAGIC) or head != PARQUET_MAGIC or tail != PARQUET_MAGIC:
         raise DataSourceError(
             f"{shown or path}: not a Parquet data file: corrupted Parquet or another format (it does not begin and "
             f"end with the Parquet magic bytes PAR1); nothing of it is shown. Re-export the file as Parquet"
         )
-    try:
-        table = pq.read_table(path)
+    try:  # a store's object: Arrow reads its bytes without a copy
+        table = pq.read_table(path if isinstance(path, Path) else pa.BufferReader(path.read_bytes()))
     except (pa.ArrowException, OSError) as exc:
         raise DataSourceError(f"{path}: corrupted Parquet, cannot be read ({exc}); re-export the file") from None
     names = table.column_names

@@ -8,7 +8,7 @@ import hashlib
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import numpy as np
@@ -20,13 +20,17 @@ from airflow_mlops import settings
 from airflow_mlops.core import fsutil
 from airflow_mlops.core.data.checks import MAX_LISTED
 from airflow_mlops.core.data.files import source_files, span, window_start
+from airflow_mlops.core.data.objects import read_object_source
 from airflow_mlops.core.data.readers import read_file
 from airflow_mlops.core.data.sql import SqlDatabase, read_sql_window
 from airflow_mlops.core.errors import ConfigError, DataSourceError
-from airflow_mlops.core.paths import resolve_source, source_roots
+from airflow_mlops.core.paths import ObjectURI, is_object_uri, resolve_source, source_path, source_roots
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from airflow_mlops.core.config import PipelineConfig
+    from airflow_mlops.core.data.files import SourceFile
     from airflow_mlops.core.payloads import SnapshotSummary
 
 PIPELINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -44,6 +48,8 @@ def take_snapshot(
     allowed_roots: list[Path] | None = None,
     writer: str | None = None,
     database: SqlDatabase | None = None,
+    open_store: Callable[[ObjectURI], Any] | None = None,
+    allowed_prefixes: list[str] | None = None,
 ) -> SnapshotSummary:
     """Read the source window and write it once to ``<snapshot_root>/<pipeline>/<digest>.parquet``.
 
@@ -53,6 +59,9 @@ def take_snapshot(
     dated after it are dropped and, with ``source.window_days``, rows on or before
     ``window_end - window_days`` too (by ``source.date_column``; daily files outside the window
     are not even read).
+    An object-store source (``s3://CONN_ID@bucket/prefix/``) must lie under ``allowed_prefixes`` (default: the URI
+    entries of ``source.allowed_roots`` and $AIRFLOW_MLOPS_DATA_ROOTS) and is read through ``open_store`` (the
+    snapshot task's: the filesystem of the URI's Airflow connection; core.data.objects).
     A SQL source (``source.kind: sql``, unless ``source`` names a file) is read from ``database`` (the snapshot
     task's: the Airflow connection ``source.conn_id``; core.data.sql).
     Returns a JSON-able summary: uri, digest, rows, columns, source, files, window_start, window_end (and for SQL,
@@ -69,17 +78,24 @@ def take_snapshot(
         return _sql_snapshot(
             config, database, window_start(end, config.source.window_days), end, root / config.name, writer
         )
-    roots = allowed_roots or source_roots(config)
     given = str(source or config.source.path)  # refused files are named as the user named them
-    path = resolve_source(config.resolve(given), roots)
     if isinstance(window_end, dt.datetime):
         window_end = window_end.date()
     start = window_start(window_end, config.source.window_days)
 
-    files = source_files(path, config.source.format, start, window_end, given=given, config_file=config.path)
-    for file in files:  # a symlink inside an allowed folder may point elsewhere
-        resolve_source(file, roots)
-    frames = [read_file(f, config, shown=given if f == path else str(Path(given) / f.name)) for f in files]
+    path: Path | ObjectURI
+    files: Sequence[SourceFile]
+    if is_object_uri(given):
+        path, files, frames = read_object_source(
+            config, given, start, window_end, open_store=open_store, allowed_prefixes=allowed_prefixes
+        )
+    else:
+        roots = allowed_roots or source_roots(config)
+        path = resolve_source(source_path(config, given), roots)
+        files = source_files(path, config.source.format, start, window_end, given=given, config_file=config.path)
+        for file in files:  # a symlink inside an allowed folder may point elsewhere
+            resolve_source(file, roots)
+        frames = [read_file(f, config, shown=given if f == path else str(Path(given) / f.name)) for f in files]
     _check_same_columns(frames, files)
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     n_read = len(frame)
@@ -192,7 +208,7 @@ def read_snapshot(uri: str | Path) -> pd.DataFrame:
 # --------------------------------------------------------------------------- combining, filtering, writing
 
 
-def _check_same_columns(frames: list[pd.DataFrame], files: list[Path]) -> None:
+def _check_same_columns(frames: list[pd.DataFrame], files: Sequence[SourceFile]) -> None:
     """Daily files must share one set of columns: concatenating would silently fill the gaps with NaN."""
     first = set(frames[0].columns)
     for frame, file in zip(frames[1:], files[1:], strict=True):
@@ -207,7 +223,12 @@ def _check_same_columns(frames: list[pd.DataFrame], files: list[Path]) -> None:
 
 
 def _filter_window(
-    frame: pd.DataFrame, column: str, start: dt.date | None, end: dt.date, source: Path, files: list[Path]
+    frame: pd.DataFrame,
+    column: str,
+    start: dt.date | None,
+    end: dt.date,
+    source: Path | ObjectURI,
+    files: Sequence[SourceFile],
 ) -> pd.DataFrame:
     """Rows with start <= date <= end; unreadable dates are an error (their window is unknown)."""
     raw = frame[column]
@@ -229,7 +250,7 @@ def _filter_window(
     return frame.loc[keep].reset_index(drop=True)
 
 
-def _as_table(frame: pd.DataFrame, source: Path) -> tuple[pa.Table, pd.DataFrame]:
+def _as_table(frame: pd.DataFrame, source: Path | ObjectURI) -> tuple[pa.Table, pd.DataFrame]:
     """The Arrow table to write, and the frame exactly as it reads back (so digests match the file)."""
     frame = frame.copy()
     for name in frame.columns:
