@@ -241,14 +241,15 @@ def test_sql_in_a_window_value_is_bound_as_data_and_the_table_stays(pg, fetch):
     assert pg.execute("SELECT count(*) FROM churn") == [(DAYS * ROWS,)]
 
 
-@pytest.mark.parametrize("fetch", ["copy", "cursor"])
-def test_a_source_session_is_read_only(pg, fetch):
+@pytest.mark.parametrize(("fetch", "autocommit"), [("copy", False), ("cursor", False), ("cursor", True)])
+def test_a_source_session_is_read_only(pg, fetch, autocommit):
     from airflow_mlops.core.data.sql_fetch import fetch as fetch_rows
 
     pg.execute("CREATE SEQUENCE IF NOT EXISTS ids")
     writer = SqlStatement("SELECT nextval('ids') AS n")  # a function that writes
+    source = SqlDatabase("churn_db", lambda: pg.connect(autocommit=autocommit), fetch=fetch)
     with pytest.raises(DataSourceError, match=r"test: the database refused the query \(cannot execute nextval"):
-        fetch_rows(database(pg, fetch=fetch), writer, {}, {}, chunk_rows=10, where="test", check_names=print)
+        fetch_rows(source, writer, {}, {}, chunk_rows=10, where="test", check_names=print)
     assert pg.execute("SELECT is_called FROM ids") == [(False,)]
 
 

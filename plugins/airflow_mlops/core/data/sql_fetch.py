@@ -1,10 +1,9 @@
 """Fetching a SQL source's rows in chunks of typed Arrow columns (bounded memory: one chunk of raw rows at a time).
 
-PostgreSQL (psycopg 3 or psycopg2 on a server that has ``COPY (query) TO STDOUT``): the statement, its window bound
-by the driver's own quoting (``mogrify``), is streamed with COPY as CSV and parsed by Arrow every ``chunk_rows``
-rows; the column types come from the result's description, so nothing is guessed. Any other DB-API driver: the
-statement is executed with its parameters and read with ``fetchmany(chunk_rows)``. PostgreSQL sessions are read
-only, in UTC, with ISO dates and exact floats.
+PostgreSQL (psycopg 3 or psycopg2 on a server that has ``COPY (query) TO STDOUT``): COPY, parsed by Arrow
+(``sql_copy``). Any other DB-API driver: the statement is executed with its parameters (bound by the driver) and
+read with ``fetchmany(chunk_rows)`` (a server-side cursor on PostgreSQL). PostgreSQL sessions are read only, in UTC,
+with ISO dates and exact floats. Each column is conformed to its role as it arrives (``sql_types``).
 
 The connection comes from the caller (``SqlDatabase.connect``: the operator layer resolves an Airflow connection);
 core never sees a URI or a password, and every driver message is scrubbed of the connection's secrets.
@@ -38,8 +37,14 @@ REFUSED = (
     "not permitted",
     "does not exist",
 )
-#: The session a PostgreSQL snapshot runs in: its text forms are what the CSV parser expects.
-PG_SESSION = ("SET DateStyle = 'ISO, YMD'", "SET TimeZone = 'UTC'", "SET extra_float_digits = 3")
+#: The session a PostgreSQL snapshot runs in: read only (an autocommit connection too), and the text forms the CSV
+#: parser expects.
+PG_SESSION = (
+    "SET default_transaction_read_only = on",
+    "SET DateStyle = 'ISO, YMD'",
+    "SET TimeZone = 'UTC'",
+    "SET extra_float_digits = 3",
+)
 
 
 @dataclass(frozen=True)
