@@ -32,6 +32,7 @@ def configured(*, features=None, primary=None, **explain):
     raw = copy.deepcopy(dict(base.raw))
     raw["model"]["candidates"] = [c for c in raw["model"]["candidates"] if c["name"] == "logistic_regression"]
     raw["evaluation"]["explain"] = {"sample_rows": 600, "repeats": 3, **explain}
+    raw["evaluation"].update(slices={}, fairness={}, robustness={"enabled": False})  # this panel alone
     if features is not None:
         raw["features"] = [f for f in raw["features"] if f["name"] in features]
     if primary is not None:

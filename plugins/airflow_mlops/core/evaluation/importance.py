@@ -41,9 +41,12 @@ LEANING_MIN_SHARE = 0.5
 MOVED_NAMED = 3
 #: Metrics computed from class probabilities; the others from predicted classes (or regression predictions).
 PROBABILITY_METRICS = frozenset({"roc_auc", "log_loss"})
-#: Workers of `permutation_importance` (benchmarks/importance_cost.py: on 2 cores a second process is slower for
-#: the linear model and hardly faster for the forests, and it takes the core the worker's other tasks need).
+#: Worker processes and native threads (OpenMP, BLAS) of `permutation_importance`: one of each. On 2 cores that a
+#: worker shares with other tasks, a second process or thread was slower or no faster, and histogram gradient
+#: boosting's OpenMP threads spin when the cores are busy (10x the CPU per prediction measured); one core per
+#: panel keeps the evaluation's cost steady (benchmarks/importance_cost.py).
 N_JOBS = 1
+THREADS = 1
 
 
 @dataclass
@@ -157,9 +160,13 @@ def measure(
     *,
     role: str,
     n_jobs: int = N_JOBS,
+    threads: int | None = THREADS,
 ) -> Importance:
-    """scikit-learn's permutation importance of one model on `rows`, scored by the primary metric."""
+    """scikit-learn's permutation importance of one model on `rows`, scored by the primary metric.
+
+    `n_jobs`: worker processes; `threads`: native threads per process (None: the libraries' own default)."""
     from sklearn.inspection import permutation_importance
+    from threadpoolctl import threadpool_limits
 
     columns = model_columns(loaded, config)
     missing = [c for c in columns if c not in rows.columns]
@@ -168,10 +175,11 @@ def measure(
     ex = config.evaluation.explain
     scorer = metric_scorer(config, positive)
     x = rows[columns]
-    result = permutation_importance(
-        loaded.model, x, y, scoring=scorer, n_repeats=ex.repeats, random_state=config.seed, n_jobs=n_jobs
-    )
-    baseline = scorer(loaded.model, x, y)
+    with threadpool_limits(limits=threads):
+        result = permutation_importance(
+            loaded.model, x, y, scoring=scorer, n_repeats=ex.repeats, random_state=config.seed, n_jobs=n_jobs
+        )
+        baseline = scorer(loaded.model, x, y)
     return Importance(
         columns,
         result.importances_mean,
