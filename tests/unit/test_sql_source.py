@@ -370,3 +370,11 @@ def test_a_wrong_password_is_refused_naming_the_connection_never_the_password(
     assert "connection 'churn_db': the database refused it" in text
     assert wrong not in text and wrong not in caplog.text and password_server["password"] not in caplog.text
     assert not (tmp_path / "snap").exists()
+
+
+def test_a_source_param_still_reads_a_file_for_a_sql_pipeline(tmp_path):
+    """A run's `source` param names a file: it is read as a file source (confined to the data roots), no database."""
+    path = tmp_path / "churn_export.csv"
+    churn_days(churn_stream, FIRST, DAYS, 20).to_csv(path, index=False)
+    summary = take_snapshot(sql_config(table="churn"), source=str(path), window_end=END, snapshot_root=tmp_path / "s")
+    assert summary["rows"] == DAYS * 20 and summary["files"] == 1 and "sql" not in summary
