@@ -13,6 +13,10 @@ loopback (tests/s3_server.py: `moto_server` as a subprocess). Then, alternating,
   listing, the window, every file's size, format, CSV/Parquet and frame checks, the content digest and the
   Parquet snapshot written to a fresh folder each time (so nothing is reused).
 
+Beside them, to say where the time goes: ours' read stage alone (``read_object_source``: listing, downloads,
+Parquet decoding and the per-file checks, no digest, no write) and the same snapshot from the files on the local
+disk (what the snapshot costs whatever the source).
+
 One warm-up of each first (provider discovery, the first connection). The ratio is the median of the paired
 ratios. Both talk to the same single-process Python server, which serves one request at a time per thread: its
 cost is part of both sides.
@@ -112,6 +116,27 @@ def ours(config, window_end: dt.date) -> tuple[float, int]:
     return seconds, summary["rows"]
 
 
+def ours_read(config, window_end: dt.date) -> tuple[float, int]:
+    from airflow_mlops.core.data.files import window_start
+    from airflow_mlops.core.data.objects import read_object_source
+    from airflow_mlops.hooks.objects import object_filesystem
+
+    start = time.perf_counter()
+    first = window_start(window_end, config.source.window_days)
+    _, _, frames = read_object_source(config, config.source.path, first, window_end, open_store=object_filesystem)
+    return time.perf_counter() - start, sum(len(f) for f in frames)
+
+
+def local(config, folder: Path, window_end: dt.date) -> tuple[float, int]:
+    from airflow_mlops.core.data import take_snapshot
+
+    with tempfile.TemporaryDirectory(prefix="s3-bench-snap-") as out:
+        start = time.perf_counter()
+        summary = take_snapshot(config, source=str(folder), window_end=window_end, snapshot_root=Path(out))
+        seconds = time.perf_counter() - start
+    return seconds, summary["rows"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -123,6 +148,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="s3-bench-home-"))
     os.environ.setdefault("AIRFLOW_HOME", str(home / "airflow"))
     os.environ["AIRFLOW_MLOPS_HOME"] = str(home / "mlops")
+    os.environ["AIRFLOW_MLOPS_DATA_ROOTS"] = str(args.data)
     data = args.data / f"{args.rows}-{args.days}"
     files = write_days(data, args.rows, args.days)
     size_mb = sum(f.stat().st_size for f in files) / 1024 / 1024
@@ -138,20 +164,25 @@ def main() -> None:
         ours(config, window_end)  # warm-up: provider discovery, the connection, the first s3fs client
         pyarrow_read(server, keys, to_pandas=True)
 
-        rows = {"ours": [], "arrow": [], "arrow+pandas": []}
-        times: dict[str, list[float]] = {"ours": [], "arrow": [], "arrow+pandas": []}
+        sides = {
+            "arrow": lambda: pyarrow_read(server, keys, to_pandas=False),
+            "ours": lambda: ours(config, window_end),
+            "arrow+pandas": lambda: pyarrow_read(server, keys, to_pandas=True),
+            "ours_read": lambda: ours_read(config, window_end),
+            "local": lambda: local(config, data, window_end),
+        }
+        rows: dict[str, list[int]] = {name: [] for name in sides}
+        times: dict[str, list[float]] = {name: [] for name in sides}
         for _ in range(args.repeat):
-            for name, run in (
-                ("arrow", lambda: pyarrow_read(server, keys, to_pandas=False)),
-                ("ours", lambda: ours(config, window_end)),
-                ("arrow+pandas", lambda: pyarrow_read(server, keys, to_pandas=True)),
-            ):
+            for name, run in sides.items():
                 seconds, n = run()
                 times[name].append(seconds)
                 rows[name].append(n)
         assert len({n for ns in rows.values() for n in ns}) == 1, rows  # the same rows on every side
-        ratio = statistics.median(o / a for o, a in zip(times["ours"], times["arrow"], strict=True))
-        ratio_pd = statistics.median(o / a for o, a in zip(times["ours"], times["arrow+pandas"], strict=True))
+
+        def paired(a: str, b: str) -> float:
+            return round(statistics.median(x / y for x, y in zip(times[a], times[b], strict=True)), 2)
+
         result = {
             "rows": rows["ours"][0],
             "files": len(files),
@@ -160,9 +191,13 @@ def main() -> None:
             "ours_s": round(statistics.median(times["ours"]), 3),
             "pyarrow_s": round(statistics.median(times["arrow"]), 3),
             "pyarrow_to_pandas_s": round(statistics.median(times["arrow+pandas"]), 3),
-            "ratio": round(ratio, 2),
-            "ratio_vs_pyarrow_to_pandas": round(ratio_pd, 2),
+            "ours_read_stage_s": round(statistics.median(times["ours_read"]), 3),
+            "local_snapshot_s": round(statistics.median(times["local"]), 3),
+            "ratio": paired("ours", "arrow"),
             "goal": "ratio <= 1.5",
+            "ratio_vs_pyarrow_to_pandas": paired("ours", "arrow+pandas"),
+            "read_stage_vs_pyarrow_to_pandas": paired("ours_read", "arrow+pandas"),
+            "s3_snapshot_vs_local_snapshot": paired("ours", "local"),
             "all_s": {k: [round(t, 3) for t in v] for k, v in times.items()},
         }
         print(json.dumps(result, indent=2))

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from airflow_mlops import settings
 from airflow_mlops.core import fsutil
-from airflow_mlops.core.data.checks import MAX_LISTED
+from airflow_mlops.core.data.checks import MAX_LISTED, parse_dates
 from airflow_mlops.core.data.files import source_files, span, window_start
 from airflow_mlops.core.data.objects import read_object_source
 from airflow_mlops.core.data.readers import read_file
@@ -108,8 +108,11 @@ def take_snapshot(
             f"or that the upstream export ran for these days"
         )
     table, frame = _as_table(frame, path)
-    digest = content_digest(frame)
-    uri = _write_once(table, Path(snapshot_root or settings.snapshot_root()) / config.name, digest, writer)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # Arrow encodes the Parquet file while pandas hashes the rows
+        encoded = pool.submit(_parquet_bytes, table)
+        digest = content_digest(frame)
+        folder = Path(snapshot_root or settings.snapshot_root()) / config.name
+        uri = _write_once(encoded.result(), folder, digest, writer)
     return {
         "uri": str(uri),
         "digest": digest,
@@ -232,7 +235,7 @@ def _filter_window(
 ) -> pd.DataFrame:
     """Rows with start <= date <= end; unreadable dates are an error (their window is unknown)."""
     raw = frame[column]
-    dates = pd.to_datetime(raw, errors="coerce", format="ISO8601")
+    dates = parse_dates(raw)
     if getattr(dates.dt, "tz", None) is not None:
         dates = dates.dt.tz_localize(None)
     bad = dates.isna()
