@@ -1,6 +1,7 @@
 """Load the training window and freeze it as an immutable Parquet snapshot (core.rows splits it).
 
-The source is a CSV/Parquet file or a folder of daily files (``churn_YYYY-MM-DD.csv``).
+The source is a CSV/Parquet file or a folder of daily files (``churn_YYYY-MM-DD.csv``), on the local disk or in an
+object store (``s3://CONN_ID@bucket/prefix/``).
 ``take_snapshot`` refuses a source outside the allowed data folders (or inside the state folder, see
 core.paths) and any file that is not a CSV or Parquet data file, by its name (.csv, .parquet) and by its
 content (Parquet's PAR1 magic bytes; a CSV header naming the config's columns): nothing of a refused
@@ -20,6 +21,9 @@ Split by concern:
 
 - ``snapshot``: `take_snapshot`, `read_snapshot`, `content_digest`; combining, filtering and writing;
 - ``files``: locating a source's files in the window, and their format by name (`format_of`);
+- ``objects``: an object-store source (``s3://CONN_ID@bucket/prefix/``, confined to allowed URI prefixes by
+  core.paths): its objects in the window, sizes checked before download, fetched through the snapshot task's
+  filesystem (hooks.objects) and read by the same readers;
 - ``readers``: reading one CSV or Parquet file (`read_csv`, `read_parquet`, `check_csv_records`);
 - ``checks``: what every frame passes (`check_frame`, `check_finite`): columns, types, numbers, dates;
 - ``sql`` (`read_sql_window`, `SqlDatabase`), ``sql_query``, ``sql_fetch``, ``sql_types``: a SQL source
