@@ -133,8 +133,9 @@ def _sql_snapshot(
     folder: Path,
     writer: str | None,
 ) -> SnapshotSummary:
-    """A SQL source's window (core.data.sql), written as a file source's is; the summary records the connection id,
-    the query and its window (``sql``), never a credential."""
+    """A SQL source's window (core.data.sql), written as a file source's is, its digest taken whatever the rows' order
+    (the same rows, the same data version, the same file: the first one written); the summary records the connection
+    id, the query and its window (``sql``), never a credential."""
     if database is None:
         raise DataSourceError(
             f"{config.path}: source.kind sql: the snapshot needs the database of connection {config.source.conn_id!r} "
@@ -143,7 +144,7 @@ def _sql_snapshot(
     window = read_sql_window(config, database, start, end)
     with ThreadPoolExecutor(max_workers=1) as pool:  # Arrow encodes the Parquet file while pandas hashes the rows
         encoded = pool.submit(_parquet_bytes, window.table)
-        digest = content_digest(window.frame)
+        digest = content_digest(window.frame, ordered=False)
         uri = _write_once(encoded.result(), folder, digest, writer)
     return {
         "uri": str(uri),
@@ -164,14 +165,18 @@ def _parquet_bytes(table: pa.Table) -> pa.Buffer:
     return sink.getvalue()
 
 
-def content_digest(df: pd.DataFrame) -> str:
-    """``sha256:<hex>`` of column names, dtypes and values in row order (not of any file's bytes)."""
+def content_digest(df: pd.DataFrame, *, ordered: bool = True) -> str:
+    """``sha256:<hex>`` of column names, dtypes and values in row order (not of any file's bytes).
+
+    ``ordered=False`` (a SQL source: a query's rows come in no particular order) digests the rows whatever their
+    order: the same rows, the same digest; it is marked so that it never equals an ordered digest."""
     h = hashlib.sha256()
-    h.update(f"{len(df)} rows\n".encode())
+    h.update(f"{len(df)} rows\n".encode() if ordered else f"{len(df)} rows, any order\n".encode())
     for name, dtype in df.dtypes.items():
         h.update(f"{name!s}\x1f{dtype!s}\x1e".encode())
     if len(df.columns) and len(df):
-        h.update(_row_hashes(df).tobytes())
+        rows = _row_hashes(df)
+        h.update((rows if ordered else np.sort(rows)).tobytes())
     return f"sha256:{h.hexdigest()}"
 
 

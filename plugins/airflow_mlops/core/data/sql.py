@@ -2,7 +2,9 @@
 
 ``read_sql_window`` builds the statement (``sql_query``: the config's query or a SELECT from its table, the window
 bound by the driver), fetches it in chunks typed by the config's declarations (``sql_fetch``, ``sql_types``), drops
-rows outside the window, and passes the frame through the file sources' own checks (``checks.check_frame``). Every
+rows outside the window, and passes the frame through the file sources' own checks (``checks.check_frame``). The
+rows keep the order the database returned them in (a query's rows have none unless it says ORDER BY): the snapshot's
+digest is taken whatever their order (``content_digest(..., ordered=False)``). Every
 problem names the connection id, the query and its window, and what to do; no credential ever reaches this module
 (the operator layer hands it a ``SqlDatabase``). ``snapshot.take_snapshot`` then writes the snapshot as for files.
 """
@@ -82,8 +84,6 @@ def read_sql_window(
     n_read = 0 if table is None else table.num_rows
     if table is not None and end is not None and config.source.date_column:
         table = _in_window(table, config.source.date_column, start, end, where)
-    if table is not None:
-        table = canonical_order(table, [config.source.date_column, *config.source.id_columns])
     if table is None or table.num_rows == 0:
         outside = f" ({n_read} row(s) returned, none dated inside it)" if n_read else ""
         raise DataSourceError(
@@ -97,53 +97,6 @@ def read_sql_window(
         table = pa.Table.from_pandas(checked, preserve_index=False)
         frame = table.to_pandas(split_blocks=True)
     return SqlWindow(table, frame, statement, fetched.method)
-
-
-def canonical_order(table: pa.Table, first: list[str | None]) -> pa.Table:
-    """`table`'s rows sorted by the `first` columns, then every other column: a database returns rows in no particular
-    order (parallel scans, a vacuumed table), and the snapshot's digest, its data version, covers their order; so the
-    same rows always make the same snapshot. Rows already in that order (a table filled day by day) are not moved."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    names = table.column_names
-    keys = [c for c in dict.fromkeys([*(c for c in first if c), *names]) if c in names]
-    keys = [c for c in keys if not pa.types.is_nested(table.schema.field(c).type)]
-    if table.num_rows < 2 or not keys:
-        return table
-    if not any(_has_missing(table.column(k)) for k in keys) and _is_sorted(table, keys):
-        return table
-    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys])
-    return table.take(order)
-
-
-def _has_missing(column: pa.ChunkedArray) -> bool:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if column.null_count:
-        return True
-    return pa.types.is_floating(column.type) and bool(pc.any(pc.is_nan(column)).as_py())
-
-
-def _is_sorted(table: pa.Table, keys: list[str]) -> bool:
-    """Each row <= the next, comparing the `keys` columns in turn (no missing values)."""
-    import pyarrow.compute as pc
-
-    undecided = None  # pairs equal on every key so far
-    for key in keys:
-        column = table.column(key).combine_chunks()
-        before, after = column.slice(0, len(column) - 1), column.slice(1)
-        greater = pc.greater(before, after)
-        if undecided is not None:
-            greater = pc.and_(greater, undecided)
-        if pc.any(greater).as_py():
-            return False
-        equal = pc.equal(before, after)
-        undecided = equal if undecided is None else pc.and_(undecided, equal)
-        if not pc.any(undecided).as_py():
-            return True
-    return True
 
 
 def _check_names(names: list[str], config: PipelineConfig, where: str) -> None:
