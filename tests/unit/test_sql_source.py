@@ -388,3 +388,11 @@ def test_a_source_param_still_reads_a_file_for_a_sql_pipeline(tmp_path):
     churn_days(churn_stream, FIRST, DAYS, 20).to_csv(path, index=False)
     summary = take_snapshot(sql_config(table="churn"), source=str(path), window_end=END, snapshot_root=tmp_path / "s")
     assert summary["rows"] == DAYS * 20 and summary["files"] == 1 and "sql" not in summary
+
+
+def test_declared_dtypes_win_and_the_digest_still_describes_the_file(pg, tmp_path):
+    config = sql_config(table="churn", dtypes={"support_calls": "int", "region": "string"})
+    summary = snap(config, pg, tmp_path)
+    frame = read_snapshot(summary["uri"])
+    assert str(frame["support_calls"].dtype) == "Int64" and str(frame["region"].dtype) == "str"
+    assert content_digest(frame, ordered=False) == summary["digest"]
