@@ -336,3 +336,37 @@ def test_the_chart_is_written(churn_config, smooth, train, test_rows, tmp_path):
 def test_a_negative_monotonic_tolerance_is_refused_naming_the_key(churn_config):
     with pytest.raises(ConfigError, match="monotonic_tolerance"):
         configured(churn_config, robustness={"monotonic_tolerance": -0.01})
+
+
+def test_multiclass_flips_and_calibration_are_judged_and_a_monotonic_declaration_is_a_note():
+    from sklearn.datasets import load_wine
+
+    wine = load_wine(as_frame=True).frame
+    features = ["alcohol", "malic_acid", "color_intensity", "proline"]
+    config = parse_config(
+        {
+            "pipeline": "wine",
+            "source": {"path": "data/test"},
+            "target": {"column": "target", "task": "multiclass_classification"},
+            "features": [{"name": n, "type": "numeric"} for n in features[:3]]
+            + [{"name": "proline", "type": "numeric", "monotonic": "increasing"}],
+            "validation": {"suite": "s.json"},
+            "model": {
+                "name": "wine",
+                "candidates": [
+                    {"name": "lr", "estimator": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 2000}}
+                ],
+            },
+            "metrics": {"primary": "roc_auc"},
+            "seed": 3,
+        },
+        check_estimators=False,
+    )
+    model, _ = training.fit_candidate(wine.iloc[::2], config, "lr")
+    same = loaded(model, "wine")
+    result = robustness.run(panel_inputs(config, wine.iloc[1::2].reset_index(drop=True), same, same))
+    table = rows_of(result)
+    assert {"flip_rate", "score_change", "brier", "ece"} <= set(table) and not result.blocked
+    assert "monotonic:proline" not in table
+    assert any("monotonic proline not checked: a multiclass model" in n for n in result.notes)
+    assert result.detail["calibration"]["score"] == "top-label confidence"
