@@ -38,6 +38,13 @@ data/churn/.generated: include/churn_stream.py Makefile | install
 		--batches data/churn_batches --labels data/churn_labels
 	@touch $@
 
+# A faulty warehouse re-export of the same stream up to 2026-03-31 (include/pipelines/churn_reexport.yaml, demo
+# day 4): the same records, except the north region's churn flags inverted on 2026-03-11..03-20.
+data/churn_reexport/.generated: include/churn_stream.py Makefile | install
+	$(BIN)/python include/churn_stream.py --out data/churn_reexport --start 2026-01-01 --days 90 \
+		--drift-from 2026-03-01 --bad-day 2026-02-20 --flipped-labels north:2026-03-11:2026-03-20
+	@touch $@
+
 # The second example pipeline's data: scikit-learn's bundled diabetes data as a CSV (include/pipelines/diabetes.yaml).
 data/diabetes/diabetes.csv: include/diabetes_data.py | install
 	$(BIN)/python include/diabetes_data.py --out data/diabetes
@@ -47,7 +54,7 @@ $(AIRFLOW_HOME)/airflow.db: | install
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 	$(BIN)/airflow pools set mlops_promotion 1 "One promotion at a time (airflow-mlops)" > /dev/null
 
-demo: install data/churn/.generated data/diabetes/diabetes.csv $(AIRFLOW_HOME)/airflow.db
+demo: install data/churn/.generated data/churn_reexport/.generated data/diabetes/diabetes.csv $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/python -m tools.demo
 
 # One DAG run on the project-local state: make dag-test DAG=churn_retrain CONF='{"as_of": "2026-02-12"}'

@@ -12,6 +12,9 @@ leave) and the feature mix moves (data drift: the drift monitor sees it). From
 customers and launches in the south, and month-to-month contracts matter less. No input
 distribution moves, so only realized performance on the labels can see it. A `bad_day` produces
 a broken batch: nulls, negative tenure, an unknown contract type and strings in a numeric column.
+With `flipped_labels` (REGION, FIRST, LAST) the files are a faulty warehouse re-export of the same
+records: on the days FIRST..LAST the churn flags of REGION's customers are inverted (an export bug),
+every input and every other row exactly as the stream has them.
 
 `--out` gets the full records (features and the label) for training. With `--batches` and
 `--labels` the same days are also split the way production sees them: what is known at scoring
@@ -48,12 +51,15 @@ def daily_batch(
     bad: bool = False,
     concept_drift_from: dt.date | None = None,
     churn_offset: float = 0.0,
+    flip_region: str | None = None,
 ) -> pd.DataFrame:
     """One day of customer records with the churn label observed 30 days later.
 
     `churn_offset` is added to every customer's churn log-odds: 0 keeps the stream's rate (about a third
     before the drift); a negative offset makes churn rare with the same relationship (-4.0: about 1.5%,
     the rare-positives benchmark rows). Every random draw stays the same, so the features do not move.
+    `flip_region`: the churn flags of that region's customers come out inverted (a faulty export; the draws,
+    and so every other value, stay the same).
     """
     import numpy as np
     import pandas as pd
@@ -85,6 +91,10 @@ def daily_batch(
         logit = concept_logit(contract, tenure, charges, calls, payment, region)
     logit = logit + churn_offset
     churned = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
+    if flip_region is not None:
+        if flip_region not in REGIONS:
+            raise ValueError(f"flip_region {flip_region!r} is not a region; choose one of {', '.join(REGIONS)}")
+        churned = np.where(region == flip_region, 1 - churned, churned)
 
     frame = pd.DataFrame(
         {
@@ -145,12 +155,14 @@ def write_stream(
     batches: Path | None = None,
     labels: Path | None = None,
     churn_offset: float = 0.0,
+    flipped_labels: tuple[str, dt.date, dt.date] | None = None,
 ) -> list[Path]:
     """Write `days` daily files churn_YYYY-MM-DD.csv into `out`; existing files are rewritten identically.
 
     With `batches`, also the day's records without the label (churn_YYYY-MM-DD.csv, what is known at
     scoring time); with `labels`, the day's outcomes (churn_labels_YYYY-MM-DD.csv: customer_id,
-    event_date, churned). Returns the paths written into `out`.
+    event_date, churned). `flipped_labels` (region, first, last): the region's churn flags are inverted on
+    the days first..last (a faulty re-export, see the module docstring). Returns the paths written into `out`.
     """
     out.mkdir(parents=True, exist_ok=True)
     for folder in (batches, labels):
@@ -167,6 +179,7 @@ def write_stream(
             bad=day in bad_days,
             concept_drift_from=concept_drift_from,
             churn_offset=churn_offset,
+            flip_region=_flipped_on(day, flipped_labels),
         )
         path = out / f"churn_{day.isoformat()}.csv"
         frame.to_csv(path, index=False)
@@ -176,6 +189,31 @@ def write_stream(
         if labels is not None:
             frame[LABEL_COLUMNS].to_csv(labels / f"churn_labels_{day.isoformat()}.csv", index=False)
     return paths
+
+
+def _flipped_on(day: dt.date, flipped_labels: tuple[str, dt.date, dt.date] | None) -> str | None:
+    """The region whose churn flags come out inverted on `day`, or None."""
+    if flipped_labels is None:
+        return None
+    region, first, last = flipped_labels
+    return region if first <= day <= last else None
+
+
+def _flipped_labels(value: str) -> tuple[str, dt.date, dt.date]:
+    """REGION:FIRST:LAST (dates YYYY-MM-DD) for --flipped-labels."""
+    region, _, days = value.partition(":")
+    first, _, last = days.partition(":")
+    try:
+        span = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected REGION:FIRST:LAST, e.g. north:2026-03-11:2026-03-20"
+        ) from None
+    if region not in REGIONS:
+        raise argparse.ArgumentTypeError(f"{value!r}: region {region!r} is not one of {', '.join(REGIONS)}")
+    if span[1] < span[0]:
+        raise argparse.ArgumentTypeError(f"{value!r}: the last day {last} is before the first {first}")
+    return region, span[0], span[1]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -208,6 +246,13 @@ def main(argv: list[str] | None = None) -> None:
         default=0.0,
         help="added to the churn log-odds: negative makes churn rare (-4.0: about 1.5%%)",
     )
+    parser.add_argument(
+        "--flipped-labels",
+        type=_flipped_labels,
+        default=None,
+        metavar="REGION:FIRST:LAST",
+        help="a faulty re-export: the churn flags of REGION's customers inverted on the days FIRST..LAST",
+    )
     args = parser.parse_args(argv)
     paths = write_stream(
         args.out,
@@ -221,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
         batches=args.batches,
         labels=args.labels,
         churn_offset=args.churn_offset,
+        flipped_labels=args.flipped_labels,
     )
     print(
         f"wrote {len(paths)} daily files ({args.rows} rows each) to {args.out}/ [{paths[0].name} .. {paths[-1].name}]"

@@ -103,3 +103,35 @@ def test_the_command_line_writes_batches_and_labels(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "wrote 2 unlabelled batches" in out and "wrote 2 label files" in out
     assert (tmp_path / "l" / "churn_labels_2026-01-02.csv").is_file()
+
+
+def test_flipped_labels_invert_one_regions_flags_on_those_days_only(tmp_path):
+    import pandas as pd
+
+    first, last = DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)
+    plain = churn_stream.write_stream(tmp_path / "plain", DAY, 4, rows=200)
+    faulty = churn_stream.write_stream(tmp_path / "faulty", DAY, 4, rows=200, flipped_labels=("north", first, last))
+    assert plain[0].read_bytes() == faulty[0].read_bytes() and plain[3].read_bytes() == faulty[3].read_bytes()
+    for i in (1, 2):
+        a, b = pd.read_csv(plain[i]), pd.read_csv(faulty[i])
+        north = a["region"] == "north"
+        assert a.drop(columns=["churned"]).equals(b.drop(columns=["churned"]))  # every input as the stream has it
+        assert (b.loc[north, "churned"] == 1 - a.loc[north, "churned"]).all() and north.sum() > 20
+        assert b.loc[~north, "churned"].equals(a.loc[~north, "churned"])
+
+
+def test_flipped_labels_on_the_command_line(tmp_path):
+    import pandas as pd
+    import pytest
+
+    churn_stream.main(["--out", str(tmp_path / "a"), "--start", "2026-01-10", "--days", "1", "--rows", "80"])
+    churn_stream.main(
+        ["--out", str(tmp_path / "b"), "--start", "2026-01-10", "--days", "1", "--rows", "80",
+         "--flipped-labels", "south:2026-01-10:2026-01-10"]
+    )  # fmt: skip
+    a, b = pd.read_csv(tmp_path / "a" / "churn_2026-01-10.csv"), pd.read_csv(tmp_path / "b" / "churn_2026-01-10.csv")
+    south = a["region"] == "south"
+    assert (b.loc[south, "churned"] != a.loc[south, "churned"]).all()
+    for bad in ("mars:2026-01-10:2026-01-11", "south:2026-01-11:2026-01-10", "south:yesterday"):
+        with pytest.raises(SystemExit):
+            churn_stream.main(["--out", str(tmp_path / "c"), "--flipped-labels", bad])
