@@ -85,6 +85,12 @@ def robustness_config(rb: Reader) -> RobustnessConfig:
         rb.fail(f"must be >= 50, got {robustness.sample_rows}", "sample_rows")
     _not_negative(rb, "max_flip_rate_increase", robustness.max_flip_rate_increase)
     _share(rb, "max_monotonic_violations", robustness.max_monotonic_violations, closed=True)
+    if not 0 <= robustness.monotonic_tolerance < 1:
+        rb.fail(
+            f"must be in [0, 1) (how far a score may move against a declared monotonic feature before a row breaks "
+            f"it), got {robustness.monotonic_tolerance:g}",
+            "monotonic_tolerance",
+        )
     return robustness
 
 

@@ -204,6 +204,9 @@ class RobustnessConfig(_Section, frozen=True):
     sample_rows: int = 2000  # rows (a seeded sample of the test rows) the panel perturbs
     max_flip_rate_increase: float = 0.02  # the challenger's class-flip share may exceed the champion's by this
     max_monotonic_violations: float = 0.05  # the share of rows breaking a declared monotonic feature
+    # A row breaks it when its score at a grid point is on the wrong side of its score at a lower grid point by more
+    # than this: a probability (classification) or a fraction of the test target's standard deviation (regression).
+    monotonic_tolerance: float = 0.04  # churn: LR 0%, random forest 0-2.3%, HGB 12-42% of rows (docs/benchmarks.md)
     calibration: bool = True  # classification: Brier score and ECE not significantly worse than the champion's
 
 
