@@ -2,8 +2,8 @@
 
     python -m tools.demo
 
-Days 1-3 are each one `airflow dags test churn_retrain <day>` (the real Airflow task runner, no
-scheduler needed) on the project-local state in .mlops/; days 4-6 start Airflow's scheduler,
+Days 1-4 are each one `airflow dags test churn_retrain <day>` (the real Airflow task runner, no
+scheduler needed) on the project-local state in .mlops/; days 5-7 start Airflow's scheduler,
 triggerer, dag-processor and API server (LocalExecutor, the same SQLite DB) because only the
 scheduler turns a monitor's Asset event into a DAG run, and a person answers through the API server.
 Full logs go to .mlops/demo/, the story line to the terminal:
@@ -11,19 +11,29 @@ Full logs go to .mlops/demo/, the story line to the terminal:
   day 1  2026-02-10  first champion (NO_BASELINE_PROMOTE)
   day 2  2026-02-11  a challenger that is not significantly better: REJECT, champion kept
   day 3  2026-02-20  a bad batch: validation fails with a clear message, champion kept
-  day 4  2026-03-27  the ground truth shifted on 2026-03-01: the drift monitor sees drift (1 check) ...
+  day 4  2026-03-27  a retrain under churn_reexport, on a warehouse re-export in which a bug inverted the
+                     north region's churn flags on 03-11..03-20: the challenger beats the stale champion
+                     overall (the data drifted on 03-01) but is worse in the north; the slice guard
+                     (evaluation.slices) names region=north: REJECT, champion kept
+  day 5  2026-03-27  the ground truth shifted on 2026-03-01: the drift monitor sees drift (1 check) ...
          2026-03-28  ... confirmed the next day: it emits mlops://churn/retrain-request, the scheduler
                      starts churn_retrain, and the retrained challenger wins: PROMOTE (trigger: drift)
-  day 5  2026-04-12  the relationship alone shifted on 2026-04-01 (concept drift): churn_scoring scores
+  day 6  2026-04-12  the relationship alone shifted on 2026-04-01 (concept drift): churn_scoring scores
                      04-12 and 04-13 with the champion; the drift monitor sees nothing ...
          2026-04-19  ... churn_performance_monitor judges the labels of 04-12 a week later: realized
                      ROC AUC below the champion's promise (decay, 1 day of the 2 needed) ...
          2026-04-20  ... and of 04-13: decay confirmed, a retrain request with trigger `performance`; the
                      scheduler starts churn_retrain on the data up to 04-13: PROMOTE (trigger: performance)
-  day 6  2026-04-15  a retrain under churn_reviewed (evaluation.approval: borderline, band 0.01): a real but
+  day 7  2026-04-15  a retrain under churn_reviewed (evaluation.approval: borderline, band 0.01): a real but
                      thin gain (the interval's lower bound within the band of zero) waits for a person in
                      Required Actions; the demo approves as admin through the REST API: PROMOTE, and the
                      ledger names airflow-user:admin
+
+Day 4's re-export is data/churn_reexport (include/churn_stream.py --flipped-labels); on fresh rows of the
+same days (84,000, other seeds) its challenger is better overall (+0.017 ROC AUC) and worse in the north
+(-0.04), the gate's own 2,800 test rows (a week, split.test_days: 7) show +0.019 and -0.062. The
+robustness panel rejects it too (its boosted trees break the declared monotonic monthly_charges: the
+inverted flags taught them the opposite).
 
 The champion scores from 2026-04-12 on, 11 days into the shift. Judged from 04-01 on, it would have
 been caught on 04-02's labels, when a retrain's window holds too few labelled days of the new
@@ -38,6 +48,7 @@ what arrived.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -60,12 +71,22 @@ class Day:
     day: str
     story: str
     expect: str  # the verdict the story expects, or FAILED for a stopped run
+    config: str | None = None  # a variant of churn (include/pipelines/<config>.yaml): churn_retrain's `config` param
+    names: str | None = None  # words a FAIL reason of the verdict must hold (e.g. the slice it names)
 
 
 STORY = (
     Day("2026-02-10", "the first model: no champion yet, the floors alone decide", "NO_BASELINE_PROMOTE"),
     Day("2026-02-11", "one more day of the same data: is the new model really better?", "REJECT"),
     Day("2026-02-20", "a broken batch arrives (nulls, negative tenure, unknown contract type)", "FAILED"),
+    Day(
+        "2026-03-27",
+        "a retrain on the warehouse's re-export (churn_reexport), in which a bug inverted the north region's "
+        "churn flags on 03-11..03-20: better overall, but in the north?",
+        "REJECT",
+        config="churn_reexport",
+        names="region=north",
+    ),
 )
 DRIFT_CHECKS = ("2026-03-27", "2026-03-28")  # the monitor's windows; the second confirms the drift
 MONITOR_ID = "churn_drift_monitor"
@@ -104,7 +125,7 @@ def run_day(day: Day, log_dir: Path) -> tuple[bool, Path, float]:
                 DAG_ID,
                 f"{day.day}T02:00:00+00:00",
                 "-c",
-                f'{{"as_of": "{day.day}"}}',
+                json.dumps({"as_of": day.day, **({"config": day.config} if day.config else {})}),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -118,8 +139,6 @@ def run_day(day: Day, log_dir: Path) -> tuple[bool, Path, float]:
 
 def latest_decision(client) -> tuple[str, str, list[str]]:
     """The newest version's verdict tags: (version, decision, reasons)."""
-    import json
-
     versions = client.search_model_versions(f"name='{MODEL}'")
     if not versions:
         return "", "", []
@@ -167,7 +186,6 @@ class Inbox:
 
     def start(self) -> bool:
         """Listen, and point smtp_default at it (unless the user defined their own); False when it cannot."""
-        import json
         import socket
 
         if os.environ.get("AIRFLOW_CONN_SMTP_DEFAULT"):
@@ -482,6 +500,9 @@ def _story(client: Any, log_dir: Path, inbox: Inbox | None) -> int:
         if outcome != day.expect:
             surprises += 1
             print(f"        !! expected {day.expect}, got {outcome} (log: {log_path})")
+        elif day.names and not any(r.startswith("FAIL") and day.names in r for r in reasons):
+            surprises += 1
+            print(f"        !! expected a FAIL reason naming {day.names} (log: {log_path})")
         if inbox is not None:
             inbox.print_new()
         print(flush=True)
