@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_churn:
         churn(args)
     print(load())
-    ones = [r for r in results if "one model, n_jobs=1" in r[0]]
+    ones = [r for r in results if r[0].endswith("one model, n_jobs=1")]
     worst = max(ones, key=lambda r: r[1])
     print(
         f"\nslowest one model (n_jobs=1): {worst[0]} {worst[1]:.1f} s wall = {worst[1] / GOAL_SECONDS:.2f} x the goal"

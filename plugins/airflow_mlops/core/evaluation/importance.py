@@ -10,7 +10,6 @@ feature far more than the champion did (`max_share_ratio`) is a note, the way a 
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +28,6 @@ if TYPE_CHECKING:
     from airflow_mlops.core.evaluation.models import Loaded
     from airflow_mlops.core.evaluation.panels import PanelInputs, PanelResult
 
-log = logging.getLogger(__name__)
-
 NAME = "importance"
 #: The challenger "leans" on its top feature when that feature holds at least this share of its positive
 #: importance AND at least `max_share_ratio` times the champion's share for it. 0.5: one feature carries as much
@@ -41,10 +38,10 @@ LEANING_MIN_SHARE = 0.5
 MOVED_NAMED = 3
 #: Metrics computed from class probabilities; the others from predicted classes (or regression predictions).
 PROBABILITY_METRICS = frozenset({"roc_auc", "log_loss"})
-#: Worker processes and native threads (OpenMP, BLAS) of `permutation_importance`: one of each. On 2 cores that a
-#: worker shares with other tasks, a second process or thread was slower or no faster, and histogram gradient
-#: boosting's OpenMP threads spin when the cores are busy (10x the CPU per prediction measured); one core per
-#: panel keeps the evaluation's cost steady (benchmarks/importance_cost.py).
+#: Worker processes and native threads (OpenMP, BLAS) of `permutation_importance`: one of each. On 2 shared cores
+#: (benchmarks/importance_cost.py, 10,000 rows x 50 features) a second process was no faster for the forests and 2x
+#: slower for the linear model, and gradient boosting's OpenMP threads spin when the cores are busy (1.9x the wall
+#: time, 3.5x under heavy load); one core per panel leaves the other to the worker's other tasks.
 N_JOBS = 1
 THREADS = 1
 
