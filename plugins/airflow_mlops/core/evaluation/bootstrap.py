@@ -126,18 +126,14 @@ def paired_bootstraps(
         raise EvaluationError(f"paired bootstrap: confidence must be in (0, 1), got {confidence}")
     kernels = []
     for metric in names:
-        challenger = _metric_kernel(metric, task, y, pred_challenger, labels, positive)
-        champion = _metric_kernel(metric, task, y, pred_champion, labels, positive)
+        challenger = metric_kernel(metric, task, y, pred_challenger, labels, positive)
+        champion = metric_kernel(metric, task, y, pred_champion, labels, positive)
         kernels.append((-1.0 if metric in LOWER_IS_BETTER else 1.0, challenger, champion))
 
     def gains(w: np.ndarray) -> np.ndarray:
         return np.array([sign * (challenger(w) - champion(w)) for sign, challenger, champion in kernels])
 
-    strata = None
-    if task != "regression":
-        classes = list(labels) if labels is not None else sorted(set(y.tolist()))
-        index = _label_index(y, classes)
-        strata = [rows_of for c in range(len(classes)) if len(rows_of := np.flatnonzero(index == c))]
+    strata = class_strata(y, task, labels)
     observed = gains(np.ones(rows))
     samples = multinomial_resamples(np.random.default_rng(seed), rows, n, gains, strata=strata).reshape(n, len(names))
     alpha = (1.0 - confidence) / 2.0
@@ -156,6 +152,18 @@ def paired_bootstraps(
             unusable=n - len(valid),
         )
     return out
+
+
+def class_strata(y: np.ndarray, task: str, labels: Sequence[Any] | None) -> list[np.ndarray] | None:
+    """The rows of each class (classification), in `labels` order: what the gate's bootstrap resamples within;
+    None for regression. With the same seed, `multinomial_resamples` on these strata draws the gate's resamples."""
+    import numpy as np
+
+    if task == "regression":
+        return None
+    classes = list(labels) if labels is not None else sorted(set(y.tolist()))
+    index = _label_index(y, classes)
+    return [rows_of for c in range(len(classes)) if len(rows_of := np.flatnonzero(index == c))]
 
 
 def multinomial_resamples(
@@ -192,7 +200,7 @@ def multinomial_resamples(
     return samples if samples is not None else np.empty(0)
 
 
-def _metric_kernel(
+def metric_kernel(
     metric: str, task: str, y: np.ndarray, pred: Any, labels: Sequence[Any] | None, positive: Any = None
 ) -> Callable[[np.ndarray], float]:
     """f(w) -> the metric with row weights w (counts of a resample; all ones: the test rows themselves),

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from airflow_mlops.core.evaluation.panels import PanelInputs
+    from airflow_mlops.core.evaluation.panel_types import PanelInputs
 
 #: ECE's bins: equal-mass (the same number of rows in each, by rank of the score).
 ECE_BINS = 10

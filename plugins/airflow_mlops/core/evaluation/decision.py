@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from airflow_mlops.core.config import PipelineConfig
     from airflow_mlops.core.evaluation.bootstrap import BootstrapResult
+    from airflow_mlops.core.evaluation.panel_types import PanelResult
     from airflow_mlops.core.rows import TestRows
 
 PROMOTE = "PROMOTE"
@@ -137,6 +138,7 @@ def decide(
     test_rows: TestRows | None = None,
     class_counts: ClassCounts | None = None,
     baseline: BaselineEvidence | None = None,
+    panels: Sequence[PanelResult] = (),
 ) -> Verdict:
     """The verdict from the numbers alone (no I/O): every check is stated, passing or failing.
 
@@ -147,7 +149,8 @@ def decide(
     many rows judged, how many excluded as the champion's, their days) and must hold at least
     ``evaluation.min_test_rows`` rows; `class_counts` at least ``evaluation.min_test_events`` of each
     class. `baseline`: the first champion's numbers (``evaluation.baseline_guard``; None: not checked,
-    which fails when the guard is on and there is a champion).
+    which fails when the guard is on and there is a champion). `panels`: their checks join the gate's (a
+    failed one rejects) and their notes are stated (core.evaluation.panels).
     """
     ev = config.evaluation
     primary = config.metrics.primary
@@ -200,6 +203,10 @@ def decide(
         checks.extend(_floor_check(metric, floor, challenger) for metric, floor in ev.floors.items())
     elif champion is None:
         notes.append("no floors are configured (evaluation.floors): nothing bars a first model")
+
+    for panel in panels:
+        notes.extend(panel.notes)
+        checks.extend(panel.checks)
 
     passed = all(ok for ok, _ in checks)
     if not passed:

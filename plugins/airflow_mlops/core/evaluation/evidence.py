@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops.core import reports, rows, tracking
 from airflow_mlops.core.evaluation import power
 from airflow_mlops.core.evaluation.page import evaluation_html
+from airflow_mlops.core.evaluation.panels import plot_panels
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: `decision.reasons` is cut to this many characters: well inside MLflow's tag limits on every backend.
 REASONS_TAG_LIMIT = 5000
+#: A panel's one-line summary as a version tag (`evaluation.slices`, ...) is cut to this many characters.
+PANEL_TAG_LIMIT = 250
 #: What an MLflow metric name cannot hold (a class label becomes part of one).
 _METRIC_UNSAFE = re.compile(r"[^\w.\- /]")
 
@@ -71,11 +74,17 @@ def write_artifacts(result: EvaluationResult, folder: str | Path) -> list[Path]:
                 margin=config.evaluation.margin,
             )
         )
+    written.extend(plot_panels(result.panels, out))
     images = [p.name for p in written]
+    for panel in result.panels:  # slices.json, fairness.json, robustness.json, importance.json
+        (out / f"{panel.name}.json").write_text(
+            json.dumps(reports.json_safe(panel.to_dict()), indent=2), encoding="utf-8"
+        )
     (out / "verdict.json").write_text(json.dumps(reports.json_safe(result.to_dict()), indent=2), encoding="utf-8")
     (out / "metrics.json").write_text(json.dumps(reports.json_safe(result.metric_table()), indent=2), encoding="utf-8")
     (out / "report.html").write_text(evaluation_html(result, images), encoding="utf-8")
-    files = [*written, out / "verdict.json", out / "metrics.json", out / "report.html"]
+    files = [*written, *(out / f"{panel.name}.json" for panel in result.panels)]
+    files += [out / "verdict.json", out / "metrics.json", out / "report.html"]
     if result.test_rows is not None:
         files.append(rows.write_record(result.test_rows.record(), out / rows.TEST_ROWS_ARTIFACT))
     return files
@@ -152,6 +161,9 @@ def log_evaluation(
     if result.test_rows is not None:
         version_tags["evaluation.test_rows"] = str(result.test_rows.n_rows)
         version_tags["evaluation.excluded_rows"] = str(result.test_rows.excluded)
+    for panel in result.panels:  # short form: the worst slice, the flip rate, the ranking's nDCG
+        if panel.summary:
+            version_tags[f"evaluation.{panel.name}"] = panel.summary[:PANEL_TAG_LIMIT]
     if verdict.needs_approval:  # the answer adds approval.decision / .by / .at / .comment (core.approval)
         version_tags["approval.required"] = "true"
         version_tags["approval.reasons"] = reasons_tag(verdict.approval_reasons)
@@ -202,6 +214,8 @@ def _run_metrics(result: EvaluationResult) -> dict[str, float]:
     if result.class_counts is not None:
         for label, count in result.class_counts.counts.items():
             metrics["test_rows.class." + _METRIC_UNSAFE.sub("_", str(label))] = count
+    for panel in result.panels:
+        metrics.update({f"{panel.name}.{_METRIC_UNSAFE.sub('_', key)}": value for key, value in panel.metrics.items()})
     baseline = result.baseline
     if baseline is not None and baseline.why is None and not baseline.is_champion:
         for name, value in baseline.metrics.items():

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from airflow_mlops.core.evaluation.panels import PanelInputs, PanelResult
+    from airflow_mlops.core.evaluation.panel_types import PanelInputs, PanelResult
 
 MISSING = "(missing)"
 RATIO = "selection_rate_ratio"
@@ -126,7 +126,7 @@ def run(inputs: PanelInputs) -> PanelResult | None:
     """The fairness panel; None when ``evaluation.fairness.groups`` is empty."""
     import numpy as np
 
-    from airflow_mlops.core.evaluation.panels import PanelResult
+    from airflow_mlops.core.evaluation.panel_types import PanelResult
 
     config = inputs.config
     fairness = config.evaluation.fairness

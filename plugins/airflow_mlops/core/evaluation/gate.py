@@ -21,6 +21,8 @@ from airflow_mlops.core.evaluation.decision import (
 )
 from airflow_mlops.core.evaluation.leakage import implausibly_perfect, leakage_suspects
 from airflow_mlops.core.evaluation.models import Loaded, align_classes, compare_signatures, load, score
+from airflow_mlops.core.evaluation.panel_types import PanelInputs, PanelResult
+from airflow_mlops.core.evaluation.panels import run_panels
 from airflow_mlops.core.training import LOWER_IS_BETTER
 
 if TYPE_CHECKING:
@@ -57,6 +59,7 @@ class EvaluationResult:
     )  # every metric's gain, same resamples
     class_counts: ClassCounts | None = None  # classification: clean test rows per class
     baseline: BaselineEvidence | None = None  # evaluation.baseline_guard: against the first champion
+    panels: list[PanelResult] = field(default_factory=list)  # slices, fairness, robustness, importance
 
     @property
     def n_rows(self) -> int:
@@ -134,6 +137,7 @@ class EvaluationResult:
             "leakage": list(self.leakage),
             "n_rows": self.n_rows,
             "test_rows": None if self.test_rows is None else self.test_rows.summary(),
+            "panels": {panel.name: panel.to_dict() for panel in self.panels},
         }
 
 
@@ -302,6 +306,19 @@ def judge(
             evidence = baseline_evidence(config, baseline, frame, ch_scores, ch_pred, labels, positive)
 
     leakage = leakage_suspects(frame, config) if implausibly_perfect(config, ch_metrics) else []
+    panels = run_panels(
+        PanelInputs(
+            config,
+            frame,
+            y,
+            labels,
+            positive,
+            challenger,
+            champion if cp_scores is not None else None,
+            ch_scores,
+            cp_scores,
+        )
+    )
     verdict = decide(
         config,
         ch_metrics,
@@ -315,6 +332,7 @@ def judge(
         test_rows=test_rows,
         class_counts=counts,
         baseline=evidence,
+        panels=panels,
     )
     _log_verdict(challenger.uri, champion, verdict)
     return EvaluationResult(
@@ -336,6 +354,7 @@ def judge(
         intervals=intervals,
         class_counts=counts,
         baseline=evidence,
+        panels=panels,
     )
 
 

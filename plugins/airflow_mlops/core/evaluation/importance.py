@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from airflow_mlops.core.config import PipelineConfig
     from airflow_mlops.core.evaluation.models import Loaded
-    from airflow_mlops.core.evaluation.panels import PanelInputs, PanelResult
+    from airflow_mlops.core.evaluation.panel_types import PanelInputs, PanelResult
 
 NAME = "importance"
 #: The challenger "leans" on its top feature when that feature holds at least this share of its positive
@@ -71,7 +71,7 @@ class Importance:
 
 def run(inputs: PanelInputs) -> PanelResult | None:
     """Both models' permutation importance and the comparison of their rankings; None when explain.importance is off."""
-    from airflow_mlops.core.evaluation.panels import PanelResult
+    from airflow_mlops.core.evaluation.panel_types import PanelResult
 
     config = inputs.config
     ex = config.evaluation.explain

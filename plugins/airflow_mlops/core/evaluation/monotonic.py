@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from airflow_mlops.core.evaluation.panels import PanelInputs, PanelResult
+    from airflow_mlops.core.evaluation.panel_types import PanelInputs, PanelResult
 
 #: Rows (the first of the panel's seeded sample) whose individual conditional expectation is traced per feature.
 MONOTONIC_ROWS = 300

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from airflow_mlops.core.evaluation.panels import PanelInputs, PanelResult
+    from airflow_mlops.core.evaluation.panel_types import PanelInputs, PanelResult
 
 __all__ = ["MONOTONIC_ROWS", "plot", "run"]
 
@@ -61,7 +61,7 @@ def run(inputs: PanelInputs) -> PanelResult | None:
 def _run(inputs: PanelInputs) -> PanelResult:
     import numpy as np
 
-    from airflow_mlops.core.evaluation.panels import PanelResult
+    from airflow_mlops.core.evaluation.panel_types import PanelResult
 
     config = inputs.config
     rb = config.evaluation.robustness

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from airflow_mlops.core.evaluation.panels import PanelResult
+    from airflow_mlops.core.evaluation.panel_types import PanelResult
 
 FILE = "robustness.png"
 COLOURS = {"challenger": "#1f618d", "champion": "#999999"}

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from airflow_mlops.core.config import PipelineConfig
-    from airflow_mlops.core.evaluation.panels import PanelInputs, PanelResult
+    from airflow_mlops.core.evaluation.panel_types import PanelInputs, PanelResult
 
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 MAX_LISTED = 10  # the insufficient-evidence note names at most this many slices (the table lists all)
@@ -78,7 +78,7 @@ def run(inputs: PanelInputs) -> PanelResult | None:
     """The slice panel (None when ``evaluation.slices`` names no columns and no crossings)."""
     import numpy as np
 
-    from airflow_mlops.core.evaluation.panels import PanelResult
+    from airflow_mlops.core.evaluation.panel_types import PanelResult
 
     config = inputs.config
     sc = config.evaluation.slices
