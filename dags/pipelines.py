@@ -16,6 +16,7 @@ load gets no DAGs and shows as an import error of dags/pipeline_errors.py; the o
 # a parser per file ([dag_processor] parsing_pre_import_modules); EmptyOperator: every mapped task's parse needs it.
 import airflow.providers.standard.operators.empty  # noqa: F401
 import airflow.sdk.bases.branch  # noqa: F401
+import airflow.sdk.bases.hook  # noqa: F401 - the amazon provider (s3 sources) loads it while DAGs parse
 import airflow.sdk.bases.operatorlink  # noqa: F401
 import airflow.sdk.bases.sensor  # noqa: F401
 
