@@ -419,7 +419,12 @@ def test_signature_change_rejects_naming_the_columns(mlflow_client, churn_frame,
     )
     features = [f for f in churn_config.raw["features"] if f["name"] != "region"]
     features.append({"name": "loyalty_points", "type": "numeric"})
-    changed = config_from(churn_config, features=features, candidates={"logistic_regression"})
+    changed = config_from(
+        churn_config,
+        features=features,
+        candidates={"logistic_regression"},
+        evaluation_overrides={"slices": {"columns": ["contract"]}},  # churn.yaml's region is gone
+    )
     challenger_uri, _, _ = train_and_register(mlflow_client, df, changed, "logistic_regression", tag="new")
     result = evaluation.evaluate(
         mlflow_client, changed, holdout, challenger_uri=challenger_uri, champion_uri=champion_uri

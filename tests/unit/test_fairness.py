@@ -191,8 +191,8 @@ def test_a_challenger_favouring_one_region_is_rejected_naming_the_column_and_the
 
 def test_the_gate_rejects_with_the_fairness_reason_in_the_verdict(models, test_rows):
     config = configured(
-        {"groups": ["region"]}, robustness={"enabled": False}, explain={"importance": False}
-    )  # fairness alone beside the gate's own checks
+        {"groups": ["region"]}, robustness={"enabled": False}, explain={"importance": False}, slices={}
+    )  # fairness alone beside the gate's own checks (churn.yaml slices on region and contract)
     gate_rows = rows.gate_rows(test_rows, config, champion=None, has_champion=False)
     result = evaluation.judge(config, gate_rows, models["favours_south"], models["fair"])
     assert result.verdict.decision == evaluation.REJECT
