@@ -675,6 +675,10 @@ def test_the_stale_data_check_compares_the_windows_only_when_both_are_known(snap
 # --------------------------------------------------------------------------- 7. the snapshot disk full
 
 
+def _no_space(fd):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
 def _disk_full_half_way(real_write_table):
     def write_table(table, where, **kwargs):
         buffer = io.BytesIO()
@@ -742,14 +746,13 @@ def test_a_killed_writers_leftover_is_removed_by_the_next_write_of_that_file(tmp
 def test_snapshot_on_a_full_disk_fails_naming_the_folder_and_leaves_no_partial_file(
     home, source, tmp_path, monkeypatch
 ):
-    import pyarrow.parquet as pq
     from airflow.sdk.exceptions import AirflowFailException
 
     from airflow_mlops.operators.data import DataSnapshotOperator
 
     config = write_config(tmp_path, "faults_disk", source, pipeline="faults_disk")
     folder = home / "snapshots" / "faults_disk"
-    monkeypatch.setattr(pq, "write_table", _disk_full_half_way(pq.write_table))
+    monkeypatch.setattr(os, "fsync", _no_space)  # the snapshot is encoded in memory; the disk fills as it is flushed
     op = DataSnapshotOperator(task_id="snapshot", config_path=config, window_end=AS_OF)
 
     with pytest.raises(OSError) as full:
