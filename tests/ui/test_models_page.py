@@ -206,6 +206,8 @@ def test_admin_rolls_back_in_the_browser_and_the_ledger_names_them(server, brows
     browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, "iframe[title='Models']"))
     row.find_element(By.LINK_TEXT, server.model).click()
     wait.until(ec.presence_of_element_located((By.ID, "rollback")))
+    # the evidence charts load lazily (below the fold since the panels' charts joined them): load them all now
+    browser.execute_script("document.querySelectorAll('img[loading=lazy]').forEach(i => { i.loading = 'eager'; })")
     wait.until(
         lambda d: d.execute_script(
             "return [...document.images].length >= 2 && [...document.images].every(i => i.complete && i.naturalWidth > 0)"
