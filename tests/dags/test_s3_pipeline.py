@@ -25,6 +25,9 @@ from conftest import ROOT, churn_stream, task_states
 sys.path.insert(0, str(ROOT / "tests"))
 from s3_server import S3Server  # noqa: E402
 
+#: End to end through dag.test() (minutes on 2 cores): `make soak`, which CI runs after the default suite.
+pytestmark = pytest.mark.slow
+
 LOGICAL = dt.datetime(2026, 1, 28, 2, 0, tzinfo=dt.UTC)
 BUCKET = "churn-data"
 SOURCE = f"s3://churn_s3@{BUCKET}/daily/"

@@ -20,6 +20,9 @@ import yaml
 from conftest import ROOT, churn_stream, task_states
 from postgres_db import Database, churn_days
 
+#: End to end through dag.test() (minutes on 2 cores): `make soak`, which CI runs after the default suite.
+pytestmark = pytest.mark.slow
+
 LOGICAL = dt.datetime(2026, 1, 28, 2, 0, tzinfo=dt.UTC)
 MODEL = "pgchurn_classifier"
 DAG_ID = "pgchurn_retrain"
